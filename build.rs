@@ -1,0 +1,51 @@
+//! Build script: embeds the shipped lexicons (`lexicons/**/*.toml`) in the
+//! binary, so `callguard serve` runs on built-in defaults from anywhere.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+fn main() {
+    let root = Path::new("lexicons");
+    println!("cargo:rerun-if-changed=lexicons");
+    let mut files = Vec::new();
+    collect(root, &mut files);
+    files.sort();
+    let mut out =
+        String::from("/// The shipped lexicon files: (path relative to `lexicons/`, contents).\n");
+    out.push_str("pub(crate) static EMBEDDED_LEXICONS: &[(&str, &str)] = &[\n");
+    for file in &files {
+        let relative = file
+            .strip_prefix(root)
+            .expect("below lexicons/")
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/");
+        let absolute = std::fs::canonicalize(file).expect("lexicon file readable");
+        writeln!(
+            out,
+            "    ({relative:?}, include_str!({:?})),",
+            absolute.display().to_string()
+        )
+        .expect("write to string");
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
+    out.push_str("];\n");
+    let dest = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR set by cargo"));
+    std::fs::write(dest.join("embedded_lexicons.rs"), out).expect("write embedded_lexicons.rs");
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            println!("cargo:rerun-if-changed={}", path.display());
+            collect(&path, out);
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            out.push(path);
+        }
+    }
+}

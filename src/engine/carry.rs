@@ -1,0 +1,57 @@
+//! Per-speaker carry-over between consecutive fragments.
+//!
+//! ASR engines cut utterances where they like (「ぶっ殺」|「すぞ」, "I will
+//! kill" | "you"). Rather than rescanning the end of the previous fragment,
+//! the engine keeps the automaton *state* reached at its end and goes on from
+//! there with the next fragment: a phrase split across the seam completes in
+//! the new fragment and is reported there, exactly once, and no byte is
+//! scanned twice. What the state cannot tell — the character before a match
+//! that began earlier (for word boundaries) and recent frames (a negation
+//! said just before the seam) — is kept in a small fixed-size tail, so a
+//! carry never allocates.
+
+use aho_corasick::automaton::StateID;
+
+use crate::lexicon::MAX_PATTERN_BYTES;
+
+/// Bytes of normalised text kept: enough to see the character before any
+/// pattern that ends in the next fragment.
+pub(super) const TAIL_BYTES: usize = MAX_PATTERN_BYTES + 8;
+/// Frames remembered across the seam.
+pub(super) const MAX_MARKS: usize = 4;
+
+/// A frame seen near the end of the previous fragment.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Mark {
+    pub frame: u32,
+    /// End of the frame, in bytes relative to the end of the previous
+    /// fragment's normalised text (≤ 0).
+    pub end: i32,
+}
+
+/// What one speaker's stream carries from one final fragment to the next.
+/// Interim fragments are scanned from the carry of the last final one and
+/// do not advance it.
+#[derive(Clone, Debug)]
+pub struct Carry {
+    pub(super) automaton: u32,
+    pub(super) state: StateID,
+    pub(super) tail: [u8; TAIL_BYTES],
+    pub(super) tail_len: u16,
+    pub(super) marks: [Mark; MAX_MARKS],
+    pub(super) marks_len: u8,
+    /// Did the previous fragment end in a Latin word character? Then a
+    /// separator is fed before the next one, so `kill` | `you` reads as
+    /// `kill you` while `ころ` | `すぞ` reads as `ころすぞ`.
+    pub(super) ends_with_word: bool,
+}
+
+impl Carry {
+    pub(super) fn tail(&self) -> &[u8] {
+        &self.tail[..self.tail_len as usize]
+    }
+
+    pub(super) fn marks(&self) -> &[Mark] {
+        &self.marks[..self.marks_len as usize]
+    }
+}

@@ -1,0 +1,661 @@
+//! The detection engine: a lexicon compiled into Aho-Corasick automata,
+//! shared read-only by every call (`Arc<Engine>`), turning one fragment of
+//! speech into term hits.
+//!
+//! Decisions:
+//! - **One DFA per language**, each holding that language's patterns plus the
+//!   `any` folder's; a fragment with no language uses one holding them all.
+//!   Scoping at compile time (rather than filtering hits) keeps Portuguese
+//!   "cu" out of English "customer" at no run-time cost, and keeps each DFA
+//!   small enough to stay in cache.
+//! - **Standard (overlapping) match semantics, stepped by hand.** Terms,
+//!   exclusions and frames share one automaton and may overlap ("ところす"
+//!   must be seen together with "ころす" to cancel it). Leftmost-longest would
+//!   hide one of them. Stepping the DFA ourselves (`Automaton::next_state`)
+//!   also lets the state carry over to the next fragment ([`Carry`]).
+//! - **Word boundaries are checked after the match**, not encoded in the
+//!   patterns: Latin patterns need a non-word character (or the fragment
+//!   edge) on both sides, CJK patterns match anywhere, and `standalone` CJK
+//!   terms need a non-CJK neighbour or a dropped separator.
+//! - Exclusions cancel a hit of their own term that they overlap; negation
+//!   and quotation frames downgrade it one severity level; target frames mark
+//!   it as aimed at the agent.
+
+mod carry;
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use aho_corasick::automaton::{Automaton, StateID};
+use aho_corasick::dfa::DFA;
+use aho_corasick::{Anchored, MatchKind};
+
+pub use carry::Carry;
+use carry::{Mark, MAX_MARKS, TAIL_BYTES};
+
+use crate::category::{Severity, Speaker};
+use crate::lexicon::{FrameKind, FramePosition, Lexicon, LexiconError, Term, ANY_LANGUAGE};
+use crate::text::{class_of, normalize, normalize_into, CharClass, Normalized};
+
+/// Index of a term in [`Engine::term`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TermId(pub u32);
+
+/// How the words around a hit change its reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// Said plainly.
+    Plain,
+    /// Inside a negation ("I'm not saying I'll...", 殺すなんて言ってない).
+    Negated,
+    /// Reported speech ("he told me he'd...", 〜って言われた).
+    Quoted,
+}
+
+/// One lexicon term found in a fragment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hit {
+    pub term: TermId,
+    /// Byte range of the words in the original fragment text. When the
+    /// phrase began in the previous fragment (`continued`), it starts at 0.
+    pub span: Range<usize>,
+    /// The phrase began in the speaker's previous fragment.
+    pub continued: bool,
+    /// The term's severity, downgraded one level when framed.
+    pub severity: Severity,
+    pub framing: Framing,
+    /// A second-person target (you, お前) is near: aimed at the agent.
+    pub targeted: bool,
+}
+
+/// The result of scanning one fragment.
+#[derive(Clone, Debug)]
+pub struct Scan {
+    pub hits: Vec<Hit>,
+    /// The state to continue from with this speaker's next fragment, if this
+    /// one is final.
+    pub carry: Carry,
+}
+
+/// Reusable buffers for scanning: one per thread or task, so the hot path
+/// does not allocate once they have grown.
+#[derive(Default)]
+pub struct Scratch {
+    normalized: Normalized,
+    raw: Vec<RawMatch>,
+    candidates: Vec<Candidate>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PatternKind {
+    Term,
+    Exclusion,
+    Frame,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct PatternInfo {
+    kind: PatternKind,
+    /// Term or frame index.
+    owner: u32,
+    /// The pattern starts / ends with a Latin word character: a word
+    /// boundary is required there.
+    word_left: bool,
+    word_right: bool,
+}
+
+struct LanguageAutomaton {
+    dfa: DFA,
+    /// Automaton pattern id → index in `Engine::patterns`.
+    patterns: Vec<u32>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct RawMatch {
+    pattern: u32,
+    /// Byte positions in the stream: 0 is the start of this fragment's
+    /// normalised text; negative positions lie in the previous fragment.
+    start: i64,
+    end: i64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Candidate {
+    term: u32,
+    start: i64,
+    end: i64,
+    framing: Framing,
+    targeted: bool,
+}
+
+/// A compiled lexicon set. Build once, share by `Arc`, scan from any thread.
+pub struct Engine {
+    lexicon: Lexicon,
+    patterns: Vec<PatternInfo>,
+    automata: Vec<LanguageAutomaton>,
+    by_language: HashMap<String, u32>,
+    /// Automaton for a language with no folder: the `any` terms only.
+    any_only: u32,
+    /// Automaton for fragments with no language: everything.
+    all: u32,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("version", &self.lexicon.version)
+            .field("terms", &self.lexicon.terms.len())
+            .field("patterns", &self.patterns.len())
+            .field("languages", &self.by_language.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Compiles a validated lexicon.
+    pub fn build(lexicon: Lexicon) -> Result<Engine, LexiconError> {
+        // Every pattern once, normalised, with what it belongs to.
+        let mut patterns = Vec::new();
+        let mut texts: Vec<String> = Vec::new();
+        let mut languages: Vec<Arc<str>> = Vec::new();
+        let mut add = |kind, owner: usize, language: &Arc<str>, text: &str| {
+            let folded = normalize(text).as_str().to_owned();
+            if folded.is_empty() {
+                return;
+            }
+            let is_word = |c: Option<char>| c.and_then(class_of) == Some(CharClass::Word);
+            patterns.push(PatternInfo {
+                kind,
+                owner: owner as u32,
+                word_left: is_word(folded.chars().next()),
+                word_right: is_word(folded.chars().next_back()),
+            });
+            texts.push(folded);
+            languages.push(language.clone());
+        };
+        for (i, term) in lexicon.terms.iter().enumerate() {
+            for p in &term.patterns {
+                add(PatternKind::Term, i, &term.language, &p.text);
+            }
+            for p in &term.exclude {
+                add(PatternKind::Exclusion, i, &term.language, &p.text);
+            }
+        }
+        for (i, frame) in lexicon.frames.iter().enumerate() {
+            for p in &frame.patterns {
+                add(PatternKind::Frame, i, &frame.language, &p.text);
+            }
+        }
+
+        let mut automata = Vec::new();
+        let mut build = |keep: &dyn Fn(&str) -> bool| -> Result<u32, LexiconError> {
+            let ids: Vec<u32> = (0..texts.len() as u32)
+                .filter(|&i| keep(&languages[i as usize]))
+                .collect();
+            let dfa = DFA::builder()
+                .match_kind(MatchKind::Standard)
+                .build(ids.iter().map(|&i| texts[i as usize].as_bytes()))
+                .map_err(|e| LexiconError::Automaton(e.to_string()))?;
+            automata.push(LanguageAutomaton { dfa, patterns: ids });
+            Ok(automata.len() as u32 - 1)
+        };
+        let mut by_language = HashMap::new();
+        for language in lexicon.languages() {
+            let index = build(&|l| l == language || l == ANY_LANGUAGE)?;
+            by_language.insert(language.to_owned(), index);
+        }
+        let any_only = build(&|l| l == ANY_LANGUAGE)?;
+        let all = build(&|_| true)?;
+        Ok(Engine {
+            lexicon,
+            patterns,
+            automata,
+            by_language,
+            any_only,
+            all,
+        })
+    }
+
+    /// The lexicon set this engine was compiled from.
+    pub fn lexicon(&self) -> &Lexicon {
+        &self.lexicon
+    }
+
+    /// The rule set's version, quoted in every alert.
+    pub fn version(&self) -> &str {
+        &self.lexicon.version
+    }
+
+    pub fn term(&self, id: TermId) -> &Term {
+        &self.lexicon.terms[id.0 as usize]
+    }
+
+    /// The automaton for a BCP-47 language tag: its primary subtag's folder
+    /// plus `any`; `any` alone for a language without a folder; everything
+    /// when the language is unknown.
+    fn automaton_for(&self, language: Option<&str>) -> u32 {
+        let Some(tag) = language.map(str::trim).filter(|t| !t.is_empty()) else {
+            return self.all;
+        };
+        let primary = tag.split(['-', '_']).next().unwrap_or(tag);
+        let key = primary.to_ascii_lowercase();
+        self.by_language.get(&key).copied().unwrap_or(self.any_only)
+    }
+
+    /// Scans one fragment spoken by `speaker`. `carry` is what the same
+    /// speaker's previous final fragment left (`None` at the start of a
+    /// call); the result's carry is to be kept only if this fragment is final.
+    pub fn scan(
+        &self,
+        text: &str,
+        language: Option<&str>,
+        speaker: Speaker,
+        carry: Option<&Carry>,
+        scratch: &mut Scratch,
+    ) -> Scan {
+        let automaton_index = self.automaton_for(language);
+        let automaton = &self.automata[automaton_index as usize];
+        let dfa = &automaton.dfa;
+        normalize_into(text, &mut scratch.normalized);
+        let norm = scratch.normalized.as_str().as_bytes();
+
+        // Continue from the previous fragment when it was scanned by the
+        // same automaton (a language switch mid-call starts afresh).
+        let carry = carry.filter(|c| c.automaton == automaton_index);
+        let start_state = || dfa.start_state(Anchored::No).expect("unanchored DFA");
+        let mut state = carry.map_or_else(start_state, |c| c.state);
+        let starts_with_word = first_class(norm) == Some(CharClass::Word);
+        let seam_space = carry.is_some_and(|c| c.ends_with_word) && starts_with_word;
+        let shift: i64 = i64::from(seam_space);
+        let stream = Stream {
+            tail: carry.map_or(&[][..], |c| c.tail()),
+            shift,
+            norm,
+        };
+
+        scratch.raw.clear();
+        if seam_space {
+            state = dfa.next_state(Anchored::No, state, b' ');
+            self.collect(automaton, state, 0, &mut scratch.raw);
+        }
+        for (i, &b) in norm.iter().enumerate() {
+            state = dfa.next_state(Anchored::No, state, b);
+            if dfa.is_special(state) {
+                self.collect(automaton, state, i as i64 + 1, &mut scratch.raw);
+            }
+        }
+
+        let hits = self.evaluate(
+            &stream,
+            carry,
+            speaker,
+            &scratch.normalized,
+            &scratch.raw,
+            &mut scratch.candidates,
+        );
+        let next = self.next_carry(automaton_index, state, &stream, carry, &scratch.raw);
+        Scan { hits, carry: next }
+    }
+
+    /// Indices of the frames found in `text` (for `lexicon check`).
+    pub fn frames_in(
+        &self,
+        text: &str,
+        language: Option<&str>,
+        scratch: &mut Scratch,
+    ) -> Vec<usize> {
+        let automaton = &self.automata[self.automaton_for(language) as usize];
+        let normalized = normalize(text);
+        let mut state = automaton
+            .dfa
+            .start_state(Anchored::No)
+            .expect("unanchored DFA");
+        scratch.raw.clear();
+        for (i, &b) in normalized.as_str().as_bytes().iter().enumerate() {
+            state = automaton.dfa.next_state(Anchored::No, state, b);
+            self.collect(automaton, state, i as i64 + 1, &mut scratch.raw);
+        }
+        let mut frames: Vec<usize> = scratch
+            .raw
+            .iter()
+            .map(|m| self.patterns[m.pattern as usize])
+            .filter(|p| p.kind == PatternKind::Frame)
+            .map(|p| p.owner as usize)
+            .collect();
+        frames.dedup();
+        frames
+    }
+
+    fn collect(
+        &self,
+        automaton: &LanguageAutomaton,
+        state: StateID,
+        end: i64,
+        raw: &mut Vec<RawMatch>,
+    ) {
+        let dfa = &automaton.dfa;
+        if !dfa.is_match(state) {
+            return;
+        }
+        for k in 0..dfa.match_len(state) {
+            let pid = dfa.match_pattern(state, k);
+            let len = dfa.pattern_len(pid) as i64;
+            raw.push(RawMatch {
+                pattern: automaton.patterns[pid.as_usize()],
+                start: end - len,
+                end,
+            });
+        }
+    }
+
+    /// Turns raw matches into hits: boundaries, speaker, exclusions, frames,
+    /// then one hit per term and place.
+    fn evaluate(
+        &self,
+        stream: &Stream,
+        carry: Option<&Carry>,
+        speaker: Speaker,
+        norm: &Normalized,
+        raw: &[RawMatch],
+        candidates: &mut Vec<Candidate>,
+    ) -> Vec<Hit> {
+        candidates.clear();
+        for m in raw {
+            let info = self.patterns[m.pattern as usize];
+            if info.kind != PatternKind::Term || m.end <= 0 {
+                continue;
+            }
+            let term = &self.lexicon.terms[info.owner as usize];
+            if term.speaker != speaker {
+                continue;
+            }
+            if info.word_left
+                && stream.char_before(m.start).and_then(class_of) == Some(CharClass::Word)
+            {
+                continue;
+            }
+            if info.word_right && stream.char_at(m.end).and_then(class_of) == Some(CharClass::Word)
+            {
+                continue;
+            }
+            if term.standalone && !self.standalone_ok(stream, norm, m) {
+                continue;
+            }
+            let excluded = raw.iter().any(|x| {
+                let xi = self.patterns[x.pattern as usize];
+                xi.kind == PatternKind::Exclusion
+                    && xi.owner == info.owner
+                    && x.start < m.end
+                    && m.start < x.end
+            });
+            if excluded {
+                continue;
+            }
+            let (framing, targeted) = self.framing(stream, carry, raw, m);
+            candidates.push(Candidate {
+                term: info.owner,
+                start: m.start,
+                end: m.end,
+                framing,
+                targeted,
+            });
+        }
+        if candidates.is_empty() {
+            return Vec::new();
+        }
+        // One hit per term and place: the longest of overlapping matches of
+        // the same term; a hit inside a longer hit of the same category
+        // (殺す inside ぶっ殺す) says nothing new.
+        candidates.sort_by_key(|c| (c.start, std::cmp::Reverse(c.end), c.term));
+        let mut kept: Vec<Candidate> = Vec::with_capacity(candidates.len());
+        for c in candidates.iter() {
+            let category = &self.lexicon.terms[c.term as usize].category;
+            let covered = kept.iter_mut().any(|k| {
+                let same_term = k.term == c.term && c.start < k.end;
+                let inside_same_category = c.start >= k.start
+                    && c.end <= k.end
+                    && self.lexicon.terms[k.term as usize].category == *category;
+                if same_term || inside_same_category {
+                    k.targeted |= c.targeted;
+                    true
+                } else {
+                    false
+                }
+            });
+            if !covered {
+                kept.push(*c);
+            }
+        }
+        kept.iter()
+            .map(|c| {
+                let term = &self.lexicon.terms[c.term as usize];
+                let start = c.start.max(0) as usize;
+                let end = c.end as usize;
+                let span = if start < end {
+                    norm.original_range(start, end)
+                } else {
+                    0..0
+                };
+                let severity = match c.framing {
+                    Framing::Plain => term.severity,
+                    Framing::Negated | Framing::Quoted => term.severity.downgraded(),
+                };
+                Hit {
+                    term: TermId(c.term),
+                    span,
+                    continued: c.start < 0,
+                    severity,
+                    framing: c.framing,
+                    targeted: c.targeted,
+                }
+            })
+            .collect()
+    }
+
+    fn standalone_ok(&self, stream: &Stream, norm: &Normalized, m: &RawMatch) -> bool {
+        let cjk = |c: Option<char>| c.and_then(class_of) == Some(CharClass::Cjk);
+        let left_ok = m.start <= 0
+            || !cjk(stream.char_before(m.start))
+            || norm.separator_before(m.start as usize);
+        let end = m.end as usize;
+        let right_ok =
+            end >= norm.as_str().len() || !cjk(stream.char_at(m.end)) || norm.separator_before(end);
+        left_ok && right_ok
+    }
+
+    /// Negation/quotation and target frames near a term match, in this
+    /// fragment or (for frames before it) just before the seam.
+    fn framing(
+        &self,
+        stream: &Stream,
+        carry: Option<&Carry>,
+        raw: &[RawMatch],
+        m: &RawMatch,
+    ) -> (Framing, bool) {
+        let mut framing = Framing::Plain;
+        let mut targeted = false;
+        let carried = carry.into_iter().flat_map(|c| c.marks()).map(|mark| {
+            let end = i64::from(mark.end) - stream.shift;
+            (mark.frame, None, end)
+        });
+        let here = raw.iter().filter_map(|x| {
+            let xi = self.patterns[x.pattern as usize];
+            (xi.kind == PatternKind::Frame).then_some((xi.owner, Some(x.start), x.end))
+        });
+        for (frame_index, start, end) in here.chain(carried) {
+            let frame = &self.lexicon.frames[frame_index as usize];
+            let before = end <= m.end
+                && start.is_none_or(|s| s <= m.start)
+                && stream.chars_between(end, m.start) <= frame.window;
+            let after = start
+                .is_some_and(|s| s >= m.start && stream.chars_between(m.end, s) <= frame.window);
+            let applies = match frame.position {
+                FramePosition::Before => before,
+                FramePosition::After => after,
+                FramePosition::Around => before || after,
+            };
+            if !applies {
+                continue;
+            }
+            match frame.kind {
+                FrameKind::Negation => framing = Framing::Negated,
+                FrameKind::Quotation if framing == Framing::Plain => framing = Framing::Quoted,
+                FrameKind::Quotation => {}
+                FrameKind::Target => targeted = true,
+            }
+        }
+        (framing, targeted)
+    }
+
+    fn next_carry(
+        &self,
+        automaton: u32,
+        state: StateID,
+        stream: &Stream,
+        previous: Option<&Carry>,
+        raw: &[RawMatch],
+    ) -> Carry {
+        let norm = stream.norm;
+        let mut tail = [0u8; TAIL_BYTES];
+        // The last TAIL_BYTES of (previous tail, seam space, this text),
+        // composed on the stack: a carry never allocates.
+        let tail_len = if norm.len() >= TAIL_BYTES {
+            tail.copy_from_slice(&norm[norm.len() - TAIL_BYTES..]);
+            TAIL_BYTES
+        } else {
+            let mut joined = [0u8; 2 * TAIL_BYTES + 1];
+            let mut n = stream.tail.len();
+            joined[..n].copy_from_slice(stream.tail);
+            if stream.shift == 1 {
+                joined[n] = b' ';
+                n += 1;
+            }
+            joined[n..n + norm.len()].copy_from_slice(norm);
+            n += norm.len();
+            let from = n.saturating_sub(TAIL_BYTES);
+            tail[..n - from].copy_from_slice(&joined[from..n]);
+            n - from
+        };
+        let norm_len = norm.len() as i64;
+        let mut marks = [Mark::default(); MAX_MARKS];
+        let mut marks_len = 0;
+        let reach = TAIL_BYTES as i64;
+        let carried = previous
+            .into_iter()
+            .flat_map(|c| c.marks())
+            .map(|mark| (mark.frame, i64::from(mark.end) - stream.shift));
+        let here = raw.iter().filter_map(|x| {
+            let xi = self.patterns[x.pattern as usize];
+            let frame = self.lexicon.frames.get(xi.owner as usize)?;
+            (xi.kind == PatternKind::Frame && frame.position != FramePosition::After)
+                .then_some((xi.owner, x.end))
+        });
+        // Newest last: keep the most recent MAX_MARKS within reach.
+        let all: Vec<(u32, i64)> = carried
+            .chain(here)
+            .filter(|&(_, end)| norm_len - end <= reach)
+            .collect();
+        for &(frame, end) in all.iter().rev().take(MAX_MARKS) {
+            marks[marks_len] = Mark {
+                frame,
+                end: (end - norm_len) as i32,
+            };
+            marks_len += 1;
+        }
+        let ends_with_word = match last_class(norm) {
+            Some(class) => class == CharClass::Word,
+            None => previous.is_some_and(|c| c.ends_with_word),
+        };
+        Carry {
+            automaton,
+            state,
+            tail,
+            tail_len: tail_len as u16,
+            marks,
+            marks_len: marks_len as u8,
+            ends_with_word,
+        }
+    }
+}
+
+/// The bytes a scan sees: the previous fragment's tail, an optional seam
+/// space, and this fragment's normalised text starting at position 0.
+struct Stream<'a> {
+    tail: &'a [u8],
+    shift: i64,
+    norm: &'a [u8],
+}
+
+impl Stream<'_> {
+    fn byte(&self, pos: i64) -> Option<u8> {
+        if pos >= 0 {
+            return self.norm.get(pos as usize).copied();
+        }
+        if self.shift == 1 && pos == -1 {
+            return Some(b' ');
+        }
+        let from_end = -(pos + self.shift); // 1 = last tail byte
+        let len = self.tail.len() as i64;
+        (from_end <= len).then(|| self.tail[(len - from_end) as usize])
+    }
+
+    /// The character that ends right before `pos`.
+    fn char_before(&self, pos: i64) -> Option<char> {
+        let mut start = pos - 1;
+        let mut buf = [0u8; 4];
+        let mut n = 0;
+        loop {
+            let b = self.byte(start)?;
+            n += 1;
+            if n > 4 {
+                return None;
+            }
+            if b & 0xC0 != 0x80 {
+                for (k, slot) in buf.iter_mut().take(n).enumerate() {
+                    *slot = self.byte(start + k as i64)?;
+                }
+                return std::str::from_utf8(&buf[..n]).ok()?.chars().next();
+            }
+            start -= 1;
+        }
+    }
+
+    /// The character that starts at `pos` (positions ≥ 0 only).
+    fn char_at(&self, pos: i64) -> Option<char> {
+        let rest = self.norm.get(pos as usize..)?;
+        let len = match *rest.first()? {
+            b if b < 0x80 => 1,
+            b if b >= 0xF0 => 4,
+            b if b >= 0xE0 => 3,
+            _ => 2,
+        };
+        std::str::from_utf8(rest.get(..len)?).ok()?.chars().next()
+    }
+
+    /// Characters between two stream positions (0 if `to <= from`).
+    fn chars_between(&self, from: i64, to: i64) -> usize {
+        (from..to)
+            .filter(|&p| self.byte(p).is_none_or(|b| b & 0xC0 != 0x80))
+            .count()
+    }
+}
+
+fn first_class(norm: &[u8]) -> Option<CharClass> {
+    std::str::from_utf8(norm)
+        .ok()?
+        .chars()
+        .next()
+        .and_then(class_of)
+}
+
+fn last_class(norm: &[u8]) -> Option<CharClass> {
+    std::str::from_utf8(norm)
+        .ok()?
+        .chars()
+        .next_back()
+        .and_then(class_of)
+}
+
+#[cfg(test)]
+mod tests;

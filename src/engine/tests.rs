@@ -1,0 +1,387 @@
+//! Engine behaviour on a small lexicon written for these tests.
+
+use super::*;
+use crate::lexicon::Source;
+
+const LEXICON: &[(&str, &str)] = &[
+    ("lexicon.toml", "version = \"test.1\"\n"),
+    (
+        "ja/violence.toml",
+        r#"
+category = "violence"
+[[term]]
+id = "korosu"
+patterns = ["殺すぞ", "ころすぞ", "ぶっ殺す", "殺してやる"]
+exclude = ["ところすぐ"]
+[[term]]
+id = "korosu_short"
+patterns = ["ころす"]
+exclude = ["ところす"]
+"#,
+    ),
+    (
+        "ja/verbal_abuse.toml",
+        r#"
+category = "verbal_abuse"
+[[term]]
+id = "baka"
+patterns = ["ばか", "馬鹿"]
+exclude = ["ばかり", "ばかにならない", "馬鹿にならない"]
+[[term]]
+id = "kasu"
+patterns = ["かす"]
+standalone = true
+[[term]]
+id = "gomi"
+patterns = ["ゴミ"]
+needs_target = true
+exclude = ["ゴミ出し"]
+"#,
+    ),
+    (
+        "ja/context.toml",
+        r#"
+[[frame]]
+id = "nante"
+kind = "negation"
+position = "after"
+patterns = ["なんて言ってない"]
+[[frame]]
+id = "iwareta"
+kind = "quotation"
+position = "after"
+patterns = ["って言われた"]
+[[frame]]
+id = "omae"
+kind = "target"
+position = "around"
+window = 6
+patterns = ["お前", "てめえ"]
+"#,
+    ),
+    (
+        "en/violence.toml",
+        r#"
+category = "violence"
+[[term]]
+id = "kill_you"
+patterns = ["kill you", "I'll kill you"]
+exclude = ["kill you later"]
+[[term]]
+id = "kill"
+patterns = ["kill"]
+severity = "warning"
+"#,
+    ),
+    (
+        "en/verbal_abuse.toml",
+        r#"
+category = "verbal_abuse"
+[[term]]
+id = "ass"
+patterns = ["ass"]
+[[term]]
+id = "masked_you"
+patterns = ["*** you"]
+"#,
+    ),
+    (
+        "en/agent.toml",
+        r#"
+speaker = "agent"
+category = "agent_refusal"
+[[term]]
+id = "unable"
+patterns = ["I'm unable to do that"]
+"#,
+    ),
+    (
+        "en/context.toml",
+        r#"
+[[frame]]
+id = "not_saying"
+kind = "negation"
+position = "before"
+window = 16
+patterns = ["I'm not saying"]
+"#,
+    ),
+    (
+        "pt/verbal_abuse.toml",
+        "category = \"verbal_abuse\"\n[[term]]\nid = \"cu\"\npatterns = [\"cu\", \"customer service sucks\"]\n",
+    ),
+];
+
+fn engine() -> Engine {
+    let sources = LEXICON
+        .iter()
+        .map(|(p, t)| Source {
+            path: (*p).into(),
+            text: (*t).into(),
+        })
+        .collect();
+    Engine::build(Lexicon::from_sources(sources).expect("test lexicon valid")).expect("compiles")
+}
+
+fn ids(engine: &Engine, text: &str, lang: Option<&str>) -> Vec<String> {
+    let mut scratch = Scratch::default();
+    engine
+        .scan(text, lang, Speaker::Customer, None, &mut scratch)
+        .hits
+        .iter()
+        .map(|h| engine.term(h.term).id.clone())
+        .collect()
+}
+
+#[test]
+fn table_of_hits_and_non_hits() {
+    let e = engine();
+    let cases: &[(&str, &str, Option<&str>, &[&str])] = &[
+        ("ja_plain", "お前ころすぞ", Some("ja"), &["korosu"]),
+        ("ja_halfwidth", "ｺﾛｽｿﾞ", Some("ja"), &["korosu"]),
+        ("ja_spaced_asr", "殺 す ぞ", Some("ja"), &["korosu"]),
+        ("ja_longest_only", "ぶっ殺す", Some("ja"), &["korosu"]),
+        (
+            "ja_trap_tokoro",
+            "お忙しいところすみません",
+            Some("ja"),
+            &[],
+        ),
+        ("ja_trap_bakari", "そればかりか", Some("ja"), &[]),
+        ("ja_trap_bakani", "手数料が馬鹿にならない", Some("ja"), &[]),
+        ("ja_standalone_trap", "ごまかすな", Some("ja"), &[]),
+        ("ja_standalone_ok", "かす", Some("ja"), &["kasu"]),
+        (
+            "ja_standalone_after_pause",
+            "お前、かす！",
+            Some("ja"),
+            &["kasu"],
+        ),
+        ("ja_gomi_exclusion", "ゴミ出しの日", Some("ja"), &[]),
+        ("en_word_boundary", "what a great skill", Some("en"), &[]),
+        ("en_assistant", "my assistant will call", Some("en"), &[]),
+        ("en_hit", "I'll kill you", Some("en-US"), &["kill_you"]),
+        (
+            "en_exclusion",
+            "I'll kill you later in the game",
+            Some("en"),
+            &["kill"],
+        ),
+        ("en_masked", "*** you", Some("en"), &["masked_you"]),
+        ("en_masked_long", "**** you", Some("en"), &["masked_you"]),
+        (
+            "lang_scope_pt_in_en",
+            "customer service is slow",
+            Some("en"),
+            &[],
+        ),
+        (
+            "lang_scope_pt_own",
+            "customer service sucks",
+            Some("pt"),
+            &["cu"],
+        ),
+        ("lang_unknown_uses_all", "お前ころすぞ", None, &["korosu"]),
+        ("lang_without_folder", "お前ころすぞ", Some("fr"), &[]),
+    ];
+    for (name, text, lang, want) in cases {
+        assert_eq!(ids(&e, text, *lang), *want, "case {name}: {text:?}");
+    }
+}
+
+#[test]
+fn evidence_points_at_original_words() {
+    let e = engine();
+    let text = "いいか、ｺﾛｽｿﾞ！";
+    let mut scratch = Scratch::default();
+    let scan = e.scan(text, Some("ja"), Speaker::Customer, None, &mut scratch);
+    assert_eq!(&text[scan.hits[0].span.clone()], "ｺﾛｽｿﾞ");
+}
+
+#[test]
+fn negation_and_quotation_downgrade_but_keep() {
+    let e = engine();
+    let mut scratch = Scratch::default();
+    let scan = e.scan(
+        "殺すぞなんて言ってない",
+        Some("ja"),
+        Speaker::Customer,
+        None,
+        &mut scratch,
+    );
+    assert_eq!(scan.hits.len(), 1);
+    assert_eq!(scan.hits[0].framing, Framing::Negated);
+    assert_eq!(scan.hits[0].severity, Severity::Warning);
+    let scan = e.scan(
+        "前の人に殺すぞって言われた",
+        Some("ja"),
+        Speaker::Customer,
+        None,
+        &mut scratch,
+    );
+    assert_eq!(scan.hits[0].framing, Framing::Quoted);
+    let scan = e.scan(
+        "I'm not saying I'll kill you",
+        Some("en"),
+        Speaker::Customer,
+        None,
+        &mut scratch,
+    );
+    assert_eq!(scan.hits[0].framing, Framing::Negated);
+    assert_eq!(scan.hits[0].severity, Severity::Warning);
+}
+
+#[test]
+fn target_frame_marks_insults_at_the_agent() {
+    let e = engine();
+    let mut scratch = Scratch::default();
+    let scan = e.scan(
+        "この商品ゴミだな",
+        Some("ja"),
+        Speaker::Customer,
+        None,
+        &mut scratch,
+    );
+    assert!(!scan.hits[0].targeted);
+    let scan = e.scan(
+        "お前ゴミだな",
+        Some("ja"),
+        Speaker::Customer,
+        None,
+        &mut scratch,
+    );
+    assert!(scan.hits[0].targeted);
+}
+
+#[test]
+fn agent_speech_only_matches_agent_markers() {
+    let e = engine();
+    let mut scratch = Scratch::default();
+    let scan = e.scan(
+        "I'm unable to do that, I won't kill you",
+        Some("en"),
+        Speaker::Agent,
+        None,
+        &mut scratch,
+    );
+    let found: Vec<_> = scan
+        .hits
+        .iter()
+        .map(|h| e.term(h.term).id.as_str())
+        .collect();
+    assert_eq!(found, ["unable"]);
+    let scan = e.scan(
+        "I'm unable to do that",
+        Some("en"),
+        Speaker::Customer,
+        None,
+        &mut scratch,
+    );
+    assert!(scan.hits.is_empty());
+}
+
+#[test]
+fn phrase_split_across_fragments_is_found_once() {
+    let e = engine();
+    let mut scratch = Scratch::default();
+    let first = e.scan(
+        "ふざけるな、ぶっ殺",
+        Some("ja"),
+        Speaker::Customer,
+        None,
+        &mut scratch,
+    );
+    assert!(first.hits.is_empty());
+    let second = e.scan(
+        "す、わかったか",
+        Some("ja"),
+        Speaker::Customer,
+        Some(&first.carry),
+        &mut scratch,
+    );
+    assert_eq!(second.hits.len(), 1, "{:?}", second.hits);
+    assert!(second.hits[0].continued);
+    assert_eq!(e.term(second.hits[0].term).id, "korosu");
+    let third = e.scan(
+        "もう一度言う",
+        Some("ja"),
+        Speaker::Customer,
+        Some(&second.carry),
+        &mut scratch,
+    );
+    assert!(third.hits.is_empty(), "reported twice: {:?}", third.hits);
+
+    let first = e.scan(
+        "I will kill",
+        Some("en"),
+        Speaker::Customer,
+        None,
+        &mut scratch,
+    );
+    assert_eq!(ids(&e, "I will kill", Some("en")), ["kill"]);
+    let second = e.scan(
+        "you",
+        Some("en"),
+        Speaker::Customer,
+        Some(&first.carry),
+        &mut scratch,
+    );
+    let found: Vec<_> = second
+        .hits
+        .iter()
+        .map(|h| e.term(h.term).id.as_str())
+        .collect();
+    assert_eq!(found, ["kill_you"]);
+    // A word that only looks joined across the seam is not a word: "ass" | "istant".
+    let first = e.scan("my", Some("en"), Speaker::Customer, None, &mut scratch);
+    let second = e.scan(
+        "assistant",
+        Some("en"),
+        Speaker::Customer,
+        Some(&first.carry),
+        &mut scratch,
+    );
+    assert!(second.hits.is_empty());
+}
+
+#[test]
+fn exclusion_across_the_seam_still_cancels() {
+    let e = engine();
+    let mut scratch = Scratch::default();
+    let first = e.scan(
+        "お忙しいところ",
+        Some("ja"),
+        Speaker::Customer,
+        None,
+        &mut scratch,
+    );
+    let second = e.scan(
+        "すみません",
+        Some("ja"),
+        Speaker::Customer,
+        Some(&first.carry),
+        &mut scratch,
+    );
+    assert!(second.hits.is_empty(), "{:?}", second.hits);
+}
+
+#[test]
+fn negation_just_before_the_seam_applies() {
+    let e = engine();
+    let mut scratch = Scratch::default();
+    let first = e.scan(
+        "I'm not saying",
+        Some("en"),
+        Speaker::Customer,
+        None,
+        &mut scratch,
+    );
+    let second = e.scan(
+        "I'll kill you",
+        Some("en"),
+        Speaker::Customer,
+        Some(&first.carry),
+        &mut scratch,
+    );
+    assert_eq!(second.hits[0].framing, Framing::Negated);
+}

@@ -1,0 +1,456 @@
+//! Lexicons: the policy owner's word lists, loaded from TOML and validated
+//! before anything is compiled from them.
+//!
+//! A lexicon set is a folder (`lexicons/` in the repository, embedded in the
+//! binary as the default) with a `lexicon.toml` manifest and one folder per
+//! language. Loading checks everything that can be checked without matching
+//! (unknown category, duplicate id or pattern, a pattern that normalises to
+//! nothing, a term swallowed by its own exclusion, bad TOML) and reports all
+//! problems at once with file and line; [`check`] then compiles the engine and
+//! runs the examples the entries carry. An invalid set never becomes an
+//! [`crate::engine::Engine`], so a reload can never swap a broken one in.
+
+mod check;
+mod error;
+mod file;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use check::{check, CheckReport};
+pub use error::{Diagnostic, LexiconError, Origin};
+
+use crate::category::{self, CategoryKind, Severity, Speaker};
+use crate::text::normalize;
+
+/// Longest pattern, in bytes after normalisation. Bounds the carry-over
+/// between fragments and keeps patterns phrase-sized.
+pub const MAX_PATTERN_BYTES: usize = 120;
+
+/// One lexicon file's text and the name it is reported under.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// Path relative to the lexicon folder, with `/` separators (`ja/violence.toml`).
+    pub path: String,
+    pub text: String,
+}
+
+/// A pattern, exclusion or example with where it was written.
+#[derive(Clone, Debug)]
+pub struct Located {
+    pub text: String,
+    pub origin: Origin,
+}
+
+/// A lexicon term: one meaning, several spellings.
+#[derive(Clone, Debug)]
+pub struct Term {
+    /// Language folder (`ja`, `en`, ... or `any`).
+    pub language: Arc<str>,
+    pub id: String,
+    /// `language/category/id`: what alerts quote as `rule`.
+    pub rule: Arc<str>,
+    pub category: Arc<str>,
+    pub kind: CategoryKind,
+    pub severity: Severity,
+    pub speaker: Speaker,
+    pub group: Option<Arc<str>>,
+    pub patterns: Vec<Located>,
+    pub exclude: Vec<Located>,
+    pub standalone: bool,
+    pub needs_target: bool,
+    pub must_match: Vec<Located>,
+    pub must_not_match: Vec<Located>,
+    pub origin: Origin,
+}
+
+/// How a frame changes the hits near it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameKind {
+    /// "I'm not saying...", 殺すなんて言ってない: downgrade one level.
+    Negation,
+    /// "he told me...", 〜って言われた: downgrade one level.
+    Quotation,
+    /// A second-person target (you, お前): the insult is aimed at the agent.
+    Target,
+}
+
+/// Where a frame must stand relative to the hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FramePosition {
+    Before,
+    After,
+    Around,
+}
+
+/// Context that changes how nearby hits are read.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    pub language: Arc<str>,
+    pub id: String,
+    pub kind: FrameKind,
+    pub position: FramePosition,
+    /// Normalised characters allowed between frame and hit.
+    pub window: usize,
+    pub patterns: Vec<Located>,
+    pub must_match: Vec<Located>,
+    pub origin: Origin,
+}
+
+/// A validated lexicon set.
+#[derive(Clone, Debug)]
+pub struct Lexicon {
+    pub version: Arc<str>,
+    pub terms: Vec<Term>,
+    pub frames: Vec<Frame>,
+    /// Categories added by the manifest, with their default severity.
+    pub extra_categories: Vec<String>,
+}
+
+include!(concat!(env!("OUT_DIR"), "/embedded_lexicons.rs"));
+
+impl Lexicon {
+    /// The lexicons shipped in the repository, embedded at build time.
+    pub fn embedded() -> Result<Lexicon, LexiconError> {
+        let sources = EMBEDDED_LEXICONS
+            .iter()
+            .map(|(path, text)| Source {
+                path: (*path).to_owned(),
+                text: (*text).to_owned(),
+            })
+            .collect();
+        Lexicon::from_sources(sources)
+    }
+
+    /// Reads every `*.toml` below `dir` (the manifest and language folders).
+    pub fn load_dir(dir: &Path) -> Result<Lexicon, LexiconError> {
+        let mut sources = Vec::new();
+        collect_sources(dir, dir, &mut sources)?;
+        if !sources.iter().any(|s| s.path == "lexicon.toml") {
+            return Err(LexiconError::MissingManifest(dir.display().to_string()));
+        }
+        sources.sort_by(|a, b| a.path.cmp(&b.path));
+        Lexicon::from_sources(sources)
+    }
+
+    /// Parses and validates a lexicon set from its files.
+    pub fn from_sources(sources: Vec<Source>) -> Result<Lexicon, LexiconError> {
+        let mut diagnostics = Vec::new();
+        let manifest = sources.iter().find(|s| s.path == "lexicon.toml");
+        let (version, extra_categories) = match manifest {
+            Some(source) => match file::parse_manifest(source) {
+                Ok(m) => (m.version, m.extra_categories),
+                Err(d) => {
+                    diagnostics.push(d);
+                    (String::new(), Vec::new())
+                }
+            },
+            None => (String::new(), Vec::new()),
+        };
+        let mut lexicon = Lexicon {
+            version: version.into(),
+            terms: Vec::new(),
+            frames: Vec::new(),
+            extra_categories,
+        };
+        for source in &sources {
+            let Some((language, _)) = source.path.split_once('/') else {
+                continue; // the manifest, README, policy: not term files
+            };
+            if !source.path.ends_with(".toml") {
+                continue;
+            }
+            let origin = Origin {
+                file: source.path.clone().into(),
+                line: 1,
+            };
+            if !valid_language(language) {
+                diagnostics.push(Diagnostic {
+                    origin,
+                    message: format!(
+                        "folder {language:?} is not a language code (two or three lower-case letters, or \"any\")"
+                    ),
+                });
+                continue;
+            }
+            match file::parse_terms(source, language, &lexicon.extra_categories) {
+                Ok(mut parsed) => {
+                    lexicon.terms.append(&mut parsed.terms);
+                    lexicon.frames.append(&mut parsed.frames);
+                    diagnostics.append(&mut parsed.problems);
+                }
+                Err(d) => diagnostics.push(d),
+            }
+        }
+        diagnostics.extend(lexicon.cross_check());
+        if diagnostics.is_empty() {
+            Ok(lexicon)
+        } else {
+            Err(LexiconError::Invalid(diagnostics))
+        }
+    }
+
+    /// Checks that need all files: duplicates and exclusions.
+    fn cross_check(&self) -> Vec<Diagnostic> {
+        let mut problems = Vec::new();
+        let mut ids: HashMap<(&str, &str), &Origin> = HashMap::new();
+        let mut patterns: HashMap<(&str, String), (&str, &Origin)> = HashMap::new();
+        for term in &self.terms {
+            if let Some(first) = ids.insert((&term.language, &term.id), &term.origin) {
+                problems.push(Diagnostic {
+                    origin: term.origin.clone(),
+                    message: format!(
+                        "duplicate term id {:?} in language {} (first at {first})",
+                        term.id, term.language
+                    ),
+                });
+            }
+            for pattern in &term.patterns {
+                let folded = normalize(&pattern.text).as_str().to_owned();
+                if folded.is_empty() {
+                    problems.push(Diagnostic {
+                        origin: pattern.origin.clone(),
+                        message: format!(
+                            "pattern {:?} of term {:?} normalises to nothing",
+                            pattern.text, term.id
+                        ),
+                    });
+                    continue;
+                }
+                if folded.len() > MAX_PATTERN_BYTES {
+                    problems.push(Diagnostic {
+                        origin: pattern.origin.clone(),
+                        message: format!(
+                            "pattern {:?} is longer than {MAX_PATTERN_BYTES} bytes after normalisation: split it into shorter phrases",
+                            pattern.text
+                        ),
+                    });
+                }
+                for exclusion in &term.exclude {
+                    let excluded = normalize(&exclusion.text);
+                    if !excluded.is_empty() && folded.contains(excluded.as_str()) {
+                        problems.push(Diagnostic {
+                            origin: exclusion.origin.clone(),
+                            message: format!(
+                                "exclusion {:?} swallows pattern {:?} of term {:?}: every hit would be cancelled",
+                                exclusion.text, pattern.text, term.id
+                            ),
+                        });
+                    }
+                }
+                match patterns.entry((&term.language, folded)) {
+                    std::collections::hash_map::Entry::Occupied(first) => {
+                        let (first_id, first_origin) = first.get();
+                        problems.push(Diagnostic {
+                            origin: pattern.origin.clone(),
+                            message: format!(
+                                "duplicate pattern {:?} (term {:?}; same after normalisation as a pattern of term {first_id:?} at {first_origin})",
+                                pattern.text, term.id
+                            ),
+                        });
+                    }
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert((&term.id, &pattern.origin));
+                    }
+                }
+            }
+            for exclusion in &term.exclude {
+                if normalize(&exclusion.text).is_empty() {
+                    problems.push(Diagnostic {
+                        origin: exclusion.origin.clone(),
+                        message: format!("exclusion {:?} normalises to nothing", exclusion.text),
+                    });
+                }
+            }
+        }
+        let mut frame_ids: HashMap<(&str, &str), &Origin> = HashMap::new();
+        for frame in &self.frames {
+            if let Some(first) = frame_ids.insert((&frame.language, &frame.id), &frame.origin) {
+                problems.push(Diagnostic {
+                    origin: frame.origin.clone(),
+                    message: format!(
+                        "duplicate frame id {:?} in language {} (first at {first})",
+                        frame.id, frame.language
+                    ),
+                });
+            }
+            for pattern in &frame.patterns {
+                if normalize(&pattern.text).is_empty() {
+                    problems.push(Diagnostic {
+                        origin: pattern.origin.clone(),
+                        message: format!(
+                            "pattern {:?} of frame {:?} normalises to nothing",
+                            pattern.text, frame.id
+                        ),
+                    });
+                }
+            }
+        }
+        problems
+    }
+
+    /// The languages that have a folder, sorted (`any` excluded).
+    pub fn languages(&self) -> Vec<&str> {
+        let mut langs: Vec<&str> = self
+            .terms
+            .iter()
+            .map(|t| &*t.language)
+            .chain(self.frames.iter().map(|f| &*f.language))
+            .filter(|l| *l != ANY_LANGUAGE)
+            .collect();
+        langs.sort_unstable();
+        langs.dedup();
+        langs
+    }
+
+    /// Kind, default severity and speaker of a category id known to this set.
+    pub fn category(&self, id: &str) -> Option<(CategoryKind, Severity, Speaker)> {
+        category::builtin(id).or_else(|| {
+            self.extra_categories.iter().any(|c| c == id).then_some((
+                CategoryKind::Harassment,
+                Severity::Warning,
+                Speaker::Customer,
+            ))
+        })
+    }
+}
+
+/// The folder of terms matched whatever the fragment's language.
+pub const ANY_LANGUAGE: &str = "any";
+
+fn valid_language(lang: &str) -> bool {
+    lang == ANY_LANGUAGE
+        || ((2..=3).contains(&lang.len()) && lang.bytes().all(|b| b.is_ascii_lowercase()))
+}
+
+fn collect_sources(root: &Path, dir: &Path, out: &mut Vec<Source>) -> Result<(), LexiconError> {
+    let io = |path: &Path, source| LexiconError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io(dir, e))?;
+        let path = entry.path();
+        if path.is_dir() {
+            collect_sources(root, &path, out)?;
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+            let relative = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            out.push(Source {
+                path: relative,
+                text,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources(files: &[(&str, &str)]) -> Vec<Source> {
+        let mut v = vec![Source {
+            path: "lexicon.toml".into(),
+            text: "version = \"t1\"\n".into(),
+        }];
+        v.extend(files.iter().map(|(p, t)| Source {
+            path: (*p).into(),
+            text: (*t).into(),
+        }));
+        v
+    }
+
+    fn problems(files: &[(&str, &str)]) -> Vec<String> {
+        match Lexicon::from_sources(sources(files)) {
+            Ok(_) => vec![],
+            Err(LexiconError::Invalid(d)) => d.iter().map(|d| d.to_string()).collect(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    #[test]
+    fn loads_a_valid_file() {
+        let lex = Lexicon::from_sources(sources(&[(
+            "en/violence.toml",
+            "category = \"violence\"\n[[term]]\nid = \"kill\"\npatterns = [\"I'll kill you\"]\n",
+        )]))
+        .unwrap();
+        assert_eq!(&*lex.version, "t1");
+        assert_eq!(&*lex.terms[0].rule, "en/violence/kill");
+        assert_eq!(lex.terms[0].severity, Severity::Critical);
+        assert_eq!(lex.languages(), vec!["en"]);
+    }
+
+    #[test]
+    fn reports_each_problem_with_file_and_line() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "unknown_category",
+                "[[term]]\nid = \"x\"\ncategory = \"rudeness\"\npatterns = [\"x\"]\n",
+                "en/a.toml:3: unknown category \"rudeness\"",
+            ),
+            (
+                "bad_syntax",
+                "[[term]\nid = 1\n",
+                "en/a.toml:1: invalid TOML",
+            ),
+            (
+                "unknown_field",
+                "category = \"threat\"\n[[term]]\nid = \"x\"\npaterns = [\"x\"]\n",
+                "en/a.toml:4: invalid TOML",
+            ),
+            (
+                "empty_pattern",
+                "category = \"threat\"\n[[term]]\nid = \"x\"\npatterns = [\"!!!\"]\n",
+                "en/a.toml:4: pattern \"!!!\" of term \"x\" normalises to nothing",
+            ),
+            (
+                "swallowed",
+                "category = \"threat\"\n[[term]]\nid = \"x\"\npatterns = [\"kill you\"]\nexclude = [\"kill\"]\n",
+                "en/a.toml:5: exclusion \"kill\" swallows pattern \"kill you\"",
+            ),
+            (
+                "duplicate_pattern",
+                "category = \"threat\"\n[[term]]\nid = \"x\"\npatterns = [\"Kill you\"]\n[[term]]\nid = \"y\"\npatterns = [\"kill  you!\"]\n",
+                "en/a.toml:7: duplicate pattern \"kill  you!\"",
+            ),
+            (
+                "duplicate_id",
+                "category = \"threat\"\n[[term]]\nid = \"x\"\npatterns = [\"a b\"]\n[[term]]\nid = \"x\"\npatterns = [\"c d\"]\n",
+                "en/a.toml:5: duplicate term id \"x\"",
+            ),
+            (
+                "signal_above_info",
+                "category = \"demand\"\n[[term]]\nid = \"x\"\nseverity = \"critical\"\npatterns = [\"refund\"]\n",
+                "en/a.toml:4: category \"demand\" is a signal",
+            ),
+            (
+                "bad_id",
+                "category = \"threat\"\n[[term]]\nid = \"Bad Id\"\npatterns = [\"x\"]\n",
+                "en/a.toml:3: term id \"Bad Id\"",
+            ),
+        ];
+        for (name, text, want) in cases {
+            let found = problems(&[("en/a.toml", text)]);
+            assert!(
+                found.iter().any(|p| p.starts_with(want)),
+                "case {name}: want {want:?}, got {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_non_language_folder() {
+        let found = problems(&[("English/a.toml", "category = \"threat\"\n")]);
+        assert!(found[0].contains("not a language code"), "{found:?}");
+    }
+}

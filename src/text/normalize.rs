@@ -1,0 +1,564 @@
+//! The one normaliser: lexicon patterns at build time and transcripts at run
+//! time go through exactly this code, so a pattern matches a transcript when
+//! both fold to the same bytes.
+//!
+//! It works in one pass over the input, char by char, and never allocates once
+//! its buffers have grown to the size of the longest fragment (a [`Normalized`]
+//! is reused across fragments). Every output byte remembers the byte range of
+//! the input it came from, so a match in the folded text points back to the
+//! exact words the caller said.
+//!
+//! What it folds, in order (see `lexicons/README.md` for the user's view):
+//! 1. NFKC, per character, with a fast path for the ranges where NFKC is the
+//!    identity (ASCII, kana, CJK ideographs, Hangul syllables) — a whole-string
+//!    NFKC would lose the offset map and cost a fresh allocation per fragment;
+//! 2. lower case; Latin diacritics dropped; katakana to hiragana;
+//! 3. long-vowel marks (ー 〜 ~ after kana) to one ー; elongation squashed;
+//! 4. separators: dropped when either neighbour is CJK, one space between
+//!    Latin words; apostrophes join (`don't` = `dont`);
+//! 5. filler tokens that stand alone between separators (えー, あのー, um) dropped;
+//! 6. runs of `*` (ASR masking) kept as a masked word.
+//!
+//! Rejected: a morphological analyser (Sudachi/lindera) for Japanese word
+//! boundaries. It would fold more conjugations, but it costs a large
+//! dictionary, an order of magnitude in speed, and ASR output is not the
+//! edited text it was trained on. Lexicon variants, exclusions and
+//! `standalone` do that job here, and the examples in the lexicons test it.
+
+use unicode_normalization::char::canonical_combining_class;
+use unicode_normalization::UnicodeNormalization;
+
+/// The class of a folded character, which decides how separators around it
+/// behave and where Latin word boundaries are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CharClass {
+    /// Latin (or other spaced-script) letters, digits and `*`: words are
+    /// separated by one space and patterns match on word boundaries.
+    Word,
+    /// Han, kana, Hangul and ー: no separators, patterns match anywhere.
+    Cjk,
+}
+
+/// Folded text with the map back to the original.
+#[derive(Debug, Default, Clone)]
+pub struct Normalized {
+    text: String,
+    /// For each byte of `text`: start of the original character(s) it came from.
+    src_start: Vec<u32>,
+    /// For each byte of `text`: end of the original character(s) it came from.
+    src_end: Vec<u32>,
+    /// Positions in `text` before which a separator of the original was
+    /// dropped between CJK characters (used by `standalone` terms).
+    dropped_separators: Vec<u32>,
+}
+
+impl Normalized {
+    /// The folded text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Is the folded text empty?
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    /// The byte range of the original text that the folded range
+    /// `start..end` came from. `start < end <= len` and both on char
+    /// boundaries of the folded text.
+    pub fn original_range(&self, start: usize, end: usize) -> std::ops::Range<usize> {
+        debug_assert!(start < end && end <= self.text.len());
+        self.src_start[start] as usize..self.src_end[end - 1] as usize
+    }
+
+    /// Was a separator dropped right before folded position `pos`?
+    pub fn separator_before(&self, pos: usize) -> bool {
+        self.dropped_separators.binary_search(&(pos as u32)).is_ok()
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.src_start.clear();
+        self.src_end.clear();
+        self.dropped_separators.clear();
+    }
+}
+
+/// Filler tokens dropped when they stand alone between separators. Compared
+/// after folding (katakana → hiragana, elongation squashed).
+const FILLERS: &[&str] = &[
+    "え",
+    "えー",
+    "ええ",
+    "えっと",
+    "えーと",
+    "えーっと",
+    "えと",
+    "あの",
+    "あのー",
+    "あのう",
+    "その",
+    "そのー",
+    "まあ",
+    "まー",
+    "うーん",
+    "うん",
+    "あー",
+    "んー",
+    "ん",
+    "um",
+    "umm",
+    "uh",
+    "uhh",
+    "uhm",
+    "er",
+    "erm",
+    "hmm",
+    "mm",
+];
+
+/// Folds `input` into `out`, replacing what `out` held.
+pub fn normalize_into(input: &str, out: &mut Normalized) {
+    out.clear();
+    let mut folder = Folder {
+        out,
+        pending_separator: None,
+        last: None,
+        run_char: None,
+        run: 0,
+        token: TokenMark::default(),
+    };
+    let bytes = input.as_bytes();
+    let mut chars = input.char_indices().peekable();
+    let mut cluster = String::new();
+    while let Some((i, c)) = chars.next() {
+        let end = i + c.len_utf8();
+        let next_combines = chars
+            .peek()
+            .is_some_and(|&(_, d)| !d.is_ascii() && combines(d));
+        if c.is_ascii() {
+            if !next_combines {
+                folder.push_ascii(bytes[i], i as u32, end as u32);
+                continue;
+            }
+        } else if !next_combines && nfkc_identity(c) {
+            folder.push(c, i as u32, end as u32);
+            continue;
+        }
+        // Slow path: NFKC of the character together with the combining
+        // marks that follow it (ｶﾞ → ガ, か + U+3099 → が).
+        cluster.clear();
+        cluster.push(c);
+        let mut cluster_end = end;
+        while let Some(&(j, d)) = chars.peek() {
+            if d.is_ascii() || !combines(d) {
+                break;
+            }
+            cluster.push(d);
+            cluster_end = j + d.len_utf8();
+            chars.next();
+        }
+        for r in cluster.nfkc() {
+            folder.push(r, i as u32, cluster_end as u32);
+        }
+    }
+    folder.finish();
+}
+
+/// Folds `input` into a fresh [`Normalized`] (for lexicon compilation and
+/// tests; the hot path reuses one with [`normalize_into`]).
+pub fn normalize(input: &str) -> Normalized {
+    let mut out = Normalized::default();
+    normalize_into(input, &mut out);
+    out
+}
+
+/// Does `c` combine with the character before it under NFKC?
+fn combines(c: char) -> bool {
+    // Half-width voiced sound marks are starters (ccc 0) but NFKC turns them
+    // into combining marks that compose with the kana before them.
+    matches!(c, '\u{FF9E}' | '\u{FF9F}') || canonical_combining_class(c) != 0
+}
+
+/// Ranges where NFKC maps a lone character to itself: most CJK text never
+/// reaches the NFKC tables.
+fn nfkc_identity(c: char) -> bool {
+    matches!(c,
+        '\u{3041}'..='\u{3096}'   // hiragana
+        | '\u{30A1}'..='\u{30FA}' // katakana
+        | '\u{30FC}'              // ー
+        | '\u{3400}'..='\u{4DBF}' // CJK extension A
+        | '\u{4E00}'..='\u{9FFF}' // CJK unified ideographs
+        | '\u{AC00}'..='\u{D7A3}' // Hangul syllables
+    )
+}
+
+fn is_cjk(c: char) -> bool {
+    matches!(c,
+        '\u{1100}'..='\u{11FF}'
+        | '\u{3005}'..='\u{3007}'
+        | '\u{3041}'..='\u{30FA}'
+        | '\u{30FC}'..='\u{30FF}'
+        | '\u{3130}'..='\u{318F}'
+        | '\u{3400}'..='\u{4DBF}'
+        | '\u{4E00}'..='\u{9FFF}'
+        | '\u{AC00}'..='\u{D7AF}'
+        | '\u{F900}'..='\u{FAFF}'
+        | '\u{20000}'..='\u{3134F}'
+    )
+}
+
+fn is_kana(c: char) -> bool {
+    matches!(c, '\u{3041}'..='\u{309F}' | '\u{30FC}')
+}
+
+/// Class of a character in the folded text, `None` for separators.
+pub fn class_of(c: char) -> Option<CharClass> {
+    if c.is_ascii() {
+        return (c.is_ascii_alphanumeric() || c == '*').then_some(CharClass::Word);
+    }
+    if is_cjk(c) {
+        Some(CharClass::Cjk)
+    } else if c.is_alphanumeric() {
+        Some(CharClass::Word)
+    } else {
+        None
+    }
+}
+
+/// Marks that lengthen a kana vowel (and separators elsewhere).
+fn is_long_vowel_mark(c: char) -> bool {
+    matches!(
+        c,
+        'ー' | '〜' | '~' | '〰' | '-' | '\u{2010}' | '\u{2013}' | '\u{2014}' | '\u{2015}'
+    )
+}
+
+fn is_latin_vowel(c: char) -> bool {
+    matches!(c, 'a' | 'e' | 'i' | 'o' | 'u')
+}
+
+/// Where the current token (the run since the last separator) began, and the
+/// state to restore if it turns out to be a filler.
+#[derive(Clone, Copy, Default)]
+struct TokenMark {
+    /// Length of the output before the token (and before the space, if one
+    /// was emitted in front of it).
+    out_len: usize,
+    separators_len: usize,
+    pending_separator: Option<(u32, u32)>,
+    last: Option<(char, CharClass)>,
+    run_char: Option<char>,
+    run: u32,
+    open: bool,
+}
+
+struct Folder<'a> {
+    out: &'a mut Normalized,
+    /// Original range of the first separator seen since the last character.
+    pending_separator: Option<(u32, u32)>,
+    /// Last character emitted (a space between Latin words included).
+    last: Option<(char, CharClass)>,
+    /// The character whose repetition is being counted; reset by a separator.
+    run_char: Option<char>,
+    /// How many times in a row `run_char` was seen in the input (emitted or squashed).
+    run: u32,
+    token: TokenMark,
+}
+
+impl Folder<'_> {
+    fn push_ascii(&mut self, b: u8, start: u32, end: u32) {
+        match b {
+            b'a'..=b'z' | b'0'..=b'9' | b'*' => self.emit(b as char, CharClass::Word, start, end),
+            b'A'..=b'Z' => self.emit(b.to_ascii_lowercase() as char, CharClass::Word, start, end),
+            b'\'' | b'`' => {} // apostrophes join: don't = dont
+            b'~' | b'-' => self.long_vowel_or_separator(start, end),
+            _ => self.separator(start, end),
+        }
+    }
+
+    /// Folds one NFKC-normalised character.
+    fn push(&mut self, c: char, start: u32, end: u32) {
+        if c.is_ascii() {
+            return self.push_ascii(c as u8, start, end);
+        }
+        if matches!(c, '\u{30A1}'..='\u{30F6}') {
+            // Katakana → hiragana: the blocks are parallel, 0x60 apart.
+            let folded = char::from_u32(c as u32 - 0x60).unwrap_or(c);
+            return self.emit(folded, CharClass::Cjk, start, end);
+        }
+        if is_long_vowel_mark(c) {
+            return self.long_vowel_or_separator(start, end);
+        }
+        if matches!(c, '\u{2019}' | '\u{2018}' | '\u{02BC}') {
+            return; // typographic apostrophes join like '
+        }
+        if canonical_combining_class(c) != 0
+            || matches!(
+                c,
+                '\u{200B}'..='\u{200D}' | '\u{FEFF}' | '\u{3099}' | '\u{309A}'
+            )
+        {
+            return; // stray combining marks and zero-width characters
+        }
+        if is_cjk(c) {
+            return self.emit(c, CharClass::Cjk, start, end);
+        }
+        if !c.is_alphanumeric() {
+            return self.separator(start, end);
+        }
+        for lower in c.to_lowercase() {
+            if canonical_combining_class(lower) != 0 {
+                continue; // İ lower-cases to i + combining dot
+            }
+            let base = if matches!(lower, '\u{00C0}'..='\u{024F}') {
+                strip_diacritic(lower)
+            } else {
+                lower
+            };
+            self.emit(base, CharClass::Word, start, end);
+        }
+    }
+
+    fn long_vowel_or_separator(&mut self, start: u32, end: u32) {
+        match self.last {
+            Some((c, CharClass::Cjk)) if is_kana(c) && self.pending_separator.is_none() => {
+                self.emit('ー', CharClass::Cjk, start, end)
+            }
+            _ => self.separator(start, end),
+        }
+    }
+
+    fn separator(&mut self, start: u32, end: u32) {
+        self.close_token();
+        if self.pending_separator.is_none() {
+            self.pending_separator = Some((start, end));
+        } else if let Some((s, _)) = self.pending_separator {
+            self.pending_separator = Some((s, end));
+        }
+    }
+
+    fn emit(&mut self, c: char, class: CharClass, start: u32, end: u32) {
+        if !self.token.open {
+            self.token = TokenMark {
+                out_len: self.out.text.len(),
+                separators_len: self.out.dropped_separators.len(),
+                pending_separator: self.pending_separator,
+                last: self.last,
+                run_char: self.run_char,
+                run: self.run,
+                open: true,
+            };
+        }
+        if let Some((sep_start, sep_end)) = self.pending_separator.take() {
+            match self.last {
+                Some((_, CharClass::Word)) if class == CharClass::Word => {
+                    self.push_out(' ', sep_start, sep_end);
+                    self.last = Some((' ', CharClass::Word));
+                    self.run_char = None;
+                }
+                // A dropped separator leaves no trace in the text, so it must
+                // not break a run either (or folding twice would differ).
+                Some(_) => self.out.dropped_separators.push(self.out.text.len() as u32),
+                None => {}
+            }
+        }
+        if self.run_char == Some(c) {
+            self.run += 1;
+            // ー once; a Latin vowel three times or more once (stuuupid);
+            // anything else three times or more twice (バカバカ stays, ああああ → ああ).
+            // Digits are never squashed: amounts and counts must survive.
+            let squash = if c == 'ー' {
+                self.run >= 2
+            } else if c.is_ascii_digit() {
+                false
+            } else {
+                if self.run == 3 && is_latin_vowel(c) {
+                    self.pop_last();
+                }
+                self.run >= 3
+            };
+            if squash {
+                self.extend_last(end);
+                return;
+            }
+        } else {
+            self.run_char = Some(c);
+            self.run = 1;
+        }
+        self.last = Some((c, class));
+        self.push_out(c, start, end);
+    }
+
+    fn push_out(&mut self, c: char, start: u32, end: u32) {
+        self.out.text.push(c);
+        for _ in 0..c.len_utf8() {
+            self.out.src_start.push(start);
+            self.out.src_end.push(end);
+        }
+    }
+
+    /// Removes the last emitted character (a squashed vowel), keeping its
+    /// original range on the character before it.
+    fn pop_last(&mut self) {
+        if let Some(c) = self.out.text.pop() {
+            let n = self.out.src_start.len() - c.len_utf8();
+            let end = self.out.src_end[n];
+            self.out.src_start.truncate(n);
+            self.out.src_end.truncate(n);
+            self.extend_last(end);
+        }
+    }
+
+    /// Extends the original range of the last emitted character to `end`, so
+    /// evidence covers the squashed repetitions too.
+    fn extend_last(&mut self, end: u32) {
+        let Some(c) = self.out.text.chars().next_back() else {
+            return;
+        };
+        let n = self.out.src_end.len();
+        for e in &mut self.out.src_end[n - c.len_utf8()..] {
+            *e = end;
+        }
+    }
+
+    /// Ends the current token and drops it if it is a filler.
+    fn close_token(&mut self) {
+        if !self.token.open {
+            return;
+        }
+        self.token.open = false;
+        let mark = self.token;
+        let token = &self.out.text[mark.out_len..];
+        let token = token.strip_prefix(' ').unwrap_or(token);
+        if token.len() <= 12 && FILLERS.contains(&token) {
+            self.out.text.truncate(mark.out_len);
+            self.out.src_start.truncate(mark.out_len);
+            self.out.src_end.truncate(mark.out_len);
+            self.out.dropped_separators.truncate(mark.separators_len);
+            self.pending_separator = mark.pending_separator;
+            self.last = mark.last;
+            self.run_char = mark.run_char;
+            self.run = mark.run;
+        }
+    }
+
+    fn finish(&mut self) {
+        self.close_token();
+    }
+}
+
+/// `é` → `e`: the first char of the canonical decomposition.
+fn strip_diacritic(c: char) -> char {
+    let mut base = c;
+    unicode_normalization::char::decompose_canonical(c, |d| {
+        if base == c {
+            base = d;
+        }
+    });
+    base
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fold(s: &str) -> String {
+        normalize(s).as_str().to_owned()
+    }
+
+    #[test]
+    fn folding_rules() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("nfkc_halfwidth_kana", "ｺﾛｽｿﾞ", "ころすぞ"),
+            ("nfkc_halfwidth_dakuten", "ﾌﾞｯｺﾛｽ", "ぶっころす"),
+            ("nfkc_fullwidth_latin", "ＳＮＳ１２３", "sns123"),
+            ("katakana_to_hiragana", "コロス", "ころす"),
+            ("lowercase", "I WILL Kill You", "i will kill you"),
+            ("apostrophe_joins", "I'll don’t", "ill dont"),
+            ("latin_diacritics", "Estúpido AÑO", "estupido ano"),
+            ("long_vowel_run", "ふざけんなよーーー", "ふざけんなよー"),
+            ("wave_dash_after_kana", "しね〜〜", "しねー"),
+            ("fullwidth_tilde_after_kana", "ばか～", "ばかー"),
+            ("vowel_elongation", "nooooo stuuupid", "no stupid"),
+            ("consonant_elongation", "killllll asssss", "kill ass"),
+            ("double_letters_kept", "kill all", "kill all"),
+            ("digits_never_squashed", "1000000円", "1000000円"),
+            ("kana_run", "ああああ", "ああ"),
+            ("cjk_spaces_dropped", "殺 す ぞ", "殺すぞ"),
+            ("cjk_punct_dropped", "ふざけ、んな！", "ふざけんな"),
+            (
+                "latin_punct_single_space",
+                "shut   up!!  now",
+                "shut up now",
+            ),
+            ("latin_cjk_no_space", "SNS に 書くぞ", "snsに書くぞ"),
+            ("filler_between_pauses", "ふざけ、えー、んな", "ふざけんな"),
+            ("filler_elongated", "ふざけ、えーーー、んな", "ふざけんな"),
+            ("filler_amivoice", "%えーと%ころすぞ", "ころすぞ"),
+            ("filler_english", "I will, um, kill you", "i will kill you"),
+            ("filler_inside_word_kept", "あのね", "あのね"),
+            ("masked_profanity", "f***ing f****** ***", "f**ing f** **"),
+            ("spacing_dakuten_dropped", "か゛", "か"),
+            ("zero_width_dropped", "ば\u{200B}か", "ばか"),
+            ("empty", "", ""),
+            ("only_punct", "、。!?", ""),
+        ];
+        for (name, input, want) in cases {
+            assert_eq!(fold(input), *want, "case {name}: {input:?}");
+        }
+    }
+
+    #[test]
+    fn offsets_point_to_original_words() {
+        let input = "お前、ｺﾛｽｿﾞ！";
+        let n = normalize(input);
+        assert_eq!(n.as_str(), "お前ころすぞ");
+        let start = n.as_str().find("ころすぞ").unwrap();
+        let range = n.original_range(start, start + "ころすぞ".len());
+        assert_eq!(&input[range], "ｺﾛｽｿﾞ");
+    }
+
+    #[test]
+    fn squashed_runs_stay_in_evidence() {
+        let input = "you are stuuuupid";
+        let n = normalize(input);
+        let start = n.as_str().find("stupid").unwrap();
+        let range = n.original_range(start, start + 6);
+        assert_eq!(&input[range], "stuuuupid");
+    }
+
+    #[test]
+    fn dropped_separators_are_recorded() {
+        let n = normalize("お前、かす");
+        assert_eq!(n.as_str(), "お前かす");
+        assert!(n.separator_before("お前".len()));
+        assert!(!n.separator_before(3));
+    }
+
+    proptest! {
+        #[test]
+        fn idempotent(s in "\\PC{0,40}") {
+            let once = fold(&s);
+            prop_assert_eq!(fold(&once), once);
+        }
+
+        #[test]
+        fn idempotent_on_mixed_scripts(s in "[a-zA-Zａ-ｚアイウカキクコロスｶﾞﾞーｰ〜~ 、。!*'0-9ばかしね殺]{0,40}") {
+            let once = fold(&s);
+            prop_assert_eq!(fold(&once), once);
+        }
+
+        #[test]
+        fn offsets_valid(s in "\\PC{0,40}") {
+            let n = normalize(&s);
+            let text = n.as_str();
+            for (i, c) in text.char_indices() {
+                let r = n.original_range(i, i + c.len_utf8());
+                prop_assert!(r.start < r.end && r.end <= s.len());
+                prop_assert!(s.is_char_boundary(r.start) && s.is_char_boundary(r.end));
+            }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! `callguard lexicon check` as a policy owner runs it.
+
+use std::process::Command;
+
+fn callguard() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_callguard"))
+}
+
+#[test]
+fn check_passes_on_shipped_lexicons() {
+    let out = callguard()
+        .args(["lexicon", "check"])
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lexicons"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.trim_end().ends_with("ok"), "{stdout}");
+}
+
+#[test]
+fn check_reports_file_and_line_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lexicon.toml"), "version = \"x\"\n").unwrap();
+    std::fs::create_dir(dir.path().join("en")).unwrap();
+    std::fs::write(
+        dir.path().join("en/bad.toml"),
+        "category = \"threat\"\n\n[[term]]\nid = \"a\"\npatterns = [\"watch your back\"]\nmatch = [\"you should watch out\"]\n",
+    )
+    .unwrap();
+    let out = callguard()
+        .args(["lexicon", "check"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("en/bad.toml:6: term \"a\" does not match its example"),
+        "{stdout}"
+    );
+
+    std::fs::write(
+        dir.path().join("en/bad.toml"),
+        "category = \"rudeness\"\n[[term]]\nid = \"a\"\npatterns = [\"x\"]\n",
+    )
+    .unwrap();
+    let out = callguard()
+        .args(["lexicon", "check"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("en/bad.toml:1: unknown category \"rudeness\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn scan_prints_hits_as_json_lines() {
+    let mut child = callguard()
+        .args(["scan", "--language", "ja"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all("ぶっ殺すぞ\nお忙しいところすみません\n".as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["hits"][0]["category"], "violence");
+    assert_eq!(lines[1]["hits"].as_array().unwrap().len(), 0);
+}
