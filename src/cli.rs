@@ -150,6 +150,8 @@ struct ScanHit<'a> {
     end: usize,
     framing: &'static str,
     targeted: bool,
+    /// The term is abusive only when aimed at the agent (`targeted`).
+    needs_target: bool,
 }
 
 fn scan(args: ScanArgs) -> Result<i32> {
@@ -202,6 +204,7 @@ fn scan(args: ScanArgs) -> Result<i32> {
                             Framing::Quoted => "quoted",
                         },
                         targeted: h.targeted,
+                        needs_target: term.needs_target,
                     }
                 })
                 .collect();
