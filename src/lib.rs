@@ -1,12 +1,17 @@
 //! callguard: real-time customer-harassment detection for call centres.
 //!
 //! Data flows through the modules in this order:
-//! `text` (normalise) → `lexicon` (the policy owner's word lists) →
-//! `engine` (compiled automata: fragment → hits). The deterministic core
-//! knows nothing of the transport; the service and replay drive it.
-//! See ARCHITECTURE.md.
+//! `event` (transcript events) → `text` (normalise) → `lexicon` (the policy
+//! owner's word lists) → `engine` (compiled automata: fragment → hits) →
+//! `policy` + `call` (per-call state machine: hits and times → alerts) →
+//! `alert` (what supervisors receive). The core knows nothing of the
+//! transport; the service and replay drive it. See ARCHITECTURE.md.
 
+pub mod alert;
+pub mod call;
 pub mod category;
 pub mod engine;
+pub mod event;
 pub mod lexicon;
+pub mod policy;
 pub mod text;

@@ -258,6 +258,7 @@ pub(super) fn parse_terms(
             category: category.get_ref().as_str().into(),
             kind,
             severity,
+            severity_explicit: t.severity.is_some() || doc.severity.is_some(),
             speaker,
             group,
             patterns: t.patterns.iter().map(|p| lines.located(p)).collect(),

@@ -54,6 +54,9 @@ pub struct Term {
     pub category: Arc<str>,
     pub kind: CategoryKind,
     pub severity: Severity,
+    /// The lexicon set the severity itself (else the policy may override
+    /// the category's default).
+    pub severity_explicit: bool,
     pub speaker: Speaker,
     pub group: Option<Arc<str>>,
     pub patterns: Vec<Located>,

@@ -1,0 +1,859 @@
+//! `CallSession`: the state of one call and the rules that run on it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use super::{Applied, ApplyError};
+use crate::alert::{AlertEvent, AlertStatus, Evidence};
+use crate::category::{CategoryKind, Severity, Speaker};
+use crate::engine::{Carry, Engine, Framing, Hit, Scratch, TermId};
+use crate::event::{CallEnd, CallStart, EventError, Fragment};
+use crate::policy::PolicySet;
+use crate::text::mask_personal_data;
+
+const MINUTE_MS: u64 = 60_000;
+/// Characters of context kept on each side of a hit in an excerpt.
+const EXCERPT_CONTEXT_CHARS: usize = 12;
+/// Finalised utterance ids remembered to ignore repeated finals.
+const RECENT_FINALS: usize = 16;
+
+/// Groups with a meaning of their own (lexicons/README.md).
+const GROUP_MONEY: &str = "money";
+const GROUP_DOGEZA: &str = "dogeza";
+
+/// Overall risk of a call, derived from its alerts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RiskLevel {
+    None,
+    Low,
+    Elevated,
+    High,
+}
+
+/// Whether the call is still going.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallStatus {
+    Active,
+    Ended,
+}
+
+/// A read-only view of a call for queries (ListCalls / GetCall, reports).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CallSnapshot {
+    pub call_id: String,
+    pub tenant: String,
+    pub agent_id: String,
+    pub status: CallStatus,
+    pub risk: RiskLevel,
+    pub last_event_ms: u64,
+    pub customer_talk_ms: u64,
+    pub agent_talk_ms: u64,
+    /// Demand group → final utterances that made it.
+    pub demand_repeats: Vec<(String, u32)>,
+    pub stalemate_since_ms: Option<u64>,
+    /// Audio times of the agent's warnings (the warning stages).
+    pub warning_stages_ms: Vec<u64>,
+    /// Harassment alerts so far (the warning-ladder position).
+    pub strikes: u32,
+    /// Call-local ids of the alerts kept, oldest first.
+    pub alert_ids: Vec<u32>,
+    pub alerts_total: u64,
+}
+
+/// An utterance with interim text and no final yet.
+pub(super) struct OpenUtterance {
+    id: String,
+    provisional: Vec<Provisional>,
+}
+
+struct Provisional {
+    term: TermId,
+    local_id: u32,
+    category: Arc<str>,
+    rule: Arc<str>,
+    severity: Severity,
+    action: Arc<str>,
+    evidence: Vec<Evidence>,
+    /// The latest interim text still holds the term.
+    in_latest: bool,
+}
+
+/// The previous final utterance of a speaker (evidence for phrases that
+/// began in it).
+#[derive(Clone)]
+struct LastFinal {
+    utterance_id: String,
+    tail: String,
+    start_ms: u64,
+    end_ms: u64,
+    text_hash: u64,
+}
+
+struct AlertSummary {
+    local_id: u32,
+    severity: Severity,
+    status: AlertStatus,
+}
+
+/// One call's state.
+pub struct CallSession {
+    call_id: String,
+    tenant: String,
+    agent_id: String,
+    language: Option<String>,
+    status: CallStatus,
+    next_local_id: u32,
+    last_seq: u64,
+    last_event_ms: u64,
+    carries: [Option<Carry>; 2],
+    last_final: [Option<LastFinal>; 2],
+    pub(super) open: VecDeque<OpenUtterance>,
+    pub(super) recent_finals: VecDeque<String>,
+    /// (category, rule) → (audio ms, severity) of the last alert.
+    cooldown: HashMap<(Arc<str>, Arc<str>), (u64, Severity)>,
+    groups: HashMap<Arc<str>, u32>,
+    stalemate_since: Option<(u64, Evidence)>,
+    stalemate_raised: bool,
+    pressure_since: Option<(u64, Evidence)>,
+    pressure_raised: bool,
+    last_threat: Option<(u64, Evidence)>,
+    last_money: Option<(u64, Evidence)>,
+    extortion_raised: bool,
+    warning_stages: Vec<u64>,
+    strikes: u32,
+    talk_ms: [u64; 2],
+    alerts: VecDeque<AlertSummary>,
+    alerts_total: u64,
+}
+
+fn speaker_index(speaker: Speaker) -> usize {
+    match speaker {
+        Speaker::Customer => 0,
+        Speaker::Agent => 1,
+    }
+}
+
+impl CallSession {
+    /// Opens a call. `caller_calls_in_window` is how many calls this caller
+    /// made in the policy window, this one included (0 when unknown); the
+    /// driver keeps that count (durably in the service, in memory in replay).
+    pub fn start(
+        start: &CallStart,
+        policy: &PolicySet,
+        caller_calls_in_window: u32,
+    ) -> (CallSession, Vec<AlertEvent>) {
+        let mut session = CallSession {
+            call_id: start.call_id.clone(),
+            tenant: start.tenant.clone(),
+            agent_id: start.agent_id.clone(),
+            language: start.language.clone(),
+            status: CallStatus::Active,
+            next_local_id: 1,
+            last_seq: 0,
+            last_event_ms: 0,
+            carries: [None, None],
+            last_final: [None, None],
+            open: VecDeque::new(),
+            recent_finals: VecDeque::new(),
+            cooldown: HashMap::new(),
+            groups: HashMap::new(),
+            stalemate_since: None,
+            stalemate_raised: false,
+            pressure_since: None,
+            pressure_raised: false,
+            last_threat: None,
+            last_money: None,
+            extortion_raised: false,
+            warning_stages: Vec::new(),
+            strikes: 0,
+            talk_ms: [0, 0],
+            alerts: VecDeque::new(),
+            alerts_total: 0,
+        };
+        let mut out = Vec::new();
+        if let (Some(at), Some(severity)) = (start.started_at, policy.out_of_hours_severity()) {
+            if !policy.within_business_hours(at, start.timezone.as_deref()) {
+                let evidence = vec![];
+                out.extend(session.raise(
+                    policy,
+                    "out_of_hours",
+                    "clock/out_of_hours",
+                    severity,
+                    0,
+                    evidence,
+                ));
+            }
+        }
+        if caller_calls_in_window >= policy.repeat_callers.calls {
+            out.extend(session.raise(
+                policy,
+                "persistence",
+                "counter/persistence/repeat_caller",
+                Severity::Warning,
+                0,
+                vec![],
+            ));
+        }
+        (session, out)
+    }
+
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    pub fn agent_id(&self) -> &str {
+        &self.agent_id
+    }
+
+    pub fn status(&self) -> CallStatus {
+        self.status
+    }
+
+    pub fn last_event_ms(&self) -> u64 {
+        self.last_event_ms
+    }
+
+    /// Applies one fragment.
+    pub fn on_fragment(
+        &mut self,
+        fragment: &Fragment,
+        engine: &Engine,
+        policy: &PolicySet,
+        scratch: &mut Scratch,
+    ) -> Result<Applied, ApplyError> {
+        if fragment.seq != 0 {
+            if fragment.seq == self.last_seq {
+                return Ok(Applied::Duplicate);
+            }
+            if fragment.seq < self.last_seq {
+                return Err(EventError::SeqBackwards {
+                    seq: fragment.seq,
+                    last: self.last_seq,
+                });
+            }
+            self.last_seq = fragment.seq;
+        }
+        if fragment.is_final
+            && !fragment.utterance_id.is_empty()
+            && self.recent_finals.contains(&fragment.utterance_id)
+        {
+            return Ok(Applied::Duplicate);
+        }
+        self.last_event_ms = self.last_event_ms.max(fragment.end_ms);
+        let language = fragment.language.as_deref().or(self.language.as_deref());
+        let who = speaker_index(fragment.speaker);
+        let mut out = Vec::new();
+        if !fragment.is_final {
+            if fragment.speaker == Speaker::Customer {
+                let scan = engine.scan(
+                    &fragment.text,
+                    language,
+                    fragment.speaker,
+                    self.carries[who].as_ref(),
+                    scratch,
+                );
+                self.on_interim(fragment, &scan.hits, engine, policy, &mut out);
+            }
+        } else {
+            let scan = engine.scan(
+                &fragment.text,
+                language,
+                fragment.speaker,
+                self.carries[who].as_ref(),
+                scratch,
+            );
+            self.carries[who] = Some(scan.carry);
+            self.talk_ms[who] += fragment.end_ms - fragment.start_ms;
+            if !fragment.utterance_id.is_empty() {
+                if self.recent_finals.len() == RECENT_FINALS {
+                    self.recent_finals.pop_front();
+                }
+                self.recent_finals.push_back(fragment.utterance_id.clone());
+            }
+            match fragment.speaker {
+                Speaker::Customer => {
+                    self.on_customer_final(fragment, &scan.hits, engine, policy, &mut out)
+                }
+                Speaker::Agent => self.on_agent_final(fragment, &scan.hits, engine),
+            }
+            let text_hash = hash_text(&fragment.text);
+            self.last_final[who] = Some(LastFinal {
+                utterance_id: fragment.utterance_id.clone(),
+                tail: last_chars(&fragment.text, EXCERPT_CONTEXT_CHARS * 2),
+                start_ms: fragment.start_ms,
+                end_ms: fragment.end_ms,
+                text_hash,
+            });
+        }
+        self.check_timers(policy, self.last_event_ms, &mut out);
+        Ok(Applied::Accepted(out))
+    }
+
+    /// Ends the call: utterances left without a final are decided by their
+    /// latest interim text; duration rules get a last look at `end_ms`.
+    pub fn on_end(&mut self, end: &CallEnd, policy: &PolicySet) -> Vec<AlertEvent> {
+        let mut out = Vec::new();
+        if self.status == CallStatus::Ended {
+            return out;
+        }
+        self.last_event_ms = self.last_event_ms.max(end.end_ms);
+        while let Some(utterance) = self.open.pop_front() {
+            self.settle(utterance, None, policy, &mut out);
+        }
+        self.check_timers(policy, self.last_event_ms, &mut out);
+        self.status = CallStatus::Ended;
+        out
+    }
+
+    fn on_interim(
+        &mut self,
+        fragment: &Fragment,
+        hits: &[Hit],
+        engine: &Engine,
+        policy: &PolicySet,
+        out: &mut Vec<AlertEvent>,
+    ) {
+        let index = match self.open.iter().position(|u| u.id == fragment.utterance_id) {
+            Some(i) => i,
+            None => {
+                if self.open.len() >= policy.session.max_open_utterances {
+                    if let Some(oldest) = self.open.pop_front() {
+                        self.settle(oldest, None, policy, out);
+                    }
+                }
+                self.open.push_back(OpenUtterance {
+                    id: fragment.utterance_id.clone(),
+                    provisional: Vec::new(),
+                });
+                self.open.len() - 1
+            }
+        };
+        for p in &mut self.open[index].provisional {
+            p.in_latest = hits.iter().any(|h| h.term == p.term);
+        }
+        for hit in hits {
+            let Some((category, rule, severity)) = self.assess(hit, engine, policy) else {
+                continue;
+            };
+            if severity < Severity::Critical
+                || self.open[index]
+                    .provisional
+                    .iter()
+                    .any(|p| p.term == hit.term)
+            {
+                continue;
+            }
+            let evidence = self.hit_evidence(fragment, hit, policy);
+            if let Some(alert) = self.raise_with_status(
+                policy,
+                &category,
+                &rule,
+                severity,
+                fragment.end_ms,
+                evidence.clone(),
+                AlertStatus::Provisional,
+            ) {
+                self.open[index].provisional.push(Provisional {
+                    term: hit.term,
+                    local_id: alert.local_id,
+                    category,
+                    rule,
+                    severity,
+                    action: alert.action.clone(),
+                    evidence,
+                    in_latest: true,
+                });
+                out.push(alert);
+            }
+        }
+    }
+
+    /// Confirms or retracts the provisional alerts of an utterance. With
+    /// `final_hits`, the final text decides; without, the latest interim.
+    fn settle(
+        &mut self,
+        utterance: OpenUtterance,
+        final_hits: Option<(&[Hit], &Fragment)>,
+        policy: &PolicySet,
+        out: &mut Vec<AlertEvent>,
+    ) {
+        for p in utterance.provisional {
+            let hit = final_hits
+                .and_then(|(hits, f)| hits.iter().find(|h| h.term == p.term).map(|h| (h, f)));
+            let keep = match final_hits {
+                Some(_) => hit.is_some(),
+                None => p.in_latest,
+            };
+            let evidence = match hit {
+                Some((h, f)) => self.hit_evidence(f, h, policy),
+                None => p.evidence.clone(),
+            };
+            let status = if keep {
+                AlertStatus::Confirmed
+            } else {
+                AlertStatus::Retracted
+            };
+            if !keep {
+                // Release the cooldown: the words were never really said.
+                self.cooldown.remove(&(p.category.clone(), p.rule.clone()));
+            }
+            if let Some(summary) = self.alerts.iter_mut().find(|a| a.local_id == p.local_id) {
+                summary.status = status;
+            }
+            out.push(AlertEvent {
+                local_id: p.local_id,
+                status,
+                category: p.category,
+                severity: p.severity,
+                rule: p.rule,
+                at_ms: self.last_event_ms,
+                evidence,
+                action: p.action,
+            });
+        }
+    }
+
+    fn on_customer_final(
+        &mut self,
+        fragment: &Fragment,
+        hits: &[Hit],
+        engine: &Engine,
+        policy: &PolicySet,
+        out: &mut Vec<AlertEvent>,
+    ) {
+        let provisional = self
+            .open
+            .iter()
+            .position(|u| u.id == fragment.utterance_id && !fragment.utterance_id.is_empty())
+            .and_then(|i| self.open.remove(i));
+        let settled: Vec<TermId> = provisional
+            .as_ref()
+            .map(|u| u.provisional.iter().map(|p| p.term).collect())
+            .unwrap_or_default();
+        if let Some(utterance) = provisional {
+            self.settle(utterance, Some((hits, fragment)), policy, out);
+        }
+        // ASR engines loop on silence: an identical consecutive final
+        // segment is not the caller repeating himself.
+        let text_hash = hash_text(&fragment.text);
+        if self.last_final[0]
+            .as_ref()
+            .is_some_and(|l| l.text_hash == text_hash)
+        {
+            return;
+        }
+        let mut groups_seen: Vec<Arc<str>> = Vec::new();
+        for hit in hits {
+            let term = engine.term(hit.term);
+            if let Some(group) = &term.group {
+                if hit.framing == Framing::Plain && !groups_seen.contains(group) {
+                    groups_seen.push(group.clone());
+                }
+                if &**group == GROUP_MONEY && hit.framing == Framing::Plain {
+                    self.last_money = Some((
+                        fragment.end_ms,
+                        self.hit_evidence(fragment, hit, policy).remove(0),
+                    ));
+                }
+            }
+            let Some((category, rule, severity)) = self.assess(hit, engine, policy) else {
+                continue;
+            };
+            let evidence = self.hit_evidence(fragment, hit, policy);
+            if severity >= Severity::Warning && term.kind == CategoryKind::Harassment {
+                self.note_pressure(fragment.end_ms, &evidence);
+                if matches!(&*category, "threat" | "violence" | "online_defamation") {
+                    self.last_threat =
+                        Some((fragment.end_ms, evidence[evidence.len() - 1].clone()));
+                }
+            }
+            if settled.contains(&hit.term) {
+                continue; // confirmed above, same alert
+            }
+            out.extend(self.raise(
+                policy,
+                &category,
+                &rule,
+                severity,
+                fragment.end_ms,
+                evidence,
+            ));
+        }
+        for group in groups_seen {
+            let count = {
+                let c = self.groups.entry(group.clone()).or_insert(0);
+                *c += 1;
+                *c
+            };
+            let evidence = Evidence {
+                speaker: Speaker::Customer,
+                utterance_id: fragment.utterance_id.clone(),
+                excerpt: mask_personal_data(&first_chars(
+                    &fragment.text,
+                    EXCERPT_CONTEXT_CHARS * 4,
+                )),
+                start_ms: fragment.start_ms,
+                end_ms: fragment.end_ms,
+            };
+            if count == 2 {
+                // The customer's first repeated demand starts the stalemate clock.
+                self.start_stalemate(fragment.start_ms, &evidence);
+                self.note_pressure(fragment.end_ms, std::slice::from_ref(&evidence));
+            }
+            let rule: Arc<str> = format!("counter/persistence/repeated_demand/{group}").into();
+            if count == policy.repetition.same_demand {
+                out.extend(self.raise(
+                    policy,
+                    "persistence",
+                    &rule,
+                    Severity::Warning,
+                    fragment.end_ms,
+                    vec![evidence],
+                ));
+            } else if count == policy.repetition.escalate_at {
+                out.extend(self.raise(
+                    policy,
+                    "persistence",
+                    &rule,
+                    Severity::Critical,
+                    fragment.end_ms,
+                    vec![evidence],
+                ));
+            }
+        }
+        self.check_extortion(policy, out);
+    }
+
+    fn on_agent_final(&mut self, fragment: &Fragment, hits: &[Hit], engine: &Engine) {
+        for hit in hits {
+            let term = engine.term(hit.term);
+            let evidence = Evidence {
+                speaker: Speaker::Agent,
+                utterance_id: fragment.utterance_id.clone(),
+                excerpt: mask_personal_data(&excerpt(&fragment.text, &hit.span)),
+                start_ms: fragment.start_ms,
+                end_ms: fragment.end_ms,
+            };
+            match &*term.category {
+                "agent_refusal" => self.start_stalemate(fragment.start_ms, &evidence),
+                "agent_warning" if self.warning_stages.len() < 64 => {
+                    self.warning_stages.push(fragment.end_ms)
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn start_stalemate(&mut self, at_ms: u64, evidence: &Evidence) {
+        if self.stalemate_since.is_none() {
+            self.stalemate_since = Some((at_ms, evidence.clone()));
+        }
+    }
+
+    fn note_pressure(&mut self, at_ms: u64, evidence: &[Evidence]) {
+        if self.pressure_since.is_none() {
+            if let Some(e) = evidence.last() {
+                self.pressure_since = Some((at_ms, e.clone()));
+            }
+        }
+    }
+
+    /// Duration rules, run on the audio time of every event.
+    fn check_timers(&mut self, policy: &PolicySet, now_ms: u64, out: &mut Vec<AlertEvent>) {
+        if let Some((since, evidence)) = &self.stalemate_since {
+            if !self.stalemate_raised
+                && now_ms >= since + policy.restraint.stalemate_minutes * MINUTE_MS
+            {
+                self.stalemate_raised = true;
+                let evidence = vec![evidence.clone()];
+                out.extend(self.raise(
+                    policy,
+                    "restraint",
+                    "counter/restraint/stalemate",
+                    Severity::Warning,
+                    now_ms,
+                    evidence,
+                ));
+            }
+        }
+        if let Some((_, evidence)) = &self.pressure_since {
+            if !self.pressure_raised && now_ms >= policy.restraint.pressure_minutes * MINUTE_MS {
+                self.pressure_raised = true;
+                let evidence = vec![evidence.clone()];
+                out.extend(self.raise(
+                    policy,
+                    "restraint",
+                    "counter/restraint/long_call_under_pressure",
+                    Severity::Critical,
+                    now_ms,
+                    evidence,
+                ));
+            }
+        }
+    }
+
+    /// A threat (or exposure threat) and a money demand close together: the
+    /// extortion pattern.
+    fn check_extortion(&mut self, policy: &PolicySet, out: &mut Vec<AlertEvent>) {
+        if self.extortion_raised {
+            return;
+        }
+        let (Some((threat_ms, threat)), Some((money_ms, money))) =
+            (&self.last_threat, &self.last_money)
+        else {
+            return;
+        };
+        if threat_ms.abs_diff(*money_ms) <= policy.combinations.extortion_window_seconds * 1000 {
+            self.extortion_raised = true;
+            let at = (*threat_ms).max(*money_ms);
+            let evidence = vec![threat.clone(), money.clone()];
+            out.extend(self.raise(
+                policy,
+                "threat",
+                "combination/extortion",
+                Severity::Critical,
+                at,
+                evidence,
+            ));
+        }
+    }
+
+    /// The category, rule and severity a hit alerts with, or `None` for
+    /// signals and disabled categories.
+    fn assess(
+        &self,
+        hit: &Hit,
+        engine: &Engine,
+        policy: &PolicySet,
+    ) -> Option<(Arc<str>, Arc<str>, Severity)> {
+        let term = engine.term(hit.term);
+        if !matches!(term.kind, CategoryKind::Harassment | CategoryKind::Welfare) {
+            return None;
+        }
+        if !policy.category_enabled(&term.category) {
+            return None;
+        }
+        let mut severity = if term.severity_explicit {
+            term.severity
+        } else {
+            policy
+                .category_severity(&term.category)
+                .unwrap_or(term.severity)
+        };
+        if term.group.as_deref() == Some(GROUP_DOGEZA) {
+            severity = Severity::Critical; // a demand to kneel is always critical
+        }
+        if hit.framing != Framing::Plain {
+            severity = severity.downgraded();
+        }
+        if term.needs_target && !hit.targeted {
+            severity = Severity::Info; // aimed at the product: a complaint
+        }
+        Some((term.category.clone(), term.rule.clone(), severity))
+    }
+
+    fn hit_evidence(&self, fragment: &Fragment, hit: &Hit, policy: &PolicySet) -> Vec<Evidence> {
+        let mut evidence = Vec::with_capacity(2);
+        let who = speaker_index(fragment.speaker);
+        if hit.continued {
+            if let Some(prev) = &self.last_final[who] {
+                evidence.push(Evidence {
+                    speaker: fragment.speaker,
+                    utterance_id: prev.utterance_id.clone(),
+                    excerpt: mask_personal_data(&prev.tail),
+                    start_ms: prev.start_ms,
+                    end_ms: prev.end_ms,
+                });
+            }
+        }
+        evidence.push(Evidence {
+            speaker: fragment.speaker,
+            utterance_id: fragment.utterance_id.clone(),
+            excerpt: mask_personal_data(&excerpt(&fragment.text, &hit.span)),
+            start_ms: fragment.start_ms,
+            end_ms: fragment.end_ms,
+        });
+        evidence.truncate(policy.session.max_evidence);
+        evidence
+    }
+
+    fn raise(
+        &mut self,
+        policy: &PolicySet,
+        category: &str,
+        rule: &str,
+        severity: Severity,
+        at_ms: u64,
+        evidence: Vec<Evidence>,
+    ) -> Option<AlertEvent> {
+        self.raise_with_status(
+            policy,
+            category,
+            rule,
+            severity,
+            at_ms,
+            evidence,
+            AlertStatus::Confirmed,
+        )
+    }
+
+    /// Raises a new alert unless its category is off or the cooldown holds
+    /// it back; picks the action from the policy and the warning ladder.
+    #[allow(clippy::too_many_arguments)]
+    fn raise_with_status(
+        &mut self,
+        policy: &PolicySet,
+        category: &str,
+        rule: &str,
+        severity: Severity,
+        at_ms: u64,
+        mut evidence: Vec<Evidence>,
+        status: AlertStatus,
+    ) -> Option<AlertEvent> {
+        if !policy.category_enabled(category) {
+            return None;
+        }
+        let category: Arc<str> = category.into();
+        let rule: Arc<str> = rule.into();
+        let key = (category.clone(), rule.clone());
+        if let Some(&(last_ms, last_severity)) = self.cooldown.get(&key) {
+            let cooling = at_ms < last_ms + policy.escalation.cooldown_seconds * 1000;
+            if cooling && severity <= last_severity {
+                return None;
+            }
+        }
+        self.cooldown.insert(key, (at_ms, severity));
+        let action: Arc<str> = match policy.category_action(&category) {
+            Some(action) => action.into(),
+            None => match severity {
+                Severity::Critical => policy.escalation.critical_action.as_str().into(),
+                Severity::Info => policy.escalation.info_action.as_str().into(),
+                Severity::Warning => {
+                    let ladder = &policy.escalation.ladder;
+                    ladder[(self.strikes as usize).min(ladder.len() - 1)]
+                        .as_str()
+                        .into()
+                }
+            },
+        };
+        if severity >= Severity::Warning && &*category != "self_harm" {
+            self.strikes += 1;
+        }
+        let local_id = self.next_local_id;
+        self.next_local_id += 1;
+        if self.alerts.len() >= policy.session.max_alert_history {
+            self.alerts.pop_front();
+        }
+        self.alerts.push_back(AlertSummary {
+            local_id,
+            severity,
+            status,
+        });
+        self.alerts_total += 1;
+        evidence.truncate(policy.session.max_evidence);
+        Some(AlertEvent {
+            local_id,
+            status,
+            category,
+            severity,
+            rule,
+            at_ms,
+            evidence,
+            action,
+        })
+    }
+
+    /// Risk from the alerts that stand (retracted ones do not count).
+    pub fn risk(&self) -> RiskLevel {
+        let worst = self
+            .alerts
+            .iter()
+            .filter(|a| a.status != AlertStatus::Retracted)
+            .map(|a| a.severity)
+            .max();
+        match worst {
+            None => RiskLevel::None,
+            Some(Severity::Critical) => RiskLevel::High,
+            Some(Severity::Warning) if self.strikes >= 3 => RiskLevel::High,
+            Some(Severity::Warning) => RiskLevel::Elevated,
+            Some(Severity::Info) => RiskLevel::Low,
+        }
+    }
+
+    pub fn snapshot(&self) -> CallSnapshot {
+        let mut demand_repeats: Vec<(String, u32)> = self
+            .groups
+            .iter()
+            .map(|(g, c)| (g.to_string(), *c))
+            .collect();
+        demand_repeats.sort();
+        CallSnapshot {
+            call_id: self.call_id.clone(),
+            tenant: self.tenant.clone(),
+            agent_id: self.agent_id.clone(),
+            status: self.status,
+            risk: self.risk(),
+            last_event_ms: self.last_event_ms,
+            customer_talk_ms: self.talk_ms[0],
+            agent_talk_ms: self.talk_ms[1],
+            demand_repeats,
+            stalemate_since_ms: self.stalemate_since.as_ref().map(|(ms, _)| *ms),
+            warning_stages_ms: self.warning_stages.clone(),
+            strikes: self.strikes,
+            alert_ids: self.alerts.iter().map(|a| a.local_id).collect(),
+            alerts_total: self.alerts_total,
+        }
+    }
+}
+
+/// The hit's words with a little context on each side.
+fn excerpt(text: &str, span: &std::ops::Range<usize>) -> String {
+    let span = span.start.min(text.len())..span.end.min(text.len());
+    let before: String = {
+        let chars: Vec<char> = text[..span.start]
+            .chars()
+            .rev()
+            .take(EXCERPT_CONTEXT_CHARS)
+            .collect();
+        chars.into_iter().rev().collect()
+    };
+    let after: String = text[span.end..]
+        .chars()
+        .take(EXCERPT_CONTEXT_CHARS)
+        .collect();
+    let lead = if before.len() < span.start { "…" } else { "" };
+    let trail = if span.end + after.len() < text.len() {
+        "…"
+    } else {
+        ""
+    };
+    format!("{lead}{before}{}{after}{trail}", &text[span])
+}
+
+fn first_chars(text: &str, n: usize) -> String {
+    let mut s: String = text.chars().take(n).collect();
+    if s.len() < text.len() {
+        s.push('…');
+    }
+    s
+}
+
+fn last_chars(text: &str, n: usize) -> String {
+    let count = text.chars().count();
+    text.chars().skip(count.saturating_sub(n)).collect()
+}
+
+/// Hash of an utterance's text, for the ASR-loop check (trimmed, so a loop
+/// that differs only in trailing spaces still counts as one).
+fn hash_text(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.trim().hash(&mut h);
+    h.finish()
+}

@@ -1,0 +1,626 @@
+//! Every rule of the call policy, with its edges, on a small lexicon
+//! written for these tests.
+
+use super::*;
+use crate::alert::{AlertEvent, AlertStatus};
+use crate::category::{Severity, Speaker};
+use crate::engine::{Engine, Scratch};
+use crate::event::{CallEnd, CallStart, Fragment};
+use crate::lexicon::{Lexicon, Source};
+use crate::policy::Policy;
+
+const LEXICON: &[(&str, &str)] = &[
+    ("lexicon.toml", "version = \"test.1\"\n"),
+    (
+        "ja/lex.toml",
+        r#"
+[[term]]
+id = "korosu"
+category = "violence"
+patterns = ["殺すぞ", "ころすぞ"]
+[[term]]
+id = "sarasu"
+category = "online_defamation"
+patterns = ["ネットに晒す"]
+[[term]]
+id = "isharyo"
+category = "excessive_demand"
+group = "money"
+patterns = ["慰謝料払え"]
+[[term]]
+id = "henkin"
+category = "demand"
+group = "refund"
+patterns = ["返金しろ", "金返せ"]
+[[term]]
+id = "dogeza"
+category = "excessive_demand"
+group = "dogeza"
+patterns = ["土下座しろ"]
+[[term]]
+id = "mainichi"
+category = "persistence"
+group = "repeat_call"
+patterns = ["毎日電話してやる"]
+[[term]]
+id = "kiranai"
+category = "restraint"
+group = "no_hangup"
+patterns = ["納得するまで切らない"]
+[[term]]
+id = "baka"
+category = "verbal_abuse"
+patterns = ["ばかやろう"]
+[[term]]
+id = "gomi"
+category = "verbal_abuse"
+needs_target = true
+patterns = ["ゴミ"]
+[[term]]
+id = "itashikanemasu"
+category = "agent_refusal"
+patterns = ["いたしかねます"]
+[[term]]
+id = "shuryo"
+category = "agent_warning"
+patterns = ["お電話を終了させていただきます"]
+[[frame]]
+id = "omae"
+kind = "target"
+position = "around"
+patterns = ["お前"]
+[[frame]]
+id = "nante"
+kind = "negation"
+position = "after"
+patterns = ["なんて言ってない"]
+"#,
+    ),
+    (
+        "en/lex.toml",
+        r#"
+[[term]]
+id = "refund"
+category = "demand"
+group = "refund"
+patterns = ["I want a refund", "give me my money back"]
+"#,
+    ),
+];
+
+fn engine() -> Engine {
+    let sources = LEXICON
+        .iter()
+        .map(|(p, t)| Source {
+            path: (*p).into(),
+            text: (*t).into(),
+        })
+        .collect();
+    Engine::build(Lexicon::from_sources(sources).unwrap()).unwrap()
+}
+
+/// Drives one call through events, collecting every alert event.
+struct Call {
+    engine: Engine,
+    policy: Policy,
+    session: CallSession,
+    scratch: Scratch,
+    seq: u64,
+    alerts: Vec<AlertEvent>,
+}
+
+impl Call {
+    fn start(policy: Policy) -> Call {
+        Call::start_with(policy, start(), 0)
+    }
+
+    fn start_with(policy: Policy, start: CallStart, prior_calls: u32) -> Call {
+        let (session, alerts) =
+            CallSession::start(&start, policy.for_tenant(&start.tenant), prior_calls);
+        Call {
+            engine: engine(),
+            policy,
+            session,
+            scratch: Scratch::default(),
+            seq: 0,
+            alerts,
+        }
+    }
+
+    fn say(
+        &mut self,
+        speaker: Speaker,
+        utterance: &str,
+        text: &str,
+        is_final: bool,
+        at_ms: u64,
+    ) -> Vec<AlertEvent> {
+        self.seq += 1;
+        let fragment = Fragment {
+            call_id: "c1".into(),
+            seq: self.seq,
+            speaker,
+            text: text.into(),
+            is_final,
+            utterance_id: utterance.into(),
+            start_ms: at_ms.saturating_sub(1000),
+            end_ms: at_ms,
+            language: Some("ja".into()),
+            loudness_dbfs: None,
+        };
+        let policy = self.policy.for_tenant("acme").clone();
+        match self
+            .session
+            .on_fragment(&fragment, &self.engine, &policy, &mut self.scratch)
+            .unwrap()
+        {
+            Applied::Accepted(alerts) => {
+                self.alerts.extend(alerts.clone());
+                alerts
+            }
+            Applied::Duplicate => panic!("unexpected duplicate"),
+        }
+    }
+
+    fn customer(&mut self, utterance: &str, text: &str, at_ms: u64) -> Vec<AlertEvent> {
+        self.say(Speaker::Customer, utterance, text, true, at_ms)
+    }
+
+    fn end(&mut self, at_ms: u64) -> Vec<AlertEvent> {
+        let policy = self.policy.for_tenant("acme").clone();
+        let alerts = self.session.on_end(
+            &CallEnd {
+                call_id: "c1".into(),
+                end_ms: at_ms,
+            },
+            &policy,
+        );
+        self.alerts.extend(alerts.clone());
+        alerts
+    }
+
+    fn rules(&self) -> Vec<String> {
+        self.alerts.iter().map(|a| a.rule.to_string()).collect()
+    }
+}
+
+fn start() -> CallStart {
+    CallStart {
+        call_id: "c1".into(),
+        tenant: "acme".into(),
+        agent_id: "a1".into(),
+        language: Some("ja".into()),
+        ..CallStart::default()
+    }
+}
+
+const MIN: u64 = 60_000;
+
+#[test]
+fn critical_interim_is_provisional_then_confirmed_as_the_same_alert() {
+    let mut call = Call::start(Policy::builtin());
+    let first = call.say(Speaker::Customer, "u1", "お前ころすぞ", false, 1000);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].status, AlertStatus::Provisional);
+    assert_eq!(first[0].severity, Severity::Critical);
+    // A revision repeating the words raises nothing new.
+    assert!(call
+        .say(Speaker::Customer, "u1", "お前ころすぞ本当に", false, 1500)
+        .is_empty());
+    let last = call.say(Speaker::Customer, "u1", "お前ころすぞ本当に", true, 2000);
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].status, AlertStatus::Confirmed);
+    assert_eq!(last[0].local_id, first[0].local_id);
+}
+
+#[test]
+fn interim_revised_away_is_retracted_by_the_final() {
+    let mut call = Call::start(Policy::builtin());
+    let first = call.say(Speaker::Customer, "u1", "ころすぞ", false, 1000);
+    assert_eq!(first[0].status, AlertStatus::Provisional);
+    // The interim flickers: no retraction until the final decides.
+    assert!(call
+        .say(Speaker::Customer, "u1", "ころ", false, 1200)
+        .is_empty());
+    let last = call.say(Speaker::Customer, "u1", "ここ住所ですか", true, 2000);
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].status, AlertStatus::Retracted);
+    assert_eq!(last[0].local_id, first[0].local_id);
+    assert_eq!(call.session.risk(), RiskLevel::None);
+    // The cooldown was released: the words said for real alert again.
+    let again = call.customer("u2", "ころすぞ", 3000);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].status, AlertStatus::Confirmed);
+}
+
+#[test]
+fn utterance_without_final_is_decided_by_its_latest_interim_at_end() {
+    let mut call = Call::start(Policy::builtin());
+    call.say(Speaker::Customer, "u1", "ころすぞ", false, 1000);
+    call.say(Speaker::Customer, "u2", "殺すぞ", false, 400_000); // past the cooldown
+    call.say(Speaker::Customer, "u2", "こんにちは", false, 400_500);
+    let settled = call.end(401_000);
+    let statuses: Vec<_> = settled.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [AlertStatus::Confirmed, AlertStatus::Retracted]);
+}
+
+#[test]
+fn counters_and_warnings_wait_for_final_text() {
+    let mut call = Call::start(Policy::builtin());
+    assert!(call
+        .say(Speaker::Customer, "u1", "ばかやろう", false, 1000)
+        .is_empty());
+    let last = call.customer("u1", "ばかやろう", 1500);
+    assert_eq!(last[0].severity, Severity::Warning);
+    assert_eq!(last[0].status, AlertStatus::Confirmed);
+}
+
+#[test]
+fn repeated_demand_raises_persistence_at_the_third_and_again_at_the_fifth() {
+    let mut call = Call::start(Policy::builtin());
+    let texts = [
+        "返金しろ",
+        "だから金返せ",
+        "返金しろって",
+        "いいから返金しろよ",
+        "金返せ!!",
+    ];
+    let mut raised = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        let alerts = call.customer(&format!("u{i}"), text, (i as u64 + 1) * 10_000);
+        raised.push(
+            alerts
+                .iter()
+                .map(|a| (a.rule.to_string(), a.severity))
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert!(raised[0].is_empty() && raised[1].is_empty(), "{raised:?}");
+    assert_eq!(
+        raised[2],
+        [(
+            "counter/persistence/repeated_demand/refund".to_string(),
+            Severity::Warning
+        )]
+    );
+    assert!(raised[3].is_empty());
+    assert_eq!(
+        raised[4],
+        [(
+            "counter/persistence/repeated_demand/refund".to_string(),
+            Severity::Critical
+        )]
+    );
+}
+
+#[test]
+fn same_demand_in_two_languages_counts_as_one_group() {
+    let mut call = Call::start(Policy::builtin());
+    call.customer("u1", "返金しろ", 1000);
+    call.seq += 1;
+    let fragment = Fragment {
+        call_id: "c1".into(),
+        seq: call.seq,
+        speaker: Speaker::Customer,
+        text: "I want a refund".into(),
+        is_final: true,
+        utterance_id: "u2".into(),
+        start_ms: 1500,
+        end_ms: 2000,
+        language: Some("en".into()),
+        loudness_dbfs: None,
+    };
+    let policy = call.policy.for_tenant("acme").clone();
+    call.session
+        .on_fragment(&fragment, &call.engine, &policy, &mut call.scratch)
+        .unwrap();
+    let third = call.customer("u3", "金返せ", 3000);
+    assert_eq!(third.len(), 1, "{third:?}");
+    assert_eq!(&*third[0].category, "persistence");
+}
+
+#[test]
+fn asr_loops_are_not_repetition() {
+    let mut call = Call::start(Policy::builtin());
+    for i in 0..5 {
+        assert!(call
+            .customer(&format!("u{i}"), "返金しろ", 1000 * (i + 1))
+            .is_empty());
+    }
+    assert_eq!(
+        call.session.snapshot().demand_repeats,
+        [("refund".to_string(), 1)]
+    );
+}
+
+#[test]
+fn announced_repeat_calls_and_refusal_to_hang_up_alert_at_once() {
+    let mut call = Call::start(Policy::builtin());
+    let a = call.customer("u1", "毎日電話してやるからな", 1000);
+    assert_eq!(&*a[0].category, "persistence");
+    let b = call.customer("u2", "納得するまで切らないぞ", 2000);
+    assert_eq!(&*b[0].category, "restraint");
+}
+
+#[test]
+fn stalemate_from_agent_refusal_raises_restraint_at_exactly_30_minutes() {
+    let mut call = Call::start(Policy::builtin());
+    call.say(
+        Speaker::Agent,
+        "a1",
+        "そのご要望はいたしかねます",
+        true,
+        MIN + 1000,
+    );
+    let refusal_start = MIN; // the refusal utterance starts 1 s before its end
+    assert!(call
+        .customer("u1", "なんでだよ", refusal_start + 30 * MIN - 1)
+        .is_empty());
+    let at = call.customer("u2", "まだ話は終わってない", refusal_start + 30 * MIN);
+    assert_eq!(at.len(), 1, "{at:?}");
+    assert_eq!(&*at[0].rule, "counter/restraint/stalemate");
+    assert_eq!(at[0].severity, Severity::Warning);
+    assert_eq!(at[0].evidence[0].speaker, Speaker::Agent);
+    assert!(call
+        .customer("u3", "もういい", refusal_start + 45 * MIN)
+        .is_empty());
+}
+
+#[test]
+fn sixty_minutes_under_pressure_is_critical_but_a_friendly_long_call_is_not() {
+    let mut call = Call::start(Policy::builtin());
+    call.customer("u1", "ばかやろう", 5 * MIN);
+    assert!(call.customer("u2", "はい", 60 * MIN - 1).is_empty());
+    let at = call.customer("u3", "はい", 60 * MIN);
+    assert_eq!(&*at[0].rule, "counter/restraint/long_call_under_pressure");
+    assert_eq!(at[0].severity, Severity::Critical);
+
+    let mut friendly = Call::start(Policy::builtin());
+    for minute in (1..=70).step_by(3) {
+        friendly.customer(
+            &format!("u{minute}"),
+            "ありがとうございます、助かります",
+            minute * MIN,
+        );
+        friendly.say(
+            Speaker::Agent,
+            &format!("a{minute}"),
+            "かしこまりました",
+            true,
+            minute * MIN + 500,
+        );
+    }
+    friendly.end(70 * MIN);
+    assert!(
+        friendly.alerts.iter().all(|a| a.severity == Severity::Info),
+        "{:?}",
+        friendly.rules()
+    );
+    assert_eq!(friendly.session.risk(), RiskLevel::None);
+}
+
+#[test]
+fn agent_warnings_are_recorded_as_stages() {
+    let mut call = Call::start(Policy::builtin());
+    call.say(
+        Speaker::Agent,
+        "a1",
+        "これ以上続くようでしたらお電話を終了させていただきます",
+        true,
+        1000,
+    );
+    call.say(
+        Speaker::Agent,
+        "a2",
+        "お電話を終了させていただきます",
+        true,
+        5000,
+    );
+    assert_eq!(call.session.snapshot().warning_stages_ms, [1000, 5000]);
+    assert!(call.alerts.is_empty());
+}
+
+#[test]
+fn agent_speech_never_raises_abuse() {
+    let mut call = Call::start(Policy::builtin());
+    assert!(call
+        .say(
+            Speaker::Agent,
+            "a1",
+            "「ころすぞ」とのご発言がありましたが",
+            true,
+            1000
+        )
+        .is_empty());
+    assert!(call
+        .say(Speaker::Agent, "a2", "ころすぞ", false, 1500)
+        .is_empty());
+}
+
+#[test]
+fn third_call_in_24_hours_raises_persistence_at_start() {
+    let policy = Policy::builtin();
+    let second = Call::start_with(policy.clone(), start(), 2);
+    assert!(second.alerts.is_empty());
+    let third = Call::start_with(policy, start(), 3);
+    assert_eq!(third.rules(), ["counter/persistence/repeat_caller"]);
+}
+
+#[test]
+fn out_of_hours_follows_the_calls_timezone_and_policy() {
+    let mut s = start();
+    s.started_at = Some("2026-10-05T13:30:00Z".parse().unwrap()); // Monday 22:30 in Tokyo
+    s.timezone = Some("Asia/Tokyo".into());
+    let call = Call::start_with(Policy::builtin(), s.clone(), 0);
+    assert_eq!(call.rules(), ["clock/out_of_hours"]);
+    assert_eq!(call.alerts[0].severity, Severity::Info);
+
+    let raised = Policy::from_toml("[business_hours]\nout_of_hours = \"warning\"\n", "p").unwrap();
+    assert_eq!(
+        Call::start_with(raised, s.clone(), 0).alerts[0].severity,
+        Severity::Warning
+    );
+    let off = Policy::from_toml(
+        "[tenants.acme.business_hours]\nout_of_hours = \"off\"\n",
+        "p",
+    )
+    .unwrap();
+    assert!(Call::start_with(off, s.clone(), 0).alerts.is_empty());
+
+    s.started_at = Some("2026-10-05T00:00:00Z".parse().unwrap()); // Monday 09:00 in Tokyo: open
+    assert!(Call::start_with(Policy::builtin(), s, 0).alerts.is_empty());
+}
+
+#[test]
+fn threat_and_money_demand_within_two_minutes_is_extortion() {
+    let mut call = Call::start(Policy::builtin());
+    call.customer("u1", "ネットに晒すからな", 10_000);
+    let alerts = call.customer("u2", "慰謝料払え", 10_000 + 120_000);
+    let rules: Vec<_> = alerts
+        .iter()
+        .map(|a| (a.rule.to_string(), a.severity))
+        .collect();
+    assert!(
+        rules.contains(&("combination/extortion".to_string(), Severity::Critical)),
+        "{rules:?}"
+    );
+
+    let mut apart = Call::start(Policy::builtin());
+    apart.customer("u1", "ネットに晒すからな", 10_000);
+    apart.customer("u2", "慰謝料払え", 10_000 + 120_001);
+    assert!(!apart.rules().contains(&"combination/extortion".to_string()));
+}
+
+#[test]
+fn dogeza_is_always_critical_even_if_policy_lowers_the_category() {
+    let policy =
+        Policy::from_toml("[categories.excessive_demand]\nseverity = \"info\"\n", "p").unwrap();
+    let mut call = Call::start(policy);
+    let a = call.customer("u1", "土下座しろ", 1000);
+    assert_eq!(a[0].severity, Severity::Critical);
+    let b = call.customer("u2", "慰謝料払え", 2000);
+    assert_eq!(b[0].severity, Severity::Info);
+}
+
+#[test]
+fn insults_at_the_product_are_complaints_at_the_agent_abuse() {
+    let mut call = Call::start(Policy::builtin());
+    let product = call.customer("u1", "この商品ゴミだな", 1000);
+    assert_eq!(product[0].severity, Severity::Info);
+    let agent = call.customer("u2", "お前ゴミだな", 2000);
+    assert_eq!(agent[0].severity, Severity::Warning);
+}
+
+#[test]
+fn negated_threat_is_downgraded_not_dropped() {
+    let mut call = Call::start(Policy::builtin());
+    let a = call.customer("u1", "殺すぞなんて言ってない", 1000);
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].severity, Severity::Warning);
+}
+
+#[test]
+fn warning_ladder_and_cooldown() {
+    let mut call = Call::start(Policy::builtin());
+    let first = call.customer("u1", "ばかやろう", 1000);
+    assert_eq!(&*first[0].action, "read_warning_script");
+    // Same term within the cooldown: nothing new.
+    assert!(call.customer("u2", "このばかやろう", 2000).is_empty());
+    let second = call.customer("u3", "ばかやろうが", 1000 + 300_000);
+    assert_eq!(&*second[0].action, "supervisor_alert");
+    let third = call.customer("u4", "ばかやろう!", 1000 + 600_000);
+    assert_eq!(&*third[0].action, "end_call_permitted");
+    assert_eq!(call.session.risk(), RiskLevel::High);
+    let violence = call.customer("u5", "殺すぞ", 1000 + 600_001);
+    assert_eq!(&*violence[0].action, "involve_police");
+}
+
+#[test]
+fn phrase_split_across_fragments_alerts_once_with_both_pieces_as_evidence() {
+    let mut call = Call::start(Policy::builtin());
+    assert!(call.customer("u1", "いいか、ころ", 1000).is_empty());
+    let second = call.customer("u2", "すぞ、わかったか", 2000);
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].evidence.len(), 2);
+    assert_eq!(second[0].evidence[0].utterance_id, "u1");
+    assert!(call.customer("u3", "以上だ", 3000).is_empty());
+}
+
+#[test]
+fn seq_duplicates_are_ignored_and_backwards_rejected() {
+    let mut call = Call::start(Policy::builtin());
+    let policy = call.policy.for_tenant("acme").clone();
+    let mut fragment = Fragment {
+        call_id: "c1".into(),
+        seq: 5,
+        speaker: Speaker::Customer,
+        text: "ばかやろう".into(),
+        is_final: true,
+        utterance_id: "u1".into(),
+        start_ms: 0,
+        end_ms: 1000,
+        language: None,
+        loudness_dbfs: None,
+    };
+    let first = call
+        .session
+        .on_fragment(&fragment, &call.engine, &policy, &mut call.scratch)
+        .unwrap();
+    assert!(matches!(first, Applied::Accepted(ref a) if a.len() == 1));
+    assert_eq!(
+        call.session
+            .on_fragment(&fragment, &call.engine, &policy, &mut call.scratch)
+            .unwrap(),
+        Applied::Duplicate
+    );
+    fragment.seq = 4;
+    let err = call
+        .session
+        .on_fragment(&fragment, &call.engine, &policy, &mut call.scratch)
+        .unwrap_err();
+    assert_eq!(err.to_string(), "seq: 4 is behind the last accepted 5");
+    // A repeated final for the same utterance (new seq) is a duplicate too.
+    fragment.seq = 6;
+    assert_eq!(
+        call.session
+            .on_fragment(&fragment, &call.engine, &policy, &mut call.scratch)
+            .unwrap(),
+        Applied::Duplicate
+    );
+}
+
+#[test]
+fn memory_is_bounded_on_a_very_long_call() {
+    let policy = Policy::from_toml("[escalation]\ncooldown_seconds = 1\n", "p").unwrap();
+    let mut call = Call::start(policy);
+    for i in 0..2_000u64 {
+        call.say(
+            Speaker::Customer,
+            &format!("open{i}"),
+            "ころすぞ",
+            false,
+            i * 2_000,
+        );
+        call.customer(&format!("u{i}"), "ばかやろう", i * 2_000 + 1_500);
+    }
+    let snapshot = call.session.snapshot();
+    assert!(snapshot.alert_ids.len() <= 256);
+    assert!(snapshot.alerts_total > 256);
+    assert!(call.session.open.len() <= 32);
+    assert!(call.session.recent_finals.len() <= 16);
+}
+
+#[test]
+fn same_events_give_same_alerts() {
+    let run = || {
+        let mut call = Call::start(Policy::builtin());
+        call.say(Speaker::Customer, "u1", "ころすぞ", false, 1000);
+        call.customer("u1", "ころすぞ", 1500);
+        call.customer("u2", "返金しろ", 2000);
+        call.customer("u3", "返金しろよ", 3000);
+        call.customer("u4", "返金しろって", 4000);
+        call.end(10 * MIN);
+        call.alerts
+    };
+    assert_eq!(run(), run());
+}
