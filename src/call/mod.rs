@@ -22,10 +22,12 @@
 //! summaries, evidence per alert and remembered utterance ids all have caps
 //! from the policy; counters are per lexicon group (a fixed set).
 
+mod callers;
 mod state;
 #[cfg(test)]
 mod tests;
 
+pub use callers::{CallerHasher, CallerHistory, CallerKey};
 pub use state::{CallSession, CallSnapshot, CallStatus, RiskLevel};
 
 use crate::event::EventError;
