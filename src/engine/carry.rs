@@ -34,6 +34,7 @@ pub(super) struct Mark {
 /// do not advance it.
 #[derive(Clone, Debug)]
 pub struct Carry {
+    pub(super) generation: u64,
     pub(super) automaton: u32,
     pub(super) state: StateID,
     pub(super) tail: [u8; TAIL_BYTES],

@@ -131,6 +131,9 @@ struct Candidate {
 
 /// A compiled lexicon set. Build once, share by `Arc`, scan from any thread.
 pub struct Engine {
+    /// Unique per compiled engine: a carry from another engine (before a
+    /// reload) is never stepped through this one's automata.
+    generation: u64,
     lexicon: Lexicon,
     patterns: Vec<PatternInfo>,
     automata: Vec<LanguageAutomaton>,
@@ -207,7 +210,9 @@ impl Engine {
         }
         let any_only = build(&|l| l == ANY_LANGUAGE)?;
         let all = build(&|_| true)?;
+        static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Engine {
+            generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             lexicon,
             patterns,
             automata,
@@ -262,7 +267,8 @@ impl Engine {
 
         // Continue from the previous fragment when it was scanned by the
         // same automaton (a language switch mid-call starts afresh).
-        let carry = carry.filter(|c| c.automaton == automaton_index);
+        let carry =
+            carry.filter(|c| c.generation == self.generation && c.automaton == automaton_index);
         let start_state = || dfa.start_state(Anchored::No).expect("unanchored DFA");
         let mut state = carry.map_or_else(start_state, |c| c.state);
         let starts_with_word = first_class(norm) == Some(CharClass::Word);
@@ -316,12 +322,19 @@ impl Engine {
             state = automaton.dfa.next_state(Anchored::No, state, b);
             self.collect(automaton, state, i as i64 + 1, &mut scratch.raw);
         }
+        let stream = Stream {
+            tail: &[],
+            shift: 0,
+            norm: normalized.as_str().as_bytes(),
+        };
         let mut frames: Vec<usize> = scratch
             .raw
             .iter()
-            .map(|m| self.patterns[m.pattern as usize])
-            .filter(|p| p.kind == PatternKind::Frame)
-            .map(|p| p.owner as usize)
+            .filter(|m| {
+                let p = self.patterns[m.pattern as usize];
+                p.kind == PatternKind::Frame && on_word_boundaries(&p, &stream, m)
+            })
+            .map(|m| self.patterns[m.pattern as usize].owner as usize)
             .collect();
         frames.dedup();
         frames
@@ -370,13 +383,7 @@ impl Engine {
             if term.speaker != speaker {
                 continue;
             }
-            if info.word_left
-                && stream.char_before(m.start).and_then(class_of) == Some(CharClass::Word)
-            {
-                continue;
-            }
-            if info.word_right && stream.char_at(m.end).and_then(class_of) == Some(CharClass::Word)
-            {
+            if !on_word_boundaries(&info, stream, m) {
                 continue;
             }
             if term.standalone && !self.standalone_ok(stream, norm, m) {
@@ -481,7 +488,11 @@ impl Engine {
         });
         let here = raw.iter().filter_map(|x| {
             let xi = self.patterns[x.pattern as usize];
-            (xi.kind == PatternKind::Frame).then_some((xi.owner, Some(x.start), x.end))
+            (xi.kind == PatternKind::Frame && on_word_boundaries(&xi, stream, x)).then_some((
+                xi.owner,
+                Some(x.start),
+                x.end,
+            ))
         });
         for (frame_index, start, end) in here.chain(carried) {
             let frame = &self.lexicon.frames[frame_index as usize];
@@ -548,8 +559,10 @@ impl Engine {
         let here = raw.iter().filter_map(|x| {
             let xi = self.patterns[x.pattern as usize];
             let frame = self.lexicon.frames.get(xi.owner as usize)?;
-            (xi.kind == PatternKind::Frame && frame.position != FramePosition::After)
-                .then_some((xi.owner, x.end))
+            (xi.kind == PatternKind::Frame
+                && frame.position != FramePosition::After
+                && on_word_boundaries(&xi, stream, x))
+            .then_some((xi.owner, x.end))
         });
         // Newest last: keep the most recent MAX_MARKS within reach.
         let all: Vec<(u32, i64)> = carried
@@ -568,6 +581,7 @@ impl Engine {
             None => previous.is_some_and(|c| c.ends_with_word),
         };
         Carry {
+            generation: self.generation,
             automaton,
             state,
             tail,
@@ -639,6 +653,15 @@ impl Stream<'_> {
             .filter(|&p| self.byte(p).is_none_or(|b| b & 0xC0 != 0x80))
             .count()
     }
+}
+
+/// Latin patterns (terms and frames alike) need a non-word character or
+/// the fragment edge on each Latin side: `kill` is not in `skill`, `you` is
+/// not in `your`.
+fn on_word_boundaries(info: &PatternInfo, stream: &Stream, m: &RawMatch) -> bool {
+    let word = |c: Option<char>| c.and_then(class_of) == Some(CharClass::Word);
+    !(info.word_left && word(stream.char_before(m.start))
+        || info.word_right && word(stream.char_at(m.end)))
 }
 
 fn first_class(norm: &[u8]) -> Option<CharClass> {

@@ -81,6 +81,10 @@ category = "verbal_abuse"
 id = "ass"
 patterns = ["ass"]
 [[term]]
+id = "useless"
+patterns = ["useless"]
+needs_target = true
+[[term]]
 id = "masked_you"
 patterns = ["*** you"]
 "#,
@@ -98,6 +102,11 @@ patterns = ["I'm unable to do that"]
     (
         "en/context.toml",
         r#"
+[[frame]]
+id = "you"
+kind = "target"
+position = "around"
+patterns = ["you"]
 [[frame]]
 id = "not_saying"
 kind = "negation"
@@ -254,6 +263,31 @@ fn target_frame_marks_insults_at_the_agent() {
 }
 
 #[test]
+fn frames_respect_word_boundaries() {
+    let e = engine();
+    let mut scratch = Scratch::default();
+    let scan = e.scan(
+        "your app is useless",
+        Some("en"),
+        Speaker::Customer,
+        None,
+        &mut scratch,
+    );
+    assert!(
+        !scan.hits[0].targeted,
+        "\"you\" inside \"your\" is no target"
+    );
+    let scan = e.scan(
+        "you are useless",
+        Some("en"),
+        Speaker::Customer,
+        None,
+        &mut scratch,
+    );
+    assert!(scan.hits[0].targeted);
+}
+
+#[test]
 fn agent_speech_only_matches_agent_markers() {
     let e = engine();
     let mut scratch = Scratch::default();
@@ -384,4 +418,22 @@ fn negation_just_before_the_seam_applies() {
         &mut scratch,
     );
     assert_eq!(second.hits[0].framing, Framing::Negated);
+}
+
+#[test]
+fn carry_from_another_engine_is_not_used() {
+    // After a reload the old carry's state ids mean nothing to the new
+    // automata: the scan starts afresh instead of indexing garbage.
+    let old = engine();
+    let new = engine();
+    let mut scratch = Scratch::default();
+    let first = old.scan("ぶっ殺", Some("ja"), Speaker::Customer, None, &mut scratch);
+    let second = new.scan(
+        "す",
+        Some("ja"),
+        Speaker::Customer,
+        Some(&first.carry),
+        &mut scratch,
+    );
+    assert!(second.hits.is_empty());
 }
