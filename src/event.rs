@@ -112,6 +112,8 @@ pub enum EventError {
     TimesReversed { start_ms: u64, end_ms: u64 },
     #[error("timezone: unknown time zone {0:?}")]
     UnknownTimezone(String),
+    #[error("call_id: no active call {0:?}")]
+    UnknownCall(String),
 }
 
 impl Event {

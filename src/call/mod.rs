@@ -24,11 +24,13 @@
 
 mod callers;
 mod state;
+mod table;
 #[cfg(test)]
 mod tests;
 
 pub use callers::{CallerHasher, CallerHistory, CallerKey};
 pub use state::{CallSession, CallSnapshot, CallStatus, RiskLevel};
+pub use table::{CallTable, Routed, TableError};
 
 use crate::event::EventError;
 

@@ -1,0 +1,328 @@
+//! The table of live calls that both drivers (service and replay) share:
+//! creates a call on `start` or on the first fragment of an unknown call
+//! (with defaults), routes events, closes calls on `end` or after the idle
+//! timeout, and caps how many calls may be open at once.
+//!
+//! The idle clock is the driver's (`now_ms`: wall-clock milliseconds in the
+//! service, event time in replay); every other rule runs on audio time
+//! inside [`CallSession`].
+
+use std::collections::HashMap;
+
+use super::{Applied, CallSession, CallSnapshot};
+use crate::alert::AlertEvent;
+use crate::engine::{Engine, Scratch};
+use crate::event::{CallEnd, CallStart, Event, EventError};
+use crate::policy::Policy;
+
+/// Why the table refused an event; other calls are not affected.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TableError {
+    #[error(transparent)]
+    Event(#[from] EventError),
+    #[error("call_id: {0:?} is already started")]
+    AlreadyStarted(String),
+    #[error("too many active calls (limit {0})")]
+    TooManyCalls(usize),
+}
+
+/// What an event did to the table.
+#[derive(Debug)]
+pub struct Routed {
+    pub applied: Applied,
+    /// The call's state after the event (for ended calls, its last state).
+    pub snapshot: CallSnapshot,
+}
+
+struct Entry {
+    session: CallSession,
+    last_seen_ms: u64,
+}
+
+/// Live calls by id.
+pub struct CallTable {
+    calls: HashMap<String, Entry>,
+    max_calls: usize,
+    max_text_bytes: usize,
+}
+
+impl CallTable {
+    pub fn new(max_calls: usize, max_text_bytes: usize) -> CallTable {
+        CallTable {
+            calls: HashMap::new(),
+            max_calls,
+            max_text_bytes,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// Applies one event. `caller_calls` counts the caller's calls in the
+    /// policy window, this one included (the driver hashes the caller id
+    /// and keeps the history).
+    pub fn apply(
+        &mut self,
+        event: &Event,
+        now_ms: u64,
+        engine: &Engine,
+        policy: &Policy,
+        caller_calls: &mut dyn FnMut(&CallStart) -> u32,
+        scratch: &mut Scratch,
+    ) -> Result<Routed, TableError> {
+        event.validate(self.max_text_bytes)?;
+        match event {
+            Event::Start(start) => {
+                if self.calls.contains_key(&start.call_id) {
+                    return Err(TableError::AlreadyStarted(start.call_id.clone()));
+                }
+                let alerts = self.open(start, now_ms, policy, caller_calls)?;
+                Ok(self.routed(&start.call_id, Applied::Accepted(alerts)))
+            }
+            Event::Fragment(fragment) => {
+                let mut alerts = Vec::new();
+                if !self.calls.contains_key(&fragment.call_id) {
+                    let defaults = CallStart {
+                        call_id: fragment.call_id.clone(),
+                        language: fragment.language.clone(),
+                        ..CallStart::default()
+                    };
+                    alerts = self.open(&defaults, now_ms, policy, caller_calls)?;
+                }
+                let entry = self.calls.get_mut(&fragment.call_id).expect("opened above");
+                entry.last_seen_ms = now_ms;
+                let set = policy.for_tenant(entry.session.tenant());
+                let applied = match entry.session.on_fragment(fragment, engine, set, scratch)? {
+                    Applied::Accepted(more) => {
+                        alerts.extend(more);
+                        Applied::Accepted(alerts)
+                    }
+                    Applied::Duplicate if alerts.is_empty() => Applied::Duplicate,
+                    Applied::Duplicate => Applied::Accepted(alerts),
+                };
+                Ok(self.routed(&fragment.call_id, applied))
+            }
+            Event::End(end) => match self.calls.remove(&end.call_id) {
+                Some(mut entry) => {
+                    let set = policy.for_tenant(entry.session.tenant());
+                    let alerts = entry.session.on_end(end, set);
+                    Ok(Routed {
+                        applied: Applied::Accepted(alerts),
+                        snapshot: entry.session.snapshot(),
+                    })
+                }
+                // An end for a call we do not know (already ended, or never
+                // seen): nothing to close.
+                None => Err(TableError::Event(EventError::UnknownCall(
+                    end.call_id.clone(),
+                ))),
+            },
+        }
+    }
+
+    fn open(
+        &mut self,
+        start: &CallStart,
+        now_ms: u64,
+        policy: &Policy,
+        caller_calls: &mut dyn FnMut(&CallStart) -> u32,
+    ) -> Result<Vec<AlertEvent>, TableError> {
+        if self.calls.len() >= self.max_calls {
+            return Err(TableError::TooManyCalls(self.max_calls));
+        }
+        let count = if start.caller_id.is_some() {
+            caller_calls(start)
+        } else {
+            0
+        };
+        let (session, alerts) = CallSession::start(start, policy.for_tenant(&start.tenant), count);
+        self.calls.insert(
+            start.call_id.clone(),
+            Entry {
+                session,
+                last_seen_ms: now_ms,
+            },
+        );
+        Ok(alerts)
+    }
+
+    fn routed(&self, call_id: &str, applied: Applied) -> Routed {
+        Routed {
+            applied,
+            snapshot: self.calls[call_id].session.snapshot(),
+        }
+    }
+
+    /// Closes every call idle for its tenant's `idle_timeout_seconds`; each
+    /// ends at its last audio time. Returns the closed calls' last alerts.
+    pub fn close_idle(
+        &mut self,
+        now_ms: u64,
+        policy: &Policy,
+    ) -> Vec<(CallSnapshot, Vec<AlertEvent>)> {
+        let idle: Vec<String> = self
+            .calls
+            .iter()
+            .filter(|(_, e)| {
+                let timeout = policy
+                    .for_tenant(e.session.tenant())
+                    .session
+                    .idle_timeout_seconds
+                    * 1000;
+                now_ms.saturating_sub(e.last_seen_ms) >= timeout
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut closed = Vec::with_capacity(idle.len());
+        for id in idle {
+            let mut entry = self.calls.remove(&id).expect("listed above");
+            let end = CallEnd {
+                call_id: id,
+                end_ms: entry.session.last_event_ms(),
+            };
+            let alerts = entry
+                .session
+                .on_end(&end, policy.for_tenant(entry.session.tenant()));
+            closed.push((entry.session.snapshot(), alerts));
+        }
+        closed
+    }
+
+    /// Snapshots of every live call, by call id.
+    pub fn snapshots(&self) -> Vec<CallSnapshot> {
+        let mut all: Vec<CallSnapshot> =
+            self.calls.values().map(|e| e.session.snapshot()).collect();
+        all.sort_by(|a, b| a.call_id.cmp(&b.call_id));
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::CallStatus;
+    use crate::lexicon::Lexicon;
+
+    fn engine() -> Engine {
+        Engine::build(Lexicon::embedded().unwrap()).unwrap()
+    }
+
+    fn event(json: &str) -> Event {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn first_fragment_of_unknown_call_opens_it_with_defaults() {
+        let (engine, policy) = (engine(), Policy::builtin());
+        let mut table = CallTable::new(10, 8192);
+        let mut scratch = Scratch::default();
+        let routed = table
+            .apply(
+                &event(r#"{"type":"fragment","call_id":"c9","speaker":"customer","text":"お前ころすぞ","language":"ja","end_ms":1000}"#),
+                0,
+                &engine,
+                &policy,
+                &mut |_| 0,
+                &mut scratch,
+            )
+            .unwrap();
+        assert!(matches!(routed.applied, Applied::Accepted(ref a) if !a.is_empty()));
+        assert_eq!(table.len(), 1);
+        let end = table
+            .apply(
+                &event(r#"{"type":"end","call_id":"c9","end_ms":2000}"#),
+                1,
+                &engine,
+                &policy,
+                &mut |_| 0,
+                &mut scratch,
+            )
+            .unwrap();
+        assert_eq!(end.snapshot.status, CallStatus::Ended);
+        assert!(table.is_empty());
+    }
+
+    #[test]
+    fn limits_and_bad_events_touch_only_that_event() {
+        let (engine, policy) = (engine(), Policy::builtin());
+        let mut table = CallTable::new(2, 16);
+        let mut scratch = Scratch::default();
+        let mut apply = |table: &mut CallTable, json: &str| {
+            table.apply(&event(json), 0, &engine, &policy, &mut |_| 0, &mut scratch)
+        };
+        apply(&mut table, r#"{"type":"start","call_id":"a"}"#).unwrap();
+        apply(&mut table, r#"{"type":"start","call_id":"b"}"#).unwrap();
+        assert_eq!(
+            apply(&mut table, r#"{"type":"start","call_id":"c"}"#).unwrap_err(),
+            TableError::TooManyCalls(2)
+        );
+        assert_eq!(
+            apply(&mut table, r#"{"type":"start","call_id":"a"}"#).unwrap_err(),
+            TableError::AlreadyStarted("a".into())
+        );
+        let long = r#"{"type":"fragment","call_id":"a","speaker":"customer","text":"this text is longer than sixteen bytes"}"#;
+        assert_eq!(
+            apply(&mut table, long).unwrap_err().to_string(),
+            "text: longer than 16 bytes"
+        );
+        assert!(matches!(
+            apply(&mut table, r#"{"type":"end","call_id":"zz"}"#).unwrap_err(),
+            TableError::Event(EventError::UnknownCall(_))
+        ));
+        assert_eq!(table.len(), 2);
+    }
+
+    #[test]
+    fn idle_calls_close_after_the_timeout_and_settle_their_alerts() {
+        let (engine, policy) = (engine(), Policy::builtin());
+        let mut table = CallTable::new(10, 8192);
+        let mut scratch = Scratch::default();
+        table
+            .apply(
+                &event(r#"{"type":"fragment","call_id":"c1","speaker":"customer","text":"ころすぞ","is_final":false,"utterance_id":"u1","language":"ja","end_ms":500}"#),
+                1_000,
+                &engine,
+                &policy,
+                &mut |_| 0,
+                &mut scratch,
+            )
+            .unwrap();
+        assert!(table.close_idle(1_000 + 599_999, &policy).is_empty());
+        let closed = table.close_idle(1_000 + 600_000, &policy);
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].1[0].status, crate::alert::AlertStatus::Confirmed);
+        assert!(table.is_empty());
+    }
+
+    #[test]
+    fn repeat_caller_count_comes_from_the_driver() {
+        let (engine, policy) = (engine(), Policy::builtin());
+        let mut table = CallTable::new(10, 8192);
+        let mut scratch = Scratch::default();
+        let routed = table
+            .apply(
+                &event(r#"{"type":"start","call_id":"c1","caller_id":"+81312345678"}"#),
+                0,
+                &engine,
+                &policy,
+                &mut |start| {
+                    if start.caller_id.as_deref() == Some("+81312345678") {
+                        3
+                    } else {
+                        0
+                    }
+                },
+                &mut scratch,
+            )
+            .unwrap();
+        let Applied::Accepted(alerts) = routed.applied else {
+            panic!()
+        };
+        assert_eq!(&*alerts[0].rule, "counter/persistence/repeat_caller");
+    }
+}
