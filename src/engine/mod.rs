@@ -12,7 +12,10 @@
 //!   exclusions and frames share one automaton and may overlap ("ところす"
 //!   must be seen together with "ころす" to cancel it). Leftmost-longest would
 //!   hide one of them. Stepping the DFA ourselves (`Automaton::next_state`)
-//!   also lets the state carry over to the next fragment ([`Carry`]).
+//!   also lets the state carry over to the next fragment ([`Carry`]), and
+//!   lets it step over each normalised byte as the normaliser produces it
+//!   (`ScanSink`), one pass instead of two: the automaton's table lookups
+//!   overlap with the folding work (BENCHMARKS.md).
 //! - **Word boundaries are checked after the match**, not encoded in the
 //!   patterns: Latin patterns need a non-word character (or the fragment
 //!   edge) on both sides, CJK patterns match anywhere, and `standalone` CJK
@@ -36,7 +39,8 @@ use carry::{Mark, MAX_MARKS, TAIL_BYTES};
 
 use crate::category::{Severity, Speaker};
 use crate::lexicon::{FrameKind, FramePosition, Lexicon, LexiconError, Term, ANY_LANGUAGE};
-use crate::text::{class_of, normalize, normalize_into, CharClass, Normalized};
+use crate::text::normalize::{normalize_with, FoldSink};
+use crate::text::{class_of, normalize, CharClass, Normalized};
 
 /// Index of a term in [`Engine::term`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -138,6 +142,8 @@ pub struct Engine {
     patterns: Vec<PatternInfo>,
     automata: Vec<LanguageAutomaton>,
     by_language: HashMap<String, u32>,
+    /// The same, as a list: a few entries, looked through per fragment.
+    language_list: Vec<(String, u32)>,
     /// Automaton for a language with no folder: the `any` terms only.
     any_only: u32,
     /// Automaton for fragments with no language: everything.
@@ -210,6 +216,7 @@ impl Engine {
         }
         let any_only = build(&|l| l == ANY_LANGUAGE)?;
         let all = build(&|_| true)?;
+        let language_list = by_language.iter().map(|(k, &v)| (k.clone(), v)).collect();
         static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Engine {
             generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -217,6 +224,7 @@ impl Engine {
             patterns,
             automata,
             by_language,
+            language_list,
             any_only,
             all,
         })
@@ -243,9 +251,13 @@ impl Engine {
         let Some(tag) = language.map(str::trim).filter(|t| !t.is_empty()) else {
             return self.all;
         };
-        let primary = tag.split(['-', '_']).next().unwrap_or(tag);
-        let key = primary.to_ascii_lowercase();
-        self.by_language.get(&key).copied().unwrap_or(self.any_only)
+        let primary = tag.find(['-', '_']).map_or(tag, |end| &tag[..end]);
+        // A handful of languages: a case-insensitive look through them costs
+        // less than lower-casing into a fresh String and hashing it.
+        self.language_list
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(primary))
+            .map_or(self.any_only, |&(_, index)| index)
     }
 
     /// Scans one fragment spoken by `speaker`. `carry` is what the same
@@ -262,35 +274,35 @@ impl Engine {
         let automaton_index = self.automaton_for(language);
         let automaton = &self.automata[automaton_index as usize];
         let dfa = &automaton.dfa;
-        normalize_into(text, &mut scratch.normalized);
-        let norm = scratch.normalized.as_str().as_bytes();
 
         // Continue from the previous fragment when it was scanned by the
         // same automaton (a language switch mid-call starts afresh).
         let carry =
             carry.filter(|c| c.generation == self.generation && c.automaton == automaton_index);
         let start_state = || dfa.start_state(Anchored::No).expect("unanchored DFA");
-        let mut state = carry.map_or_else(start_state, |c| c.state);
-        let starts_with_word = first_class(norm) == Some(CharClass::Word);
-        let seam_space = carry.is_some_and(|c| c.ends_with_word) && starts_with_word;
-        let shift: i64 = i64::from(seam_space);
+        let carried_state = carry.map_or_else(start_state, |c| c.state);
+
+        // The automaton steps over each normalised byte as soon as the
+        // normaliser produces it: its table lookups (cache misses on a large
+        // automaton) overlap with the normaliser's work instead of adding up.
+        let mut sink = ScanSink {
+            engine: self,
+            automaton,
+            carried_state,
+            carried_word: carry.is_some_and(|c| c.ends_with_word),
+            state: carried_state,
+            seam_space: false,
+            raw: &mut scratch.raw,
+        };
+        sink.reset();
+        normalize_with(text, &mut scratch.normalized, &mut sink);
+        let (state, seam_space) = (sink.state, sink.seam_space);
+        let norm = scratch.normalized.as_str().as_bytes();
         let stream = Stream {
             tail: carry.map_or(&[][..], |c| c.tail()),
-            shift,
+            shift: i64::from(seam_space),
             norm,
         };
-
-        scratch.raw.clear();
-        if seam_space {
-            state = dfa.next_state(Anchored::No, state, b' ');
-            self.collect(automaton, state, 0, &mut scratch.raw);
-        }
-        for (i, &b) in norm.iter().enumerate() {
-            state = dfa.next_state(Anchored::No, state, b);
-            if dfa.is_special(state) {
-                self.collect(automaton, state, i as i64 + 1, &mut scratch.raw);
-            }
-        }
 
         let hits = self.evaluate(
             &stream,
@@ -535,18 +547,22 @@ impl Engine {
             tail.copy_from_slice(&norm[norm.len() - TAIL_BYTES..]);
             TAIL_BYTES
         } else {
-            let mut joined = [0u8; 2 * TAIL_BYTES + 1];
-            let mut n = stream.tail.len();
-            joined[..n].copy_from_slice(stream.tail);
-            if stream.shift == 1 {
-                joined[n] = b' ';
-                n += 1;
+            // The last `need` bytes of (previous tail, seam space), then
+            // this text.
+            let need = TAIL_BYTES - norm.len();
+            let space: &[u8] = if stream.shift == 1 { b" " } else { b"" };
+            let from_space = space.len().min(need);
+            let from_tail = (need - from_space).min(stream.tail.len());
+            let mut n = 0;
+            for part in [
+                &stream.tail[stream.tail.len() - from_tail..],
+                &space[space.len() - from_space..],
+                norm,
+            ] {
+                tail[n..n + part.len()].copy_from_slice(part);
+                n += part.len();
             }
-            joined[n..n + norm.len()].copy_from_slice(norm);
-            n += norm.len();
-            let from = n.saturating_sub(TAIL_BYTES);
-            tail[..n - from].copy_from_slice(&joined[from..n]);
-            n - from
+            n
         };
         let norm_len = norm.len() as i64;
         let mut marks = [Mark::default(); MAX_MARKS];
@@ -564,12 +580,20 @@ impl Engine {
                 && on_word_boundaries(&xi, stream, x))
             .then_some((xi.owner, x.end))
         });
-        // Newest last: keep the most recent MAX_MARKS within reach.
-        let all: Vec<(u32, i64)> = carried
+        // Newest last: keep the most recent MAX_MARKS within reach. A ring
+        // of MAX_MARKS on the stack keeps the last ones seen, in order.
+        let mut ring = [(0u32, 0i64); MAX_MARKS];
+        let mut seen = 0usize;
+        for (frame, end) in carried
             .chain(here)
             .filter(|&(_, end)| norm_len - end <= reach)
-            .collect();
-        for &(frame, end) in all.iter().rev().take(MAX_MARKS) {
+        {
+            ring[seen % MAX_MARKS] = (frame, end);
+            seen += 1;
+        }
+        for k in 0..seen.min(MAX_MARKS) {
+            // Newest first, as before: seen-1, seen-2, ...
+            let (frame, end) = ring[(seen - 1 - k) % MAX_MARKS];
             marks[marks_len] = Mark {
                 frame,
                 end: (end - norm_len) as i32,
@@ -589,6 +613,65 @@ impl Engine {
             marks,
             marks_len: marks_len as u8,
             ends_with_word,
+        }
+    }
+}
+
+/// Steps a language automaton over the normalised text as the normaliser
+/// produces it, with the same result as a pass over the finished text: the
+/// seam space fed first when the previous fragment ended in a word and this
+/// one starts with one, then every byte, collecting the matches.
+struct ScanSink<'a> {
+    engine: &'a Engine,
+    automaton: &'a LanguageAutomaton,
+    /// State at the end of the previous fragment (or the start state).
+    carried_state: StateID,
+    /// The previous fragment ended in a Latin word character.
+    carried_word: bool,
+    state: StateID,
+    seam_space: bool,
+    raw: &'a mut Vec<RawMatch>,
+}
+
+impl ScanSink<'_> {
+    /// Back to the start: nothing scanned, no seam space yet.
+    fn reset(&mut self) {
+        self.state = self.carried_state;
+        self.seam_space = false;
+        self.raw.clear();
+    }
+}
+
+impl FoldSink for ScanSink<'_> {
+    #[inline(always)]
+    fn appended(&mut self, text: &[u8], from: usize) {
+        let dfa = &self.automaton.dfa;
+        if from == 0 {
+            // The first character decides the seam space.
+            let first = first_char(text);
+            if self.carried_word && first.and_then(class_of) == Some(CharClass::Word) {
+                self.seam_space = true;
+                self.state = dfa.next_state(Anchored::No, self.state, b' ');
+                self.engine.collect(self.automaton, self.state, 0, self.raw);
+            }
+        }
+        let mut state = self.state;
+        for (k, &b) in text[from..].iter().enumerate() {
+            state = dfa.next_state(Anchored::No, state, b);
+            if dfa.is_special(state) {
+                let end = (from + k) as i64 + 1;
+                self.engine.collect(self.automaton, state, end, self.raw);
+            }
+        }
+        self.state = state;
+    }
+
+    fn truncated(&mut self, text: &[u8]) {
+        // Rare (a filler dropped, a squashed vowel removed) and the text is
+        // short: scan it again from the start, seam decision included.
+        self.reset();
+        if !text.is_empty() {
+            self.appended(text, 0);
         }
     }
 }
@@ -616,6 +699,15 @@ impl Stream<'_> {
 
     /// The character that ends right before `pos`.
     fn char_before(&self, pos: i64) -> Option<char> {
+        if pos >= 1 && pos as usize <= self.norm.len() {
+            // Within this fragment's text, which starts on a char boundary.
+            let end = pos as usize;
+            let mut start = end - 1;
+            while start > 0 && self.norm[start] & 0xC0 == 0x80 {
+                start -= 1;
+            }
+            return first_char(&self.norm[start..end]);
+        }
         let mut start = pos - 1;
         let mut buf = [0u8; 4];
         let mut n = 0;
@@ -629,7 +721,7 @@ impl Stream<'_> {
                 for (k, slot) in buf.iter_mut().take(n).enumerate() {
                     *slot = self.byte(start + k as i64)?;
                 }
-                return std::str::from_utf8(&buf[..n]).ok()?.chars().next();
+                return first_char(&buf[..n]).filter(|c| c.len_utf8() == n);
             }
             start -= 1;
         }
@@ -637,14 +729,7 @@ impl Stream<'_> {
 
     /// The character that starts at `pos` (positions ≥ 0 only).
     fn char_at(&self, pos: i64) -> Option<char> {
-        let rest = self.norm.get(pos as usize..)?;
-        let len = match *rest.first()? {
-            b if b < 0x80 => 1,
-            b if b >= 0xF0 => 4,
-            b if b >= 0xE0 => 3,
-            _ => 2,
-        };
-        std::str::from_utf8(rest.get(..len)?).ok()?.chars().next()
+        first_char(self.norm.get(pos as usize..)?)
     }
 
     /// Characters between two stream positions (0 if `to <= from`).
@@ -664,20 +749,37 @@ fn on_word_boundaries(info: &PatternInfo, stream: &Stream, m: &RawMatch) -> bool
         || info.word_right && word(stream.char_at(m.end)))
 }
 
-fn first_class(norm: &[u8]) -> Option<CharClass> {
-    std::str::from_utf8(norm)
-        .ok()?
-        .chars()
-        .next()
-        .and_then(class_of)
+/// Class of the last character of `norm` (valid UTF-8): only its last
+/// character is decoded.
+fn last_class(norm: &[u8]) -> Option<CharClass> {
+    let mut first = norm.len().checked_sub(1)?;
+    while first > 0 && norm[first] & 0xC0 == 0x80 {
+        first -= 1;
+    }
+    first_char(&norm[first..]).and_then(class_of)
 }
 
-fn last_class(norm: &[u8]) -> Option<CharClass> {
-    std::str::from_utf8(norm)
-        .ok()?
-        .chars()
-        .next_back()
-        .and_then(class_of)
+/// The character that `bytes` (UTF-8 from a char boundary) starts with;
+/// `None` when they are empty or do not hold a whole valid character.
+fn first_char(bytes: &[u8]) -> Option<char> {
+    let b0 = *bytes.first()?;
+    let (len, bits) = match b0 {
+        0x00..=0x7F => return Some(b0 as char),
+        0xC2..=0xDF => (2, b0 & 0x1F),
+        0xE0..=0xEF => (3, b0 & 0x0F),
+        0xF0..=0xF4 => (4, b0 & 0x07),
+        _ => return None,
+    };
+    let mut code = u32::from(bits);
+    for &b in bytes.get(1..len)? {
+        if b & 0xC0 != 0x80 {
+            return None;
+        }
+        code = (code << 6) | u32::from(b & 0x3F);
+    }
+    // Overlong and surrogate encodings are not valid UTF-8.
+    let min = [0, 0, 0x80, 0x800, 0x10000][len];
+    char::from_u32(code).filter(|_| code >= min)
 }
 
 #[cfg(test)]

@@ -8,10 +8,18 @@
 //! the input it came from, so a match in the folded text points back to the
 //! exact words the caller said.
 //!
+//! Speed (see BENCHMARKS.md): runs of plain letters, digits, kana and
+//! ideographs inside a word go through a tight loop (`Folder::plain_run`);
+//! the combining-mark look-ahead decodes the next character only when its
+//! first bytes leave a doubt. [`normalize_with`] hands each folded byte to a
+//! [`FoldSink`] as it is produced: the engine steps its automaton there, so
+//! the automaton's memory latency overlaps with the folding work.
+//!
 //! What it folds, in order (see `lexicons/README.md` for the user's view):
 //! 1. NFKC, per character, with a fast path for the ranges where NFKC is the
-//!    identity (ASCII, kana, CJK ideographs, Hangul syllables) — a whole-string
-//!    NFKC would lose the offset map and cost a fresh allocation per fragment;
+//!    identity (ASCII, kana, CJK ideographs, Hangul syllables, 、。「」) or a
+//!    fixed shift (full-width ASCII) — a whole-string NFKC would lose the
+//!    offset map and cost a fresh allocation per fragment;
 //! 2. lower case; Latin diacritics dropped; katakana to hiragana;
 //! 3. long-vowel marks (ー 〜 ~ after kana) to one ー; elongation squashed;
 //! 4. separators: dropped when either neighbour is CJK, one space between
@@ -43,10 +51,9 @@ pub enum CharClass {
 #[derive(Debug, Default, Clone)]
 pub struct Normalized {
     text: String,
-    /// For each byte of `text`: start of the original character(s) it came from.
-    src_start: Vec<u32>,
-    /// For each byte of `text`: end of the original character(s) it came from.
-    src_end: Vec<u32>,
+    /// For each byte of `text`: start and end of the original character(s)
+    /// it came from.
+    src: Vec<(u32, u32)>,
     /// Positions in `text` before which a separator of the original was
     /// dropped between CJK characters (used by `standalone` terms).
     dropped_separators: Vec<u32>,
@@ -68,7 +75,7 @@ impl Normalized {
     /// boundaries of the folded text.
     pub fn original_range(&self, start: usize, end: usize) -> std::ops::Range<usize> {
         debug_assert!(start < end && end <= self.text.len());
-        self.src_start[start] as usize..self.src_end[end - 1] as usize
+        self.src[start].0 as usize..self.src[end - 1].1 as usize
     }
 
     /// Was a separator dropped right before folded position `pos`?
@@ -78,8 +85,7 @@ impl Normalized {
 
     fn clear(&mut self) {
         self.text.clear();
-        self.src_start.clear();
-        self.src_end.clear();
+        self.src.clear();
         self.dropped_separators.clear();
     }
 }
@@ -117,11 +123,92 @@ const FILLERS: &[&str] = &[
     "mm",
 ];
 
+/// ASCII bytes that fold to a plain word character (letters lower-cased,
+/// digits, `*`), 0 for the rest: see `Folder::push_ascii`.
+const PLAIN_ASCII: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 128 {
+        let u = b as u8;
+        table[b] = match u {
+            b'a'..=b'z' | b'0'..=b'9' | b'*' => u,
+            b'A'..=b'Z' => u.to_ascii_lowercase(),
+            _ => 0,
+        };
+        b += 1;
+    }
+    table
+};
+
+/// A token of at most 15 bytes as one integer: its bytes, then its length
+/// in the top byte (so "え" and "え\0" differ).
+const fn filler_key(token: &[u8]) -> u128 {
+    let mut key = (token.len() as u128) << 120;
+    let mut i = 0;
+    while i < token.len() {
+        key |= (token[i] as u128) << (8 * i);
+        i += 1;
+    }
+    key
+}
+
+/// [`FILLERS`] as keys: a filler check is a few integer comparisons.
+const FILLER_KEYS: [u128; FILLERS.len()] = {
+    let mut keys = [0u128; FILLERS.len()];
+    let mut i = 0;
+    while i < FILLERS.len() {
+        assert!(FILLERS[i].len() <= 15);
+        keys[i] = filler_key(FILLERS[i].as_bytes());
+        i += 1;
+    }
+    keys
+};
+
+/// Is `token` one of [`FILLERS`]? Most tokens are rejected by length or
+/// first byte before any comparison.
+#[inline]
+fn is_filler(token: &[u8]) -> bool {
+    // Every filler is 2, 3, 6, 9 or 12 bytes long and starts with u, e, h,
+    // m or a hiragana (E3); the test `filler_prefilter_admits_every_filler`
+    // keeps this in step with FILLERS.
+    matches!(token.len(), 2 | 3 | 6 | 9 | 12)
+        && matches!(token[0], b'u' | b'e' | b'h' | b'm' | 0xE3)
+        && FILLER_KEYS.contains(&filler_key(token))
+}
+
+/// Receives the folded text while it is being produced, so a consumer (the
+/// engine's automaton) can work on each byte while the normaliser moves on,
+/// instead of in a second pass. The text only grows at the end, and is cut
+/// back only when a filler token is dropped or a squashed vowel removed.
+pub trait FoldSink {
+    /// Bytes were appended: the folded text is now `text`, the new bytes
+    /// are `text[from..]` (whole characters).
+    fn appended(&mut self, text: &[u8], from: usize);
+    /// The folded text was cut back to `text` (rare: a consumer may start
+    /// over).
+    fn truncated(&mut self, text: &[u8]);
+}
+
+/// No consumer.
+impl FoldSink for () {
+    #[inline(always)]
+    fn appended(&mut self, _: &[u8], _: usize) {}
+    #[inline(always)]
+    fn truncated(&mut self, _: &[u8]) {}
+}
+
 /// Folds `input` into `out`, replacing what `out` held.
 pub fn normalize_into(input: &str, out: &mut Normalized) {
+    normalize_with(input, out, &mut ());
+}
+
+/// [`normalize_into`], telling `sink` about the folded text as it grows.
+/// At the end, the bytes appended and not truncated are exactly `out`'s text.
+pub fn normalize_with<S: FoldSink>(input: &str, out: &mut Normalized, sink: &mut S) {
     out.clear();
     let mut folder = Folder {
         out,
+        sink,
         pending_separator: None,
         last: None,
         run_char: None,
@@ -129,40 +216,111 @@ pub fn normalize_into(input: &str, out: &mut Normalized) {
         token: TokenMark::default(),
     };
     let bytes = input.as_bytes();
-    let mut chars = input.char_indices().peekable();
+    folder.out.text.reserve(bytes.len());
+    folder.out.src.reserve(bytes.len());
     let mut cluster = String::new();
-    while let Some((i, c)) = chars.next() {
-        let end = i + c.len_utf8();
-        let next_combines = chars
-            .peek()
-            .is_some_and(|&(_, d)| !d.is_ascii() && combines(d));
-        if c.is_ascii() {
-            if !next_combines {
-                folder.push_ascii(bytes[i], i as u32, end as u32);
+    let mut i = 0;
+    while i < bytes.len() {
+        // Inside a token, runs of plain letters, digits, kana and ideographs
+        // go through a tight loop; everything else one char at a time.
+        let run_end = folder.plain_run(bytes, i);
+        if run_end > i {
+            i = run_end;
+            continue;
+        }
+        let b = bytes[i];
+        if b < 0x80 && bytes.get(i + 1).is_none_or(|&n| n < 0x80) {
+            // An ASCII character before another (or the end): no cluster.
+            folder.push_ascii(b, i as u32, i as u32 + 1);
+            i += 1;
+            continue;
+        }
+        let Some((c, len)) = decode(bytes, i) else {
+            break;
+        };
+        let end = i + len;
+        if !combines_at(bytes, end) {
+            if c.is_ascii() {
+                folder.push_ascii(c as u8, i as u32, end as u32);
+                i = end;
                 continue;
             }
-        } else if !next_combines && nfkc_identity(c) {
-            folder.push(c, i as u32, end as u32);
-            continue;
+            if let Some(ascii) = fullwidth_ascii(c) {
+                // NFKC of U+FF01..=U+FF5E is the ASCII character.
+                folder.push_ascii(ascii, i as u32, end as u32);
+                i = end;
+                continue;
+            }
+            if nfkc_identity(c) {
+                folder.push(c, i as u32, end as u32);
+                i = end;
+                continue;
+            }
         }
         // Slow path: NFKC of the character together with the combining
         // marks that follow it (ｶﾞ → ガ, か + U+3099 → が).
         cluster.clear();
         cluster.push(c);
         let mut cluster_end = end;
-        while let Some(&(j, d)) = chars.peek() {
-            if d.is_ascii() || !combines(d) {
-                break;
-            }
+        let mut next = decode(bytes, end);
+        while let Some((d, d_len)) = next.filter(|&(d, _)| combines(d)) {
             cluster.push(d);
-            cluster_end = j + d.len_utf8();
-            chars.next();
+            cluster_end += d_len;
+            next = decode(bytes, cluster_end);
         }
         for r in cluster.nfkc() {
             folder.push(r, i as u32, cluster_end as u32);
         }
+        i = cluster_end;
     }
     folder.finish();
+}
+
+/// The character starting at byte `i` of `bytes` (valid UTF-8, `i` on a
+/// char boundary) and its length, `None` at the end.
+#[inline]
+fn decode(bytes: &[u8], i: usize) -> Option<(char, usize)> {
+    let b0 = *bytes.get(i)?;
+    if b0 < 0x80 {
+        return Some((b0 as char, 1));
+    }
+    let cont = |k: usize| u32::from(bytes[i + k] & 0x3F);
+    let (code, len) = if b0 < 0xE0 {
+        ((u32::from(b0 & 0x1F) << 6) | cont(1), 2)
+    } else if b0 < 0xF0 {
+        ((u32::from(b0 & 0x0F) << 12) | (cont(1) << 6) | cont(2), 3)
+    } else {
+        (
+            (u32::from(b0 & 0x07) << 18) | (cont(1) << 12) | (cont(2) << 6) | cont(3),
+            4,
+        )
+    };
+    Some((
+        char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER),
+        len,
+    ))
+}
+
+/// Does the character starting at byte `i` of `bytes` (if any) combine with
+/// the one before it? Decodes it only when its first bytes leave a doubt.
+#[inline]
+fn combines_at(bytes: &[u8], i: usize) -> bool {
+    match bytes.get(i) {
+        None => false,
+        Some(&b) if b < 0xCC => false, // below U+0300
+        // U+4000..=U+9FFF: ideographs and hexagrams, no combining marks.
+        Some(0xE4..=0xE9) => false,
+        // U+3040..=U+307F and U+30C0..=U+30FF: kana, no combining marks
+        // (the voicing marks U+3099/U+309A are in U+3080..=U+30BF).
+        Some(0xE3) if matches!(bytes.get(i + 1), Some(0x81 | 0x83)) => false,
+        Some(_) => decode(bytes, i).is_some_and(|(d, _)| combines(d)),
+    }
+}
+
+/// Full-width ASCII (`Ａ`, `１`, `！`): NFKC maps it to the ASCII character.
+#[inline]
+fn fullwidth_ascii(c: char) -> Option<u8> {
+    matches!(c, '\u{FF01}'..='\u{FF5E}').then(|| (c as u32 - 0xFEE0) as u8)
 }
 
 /// Folds `input` into a fresh [`Normalized`] (for lexicon compilation and
@@ -174,17 +332,26 @@ pub fn normalize(input: &str) -> Normalized {
 }
 
 /// Does `c` combine with the character before it under NFKC?
+#[inline]
 fn combines(c: char) -> bool {
+    // No combining mark below U+0300, nor in the ranges where NFKC is the
+    // identity: skip the table for Latin and most CJK text.
+    if (c as u32) < 0x300 || nfkc_identity(c) || fullwidth_ascii(c).is_some() {
+        return false;
+    }
     // Half-width voiced sound marks are starters (ccc 0) but NFKC turns them
     // into combining marks that compose with the kana before them.
     matches!(c, '\u{FF9E}' | '\u{FF9F}') || canonical_combining_class(c) != 0
 }
 
 /// Ranges where NFKC maps a lone character to itself: most CJK text never
-/// reaches the NFKC tables.
+/// reaches the NFKC tables. None of them holds a combining mark.
+#[inline]
 fn nfkc_identity(c: char) -> bool {
     matches!(c,
-        '\u{3041}'..='\u{3096}'   // hiragana
+        '\u{3001}' | '\u{3002}'  // 、。
+        | '\u{300C}'..='\u{300F}' // 「」『』
+        | '\u{3041}'..='\u{3096}' // hiragana
         | '\u{30A1}'..='\u{30FA}' // katakana
         | '\u{30FC}'              // ー
         | '\u{3400}'..='\u{4DBF}' // CJK extension A
@@ -253,8 +420,9 @@ struct TokenMark {
     open: bool,
 }
 
-struct Folder<'a> {
+struct Folder<'a, S: FoldSink> {
     out: &'a mut Normalized,
+    sink: &'a mut S,
     /// Original range of the first separator seen since the last character.
     pending_separator: Option<(u32, u32)>,
     /// Last character emitted (a space between Latin words included).
@@ -266,7 +434,75 @@ struct Folder<'a> {
     token: TokenMark,
 }
 
-impl Folder<'_> {
+impl<S: FoldSink> Folder<'_, S> {
+    /// Emits the run of plain characters starting at `i` when a token is
+    /// open and no separator is pending: ASCII letters, digits and `*`,
+    /// kana, ideographs and Hangul syllables, each different from the one
+    /// before and not followed by a combining mark. Exactly what [`Self::emit`]
+    /// would do for each, minus the per-character checks that cannot fire.
+    /// Returns where the run stopped (`i` when it is empty).
+    #[inline]
+    fn plain_run(&mut self, bytes: &[u8], mut i: usize) -> usize {
+        if !self.token.open || self.pending_separator.is_some() {
+            return i;
+        }
+        let mut prev = self.run_char;
+        let mut class = CharClass::Word;
+        let start = i;
+        while let Some(&b) = bytes.get(i) {
+            if b < 0x80 {
+                let folded = PLAIN_ASCII[b as usize];
+                if folded == 0
+                    || prev == Some(folded as char)
+                    || bytes.get(i + 1).is_some_and(|&n| n >= 0x80)
+                {
+                    // Not plain, a repetition, or the next char might combine.
+                    break;
+                }
+                self.out.text.push(folded as char);
+                let len = self.out.text.len();
+                self.sink.appended(self.out.text.as_bytes(), len - 1);
+                self.out.src.push((i as u32, i as u32 + 1));
+                prev = Some(folded as char);
+                class = CharClass::Word;
+                i += 1;
+            } else if b & 0xF0 == 0xE0 && i + 2 < bytes.len() {
+                let c = u32::from(b & 0x0F) << 12
+                    | u32::from(bytes[i + 1] & 0x3F) << 6
+                    | u32::from(bytes[i + 2] & 0x3F);
+                let folded = match c {
+                    0x3041..=0x3096 | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7A3 => c,
+                    // Katakana → hiragana, as in `push`.
+                    0x30A1..=0x30F6 => c - 0x60,
+                    _ => break,
+                };
+                let Some(folded) = char::from_u32(folded) else {
+                    break;
+                };
+                if prev == Some(folded) || combines_at(bytes, i + 3) {
+                    break;
+                }
+                self.out.text.push(folded);
+                let len = self.out.text.len();
+                self.sink.appended(self.out.text.as_bytes(), len - 3);
+                let range = (i as u32, i as u32 + 3);
+                self.out.src.extend([range, range, range]);
+                prev = Some(folded);
+                class = CharClass::Cjk;
+                i += 3;
+            } else {
+                break;
+            }
+        }
+        if i > start {
+            let c = prev.expect("a character was emitted");
+            self.run_char = Some(c);
+            self.run = 1;
+            self.last = Some((c, class));
+        }
+        i
+    }
+
     fn push_ascii(&mut self, b: u8, start: u32, end: u32) {
         match b {
             b'a'..=b'z' | b'0'..=b'9' | b'*' => self.emit(b as char, CharClass::Word, start, end),
@@ -281,6 +517,20 @@ impl Folder<'_> {
     fn push(&mut self, c: char, start: u32, end: u32) {
         if c.is_ascii() {
             return self.push_ascii(c as u8, start, end);
+        }
+        // Fast path for the bulk of CJK text: hiragana, ideographs and Hangul
+        // syllables are CJK, not combining, not marks (see `is_cjk`).
+        if matches!(c,
+            '\u{3041}'..='\u{3096}'
+            | '\u{3400}'..='\u{4DBF}'
+            | '\u{4E00}'..='\u{9FFF}'
+            | '\u{AC00}'..='\u{D7A3}')
+        {
+            return self.emit(c, CharClass::Cjk, start, end);
+        }
+        // CJK punctuation that NFKC keeps and that only separates.
+        if matches!(c, '\u{3001}' | '\u{3002}' | '\u{300C}'..='\u{300F}') {
+            return self.separator(start, end);
         }
         if matches!(c, '\u{30A1}'..='\u{30F6}') {
             // Katakana → hiragana: the blocks are parallel, 0x60 apart.
@@ -338,7 +588,20 @@ impl Folder<'_> {
         }
     }
 
+    #[inline]
     fn emit(&mut self, c: char, class: CharClass, start: u32, end: u32) {
+        // Common case: inside a token, no separator pending, no repetition.
+        if self.token.open && self.pending_separator.is_none() && self.run_char != Some(c) {
+            self.run_char = Some(c);
+            self.run = 1;
+            self.last = Some((c, class));
+            self.push_out(c, start, end);
+            return;
+        }
+        self.emit_general(c, class, start, end);
+    }
+
+    fn emit_general(&mut self, c: char, class: CharClass, start: u32, end: u32) {
         if !self.token.open {
             self.token = TokenMark {
                 out_len: self.out.text.len(),
@@ -391,10 +654,11 @@ impl Folder<'_> {
     }
 
     fn push_out(&mut self, c: char, start: u32, end: u32) {
+        let from = self.out.text.len();
         self.out.text.push(c);
+        self.sink.appended(self.out.text.as_bytes(), from);
         for _ in 0..c.len_utf8() {
-            self.out.src_start.push(start);
-            self.out.src_end.push(end);
+            self.out.src.push((start, end));
         }
     }
 
@@ -402,10 +666,10 @@ impl Folder<'_> {
     /// original range on the character before it.
     fn pop_last(&mut self) {
         if let Some(c) = self.out.text.pop() {
-            let n = self.out.src_start.len() - c.len_utf8();
-            let end = self.out.src_end[n];
-            self.out.src_start.truncate(n);
-            self.out.src_end.truncate(n);
+            self.sink.truncated(self.out.text.as_bytes());
+            let n = self.out.src.len() - c.len_utf8();
+            let end = self.out.src[n].1;
+            self.out.src.truncate(n);
             self.extend_last(end);
         }
     }
@@ -413,34 +677,43 @@ impl Folder<'_> {
     /// Extends the original range of the last emitted character to `end`, so
     /// evidence covers the squashed repetitions too.
     fn extend_last(&mut self, end: u32) {
-        let Some(c) = self.out.text.chars().next_back() else {
+        // The last character's first byte: skip UTF-8 continuation bytes.
+        let text = self.out.text.as_bytes();
+        let Some(mut first) = text.len().checked_sub(1) else {
             return;
         };
-        let n = self.out.src_end.len();
-        for e in &mut self.out.src_end[n - c.len_utf8()..] {
-            *e = end;
+        while first > 0 && text[first] & 0xC0 == 0x80 {
+            first -= 1;
+        }
+        for e in &mut self.out.src[first..] {
+            e.1 = end;
         }
     }
 
     /// Ends the current token and drops it if it is a filler.
+    #[inline]
     fn close_token(&mut self) {
-        if !self.token.open {
-            return;
+        if self.token.open {
+            self.token.open = false;
+            let token = &self.out.text.as_bytes()[self.token.out_len..];
+            if is_filler(token.strip_prefix(b" ").unwrap_or(token)) {
+                self.drop_filler_token();
+            }
         }
-        self.token.open = false;
+    }
+
+    /// Drops the token just closed, a filler: back to the state before it.
+    #[cold]
+    fn drop_filler_token(&mut self) {
         let mark = self.token;
-        let token = &self.out.text[mark.out_len..];
-        let token = token.strip_prefix(' ').unwrap_or(token);
-        if token.len() <= 12 && FILLERS.contains(&token) {
-            self.out.text.truncate(mark.out_len);
-            self.out.src_start.truncate(mark.out_len);
-            self.out.src_end.truncate(mark.out_len);
-            self.out.dropped_separators.truncate(mark.separators_len);
-            self.pending_separator = mark.pending_separator;
-            self.last = mark.last;
-            self.run_char = mark.run_char;
-            self.run = mark.run;
-        }
+        self.out.text.truncate(mark.out_len);
+        self.sink.truncated(self.out.text.as_bytes());
+        self.out.src.truncate(mark.out_len);
+        self.out.dropped_separators.truncate(mark.separators_len);
+        self.pending_separator = mark.pending_separator;
+        self.last = mark.last;
+        self.run_char = mark.run_char;
+        self.run = mark.run;
     }
 
     fn finish(&mut self) {
@@ -535,6 +808,14 @@ mod tests {
         assert_eq!(n.as_str(), "お前かす");
         assert!(n.separator_before("お前".len()));
         assert!(!n.separator_before(3));
+    }
+
+    #[test]
+    fn filler_prefilter_admits_every_filler() {
+        for filler in FILLERS {
+            assert!(is_filler(filler.as_bytes()), "{filler:?}");
+        }
+        assert!(!is_filler(b"the") && !is_filler("えーとですね".as_bytes()));
     }
 
     proptest! {
