@@ -6,7 +6,6 @@ use crate::alert::{AlertEvent, AlertStatus};
 use crate::category::{Severity, Speaker};
 use crate::engine::{Engine, Scratch};
 use crate::event::{CallEnd, CallStart, Fragment};
-use crate::lexicon::{Lexicon, Source};
 use crate::policy::Policy;
 
 const LEXICON: &[(&str, &str)] = &[
@@ -89,14 +88,7 @@ patterns = ["I want a refund", "give me my money back"]
 ];
 
 fn engine() -> Engine {
-    let sources = LEXICON
-        .iter()
-        .map(|(p, t)| Source {
-            path: (*p).into(),
-            text: (*t).into(),
-        })
-        .collect();
-    Engine::build(Lexicon::from_sources(sources).unwrap()).unwrap()
+    crate::engine::engine_from_files(LEXICON)
 }
 
 /// Drives one call through events, collecting every alert event.
@@ -137,16 +129,9 @@ impl Call {
     ) -> Vec<AlertEvent> {
         self.seq += 1;
         let fragment = Fragment {
-            call_id: "c1".into(),
-            seq: self.seq,
             speaker,
-            text: text.into(),
             is_final,
-            utterance_id: utterance.into(),
-            start_ms: at_ms.saturating_sub(1000),
-            end_ms: at_ms,
-            language: Some("ja".into()),
-            loudness_dbfs: None,
+            ..fragment(self.seq, utterance, text, at_ms)
         };
         let policy = self.policy.for_tenant("acme").clone();
         match self
@@ -195,6 +180,22 @@ fn start() -> CallStart {
 }
 
 const MIN: u64 = 60_000;
+
+/// A final customer fragment of call c1; tests change what they need.
+fn fragment(seq: u64, utterance: &str, text: &str, end_ms: u64) -> Fragment {
+    Fragment {
+        call_id: "c1".into(),
+        seq,
+        speaker: Speaker::Customer,
+        text: text.into(),
+        is_final: true,
+        utterance_id: utterance.into(),
+        start_ms: end_ms.saturating_sub(1000),
+        end_ms,
+        language: Some("ja".into()),
+        loudness_dbfs: None,
+    }
+}
 
 #[test]
 fn critical_interim_is_provisional_then_confirmed_as_the_same_alert() {
@@ -299,16 +300,8 @@ fn same_demand_in_two_languages_counts_as_one_group() {
     call.customer("u1", "返金しろ", 1000);
     call.seq += 1;
     let fragment = Fragment {
-        call_id: "c1".into(),
-        seq: call.seq,
-        speaker: Speaker::Customer,
-        text: "I want a refund".into(),
-        is_final: true,
-        utterance_id: "u2".into(),
-        start_ms: 1500,
-        end_ms: 2000,
         language: Some("en".into()),
-        loudness_dbfs: None,
+        ..fragment(call.seq, "u2", "I want a refund", 2000)
     };
     let policy = call.policy.for_tenant("acme").clone();
     call.session
@@ -550,18 +543,7 @@ fn phrase_split_across_fragments_alerts_once_with_both_pieces_as_evidence() {
 fn seq_duplicates_are_ignored_and_backwards_rejected() {
     let mut call = Call::start(Policy::builtin());
     let policy = call.policy.for_tenant("acme").clone();
-    let mut fragment = Fragment {
-        call_id: "c1".into(),
-        seq: 5,
-        speaker: Speaker::Customer,
-        text: "ばかやろう".into(),
-        is_final: true,
-        utterance_id: "u1".into(),
-        start_ms: 0,
-        end_ms: 1000,
-        language: None,
-        loudness_dbfs: None,
-    };
+    let mut fragment = fragment(5, "u1", "ばかやろう", 1000);
     let first = call
         .session
         .on_fragment(&fragment, &call.engine, &policy, &mut call.scratch)

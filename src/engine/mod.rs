@@ -324,20 +324,25 @@ impl Engine {
         scratch: &mut Scratch,
     ) -> Vec<usize> {
         let automaton = &self.automata[self.automaton_for(language) as usize];
-        let normalized = normalize(text);
-        let mut state = automaton
+        let start = automaton
             .dfa
             .start_state(Anchored::No)
             .expect("unanchored DFA");
-        scratch.raw.clear();
-        for (i, &b) in normalized.as_str().as_bytes().iter().enumerate() {
-            state = automaton.dfa.next_state(Anchored::No, state, b);
-            self.collect(automaton, state, i as i64 + 1, &mut scratch.raw);
-        }
+        let mut sink = ScanSink {
+            engine: self,
+            automaton,
+            carried_state: start,
+            carried_word: false,
+            state: start,
+            seam_space: false,
+            raw: &mut scratch.raw,
+        };
+        sink.reset();
+        normalize_with(text, &mut scratch.normalized, &mut sink);
         let stream = Stream {
             tail: &[],
             shift: 0,
-            norm: normalized.as_str().as_bytes(),
+            norm: scratch.normalized.as_str().as_bytes(),
         };
         let mut frames: Vec<usize> = scratch
             .raw
@@ -780,6 +785,20 @@ fn first_char(bytes: &[u8]) -> Option<char> {
     // Overlong and surrogate encodings are not valid UTF-8.
     let min = [0, 0, 0x80, 0x800, 0x10000][len];
     char::from_u32(code).filter(|_| code >= min)
+}
+
+/// Compiles a lexicon given as (path, text) pairs: the small lexicons that
+/// unit tests write for themselves.
+#[cfg(test)]
+pub(crate) fn engine_from_files(files: &[(&str, &str)]) -> Engine {
+    let sources = files
+        .iter()
+        .map(|(path, text)| crate::lexicon::Source {
+            path: (*path).into(),
+            text: (*text).into(),
+        })
+        .collect();
+    Engine::build(Lexicon::from_sources(sources).expect("test lexicon valid")).expect("compiles")
 }
 
 #[cfg(test)]

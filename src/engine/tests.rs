@@ -1,7 +1,6 @@
 //! Engine behaviour on a small lexicon written for these tests.
 
 use super::*;
-use crate::lexicon::Source;
 
 const LEXICON: &[(&str, &str)] = &[
     ("lexicon.toml", "version = \"test.1\"\n"),
@@ -122,14 +121,7 @@ patterns = ["I'm not saying"]
 ];
 
 fn engine() -> Engine {
-    let sources = LEXICON
-        .iter()
-        .map(|(p, t)| Source {
-            path: (*p).into(),
-            text: (*t).into(),
-        })
-        .collect();
-    Engine::build(Lexicon::from_sources(sources).expect("test lexicon valid")).expect("compiles")
+    crate::engine::engine_from_files(LEXICON)
 }
 
 fn ids(engine: &Engine, text: &str, lang: Option<&str>) -> Vec<String> {
