@@ -451,6 +451,24 @@ impl Engine {
                 kept.push(*c);
             }
         }
+        // An insult that is the whole utterance ("Idiot!", "bitch") is said
+        // to the listener: nobody shouts a bare word at a product. Holds when
+        // the target-needing hits cover every non-space byte of the fragment.
+        let needs_target = |c: &Candidate| self.lexicon.terms[c.term as usize].needs_target;
+        if kept.iter().any(|c| needs_target(c) && !c.targeted) {
+            let text = stream.norm;
+            let whole = (0..text.len()).all(|p| {
+                text[p] == b' '
+                    || kept
+                        .iter()
+                        .any(|c| needs_target(c) && c.start <= p as i64 && (p as i64) < c.end)
+            });
+            if whole {
+                for c in kept.iter_mut().filter(|c| needs_target(c)) {
+                    c.targeted = true;
+                }
+            }
+        }
         kept.iter()
             .map(|c| {
                 let term = &self.lexicon.terms[c.term as usize];
