@@ -5,6 +5,9 @@
 //! with the service-wide `alert_id` and `event_id`, so the core stays
 //! deterministic and free of global state.
 
+pub mod filter;
+pub use filter::AlertFilter;
+
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};

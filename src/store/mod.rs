@@ -1,0 +1,545 @@
+//! The durable alert log: every alert and update with its service-wide
+//! `event_id` (DESIGN section 3), the repeat-caller counts, and the
+//! installation secret, in one SQLite file `callguard.db`.
+//!
+//! Contract: an alert is written and committed before anyone is told about
+//! it. [`AlertLog::append`] assigns the ids and commits in one transaction;
+//! only then does it write the ids back into the caller's alerts.
+//!
+//! Durability: WAL journal with `synchronous = FULL`. With NORMAL a commit in
+//! WAL mode survives a process crash but may be lost on power failure, and
+//! then an `event_id` a subscriber has already seen would be handed out again
+//! to a different alert after restart, breaking resume-after-`event_id`.
+//! FULL costs one fsync per `append` (a batch), and alerts are rare next to
+//! transcript fragments, so it is the right trade.
+//!
+//! Counters live in the `meta` table, not in `max(rowid)`, so an id is never
+//! reused after retention deletes rows. One process writes; a second
+//! `AlertLog` on the same directory may read concurrently (WAL). `AlertLog`
+//! is `Send`, not `Sync`: share it behind a mutex.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::alert::{Alert, AlertFilter};
+use crate::call::CallerKey;
+use crate::category::Severity;
+
+#[cfg(test)]
+mod tests;
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "callguard.db";
+
+/// Schema migrations; migration `i` brings `user_version` from `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO meta (key, value) VALUES ('last_event_id', 0), ('last_alert_id', 0);
+    CREATE TABLE secret (id INTEGER PRIMARY KEY CHECK (id = 1), bytes BLOB NOT NULL);
+    CREATE TABLE alerts (
+        event_id INTEGER PRIMARY KEY,
+        alert_id INTEGER NOT NULL,
+        call_id TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        category TEXT NOT NULL,
+        severity INTEGER NOT NULL,
+        raised_at INTEGER NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX alerts_by_call ON alerts (call_id, event_id);
+    CREATE INDEX alerts_by_raised_at ON alerts (raised_at);
+    CREATE TABLE caller_calls (caller BLOB NOT NULL, at INTEGER NOT NULL);
+    CREATE INDEX caller_calls_by_caller ON caller_calls (caller, at);
+    CREATE INDEX caller_calls_by_at ON caller_calls (at);
+"];
+
+const LAST_EVENT_ID: &str = "last_event_id";
+const LAST_ALERT_ID: &str = "last_alert_id";
+
+/// What failed, and on which database file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create data directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open alert store {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot migrate alert store {path}: {source}")]
+    Migrate {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("alert store {path} has schema version {found}, newer than this build ({supported})")]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: usize,
+    },
+    #[error("cannot write to alert store {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot read alert store {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("corrupt row in alert store {path} ({what}): {reason}")]
+    Corrupt {
+        path: PathBuf,
+        what: String,
+        reason: String,
+    },
+    #[error("cannot generate installation secret for {path}: {source}")]
+    Random {
+        path: PathBuf,
+        source: getrandom::Error,
+    },
+}
+
+/// The durable alert log (see the module documentation).
+#[derive(Debug)]
+pub struct AlertLog {
+    conn: Connection,
+    path: PathBuf,
+    /// Last committed event id as this handle knows it; a fallback only.
+    last_event_id: u64,
+    /// Identity of the file at open, to notice it being removed or replaced.
+    file_id: Option<FileId>,
+}
+
+impl AlertLog {
+    /// Opens (creating if needed) `dir/callguard.db`, migrates the schema and
+    /// switches to WAL.
+    pub fn open(dir: &Path) -> Result<AlertLog, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(DB_FILE);
+        let open_err = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        let mut conn = Connection::open(&path).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(open_err)?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %path.display(), mode, "alert store is not in WAL mode");
+        }
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        migrate(&mut conn, &path)?;
+        let last_event_id = counter(&conn, LAST_EVENT_ID).map_err(read_err(&path))?;
+        tracing::info!(path = %path.display(), last_event_id, "alert store open");
+        let file_id = file_id(&path);
+        Ok(AlertLog {
+            conn,
+            path,
+            last_event_id,
+            file_id,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stores `alerts` in one transaction: assigns `alert_id` where it is 0
+    /// and always a new `event_id`. The ids are written back into `alerts`
+    /// only after the commit; on error `alerts` is unchanged and nothing is
+    /// stored. A given `alert_id` above the counter moves the counter past it.
+    pub fn append(&mut self, alerts: &mut [Alert]) -> Result<(), StoreError> {
+        if alerts.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let result = self.append_inner(alerts);
+        metrics::histogram!("callguard_store_write_seconds")
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    fn append_inner(&mut self, alerts: &mut [Alert]) -> Result<(), StoreError> {
+        let Self {
+            conn,
+            path,
+            file_id,
+            ..
+        } = self;
+        let write = write_err(path);
+        still_there(path, *file_id).map_err(write)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(write)?;
+        let mut last_event = counter(&tx, LAST_EVENT_ID).map_err(write)?;
+        let mut last_alert = counter(&tx, LAST_ALERT_ID).map_err(write)?;
+        let mut ids = Vec::with_capacity(alerts.len());
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO alerts (event_id, alert_id, call_id, tenant, category, \
+                     severity, raised_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(write)?;
+            for alert in alerts.iter() {
+                let alert_id = if alert.alert_id == 0 {
+                    last_alert += 1;
+                    last_alert
+                } else {
+                    last_alert = last_alert.max(alert.alert_id);
+                    alert.alert_id
+                };
+                last_event += 1;
+                let mut stored = alert.clone();
+                stored.alert_id = alert_id;
+                stored.event_id = last_event;
+                let body = serde_json::to_string(&stored)
+                    .map_err(|e| write(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+                insert
+                    .execute(params![
+                        sql_int(last_event).map_err(write)?,
+                        sql_int(alert_id).map_err(write)?,
+                        stored.call_id,
+                        stored.tenant,
+                        stored.category,
+                        severity_rank(stored.severity),
+                        ts_key(stored.raised_at),
+                        body,
+                    ])
+                    .map_err(write)?;
+                ids.push((alert_id, last_event));
+            }
+        }
+        set_counter(&tx, LAST_EVENT_ID, last_event).map_err(write)?;
+        set_counter(&tx, LAST_ALERT_ID, last_alert).map_err(write)?;
+        tx.commit().map_err(write)?;
+        for (alert, (alert_id, event_id)) in alerts.iter_mut().zip(ids) {
+            alert.alert_id = alert_id;
+            alert.event_id = event_id;
+        }
+        self.last_event_id = last_event;
+        Ok(())
+    }
+
+    /// The last committed `event_id` (0 for an empty log). Read from the
+    /// database, so a reader handle sees another handle's writes; falls back
+    /// to this handle's own knowledge if the read fails.
+    pub fn last_event_id(&self) -> u64 {
+        match counter(&self.conn, LAST_EVENT_ID) {
+            Ok(id) => id.max(self.last_event_id),
+            Err(error) => {
+                tracing::warn!(path = %self.path.display(), %error, "cannot read last event id");
+                self.last_event_id
+            }
+        }
+    }
+
+    /// Up to `limit` alerts with `event_id > after_event_id` that pass
+    /// `filter`, in `event_id` order (the filter runs in SQL, so paging with
+    /// the last returned `event_id` misses nothing).
+    pub fn read_after(
+        &self,
+        after_event_id: u64,
+        filter: &AlertFilter,
+        limit: usize,
+    ) -> Result<Vec<Alert>, StoreError> {
+        let Ok(after) = i64::try_from(after_event_id) else {
+            return Ok(Vec::new());
+        };
+        let mut sql = String::from("SELECT event_id, body FROM alerts WHERE event_id > ?");
+        let mut args = vec![Value::Integer(after)];
+        if let Some(tenant) = &filter.tenant {
+            sql.push_str(" AND tenant = ?");
+            args.push(Value::Text(tenant.clone()));
+        }
+        // One JSON array parameter per list: no limit on the list length.
+        if !filter.call_ids.is_empty() {
+            sql.push_str(" AND call_id IN (SELECT value FROM json_each(?))");
+            args.push(Value::Text(serde_json::json!(filter.call_ids).to_string()));
+        }
+        if !filter.categories.is_empty() {
+            sql.push_str(" AND category IN (SELECT value FROM json_each(?))");
+            args.push(Value::Text(
+                serde_json::json!(filter.categories).to_string(),
+            ));
+        }
+        if let Some(min) = filter.min_severity {
+            sql.push_str(" AND severity >= ?");
+            args.push(Value::Integer(severity_rank(min)));
+        }
+        sql.push_str(" ORDER BY event_id LIMIT ?");
+        args.push(Value::Integer(sql_limit(limit)));
+        self.query_alerts(&sql, params_from_iter(args))
+    }
+
+    /// Up to `limit` alerts (and updates) of one call, in `event_id` order.
+    pub fn alerts_of_call(&self, call_id: &str, limit: usize) -> Result<Vec<Alert>, StoreError> {
+        self.query_alerts(
+            "SELECT event_id, body FROM alerts WHERE call_id = ?1 ORDER BY event_id LIMIT ?2",
+            params![call_id, sql_limit(limit)],
+        )
+    }
+
+    fn query_alerts(
+        &self,
+        sql: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Vec<Alert>, StoreError> {
+        let read = read_err(&self.path);
+        let mut stmt = self.conn.prepare_cached(sql).map_err(read)?;
+        let rows = stmt
+            .query_map(args, |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+            })
+            .map_err(read)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(read)?;
+        rows.into_iter()
+            .map(|(event_id, body)| {
+                let corrupt = |reason: String| StoreError::Corrupt {
+                    path: self.path.clone(),
+                    what: format!("alert event_id {event_id}"),
+                    reason,
+                };
+                let alert: Alert =
+                    serde_json::from_str(&body).map_err(|e| corrupt(e.to_string()))?;
+                if i64::try_from(alert.event_id) != Ok(event_id) {
+                    return Err(corrupt(format!("body has event_id {}", alert.event_id)));
+                }
+                Ok(alert)
+            })
+            .collect()
+    }
+
+    /// Records a call of `caller` starting at `at` and returns how many calls
+    /// it made within `window` up to and including this one: the calls in
+    /// `(at - window, at]`, the same as `CallerHistory::record`. Old calls
+    /// go only with [`AlertLog::purge_before`].
+    pub fn record_call(
+        &mut self,
+        caller: &CallerKey,
+        at: jiff::Timestamp,
+        window: jiff::SignedDuration,
+    ) -> Result<u32, StoreError> {
+        let Self {
+            conn,
+            path,
+            file_id,
+            ..
+        } = self;
+        let write = write_err(path);
+        let since = at.checked_sub(window).unwrap_or(at);
+        still_there(path, *file_id).map_err(write)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(write)?;
+        let earlier: i64 = tx
+            .prepare_cached(
+                "SELECT COUNT(*) FROM caller_calls WHERE caller = ?1 AND at > ?2 AND at <= ?3",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row(params![caller.0, ts_key(since), ts_key(at)], |row| {
+                    row.get(0)
+                })
+            })
+            .map_err(write)?;
+        tx.prepare_cached("INSERT INTO caller_calls (caller, at) VALUES (?1, ?2)")
+            .and_then(|mut stmt| stmt.execute(params![caller.0, ts_key(at)]))
+            .map_err(write)?;
+        tx.commit().map_err(write)?;
+        Ok(u32::try_from(earlier.saturating_add(1)).unwrap_or(u32::MAX))
+    }
+
+    /// Retention: deletes alerts raised before `before` and caller records
+    /// of calls before it. Returns the number of alerts deleted. Counters
+    /// are untouched, so ids are never reused.
+    pub fn purge_before(&mut self, before: jiff::Timestamp) -> Result<usize, StoreError> {
+        let Self {
+            conn,
+            path,
+            file_id,
+            ..
+        } = self;
+        let write = write_err(path);
+        still_there(path, *file_id).map_err(write)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(write)?;
+        let cutoff = ts_key(before);
+        let alerts = tx
+            .execute("DELETE FROM alerts WHERE raised_at < ?1", [cutoff])
+            .map_err(write)?;
+        let calls = tx
+            .execute("DELETE FROM caller_calls WHERE at < ?1", [cutoff])
+            .map_err(write)?;
+        tx.commit().map_err(write)?;
+        tracing::info!(path = %path.display(), %before, alerts, calls, "alert store purged");
+        Ok(alerts)
+    }
+
+    /// The installation secret for `CallerHasher::new`: 32 random bytes made
+    /// on first use and kept in the database.
+    pub fn installation_secret(&mut self) -> Result<[u8; 32], StoreError> {
+        let Self {
+            conn,
+            path,
+            file_id,
+            ..
+        } = self;
+        let write = write_err(path);
+        still_there(path, *file_id).map_err(write)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(write)?;
+        let existing: Option<Vec<u8>> = tx
+            .query_row("SELECT bytes FROM secret WHERE id = 1", [], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(write)?;
+        if let Some(bytes) = existing {
+            return <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| StoreError::Corrupt {
+                path: path.clone(),
+                what: "installation secret".into(),
+                reason: format!("{} bytes, expected 32", bytes.len()),
+            });
+        }
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|source| StoreError::Random {
+            path: path.clone(),
+            source,
+        })?;
+        tx.execute("INSERT INTO secret (id, bytes) VALUES (1, ?1)", [secret])
+            .map_err(write)?;
+        tx.commit().map_err(write)?;
+        Ok(secret)
+    }
+}
+
+fn write_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
+    |source| StoreError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn read_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
+    |source| StoreError::Read {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Which file a path names (device and inode on Unix).
+type FileId = (u64, u64);
+
+#[cfg(unix)]
+fn file_id(path: &Path) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_id(path: &Path) -> Option<FileId> {
+    path.exists().then_some((0, 0))
+}
+
+/// SQLite keeps writing to a database file that was unlinked (its WAL too),
+/// and everything would be lost at restart, so every write first checks
+/// that the path still names the file opened. One `stat` per write.
+fn still_there(path: &Path, opened: Option<FileId>) -> rusqlite::Result<()> {
+    if opened.is_none() || file_id(path) == opened {
+        return Ok(());
+    }
+    Err(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY_DBMOVED),
+        Some("database file was removed or replaced since it was opened".into()),
+    ))
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let err = |source| StoreError::Migrate {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(err)?;
+    let version: i64 = tx
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(err)?;
+    let start = usize::try_from(version)
+        .ok()
+        .filter(|v| *v <= MIGRATIONS.len());
+    let Some(start) = start else {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found: version,
+            supported: MIGRATIONS.len(),
+        });
+    };
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(start) {
+        tx.execute_batch(sql).map_err(err)?;
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(i + 1).unwrap_or(i64::MAX),
+        )
+        .map_err(err)?;
+        tracing::info!(path = %path.display(), version = i + 1, "alert store migrated");
+    }
+    tx.commit().map_err(err)
+}
+
+fn counter(conn: &Connection, key: &str) -> rusqlite::Result<u64> {
+    conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row([key], |row| {
+            let value: i64 = row.get(0)?;
+            u64::try_from(value).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(0, value))
+        })
+}
+
+fn set_counter(conn: &Connection, key: &str, value: u64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE meta SET value = ?2 WHERE key = ?1")?
+        .execute(params![key, sql_int(value)?])
+        .map(|_| ())
+}
+
+/// Severity as a comparable integer (`Info < Warning < Critical`).
+fn severity_rank(severity: Severity) -> i64 {
+    match severity {
+        Severity::Info => 0,
+        Severity::Warning => 1,
+        Severity::Critical => 2,
+    }
+}
+
+/// A timestamp as nanoseconds since the epoch, clamped to `i64` (years
+/// 1677..2262; the exact value is in the JSON body).
+fn ts_key(t: jiff::Timestamp) -> i64 {
+    let ns = t.as_nanosecond();
+    i64::try_from(ns).unwrap_or(if ns < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// An id as an SQLite integer (ids beyond `i64::MAX` cannot be stored).
+fn sql_int(value: u64) -> rusqlite::Result<i64> {
+    i64::try_from(value).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
