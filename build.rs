@@ -1,10 +1,45 @@
-//! Build script: embeds the shipped lexicons (`lexicons/**/*.toml`) in the
-//! binary, so `callguard serve` runs on built-in defaults from anywhere.
+//! Build script:
+//! - compiles `proto/callguard/v1/*.proto` with protox (a pure-Rust protobuf
+//!   compiler: a fresh machine needs no system `protoc`) into tonic/prost code
+//!   and a file descriptor set for server reflection;
+//! - embeds the shipped lexicons (`lexicons/**/*.toml`) in the binary, so
+//!   `callguard serve` runs on built-in defaults from anywhere.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 fn main() {
+    compile_protos();
+    embed_lexicons();
+}
+
+const PROTOS: &[&str] = &[
+    "proto/callguard/v1/events.proto",
+    "proto/callguard/v1/alerts.proto",
+    "proto/callguard/v1/ingest.proto",
+    "proto/callguard/v1/admin.proto",
+];
+
+fn compile_protos() {
+    println!("cargo:rerun-if-changed=proto");
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    let fds = match protox::compile(PROTOS, ["proto"]) {
+        Ok(fds) => fds,
+        Err(e) => panic!("invalid protobuf definitions: {e:?}"),
+    };
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR set by cargo"));
+    let descriptor = out.join("callguard_descriptor.bin");
+    std::fs::write(&descriptor, prost::Message::encode_to_vec(&fds)).expect("write descriptor set");
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)
+        .expect("generate gRPC code");
+}
+
+fn embed_lexicons() {
     let root = Path::new("lexicons");
     println!("cargo:rerun-if-changed=lexicons");
     let mut files = Vec::new();

@@ -26,6 +26,12 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// Replay recorded calls (JSON Lines files or folders) through the same
+    /// engine and policy as `serve`; alerts as JSON Lines on stdout.
+    Replay(ReplayArgs),
+    /// Run the service: gRPC ingest and alert streams, durable alert log,
+    /// /metrics /healthz /readyz. Built-in defaults need no file.
+    Serve(ServeArgs),
     /// Validate lexicons and run the examples their entries carry.
     Lexicon {
         #[command(subcommand)]
@@ -48,6 +54,42 @@ pub enum LexiconCommand {
         #[arg(long)]
         verbose: bool,
     },
+}
+
+#[derive(Args)]
+pub struct ReplayArgs {
+    /// Files or folders (searched recursively for *.jsonl / *.json).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Input format. Importers for AWS Transcribe, Whisper, WebVTT and SRT
+    /// are not built yet.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "jsonl"])]
+    pub format: String,
+    /// Lexicon folder; the embedded lexicons when absent.
+    #[arg(long)]
+    pub lexicons: Option<PathBuf>,
+    /// Policy file; the built-in policy when absent.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// gRPC address [default: 127.0.0.1:50051].
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// HTTP address for metrics and health [default: 127.0.0.1:9090].
+    #[arg(long)]
+    pub http: Option<std::net::SocketAddr>,
+    /// Directory of the alert store [default: ./callguard-data].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Configuration file (TOML; keys in README.md).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, default_value = "human", value_parser = ["human", "json"])]
+    pub log_format: String,
 }
 
 #[derive(Args)]
@@ -79,6 +121,91 @@ pub fn run(cli: Cli) -> Result<i32> {
             command: LexiconCommand::Check { dir, verbose },
         } => lexicon_check(&dir, verbose),
         Command::Scan(args) => scan(args),
+        Command::Serve(args) => serve(args),
+        Command::Replay(args) => replay(args),
+    }
+}
+
+fn replay(args: ReplayArgs) -> Result<i32> {
+    use callguard::replay;
+    let engine = load_engine(args.lexicons.as_deref())?;
+    let policy = match &args.policy {
+        Some(path) => callguard::policy::Policy::load(path)?,
+        None => callguard::policy::Policy::builtin(),
+    };
+    let mut events = Vec::new();
+    let mut failed = 0;
+    for path in replay::collect_paths(&args.paths)? {
+        match replay::read_jsonl(&path) {
+            Ok(mut more) => events.append(&mut more),
+            Err(e) => {
+                // One bad file does not lose the others' results.
+                eprintln!("error: {e}");
+                failed += 1;
+            }
+        }
+    }
+    let result = replay::replay(events, &engine, &policy);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for alert in &result.alerts {
+        serde_json::to_writer(&mut out, alert)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    for refused in &result.refused {
+        eprintln!(
+            "refused event of call {}: {}",
+            refused.call_id, refused.reason
+        );
+    }
+    eprintln!(
+        "replayed {} call(s), {} alert(s){}",
+        result.calls,
+        result.alerts.len(),
+        if failed > 0 {
+            format!(", {failed} file(s) unreadable")
+        } else {
+            String::new()
+        }
+    );
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
+fn serve(args: ServeArgs) -> Result<i32> {
+    init_logging(&args.log_format);
+    let mut config = match &args.config {
+        Some(path) => callguard::serve::ServeConfig::load(path)?,
+        None => callguard::serve::ServeConfig::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(http) = args.http {
+        config.http = http;
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(callguard::serve::run(config))?;
+    Ok(0)
+}
+
+/// Logs through `tracing`: human-readable or JSON lines, level from
+/// RUST_LOG (default info). Transcript text is never logged at info.
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
     }
 }
 

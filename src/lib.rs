@@ -4,14 +4,19 @@
 //! `event` (transcript events) → `text` (normalise) → `lexicon` (the policy
 //! owner's word lists) → `engine` (compiled automata: fragment → hits) →
 //! `policy` + `call` (per-call state machine: hits and times → alerts) →
-//! `alert` (what supervisors receive). The core knows nothing of the
-//! transport; the service and replay drive it. See ARCHITECTURE.md.
+//! `alert` (what supervisors receive) → `store` (durable alert log) →
+//! `grpc` + `serve` (the live service). The core (up to `alert`) knows
+//! nothing of the transport; the service and replay drive it. See ARCHITECTURE.md.
 
 pub mod alert;
 pub mod call;
 pub mod category;
 pub mod engine;
 pub mod event;
+pub mod grpc;
 pub mod lexicon;
 pub mod policy;
+pub mod replay;
+pub mod serve;
+pub mod store;
 pub mod text;

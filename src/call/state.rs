@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{Applied, ApplyError};
 use crate::alert::{AlertEvent, AlertStatus, Evidence};
 use crate::category::{CategoryKind, Severity, Speaker};
-use crate::engine::{Carry, Engine, Framing, Hit, Scratch, TermId};
+use crate::engine::{Carry, Engine, Framing, Hit, Scratch};
 use crate::event::{CallEnd, CallStart, EventError, Fragment};
 use crate::policy::PolicySet;
 use crate::text::mask_personal_data;
@@ -69,7 +69,6 @@ pub(super) struct OpenUtterance {
 }
 
 struct Provisional {
-    term: TermId,
     local_id: u32,
     category: Arc<str>,
     rule: Arc<str>,
@@ -334,8 +333,12 @@ impl CallSession {
                 self.open.len() - 1
             }
         };
+        // One provisional alert per category and utterance, however the
+        // revisions reword it (ころす → ころすぞ).
         for p in &mut self.open[index].provisional {
-            p.in_latest = hits.iter().any(|h| h.term == p.term);
+            p.in_latest = hits
+                .iter()
+                .any(|h| engine.term(h.term).category == p.category);
         }
         for hit in hits {
             let Some((category, rule, severity)) = self.assess(hit, engine, policy) else {
@@ -345,7 +348,7 @@ impl CallSession {
                 || self.open[index]
                     .provisional
                     .iter()
-                    .any(|p| p.term == hit.term)
+                    .any(|p| p.category == category)
             {
                 continue;
             }
@@ -360,7 +363,6 @@ impl CallSession {
                 AlertStatus::Provisional,
             ) {
                 self.open[index].provisional.push(Provisional {
-                    term: hit.term,
                     local_id: alert.local_id,
                     category,
                     rule,
@@ -379,13 +381,16 @@ impl CallSession {
     fn settle(
         &mut self,
         utterance: OpenUtterance,
-        final_hits: Option<(&[Hit], &Fragment)>,
+        final_hits: Option<(&[Hit], &Fragment, &Engine)>,
         policy: &PolicySet,
         out: &mut Vec<AlertEvent>,
     ) {
         for p in utterance.provisional {
-            let hit = final_hits
-                .and_then(|(hits, f)| hits.iter().find(|h| h.term == p.term).map(|h| (h, f)));
+            let hit = final_hits.and_then(|(hits, f, engine)| {
+                hits.iter()
+                    .find(|h| engine.term(h.term).category == p.category)
+                    .map(|h| (h, f))
+            });
             let keep = match final_hits {
                 Some(_) => hit.is_some(),
                 None => p.in_latest,
@@ -400,8 +405,12 @@ impl CallSession {
                 AlertStatus::Retracted
             };
             if !keep {
-                // Release the cooldown: the words were never really said.
+                // The words were never really said: release the cooldown
+                // and give back the strike.
                 self.cooldown.remove(&(p.category.clone(), p.rule.clone()));
+                if p.severity >= Severity::Warning && &*p.category != "self_harm" {
+                    self.strikes = self.strikes.saturating_sub(1);
+                }
             }
             if let Some(summary) = self.alerts.iter_mut().find(|a| a.local_id == p.local_id) {
                 summary.status = status;
@@ -432,12 +441,12 @@ impl CallSession {
             .iter()
             .position(|u| u.id == fragment.utterance_id && !fragment.utterance_id.is_empty())
             .and_then(|i| self.open.remove(i));
-        let settled: Vec<TermId> = provisional
+        let settled: Vec<Arc<str>> = provisional
             .as_ref()
-            .map(|u| u.provisional.iter().map(|p| p.term).collect())
+            .map(|u| u.provisional.iter().map(|p| p.category.clone()).collect())
             .unwrap_or_default();
         if let Some(utterance) = provisional {
-            self.settle(utterance, Some((hits, fragment)), policy, out);
+            self.settle(utterance, Some((hits, fragment, engine)), policy, out);
         }
         // ASR engines loop on silence: an identical consecutive final
         // segment is not the caller repeating himself.
@@ -473,7 +482,7 @@ impl CallSession {
                         Some((fragment.end_ms, evidence[evidence.len() - 1].clone()));
                 }
             }
-            if settled.contains(&hit.term) {
+            if settled.contains(&category) {
                 continue; // confirmed above, same alert
             }
             out.extend(self.raise(

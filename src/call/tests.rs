@@ -18,6 +18,10 @@ id = "korosu"
 category = "violence"
 patterns = ["殺すぞ", "ころすぞ"]
 [[term]]
+id = "bukkorosu"
+category = "violence"
+patterns = ["ぶっ殺す"]
+[[term]]
 id = "sarasu"
 category = "online_defamation"
 patterns = ["ネットに晒す"]
@@ -212,6 +216,32 @@ fn critical_interim_is_provisional_then_confirmed_as_the_same_alert() {
     assert_eq!(last.len(), 1);
     assert_eq!(last[0].status, AlertStatus::Confirmed);
     assert_eq!(last[0].local_id, first[0].local_id);
+}
+
+#[test]
+fn revisions_that_reword_the_threat_keep_one_provisional_alert() {
+    let mut call = Call::start(Policy::builtin());
+    let first = call.say(Speaker::Customer, "u1", "ぶっ殺す", false, 1000);
+    assert_eq!(first.len(), 1);
+    assert!(call
+        .say(Speaker::Customer, "u1", "殺すぞ", false, 1200)
+        .is_empty());
+    let last = call.customer("u1", "殺すぞ", 1500);
+    assert_eq!(last.len(), 1);
+    assert_eq!(
+        (last[0].local_id, last[0].status),
+        (first[0].local_id, AlertStatus::Confirmed)
+    );
+}
+
+#[test]
+fn a_retracted_alert_gives_back_its_strike() {
+    let mut call = Call::start(Policy::builtin());
+    call.say(Speaker::Customer, "u1", "ころすぞ", false, 1000);
+    call.customer("u1", "こんにちは", 1500);
+    assert_eq!(call.session.snapshot().strikes, 0);
+    let first = call.customer("u2", "ばかやろう", 2000);
+    assert_eq!(&*first[0].action, "read_warning_script");
 }
 
 #[test]

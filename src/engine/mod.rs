@@ -202,8 +202,12 @@ impl Engine {
             let ids: Vec<u32> = (0..texts.len() as u32)
                 .filter(|&i| keep(&languages[i as usize]))
                 .collect();
+            // No prefilter: the DFA is stepped by hand, never searched, and
+            // with one its start states would count as special, costing a
+            // call to `collect` per byte in the start state.
             let dfa = DFA::builder()
                 .match_kind(MatchKind::Standard)
+                .prefilter(false)
                 .build(ids.iter().map(|&i| texts[i as usize].as_bytes()))
                 .map_err(|e| LexiconError::Automaton(e.to_string()))?;
             automata.push(LanguageAutomaton { dfa, patterns: ids });
@@ -271,6 +275,32 @@ impl Engine {
         carry: Option<&Carry>,
         scratch: &mut Scratch,
     ) -> Scan {
+        self.scan_inner(text, language, speaker, carry, scratch, true)
+    }
+
+    /// Every term that matches `text` on its own (boundaries, exclusions
+    /// and speaker applied, overlapping hits not merged): what a lexicon
+    /// example asks — "does this term match this phrase?".
+    pub fn matching_terms(
+        &self,
+        text: &str,
+        language: Option<&str>,
+        speaker: Speaker,
+        scratch: &mut Scratch,
+    ) -> Vec<TermId> {
+        let scan = self.scan_inner(text, language, speaker, None, scratch, false);
+        scan.hits.into_iter().map(|h| h.term).collect()
+    }
+
+    fn scan_inner(
+        &self,
+        text: &str,
+        language: Option<&str>,
+        speaker: Speaker,
+        carry: Option<&Carry>,
+        scratch: &mut Scratch,
+        merge: bool,
+    ) -> Scan {
         let automaton_index = self.automaton_for(language);
         let automaton = &self.automata[automaton_index as usize];
         let dfa = &automaton.dfa;
@@ -311,6 +341,7 @@ impl Engine {
             &scratch.normalized,
             &scratch.raw,
             &mut scratch.candidates,
+            merge,
         );
         let next = self.next_carry(automaton_index, state, &stream, carry, &scratch.raw);
         Scan { hits, carry: next }
@@ -381,6 +412,7 @@ impl Engine {
 
     /// Turns raw matches into hits: boundaries, speaker, exclusions, frames,
     /// then one hit per term and place.
+    #[allow(clippy::too_many_arguments)] // the scan's borrowed parts, split to satisfy the borrow checker
     fn evaluate(
         &self,
         stream: &Stream,
@@ -389,6 +421,7 @@ impl Engine {
         norm: &Normalized,
         raw: &[RawMatch],
         candidates: &mut Vec<Candidate>,
+        merge: bool,
     ) -> Vec<Hit> {
         candidates.clear();
         for m in raw {
@@ -428,19 +461,28 @@ impl Engine {
         if candidates.is_empty() {
             return Vec::new();
         }
-        // One hit per term and place: the longest of overlapping matches of
-        // the same term; a hit inside a longer hit of the same category
-        // (殺す inside ぶっ殺す) says nothing new.
+        // One hit per category and place: overlapping matches of the same
+        // term or category are the same words said once.
         candidates.sort_by_key(|c| (c.start, std::cmp::Reverse(c.end), c.term));
         let mut kept: Vec<Candidate> = Vec::with_capacity(candidates.len());
-        for c in candidates.iter() {
+        if !merge {
+            kept.extend_from_slice(candidates);
+        }
+        for c in candidates.iter().filter(|_| merge) {
             let category = &self.lexicon.terms[c.term as usize].category;
             let covered = kept.iter_mut().any(|k| {
-                let same_term = k.term == c.term && c.start < k.end;
-                let inside_same_category = c.start >= k.start
-                    && c.end <= k.end
-                    && self.lexicon.terms[k.term as usize].category == *category;
-                if same_term || inside_same_category {
+                // Sorted by start: `c` begins inside or after `k`.
+                let overlaps = c.start < k.end;
+                let same_category = self.lexicon.terms[k.term as usize].category == *category;
+                if overlaps && (k.term == c.term || same_category) {
+                    // The same words: one hit over both spans, with the
+                    // graver term (ぶっ殺す + 殺すぞ = ぶっ殺すぞ).
+                    let graver = self.lexicon.terms[c.term as usize].severity
+                        > self.lexicon.terms[k.term as usize].severity;
+                    if graver {
+                        k.term = c.term;
+                    }
+                    k.end = k.end.max(c.end);
                     k.targeted |= c.targeted;
                     true
                 } else {
@@ -678,6 +720,12 @@ impl FoldSink for ScanSink<'_> {
                 self.engine.collect(self.automaton, self.state, 0, self.raw);
             }
         }
+        self.appended_more(text, from);
+    }
+
+    #[inline(always)]
+    fn appended_more(&mut self, text: &[u8], from: usize) {
+        let dfa = &self.automaton.dfa;
         let mut state = self.state;
         for (k, &b) in text[from..].iter().enumerate() {
             state = dfa.next_state(Anchored::No, state, b);

@@ -45,10 +45,8 @@ fn run_examples(engine: &Engine) -> CheckReport {
         counts.2 += term.must_match.len() + term.must_not_match.len();
         let found = |text: &str, scratch: &mut Scratch| {
             engine
-                .scan(text, language, term.speaker, None, scratch)
-                .hits
-                .iter()
-                .any(|h| h.term == id)
+                .matching_terms(text, language, term.speaker, scratch)
+                .contains(&id)
         };
         for example in &term.must_match {
             if !found(&example.text, &mut scratch) {

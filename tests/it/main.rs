@@ -1,4 +1,7 @@
 //! Integration tests: one binary (STYLE.md idea 9), one module per area.
 
 mod lexicon_cli;
+mod live_vs_replay;
+mod server;
 mod shipped_lexicons;
+mod support;

@@ -1,0 +1,55 @@
+//! `callguard.v1.Admin/ReloadLexicons` (SIGHUP does the same).
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::pb;
+use super::status::reload_refused;
+use crate::serve::state::{ReloadError, Rules, Service};
+
+pub struct AdminService {
+    service: Arc<Service>,
+}
+
+impl AdminService {
+    pub fn new(service: Arc<Service>) -> AdminService {
+        AdminService { service }
+    }
+}
+
+/// Loads lexicons and policy anew and swaps them in; on error the rule set
+/// in force stays.
+pub fn reload(service: &Service) -> Result<(String, usize), ReloadError> {
+    let rules = Rules::load(&service.config)?;
+    let answer = (
+        rules.engine.version().to_owned(),
+        rules.engine.lexicon().terms.len(),
+    );
+    service.replace_rules(rules);
+    tracing::info!(version = %answer.0, terms = answer.1, "lexicons and policy reloaded");
+    Ok(answer)
+}
+
+#[tonic::async_trait]
+impl pb::admin_server::Admin for AdminService {
+    async fn reload_lexicons(
+        &self,
+        _request: Request<pb::ReloadLexiconsRequest>,
+    ) -> Result<Response<pb::ReloadLexiconsResponse>, Status> {
+        let service = self.service.clone();
+        let result = tokio::task::spawn_blocking(move || reload(&service))
+            .await
+            .map_err(|e| Status::internal(format!("reload task failed: {e}")))?;
+        match result {
+            Ok((lexicon_version, terms)) => Ok(Response::new(pb::ReloadLexiconsResponse {
+                lexicon_version,
+                terms: terms as u32,
+            })),
+            Err(e) => {
+                tracing::warn!(error = %e, "reload refused; the rule set in force stays");
+                Err(reload_refused(&e))
+            }
+        }
+    }
+}

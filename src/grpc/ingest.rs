@@ -1,0 +1,128 @@
+//! `callguard.v1.Ingest/StreamTranscript`: events in, acks, rejections and
+//! alerts out on the same stream. The handler owns its reply sender in a
+//! spawned task; a bad event is answered with a rejection and the stream
+//! goes on; a client that stops reading only stalls its own stream.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::convert::event_ids;
+use super::pb;
+use super::pb::stream_transcript_response::Response as Reply;
+use super::status::{code_name, refusal_label, Refusal};
+use crate::engine::Scratch;
+use crate::event::Event;
+use crate::serve::metrics;
+use crate::serve::state::{Outcome, Service};
+
+/// Replies buffered per stream before the handler waits for the client.
+const REPLY_BUFFER: usize = 64;
+
+pub struct IngestService {
+    service: Arc<Service>,
+}
+
+impl IngestService {
+    pub fn new(service: Arc<Service>) -> IngestService {
+        IngestService { service }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::ingest_server::Ingest for IngestService {
+    type StreamTranscriptStream = ReceiverStream<Result<pb::StreamTranscriptResponse, Status>>;
+
+    async fn stream_transcript(
+        &self,
+        request: Request<Streaming<pb::TranscriptEvent>>,
+    ) -> Result<Response<Self::StreamTranscriptStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(REPLY_BUFFER);
+        let service = self.service.clone();
+        tokio::spawn(async move {
+            let mut scratch = Scratch::default();
+            loop {
+                let message = match inbound.message().await {
+                    Ok(Some(message)) => message,
+                    Ok(None) => break,
+                    Err(status) => {
+                        // A broken protocol (or a vanished client) ends the stream.
+                        tracing::debug!(%status, "ingest stream ended by the client side");
+                        break;
+                    }
+                };
+                for reply in handle(&service, message, &mut scratch) {
+                    if tx.send(Ok(reply)).await.is_err() {
+                        return; // the client left
+                    }
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+fn reply(response: Reply) -> pb::StreamTranscriptResponse {
+    pb::StreamTranscriptResponse {
+        response: Some(response),
+    }
+}
+
+fn rejection(call_id: String, seq: u64, refusal: &Refusal) -> pb::StreamTranscriptResponse {
+    metrics_rejection(refusal);
+    reply(Reply::Rejection(pb::Rejection {
+        call_id,
+        seq,
+        field: refusal.field.to_owned(),
+        reason: refusal.reason.clone(),
+        code: code_name(refusal.code).to_owned(),
+    }))
+}
+
+fn metrics_rejection(refusal: &Refusal) {
+    ::metrics::counter!(metrics::REJECTIONS, "reason" => refusal_label(refusal)).increment(1);
+}
+
+/// One event in, its replies out: ack (or rejection), then its alerts.
+fn handle(
+    service: &Service,
+    message: pb::TranscriptEvent,
+    scratch: &mut Scratch,
+) -> Vec<pb::StreamTranscriptResponse> {
+    let arrived = Instant::now();
+    let (call_id, seq) = event_ids(&message);
+    let event = match Event::try_from(message) {
+        Ok(event) => event,
+        Err(e) => return vec![rejection(call_id, seq, &Refusal::from(&e))],
+    };
+    match service.apply(event, arrived, scratch) {
+        Outcome::Accepted { duplicate, alerts } => {
+            let mut replies = Vec::with_capacity(1 + alerts.len());
+            replies.push(reply(Reply::Ack(pb::Ack {
+                call_id,
+                seq,
+                duplicate,
+            })));
+            replies.extend(
+                alerts
+                    .iter()
+                    .map(|a| reply(Reply::Alert(pb::Alert::from(a.as_ref())))),
+            );
+            replies
+        }
+        Outcome::Refused(e) => vec![rejection(call_id, seq, &Refusal::from(&e))],
+        Outcome::StoreFailed(e) => vec![rejection(
+            call_id,
+            seq,
+            &Refusal {
+                field: "event",
+                reason: format!("alert store failed, the event's alerts were not delivered: {e}"),
+                code: tonic::Code::Unavailable,
+            },
+        )],
+    }
+}

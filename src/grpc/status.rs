@@ -1,0 +1,87 @@
+//! The one place a `tonic::Status` (or a rejection code) is built from our
+//! errors, so every client sees the same code for the same fact.
+
+use tonic::{Code, Status};
+
+use super::convert::WireError;
+use crate::call::TableError;
+use crate::event::EventError;
+
+/// The field, reason and status code of a refused event.
+pub struct Refusal {
+    pub field: &'static str,
+    pub reason: String,
+    pub code: Code,
+}
+
+impl From<&WireError> for Refusal {
+    fn from(e: &WireError) -> Self {
+        Refusal {
+            field: e.field,
+            reason: e.to_string(),
+            code: Code::InvalidArgument,
+        }
+    }
+}
+
+impl From<&TableError> for Refusal {
+    fn from(e: &TableError) -> Self {
+        let (field, code) = match e {
+            TableError::TooManyCalls(_) => ("call_id", Code::ResourceExhausted),
+            TableError::AlreadyStarted(_) => ("call_id", Code::AlreadyExists),
+            TableError::Event(event) => (event_field(event), Code::InvalidArgument),
+        };
+        Refusal {
+            field,
+            reason: e.to_string(),
+            code,
+        }
+    }
+}
+
+fn event_field(e: &EventError) -> &'static str {
+    match e {
+        EventError::EmptyCallId | EventError::UnknownCall(_) => "call_id",
+        EventError::TooLong { field, .. } => field,
+        EventError::SeqBackwards { .. } => "seq",
+        EventError::TimesReversed { .. } => "end_ms",
+        EventError::UnknownTimezone(_) => "timezone",
+    }
+}
+
+/// Metric label of a refusal reason (bounded set).
+pub fn refusal_label(refusal: &Refusal) -> &'static str {
+    match refusal.code {
+        Code::ResourceExhausted => "limit",
+        Code::AlreadyExists => "already_started",
+        _ => refusal.field,
+    }
+}
+
+pub fn invalid_argument(field: &str, e: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("{field}: {e}"))
+}
+
+pub fn reload_refused(e: &impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("reload refused, the rule set in force stays: {e}"))
+}
+
+pub fn not_found(what: &str) -> Status {
+    Status::not_found(what.to_owned())
+}
+
+pub fn store_unavailable(e: impl std::fmt::Display) -> Status {
+    Status::unavailable(format!("alert store: {e}"))
+}
+
+/// The canonical name of a status code, as gRPC clients spell it.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::NotFound => "NOT_FOUND",
+        _ => "UNKNOWN",
+    }
+}

@@ -1,0 +1,42 @@
+//! Metric names in one place (`callguard_<noun>_<unit>[_total]`), with
+//! bounded labels only: never a call id, tenant or caller.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Events taken, by `type` (start, fragment, end).
+pub const EVENTS: &str = "callguard_events_total";
+/// Events refused, by `reason` (the field, or "limit").
+pub const REJECTIONS: &str = "callguard_rejections_total";
+/// Alerts and alert updates, by `category` and `severity`.
+pub const ALERTS: &str = "callguard_alerts_total";
+/// Calls open now.
+pub const ACTIVE_CALLS: &str = "callguard_active_calls";
+/// Subscribe streams open now.
+pub const SUBSCRIBERS: &str = "callguard_subscribers";
+/// From an event's arrival to its alerts being committed and published.
+pub const INGEST_TO_ALERT: &str = "callguard_ingest_to_alert_seconds";
+/// Subscribers that fell behind the live buffer and went back to the store.
+pub const SUBSCRIBER_CATCHUPS: &str = "callguard_subscriber_catchups_total";
+/// Store failures, by `op`.
+pub const STORE_ERRORS: &str = "callguard_store_errors_total";
+
+/// The process-wide Prometheus recorder (installed once; test servers in
+/// one process share it).
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&[
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ])
+            .expect("static buckets are valid")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (an embedding program):
+        // then our handle still renders what this recorder would have seen.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}

@@ -1,0 +1,270 @@
+//! `callguard serve`: the live service. Binds gRPC (ingest, alerts, admin,
+//! health, reflection) and HTTP (/metrics, /healthz, /readyz), runs the idle
+//! sweeper and retention, reloads on SIGHUP, drains on SIGTERM / Ctrl-C.
+//!
+//! Tests start it in-process with [`start`] on `127.0.0.1:0` and stop it
+//! with [`RunningServer::stop`].
+
+pub mod config;
+pub mod metrics;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use config::ServeConfig;
+use state::{ReloadError, Rules, Service};
+
+use crate::grpc::admin::AdminService;
+use crate::grpc::alerts::AlertsService;
+use crate::grpc::ingest::IngestService;
+use crate::grpc::pb;
+use crate::store::{AlertLog, StoreError};
+
+/// How often idle calls are closed and ended calls forgotten.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// How long a stopping server waits for ingest streams in flight.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often retention runs.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot load lexicons or policy: {0}")]
+    Rules(#[from] ReloadError),
+    #[error("alert store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("gRPC server: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    #[error("server reflection: {0}")]
+    Reflection(String),
+    #[error("HTTP server: {0}")]
+    Http(#[source] std::io::Error),
+}
+
+/// A started service.
+pub struct RunningServer {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub service: Arc<Service>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<Result<(), ServeError>>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, ends subscriptions, lets ingest streams in flight
+    /// finish for up to [`DRAIN_TIMEOUT`], then closes the store.
+    pub async fn stop(self) -> Result<(), ServeError> {
+        self.service.begin_stop();
+        let _ = self.shutdown.send(true);
+        let mut result = Ok(());
+        for mut task in self.tasks {
+            let joined = match tokio::time::timeout(DRAIN_TIMEOUT, &mut task).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    tracing::warn!("streams still open after the drain timeout; closing them");
+                    task.abort();
+                    continue;
+                }
+            };
+            match joined {
+                Ok(Err(e)) if result.is_ok() => result = Err(e),
+                Err(e) if result.is_ok() => {
+                    result = Err(ServeError::Http(std::io::Error::other(e.to_string())));
+                }
+                _ => {}
+            }
+        }
+        result
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// Starts the service; returns once both listeners are bound.
+pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
+    let rules = Rules::load(&config)?;
+    let log = AlertLog::open(&config.data_dir)?;
+    let grpc_listener = bind(config.listen).await?;
+    let http_listener = bind(config.http).await?;
+    let grpc_addr = grpc_listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let http_addr = http_listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind {
+            addr: config.http,
+            source,
+        })?;
+    let limits = config.limits.clone();
+    let service = Arc::new(Service::new(config, rules, log)?);
+    metrics::prometheus(); // install the recorder before the first event
+    let (shutdown, shutdown_rx) = watch::channel(false);
+
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<pb::ingest_server::IngestServer<IngestService>>()
+        .await;
+    health_reporter
+        .set_serving::<pb::alerts_server::AlertsServer<AlertsService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let max_message = limits.max_message_bytes;
+    let grpc = tonic::transport::Server::builder()
+        .max_concurrent_streams(Some(limits.max_streams_per_connection))
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(
+            pb::ingest_server::IngestServer::new(IngestService::new(service.clone()))
+                .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            pb::alerts_server::AlertsServer::new(AlertsService::new(service.clone()))
+                .max_decoding_message_size(max_message),
+        )
+        .add_service(pb::admin_server::AdminServer::new(AdminService::new(
+            service.clone(),
+        )));
+    let mut grpc_stop = shutdown_rx.clone();
+    let grpc_task = tokio::spawn(async move {
+        grpc.serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
+            let _ = grpc_stop.wait_for(|stop| *stop).await;
+        })
+        .await?;
+        Ok(())
+    });
+
+    let router = http_router(service.clone());
+    let mut http_stop = shutdown_rx.clone();
+    let http_task = tokio::spawn(async move {
+        axum::serve(http_listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|stop| *stop).await;
+            })
+            .await
+            .map_err(ServeError::Http)
+    });
+
+    let housekeeping = service.clone();
+    let mut housekeeping_stop = shutdown_rx;
+    let housekeeping_task = tokio::spawn(async move {
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        let mut purge = tokio::time::interval(PURGE_EVERY);
+        loop {
+            tokio::select! {
+                _ = sweep.tick() => {
+                    let s = housekeeping.clone();
+                    let _ = tokio::task::spawn_blocking(move || s.sweep()).await;
+                }
+                _ = purge.tick() => {
+                    let s = housekeeping.clone();
+                    let _ = tokio::task::spawn_blocking(move || s.purge()).await;
+                }
+                _ = async { housekeeping_stop.wait_for(|stop| *stop).await.is_ok() } => return Ok(()),
+            }
+        }
+    });
+
+    tracing::info!(%grpc_addr, %http_addr, version = %service.rules().engine.version(), "callguard serving");
+    Ok(RunningServer {
+        grpc_addr,
+        http_addr,
+        service,
+        shutdown,
+        tasks: vec![grpc_task, http_task, housekeeping_task],
+    })
+}
+
+fn http_router(service: Arc<Service>) -> axum::Router {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/metrics", get(|| async { metrics::prometheus().render() }))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = service.is_ready();
+                async move {
+                    if ready {
+                        (StatusCode::OK, "ready\n")
+                    } else {
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "not ready: the alert store failed\n",
+                        )
+                    }
+                }
+            }),
+        )
+}
+
+/// Runs until SIGTERM or Ctrl-C; SIGHUP reloads lexicons and policy.
+pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
+    let server = start(config).await?;
+    if server.service.config.listen.ip().is_loopback() {
+        tracing::info!("listening on loopback only; no authentication is configured");
+    } else {
+        tracing::warn!("listening beyond loopback without TLS or tokens: anyone who can reach the port can send and read");
+    }
+    wait_for_stop(&server.service).await;
+    tracing::info!("shutting down: no new streams; finishing events in flight");
+    server.stop().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[cfg(unix)]
+async fn wait_for_stop(service: &Arc<Service>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return,
+            _ = term.recv() => return,
+            _ = hup.recv() => {
+                let s = service.clone();
+                match tokio::task::spawn_blocking(move || crate::grpc::admin::reload(&s)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "SIGHUP reload refused; the rule set in force stays"),
+                    Err(e) => tracing::error!(error = %e, "reload task failed"),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_stop(_service: &Arc<Service>) {
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,216 @@
+//! `TestServer::spawn`: a real callguard server on 127.0.0.1 with ephemeral
+//! ports and its own data directory, plus typed client helpers.
+
+use std::path::Path;
+use std::time::Duration;
+
+use callguard::grpc::pb;
+use callguard::serve::{start, RunningServer, ServeConfig};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+pub struct TestServer {
+    pub server: RunningServer,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// A server on built-in lexicons and policy, in a fresh data directory.
+    pub async fn spawn() -> TestServer {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let mut server = TestServer::spawn_with(config(&dir)).await;
+        server._tmp = Some(tmp);
+        server
+    }
+
+    pub async fn spawn_with(config: ServeConfig) -> TestServer {
+        let server = start(config).await.expect("server starts");
+        TestServer { server, _tmp: None }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.server.grpc_addr)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    pub async fn alerts(&self) -> pb::alerts_client::AlertsClient<Channel> {
+        pb::alerts_client::AlertsClient::new(self.channel().await)
+    }
+
+    pub async fn admin(&self) -> pb::admin_client::AdminClient<Channel> {
+        pb::admin_client::AdminClient::new(self.channel().await)
+    }
+
+    /// Opens an ingest stream.
+    pub async fn stream(&self) -> IngestStream {
+        let mut client = pb::ingest_client::IngestClient::new(self.channel().await);
+        let (tx, rx) = mpsc::channel(256);
+        let replies = client
+            .stream_transcript(ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        IngestStream { tx, replies }
+    }
+
+    pub async fn stop(self) {
+        self.server.stop().await.unwrap();
+    }
+}
+
+/// The test configuration: ephemeral ports, the given data directory.
+pub fn config(data_dir: &Path) -> ServeConfig {
+    ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        http: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.to_path_buf(),
+        ..ServeConfig::default()
+    }
+}
+
+pub struct IngestStream {
+    tx: mpsc::Sender<pb::TranscriptEvent>,
+    replies: tonic::Streaming<pb::StreamTranscriptResponse>,
+}
+
+/// The replies to one event: its ack or rejection, and its alerts.
+#[derive(Debug, Default)]
+pub struct Replies {
+    pub ack: Option<pb::Ack>,
+    pub rejection: Option<pb::Rejection>,
+    pub alerts: Vec<pb::Alert>,
+}
+
+impl IngestStream {
+    /// Sends one event and reads its replies (ack or rejection, then the
+    /// alerts that follow it, until the next event's answer would come).
+    pub async fn send(&mut self, event: pb::TranscriptEvent) -> Replies {
+        self.tx.send(event).await.unwrap();
+        let mut replies = Replies::default();
+        let first = self.next().await.expect("an answer to every event");
+        match first {
+            pb::stream_transcript_response::Response::Ack(a) => replies.ack = Some(a),
+            pb::stream_transcript_response::Response::Rejection(r) => replies.rejection = Some(r),
+            other => panic!("expected ack or rejection first, got {other:?}"),
+        }
+        // Alerts of this event follow its ack at once; wait briefly for them.
+        while let Ok(Some(next)) =
+            tokio::time::timeout(Duration::from_millis(150), self.next()).await
+        {
+            match next {
+                pb::stream_transcript_response::Response::Alert(a) => replies.alerts.push(a),
+                other => panic!("unexpected reply {other:?}"),
+            }
+        }
+        replies
+    }
+
+    async fn next(&mut self) -> Option<pb::stream_transcript_response::Response> {
+        self.replies
+            .message()
+            .await
+            .unwrap()
+            .and_then(|r| r.response)
+    }
+
+    /// Closes the sending side and waits for the server to end the stream.
+    pub async fn close(mut self) {
+        drop(self.tx);
+        while self.replies.message().await.ok().flatten().is_some() {}
+    }
+}
+
+pub fn start_event(call_id: &str, tenant: &str) -> pb::TranscriptEvent {
+    pb::TranscriptEvent {
+        event: Some(pb::transcript_event::Event::Start(pb::CallStart {
+            call_id: call_id.into(),
+            tenant: tenant.into(),
+            agent_id: "a1".into(),
+            language: "ja".into(),
+            ..Default::default()
+        })),
+    }
+}
+
+pub fn fragment(
+    call_id: &str,
+    seq: u64,
+    utterance: &str,
+    text: &str,
+    is_final: bool,
+) -> pb::TranscriptEvent {
+    fragment_in("ja", call_id, seq, utterance, text, is_final)
+}
+
+pub fn fragment_in(
+    language: &str,
+    call_id: &str,
+    seq: u64,
+    utterance: &str,
+    text: &str,
+    is_final: bool,
+) -> pb::TranscriptEvent {
+    pb::TranscriptEvent {
+        event: Some(pb::transcript_event::Event::Fragment(pb::Fragment {
+            call_id: call_id.into(),
+            seq,
+            speaker: pb::Speaker::Customer as i32,
+            text: text.into(),
+            is_final,
+            utterance_id: utterance.into(),
+            start_ms: seq * 1000,
+            end_ms: seq * 1000 + 900,
+            language: language.into(),
+            loudness_dbfs: None,
+        })),
+    }
+}
+
+pub fn end_event(call_id: &str, end_ms: u64) -> pb::TranscriptEvent {
+    pb::TranscriptEvent {
+        event: Some(pb::transcript_event::Event::End(pb::CallEnd {
+            call_id: call_id.into(),
+            end_ms,
+        })),
+    }
+}
+
+/// Reads `n` alerts from a subscription (with a timeout per alert).
+pub async fn take(
+    stream: &mut tonic::Streaming<pb::SubscribeResponse>,
+    n: usize,
+) -> Vec<pb::Alert> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let next = tokio::time::timeout(Duration::from_secs(5), stream.message())
+            .await
+            .expect("alert within 5 s")
+            .unwrap()
+            .expect("stream open");
+        out.push(next.alert.unwrap());
+    }
+    out
+}
+
+/// Asserts that no further alert arrives within a short while.
+pub async fn assert_quiet(stream: &mut tonic::Streaming<pb::SubscribeResponse>) {
+    if let Ok(next) = tokio::time::timeout(Duration::from_millis(300), stream.message()).await {
+        panic!("unexpected alert: {next:?}");
+    }
+}
+
+pub fn subscribe_request(after_event_id: u64) -> pb::SubscribeRequest {
+    pb::SubscribeRequest {
+        after_event_id,
+        ..Default::default()
+    }
+}
