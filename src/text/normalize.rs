@@ -125,7 +125,7 @@ const FILLERS: &[&str] = &[
 
 /// ASCII bytes that fold to a plain word character (letters lower-cased,
 /// digits, `*`), 0 for the rest: see `Folder::push_ascii`.
-const PLAIN_ASCII: [u8; 256] = {
+static PLAIN_ASCII: [u8; 256] = {
     let mut table = [0u8; 256];
     let mut b = 0;
     while b < 128 {
@@ -151,6 +151,19 @@ const fn filler_key(token: &[u8]) -> u128 {
     }
     key
 }
+
+/// The longest filler, in bytes.
+const MAX_FILLER_LEN: usize = {
+    let mut max = 0;
+    let mut i = 0;
+    while i < FILLERS.len() {
+        if FILLERS[i].len() > max {
+            max = FILLERS[i].len();
+        }
+        i += 1;
+    }
+    max
+};
 
 /// [`FILLERS`] as keys: a filler check is a few integer comparisons.
 const FILLER_KEYS: [u128; FILLERS.len()] = {
@@ -184,6 +197,11 @@ pub trait FoldSink {
     /// Bytes were appended: the folded text is now `text`, the new bytes
     /// are `text[from..]` (whole characters).
     fn appended(&mut self, text: &[u8], from: usize);
+    /// [`Self::appended`] when the text was not empty before (`from > 0`).
+    #[inline(always)]
+    fn appended_more(&mut self, text: &[u8], from: usize) {
+        self.appended(text, from);
+    }
     /// The folded text was cut back to `text` (rare: a consumer may start
     /// over).
     fn truncated(&mut self, text: &[u8]);
@@ -317,6 +335,119 @@ fn combines_at(bytes: &[u8], i: usize) -> bool {
     }
 }
 
+/// The repetition count of `emit_general` inside a plain run: counts `c`
+/// and returns true when it is emitted as is, false (changing nothing) when
+/// the general path must squash it (ー at once, other characters but digits
+/// from the third in a row on).
+#[inline(always)]
+fn repeat_ok(prev: &mut Option<char>, run: &mut u32, c: char) -> bool {
+    if *prev != Some(c) {
+        *prev = Some(c);
+        *run = 1;
+        return true;
+    }
+    if c == 'ー' || (*run >= 2 && !c.is_ascii_digit()) {
+        return false;
+    }
+    *run += 1;
+    true
+}
+
+/// The code point of the 3-byte UTF-8 character at `bytes[i]` (the caller
+/// has checked the lead byte and that the bytes are there).
+#[inline(always)]
+fn decode3(bytes: &[u8], i: usize) -> u32 {
+    u32::from(bytes[i] & 0x0F) << 12
+        | u32::from(bytes[i + 1] & 0x3F) << 6
+        | u32::from(bytes[i + 2] & 0x3F)
+}
+
+/// A 3-byte character that folds to one plain character whatever comes
+/// before it (when nothing combines with it): kana (katakana to hiragana),
+/// ideographs and Hangul syllables, full-width letters and digits. What it
+/// folds to and its class.
+#[inline(always)]
+fn plain3(code: u32) -> Option<(char, CharClass)> {
+    let (folded, class) = match code {
+        0x3041..=0x3096 | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7A3 => {
+            (code, CharClass::Cjk)
+        }
+        // Katakana → hiragana, as in `push`.
+        0x30A1..=0x30F6 => (code - 0x60, CharClass::Cjk),
+        // Full-width letters and digits, as in `fullwidth_ascii`.
+        0xFF01..=0xFF5E => {
+            let folded = PLAIN_ASCII[(code - 0xFEE0) as usize];
+            if folded == 0 {
+                return None;
+            }
+            (u32::from(folded), CharClass::Word)
+        }
+        _ => return None,
+    };
+    char::from_u32(folded).map(|c| (c, class))
+}
+
+/// An ASCII byte that `push_ascii` always takes as a separator (and `~`,
+/// `-` unless they may lengthen a kana).
+#[inline(always)]
+fn plain_separator_ascii(b: u8, after_kana: bool) -> bool {
+    b < 0x80
+        && PLAIN_ASCII[b as usize] == 0
+        && !matches!(b, b'\'' | b'`')
+        && !(after_kana && matches!(b, b'~' | b'-'))
+}
+
+/// A 3-byte character that only separates: 、。「」『』 and full-width
+/// punctuation that folds to a separator.
+#[inline(always)]
+fn is_separator3(code: u32) -> bool {
+    match code {
+        0x3001 | 0x3002 | 0x300C..=0x300F => true,
+        0xFF01..=0xFF5E => plain_separator_ascii((code - 0xFEE0) as u8, true),
+        _ => false,
+    }
+}
+
+/// At `bytes[i]`, a separator: when it starts a run of plain separators
+/// followed by a character that is certainly emitted (a plain ASCII
+/// character before an ASCII byte or the end, or a `plain3` character not
+/// followed by a combining mark), where that character starts and its
+/// class. `after_kana`: the character before the run is kana, so a
+/// leading `~` or `-` would lengthen it instead.
+#[inline]
+fn separators_then_plain(
+    bytes: &[u8],
+    mut i: usize,
+    after_kana: bool,
+) -> Option<(usize, CharClass)> {
+    let start = i;
+    loop {
+        let b = *bytes.get(i)?;
+        if b < 0x80 {
+            if PLAIN_ASCII[b as usize] != 0 {
+                let emitted = i > start && !combines_at(bytes, i + 1);
+                return emitted.then_some((i, CharClass::Word));
+            }
+            // After the first separator, `~` and `-` separate too.
+            if !plain_separator_ascii(b, after_kana && i == start) {
+                return None;
+            }
+            i += 1;
+        } else if b & 0xF0 == 0xE0 && i + 2 < bytes.len() {
+            let code = decode3(bytes, i);
+            if is_separator3(code) {
+                i += 3;
+                continue;
+            }
+            let (_, class) = plain3(code)?;
+            let emitted = i > start && !combines_at(bytes, i + 3);
+            return emitted.then_some((i, class));
+        } else {
+            return None;
+        }
+    }
+}
+
 /// Full-width ASCII (`Ａ`, `１`, `！`): NFKC maps it to the ASCII character.
 #[inline]
 fn fullwidth_ascii(c: char) -> Option<u8> {
@@ -436,71 +567,157 @@ struct Folder<'a, S: FoldSink> {
 
 impl<S: FoldSink> Folder<'_, S> {
     /// Emits the run of plain characters starting at `i` when a token is
-    /// open and no separator is pending: ASCII letters, digits and `*`,
-    /// kana, ideographs and Hangul syllables, each different from the one
-    /// before and not followed by a combining mark. Exactly what [`Self::emit`]
-    /// would do for each, minus the per-character checks that cannot fire.
+    /// open and no separator is pending: ASCII letters, digits and `*`
+    /// (full-width too), kana, ideographs, Hangul syllables and ー after
+    /// kana, none followed by a combining mark; apostrophes (which join);
+    /// and runs of plain separators (spaces, ASCII and full-width
+    /// punctuation, 、。「」『』) that end right before such a character, so
+    /// a word boundary does not leave the loop. Exactly what the general
+    /// path (`push_ascii`, `push`, `separator`, [`Self::emit`]) would do
+    /// for each, minus the checks that cannot fire. It stops, for the
+    /// general path to take over, at anything else: a squashed repetition,
+    /// a filler token, a character that may combine with the next.
     /// Returns where the run stopped (`i` when it is empty).
     #[inline]
     fn plain_run(&mut self, bytes: &[u8], mut i: usize) -> usize {
         if !self.token.open || self.pending_separator.is_some() {
             return i;
         }
+        // The folder's state, kept in registers for the run.
         let mut prev = self.run_char;
-        let mut class = CharClass::Word;
-        let start = i;
+        let mut run = self.run;
+        let mut last = self.last;
         while let Some(&b) = bytes.get(i) {
             if b < 0x80 {
                 let folded = PLAIN_ASCII[b as usize];
-                if folded == 0
-                    || prev == Some(folded as char)
-                    || bytes.get(i + 1).is_some_and(|&n| n >= 0x80)
-                {
-                    // Not plain, a repetition, or the next char might combine.
-                    break;
+                if folded != 0 {
+                    if combines_at(bytes, i + 1) || !repeat_ok(&mut prev, &mut run, folded as char)
+                    {
+                        break;
+                    }
+                    last = Some((folded as char, CharClass::Word));
+                    let from = self.out.text.len();
+                    self.out.text.push(folded as char);
+                    self.sink.appended_more(self.out.text.as_bytes(), from);
+                    self.out.src.push((i as u32, i as u32 + 1));
+                    i += 1;
+                } else if matches!(b, b'\'' | b'`') {
+                    if combines_at(bytes, i + 1) {
+                        break;
+                    }
+                    i += 1; // apostrophes join: don't = dont
+                } else {
+                    let Some((next, space)) = self.separator_run(bytes, i, last, prev, run) else {
+                        break;
+                    };
+                    if space {
+                        prev = None;
+                        last = Some((' ', CharClass::Word));
+                    }
+                    i = next;
                 }
-                self.out.text.push(folded as char);
-                let len = self.out.text.len();
-                self.sink.appended(self.out.text.as_bytes(), len - 1);
-                self.out.src.push((i as u32, i as u32 + 1));
-                prev = Some(folded as char);
-                class = CharClass::Word;
-                i += 1;
             } else if b & 0xF0 == 0xE0 && i + 2 < bytes.len() {
-                let c = u32::from(b & 0x0F) << 12
-                    | u32::from(bytes[i + 1] & 0x3F) << 6
-                    | u32::from(bytes[i + 2] & 0x3F);
-                let folded = match c {
-                    0x3041..=0x3096 | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7A3 => c,
-                    // Katakana → hiragana, as in `push`.
-                    0x30A1..=0x30F6 => c - 0x60,
-                    _ => break,
+                let code = decode3(bytes, i);
+                let (c, class) = match plain3(code) {
+                    Some(plain) => plain,
+                    // ー lengthens a kana (no separator is pending).
+                    None if code == 0x30FC
+                        && matches!(last, Some((l, CharClass::Cjk)) if is_kana(l)) =>
+                    {
+                        ('ー', CharClass::Cjk)
+                    }
+                    None if is_separator3(code) => {
+                        let Some((next, space)) = self.separator_run(bytes, i, last, prev, run)
+                        else {
+                            break;
+                        };
+                        if space {
+                            prev = None;
+                            last = Some((' ', CharClass::Word));
+                        }
+                        i = next;
+                        continue;
+                    }
+                    None => break,
                 };
-                let Some(folded) = char::from_u32(folded) else {
-                    break;
-                };
-                if prev == Some(folded) || combines_at(bytes, i + 3) {
+                if combines_at(bytes, i + 3) || !repeat_ok(&mut prev, &mut run, c) {
                     break;
                 }
-                self.out.text.push(folded);
-                let len = self.out.text.len();
-                self.sink.appended(self.out.text.as_bytes(), len - 3);
+                last = Some((c, class));
                 let range = (i as u32, i as u32 + 3);
-                self.out.src.extend([range, range, range]);
-                prev = Some(folded);
-                class = CharClass::Cjk;
+                let from = self.out.text.len();
+                if c.is_ascii() {
+                    // Full-width letters and digits: one byte.
+                    self.out.text.push(c);
+                    self.sink.appended_more(self.out.text.as_bytes(), from);
+                    self.out.src.push(range);
+                } else {
+                    // Kana, ideographs, Hangul, ー: three bytes.
+                    self.out.text.push(c);
+                    self.sink.appended_more(self.out.text.as_bytes(), from);
+                    self.out.src.extend([range, range, range]);
+                }
                 i += 3;
             } else {
                 break;
             }
         }
-        if i > start {
-            let c = prev.expect("a character was emitted");
-            self.run_char = Some(c);
-            self.run = 1;
-            self.last = Some((c, class));
-        }
+        self.run_char = prev;
+        self.run = run;
+        self.last = last;
         i
+    }
+
+    /// At a separator `bytes[i]` inside a plain run: when a run of plain
+    /// separators follows, then a character that will be emitted, does what
+    /// `separator` and `emit_general` do for them (close the token, open the
+    /// next one, emit a space between two words or record a dropped
+    /// separator). Returns where the character starts and whether a space
+    /// was emitted; `None`, having done nothing, when the general path must
+    /// take the separators (the token closed is a filler, or something
+    /// else follows them).
+    #[inline]
+    fn separator_run(
+        &mut self,
+        bytes: &[u8],
+        i: usize,
+        last: Option<(char, CharClass)>,
+        run_char: Option<char>,
+        run: u32,
+    ) -> Option<(usize, bool)> {
+        let after_kana = matches!(last, Some((l, CharClass::Cjk)) if is_kana(l));
+        let (next, class) = separators_then_plain(bytes, i, after_kana)?;
+        // `separator`: close the token, dropping it if it is a filler (the
+        // general path does that).
+        if self.token_is_filler() {
+            return None;
+        }
+        // `emit_general` for the next character: open its token, then
+        // settle the pending separator.
+        let range = (i as u32, next as u32);
+        self.token = TokenMark {
+            out_len: self.out.text.len(),
+            separators_len: self.out.dropped_separators.len(),
+            pending_separator: Some(range),
+            last,
+            run_char,
+            run,
+            open: true,
+        };
+        match last {
+            Some((_, CharClass::Word)) if class == CharClass::Word => {
+                let from = self.out.text.len();
+                self.out.text.push(' ');
+                self.sink.appended_more(self.out.text.as_bytes(), from);
+                self.out.src.push(range);
+                Some((next, true))
+            }
+            Some(_) => {
+                self.out.dropped_separators.push(self.out.text.len() as u32);
+                Some((next, false))
+            }
+            None => Some((next, false)),
+        }
     }
 
     fn push_ascii(&mut self, b: u8, start: u32, end: u32) {
@@ -695,11 +912,18 @@ impl<S: FoldSink> Folder<'_, S> {
     fn close_token(&mut self) {
         if self.token.open {
             self.token.open = false;
-            let token = &self.out.text.as_bytes()[self.token.out_len..];
-            if is_filler(token.strip_prefix(b" ").unwrap_or(token)) {
+            if self.token_is_filler() {
                 self.drop_filler_token();
             }
         }
+    }
+
+    /// Is the current token (after the space in front of it, if any) one
+    /// of [`FILLERS`]? Free for a token longer than any filler.
+    #[inline(always)]
+    fn token_is_filler(&self) -> bool {
+        let token = &self.out.text.as_bytes()[self.token.out_len..];
+        token.len() <= MAX_FILLER_LEN + 1 && is_filler(token.strip_prefix(b" ").unwrap_or(token))
     }
 
     /// Drops the token just closed, a filler: back to the state before it.

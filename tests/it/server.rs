@@ -453,3 +453,27 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     socket.read_to_string(&mut response).await.unwrap();
     response
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_subscribers_each_get_every_alert() {
+    let server = TestServer::spawn().await;
+    // Four connections, 250 subscriptions each.
+    let mut subscriptions = Vec::new();
+    for _ in 0..4 {
+        let client = server.alerts().await;
+        for _ in 0..250 {
+            let mut client = client.clone();
+            subscriptions.push(client.subscribe(subscribe_request(0)).await.unwrap().into_inner());
+        }
+    }
+    let mut ingest = server.stream().await;
+    let alerts = ingest.send(fragment("c1", 1, "u1", "ぶっ殺すぞ", true)).await.alerts;
+    assert_eq!(alerts.len(), 1);
+    for sub in &mut subscriptions {
+        assert_eq!(take(sub, 1).await, alerts);
+    }
+    let metrics = http_get(server.server.http_addr, "/metrics").await;
+    assert!(metrics.contains("callguard_subscribers"), "{metrics}");
+    drop(subscriptions);
+    server.stop().await;
+}
