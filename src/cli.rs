@@ -29,6 +29,9 @@ pub enum Command {
     /// Replay recorded calls (JSON Lines files or folders) through the same
     /// engine and policy as `serve`; alerts as JSON Lines on stdout.
     Replay(ReplayArgs),
+    /// A supervisor's live alert feed in the terminal (reconnects and
+    /// resumes by itself).
+    Watch(WatchArgs),
     /// Run the service: gRPC ingest and alert streams, durable alert log,
     /// /metrics /healthz /readyz. Built-in defaults need no file.
     Serve(ServeArgs),
@@ -71,6 +74,28 @@ pub struct ReplayArgs {
     /// Policy file; the built-in policy when absent.
     #[arg(long)]
     pub policy: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct WatchArgs {
+    /// The service's gRPC address.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    pub server: String,
+    /// Only this tenant.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Only these calls (repeatable).
+    #[arg(long = "call")]
+    pub calls: Vec<String>,
+    /// Only these categories (repeatable).
+    #[arg(long = "category")]
+    pub categories: Vec<String>,
+    /// Minimum severity.
+    #[arg(long, value_parser = ["info", "warning", "critical"])]
+    pub min_severity: Option<String>,
+    /// Start after this event id (the stored alerts after it first).
+    #[arg(long, default_value_t = 0)]
+    pub after: u64,
 }
 
 #[derive(Args)]
@@ -123,7 +148,45 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Scan(args) => scan(args),
         Command::Serve(args) => serve(args),
         Command::Replay(args) => replay(args),
+        Command::Watch(args) => watch(args),
     }
+}
+
+fn watch(args: WatchArgs) -> Result<i32> {
+    use callguard::grpc::pb;
+    use std::io::IsTerminal;
+    let min_severity = match args.min_severity.as_deref() {
+        Some("info") => pb::Severity::Info,
+        Some("warning") => pb::Severity::Warning,
+        Some("critical") => pb::Severity::Critical,
+        _ => pb::Severity::Unspecified,
+    };
+    let server = if args.server.contains("://") {
+        args.server
+    } else {
+        format!("http://{}", args.server)
+    };
+    let options = callguard::watch::WatchOptions {
+        server,
+        request: pb::SubscribeRequest {
+            tenant: args.tenant.unwrap_or_default(),
+            call_ids: args.calls,
+            categories: args.categories,
+            min_severity: min_severity as i32,
+            after_event_id: args.after,
+            from_start: false,
+        },
+        colour: std::io::stdout().is_terminal(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let mut out = std::io::stdout();
+    runtime
+        .block_on(callguard::watch::watch(options, &mut out))
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+    Ok(0)
 }
 
 fn replay(args: ReplayArgs) -> Result<i32> {

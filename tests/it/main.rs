@@ -5,3 +5,4 @@ mod live_vs_replay;
 mod server;
 mod shipped_lexicons;
 mod support;
+mod watch;

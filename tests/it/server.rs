@@ -463,11 +463,20 @@ async fn a_thousand_subscribers_each_get_every_alert() {
         let client = server.alerts().await;
         for _ in 0..250 {
             let mut client = client.clone();
-            subscriptions.push(client.subscribe(subscribe_request(0)).await.unwrap().into_inner());
+            subscriptions.push(
+                client
+                    .subscribe(subscribe_request(0))
+                    .await
+                    .unwrap()
+                    .into_inner(),
+            );
         }
     }
     let mut ingest = server.stream().await;
-    let alerts = ingest.send(fragment("c1", 1, "u1", "ぶっ殺すぞ", true)).await.alerts;
+    let alerts = ingest
+        .send(fragment("c1", 1, "u1", "ぶっ殺すぞ", true))
+        .await
+        .alerts;
     assert_eq!(alerts.len(), 1);
     for sub in &mut subscriptions {
         assert_eq!(take(sub, 1).await, alerts);

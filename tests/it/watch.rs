@@ -1,0 +1,91 @@
+//! `callguard watch` follows a server across a restart: it reconnects,
+//! resumes after the last id it printed, and prints nothing twice.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use callguard::grpc::pb;
+use callguard::watch::{watch, WatchOptions};
+
+use crate::support::*;
+
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Shared {
+    fn lines(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    async fn wait_for(&self, n: usize) -> Vec<String> {
+        for _ in 0..100 {
+            let lines = self.lines();
+            if lines.len() >= n {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("watch printed {:?}", self.lines());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_reconnects_and_resumes_without_loss_or_repeat() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = TestServer::spawn_with(config(tmp.path())).await;
+    let addr = first.server.grpc_addr;
+    let printed = Shared::default();
+    let mut sink = printed.clone();
+    let options = WatchOptions {
+        server: format!("http://{addr}"),
+        request: pb::SubscribeRequest::default(),
+        colour: false,
+    };
+    let watcher = tokio::spawn(async move { watch(options, &mut sink).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut ingest = first.stream().await;
+    ingest
+        .send(fragment("c1", 1, "u1", "ぶっ殺すぞ", true))
+        .await;
+    let lines = printed.wait_for(1).await;
+    assert!(
+        lines[0].starts_with("#1 ") && lines[0].contains("CRITICAL violence"),
+        "{lines:?}"
+    );
+    ingest.close().await;
+    first.stop().await;
+
+    // Alerts raised while the watcher is disconnected are not lost.
+    let mut cfg = config(tmp.path());
+    cfg.listen = addr;
+    let second = TestServer::spawn_with(cfg).await;
+    let mut ingest = second.stream().await;
+    ingest
+        .send(fragment("c2", 1, "u1", "土下座しろ", true))
+        .await;
+    let lines = printed.wait_for(2).await;
+    assert!(
+        lines[1].starts_with("#2 ") && lines[1].contains("excessive_demand"),
+        "{lines:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(printed.lines().len(), 2, "nothing printed twice");
+    watcher.abort();
+    ingest.close().await;
+    second.stop().await;
+}
