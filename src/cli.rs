@@ -74,6 +74,10 @@ pub struct ReplayArgs {
     /// Policy file; the built-in policy when absent.
     #[arg(long)]
     pub policy: Option<PathBuf>,
+    /// jsonl (alerts, DESIGN section 3) or report (timeline and summary).
+    /// Default: report on a terminal, jsonl when piped.
+    #[arg(long, value_parser = ["jsonl", "report"])]
+    pub output: Option<String>,
 }
 
 #[derive(Args)]
@@ -191,28 +195,47 @@ fn watch(args: WatchArgs) -> Result<i32> {
 
 fn replay(args: ReplayArgs) -> Result<i32> {
     use callguard::replay;
+    use std::io::IsTerminal;
     let engine = load_engine(args.lexicons.as_deref())?;
     let policy = match &args.policy {
         Some(path) => callguard::policy::Policy::load(path)?,
         None => callguard::policy::Policy::builtin(),
     };
+    let paths = replay::collect_paths(&args.paths)?;
+    let progress = std::io::stderr().is_terminal() && paths.len() > 1;
     let mut events = Vec::new();
     let mut failed = 0;
-    for path in replay::collect_paths(&args.paths)? {
-        match replay::read_jsonl(&path) {
+    for (i, path) in paths.iter().enumerate() {
+        if progress {
+            eprint!("\rreading {}/{} files", i + 1, paths.len());
+        }
+        match replay::read_jsonl(path) {
             Ok(mut more) => events.append(&mut more),
             Err(e) => {
                 // One bad file does not lose the others' results.
-                eprintln!("error: {e}");
+                eprintln!("{}error: {e}", if progress { "\n" } else { "" });
                 failed += 1;
             }
         }
     }
+    if progress {
+        eprintln!();
+    }
     let result = replay::replay(events, &engine, &policy);
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for alert in &result.alerts {
-        serde_json::to_writer(&mut out, alert)?;
-        out.write_all(b"\n")?;
+    let stdout = std::io::stdout();
+    let terminal = stdout.is_terminal();
+    let report = match args.output.as_deref() {
+        Some(choice) => choice == "report",
+        None => terminal,
+    };
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if report {
+        out.write_all(replay::report::render(&result.alerts, result.calls, terminal).as_bytes())?;
+    } else {
+        for alert in &result.alerts {
+            serde_json::to_writer(&mut out, alert)?;
+            out.write_all(b"\n")?;
+        }
     }
     out.flush()?;
     for refused in &result.refused {

@@ -8,10 +8,12 @@
 //! `raised_at` is the call's `started_at` plus the alert's audio time (the
 //! Unix epoch when the call has no start time) — never the wall clock.
 
+pub mod report;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::alert::Alert;
+use crate::alert::{Alert, AlertEvent};
 use crate::call::{Applied, CallTable, CallerHasher, CallerHistory};
 use crate::engine::{Engine, Scratch};
 use crate::event::{CallEnd, Event};
@@ -109,9 +111,75 @@ pub struct Replayed {
     pub refused: Vec<Refused>,
 }
 
-/// Replays events (of one or many calls, interleaved or not).
+/// Replays events (of one or many calls, interleaved or not) on all cores.
 pub fn replay(events: Vec<Event>, engine: &Engine, policy: &Policy) -> Replayed {
-    // Group by call, keeping file order within each call.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    replay_with_threads(events, engine, policy, threads)
+}
+
+/// One call's events with what the calls before it decided (its caller's
+/// call count).
+struct CallInput {
+    call_id: String,
+    started_at: Option<jiff::Timestamp>,
+    caller_calls: u32,
+    events: Vec<Event>,
+}
+
+/// One call's result, before service-wide numbering.
+struct CallOutput {
+    alerts: Vec<AlertEvent>,
+    tenant: String,
+    agent_id: String,
+    refused: Vec<Refused>,
+}
+
+/// [`replay`] with a given number of threads. The output does not depend
+/// on it: calls run in parallel, numbering happens afterwards in call order.
+pub fn replay_with_threads(
+    events: Vec<Event>,
+    engine: &Engine,
+    policy: &Policy,
+    threads: usize,
+) -> Replayed {
+    let calls = order_calls(events, policy);
+    let threads = threads.clamp(1, calls.len().max(1));
+    let mut outputs: Vec<Option<CallOutput>> = (0..calls.len()).map(|_| None).collect();
+    if threads == 1 {
+        let mut scratch = Scratch::default();
+        for (i, call) in calls.iter().enumerate() {
+            outputs[i] = Some(run_call(call, engine, policy, &mut scratch));
+        }
+    } else {
+        // Round-robin over threads; each keeps its own scratch buffers.
+        let results: Vec<Vec<(usize, CallOutput)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let calls = &calls;
+                    scope.spawn(move || {
+                        let mut scratch = Scratch::default();
+                        (t..calls.len())
+                            .step_by(threads)
+                            .map(|i| (i, run_call(&calls[i], engine, policy, &mut scratch)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a replay worker panicked"))
+                .collect()
+        });
+        for (i, output) in results.into_iter().flatten() {
+            outputs[i] = Some(output);
+        }
+    }
+    number(calls, outputs, engine)
+}
+
+/// Groups events by call and orders the calls: by start time, then by first
+/// appearance. Caller counts are decided here, in that order.
+fn order_calls(events: Vec<Event>, policy: &Policy) -> Vec<CallInput> {
     let mut order: Vec<String> = Vec::new();
     let mut by_call: HashMap<String, Vec<Event>> = HashMap::new();
     for event in events {
@@ -124,109 +192,150 @@ pub fn replay(events: Vec<Event>, engine: &Engine, policy: &Policy) -> Replayed 
             })
             .push(event);
     }
-    let start_of = |events: &[Event]| {
-        events.iter().find_map(|e| match e {
-            Event::Start(s) => s.started_at,
-            _ => None,
-        })
-    };
-    let mut calls: Vec<(Option<jiff::Timestamp>, usize, String)> = order
-        .iter()
+    let mut calls: Vec<(usize, CallInput)> = order
+        .into_iter()
         .enumerate()
-        .map(|(i, id)| (start_of(&by_call[id]), i, id.clone()))
+        .map(|(i, call_id)| {
+            let events = by_call.remove(&call_id).unwrap_or_default();
+            let started_at = events.iter().find_map(|e| match e {
+                Event::Start(s) => s.started_at,
+                _ => None,
+            });
+            (
+                i,
+                CallInput {
+                    call_id,
+                    started_at,
+                    caller_calls: 0,
+                    events,
+                },
+            )
+        })
         .collect();
-    // Calls with a start time first, by time; then the others in file order.
-    calls.sort_by(|a, b| match (a.0, b.0) {
-        (Some(x), Some(y)) => x.cmp(&y).then(a.1.cmp(&b.1)),
+    calls.sort_by(|(ia, a), (ib, b)| match (a.started_at, b.started_at) {
+        (Some(x), Some(y)) => x.cmp(&y).then(ia.cmp(ib)),
         (Some(_), None) => std::cmp::Ordering::Less,
         (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => a.1.cmp(&b.1),
+        (None, None) => ia.cmp(ib),
     });
-
     // Keys only live for this run; nothing is stored.
     let hasher = CallerHasher::new(b"callguard replay");
     let mut history = CallerHistory::default();
-    let mut scratch = Scratch::default();
-    let mut out = Replayed::default();
-    let mut next_alert_id = 1u64;
-    for (started_at, _, call_id) in calls {
-        let events = by_call.remove(&call_id).unwrap_or_default();
-        let mut table = CallTable::new(1, usize::MAX);
-        let mut ids: HashMap<u32, u64> = HashMap::new();
-        let mut tenant = String::new();
-        let mut agent_id = String::new();
-        let mut last_ms = 0;
-        let mut ended = false;
-        let base = started_at.unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-        out.calls += 1;
-        let mut emit = |applied: Applied, tenant: &str, agent_id: &str, out: &mut Replayed| {
-            let Applied::Accepted(alerts) = applied else {
-                return;
-            };
-            for a in alerts {
-                let alert_id = *ids.entry(a.local_id).or_insert_with(|| {
-                    next_alert_id += 1;
-                    next_alert_id - 1
-                });
-                out.alerts.push(Alert {
-                    event_id: out.alerts.len() as u64 + 1,
-                    alert_id,
-                    status: a.status,
-                    call_id: call_id.clone(),
-                    tenant: tenant.to_owned(),
-                    agent_id: agent_id.to_owned(),
-                    category: a.category.to_string(),
-                    severity: a.severity,
-                    rule: a.rule.to_string(),
-                    lexicon_version: engine.version().to_owned(),
-                    at_ms: a.at_ms,
-                    raised_at: base + jiff::SignedDuration::from_millis(a.at_ms as i64),
-                    evidence: a.evidence,
-                    action: a.action.to_string(),
-                });
-            }
-        };
-        for event in &events {
-            if let Event::Start(s) = event {
-                tenant = s.tenant.clone();
-                agent_id = s.agent_id.clone();
-            }
-            if let Event::Fragment(f) = event {
-                last_ms = last_ms.max(f.end_ms);
-            }
-            ended |= matches!(event, Event::End(_));
-            let mut caller_calls = |start: &crate::event::CallStart| {
-                let window = jiff::SignedDuration::from_hours(
-                    policy.for_tenant(&start.tenant).repeat_callers.window_hours as i64,
-                );
-                match (
-                    start.caller_id.as_deref().and_then(|c| hasher.key(c)),
-                    start.started_at,
-                ) {
-                    (Some(key), Some(at)) => history.record(key, at, window),
-                    _ => 0,
-                }
-            };
-            match table.apply(event, 0, engine, policy, &mut caller_calls, &mut scratch) {
-                Ok(routed) => emit(routed.applied, &tenant, &agent_id, &mut out),
-                Err(e) => out.refused.push(Refused {
-                    call_id: call_id.clone(),
-                    reason: e.to_string(),
-                }),
-            }
-        }
-        if !ended && !table.is_empty() {
-            // A call without an end ends at its last event (DESIGN section 2).
-            let end = Event::End(CallEnd {
-                call_id: call_id.clone(),
-                end_ms: last_ms,
-            });
-            if let Ok(routed) = table.apply(&end, 0, engine, policy, &mut |_| 0, &mut scratch) {
-                emit(routed.applied, &tenant, &agent_id, &mut out);
+    let mut ordered: Vec<CallInput> = calls.into_iter().map(|(_, c)| c).collect();
+    for call in &mut ordered {
+        let start = call.events.iter().find_map(|e| match e {
+            Event::Start(s) => Some(s),
+            _ => None,
+        });
+        if let Some(start) = start {
+            let window = jiff::SignedDuration::from_hours(
+                policy.for_tenant(&start.tenant).repeat_callers.window_hours as i64,
+            );
+            if let (Some(key), Some(at)) = (
+                start.caller_id.as_deref().and_then(|c| hasher.key(c)),
+                start.started_at,
+            ) {
+                call.caller_calls = history.record(key, at, window);
             }
         }
     }
+    ordered
+}
+
+/// Runs one call through a call table of its own.
+fn run_call(
+    call: &CallInput,
+    engine: &Engine,
+    policy: &Policy,
+    scratch: &mut Scratch,
+) -> CallOutput {
+    let mut table = CallTable::new(1, usize::MAX);
+    let mut out = CallOutput {
+        alerts: Vec::new(),
+        tenant: String::new(),
+        agent_id: String::new(),
+        refused: Vec::new(),
+    };
+    let mut last_ms = 0;
+    let mut ended = false;
+    let take = |applied: Applied, out: &mut CallOutput| {
+        if let Applied::Accepted(alerts) = applied {
+            out.alerts.extend(alerts);
+        }
+    };
+    for event in &call.events {
+        match event {
+            Event::Start(s) => {
+                out.tenant = s.tenant.clone();
+                out.agent_id = s.agent_id.clone();
+            }
+            Event::Fragment(f) => last_ms = last_ms.max(f.end_ms),
+            Event::End(_) => ended = true,
+        }
+        match table.apply(
+            event,
+            0,
+            engine,
+            policy,
+            &mut |_| call.caller_calls,
+            scratch,
+        ) {
+            Ok(routed) => take(routed.applied, &mut out),
+            Err(e) => out.refused.push(Refused {
+                call_id: call.call_id.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+    if !ended && !table.is_empty() {
+        // A call without an end ends at its last event (DESIGN section 2).
+        let end = Event::End(CallEnd {
+            call_id: call.call_id.clone(),
+            end_ms: last_ms,
+        });
+        if let Ok(routed) = table.apply(&end, 0, engine, policy, &mut |_| 0, scratch) {
+            take(routed.applied, &mut out);
+        }
+    }
     out
+}
+
+/// Service-wide ids in output order: calls in order, alerts in order.
+fn number(calls: Vec<CallInput>, outputs: Vec<Option<CallOutput>>, engine: &Engine) -> Replayed {
+    let mut result = Replayed {
+        calls: calls.len(),
+        ..Replayed::default()
+    };
+    let mut next_alert_id = 1u64;
+    for (call, output) in calls.into_iter().zip(outputs) {
+        let Some(output) = output else { continue };
+        let base = call.started_at.unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let mut ids: HashMap<u32, u64> = HashMap::new();
+        for a in output.alerts {
+            let alert_id = *ids.entry(a.local_id).or_insert_with(|| {
+                next_alert_id += 1;
+                next_alert_id - 1
+            });
+            result.alerts.push(Alert {
+                event_id: result.alerts.len() as u64 + 1,
+                alert_id,
+                status: a.status,
+                call_id: call.call_id.clone(),
+                tenant: output.tenant.clone(),
+                agent_id: output.agent_id.clone(),
+                category: a.category.to_string(),
+                severity: a.severity,
+                rule: a.rule.to_string(),
+                lexicon_version: engine.version().to_owned(),
+                at_ms: a.at_ms,
+                raised_at: base + jiff::SignedDuration::from_millis(a.at_ms as i64),
+                evidence: a.evidence,
+                action: a.action.to_string(),
+            });
+        }
+        result.refused.extend(output.refused);
+    }
+    result
 }
 
 #[cfg(test)]
@@ -273,6 +382,47 @@ mod tests {
             result.alerts[0].raised_at.to_string(),
             "2026-10-05T01:00:05Z"
         );
+    }
+
+    #[test]
+    fn parallel_replay_gives_byte_identical_output() {
+        let engine = Engine::build(Lexicon::embedded().unwrap()).unwrap();
+        let policy = Policy::builtin();
+        let texts = [
+            "ぶっ殺すぞ",
+            "返金しろ",
+            "こんにちは",
+            "I will kill you",
+            "you idiot",
+            "土下座しろ",
+            "返金しろよ",
+        ];
+        let mut lines = String::new();
+        for c in 0..60 {
+            lines.push_str(&format!(
+                "{{\"type\":\"start\",\"call_id\":\"c{c}\",\"caller_id\":\"+81{}\",\"started_at\":\"2026-10-05T{:02}:00:00Z\"}}\n",
+                c % 7,
+                c % 24
+            ));
+            for (i, text) in texts.iter().enumerate().skip(c % 3) {
+                lines.push_str(&format!(
+                    "{{\"type\":\"fragment\",\"call_id\":\"c{c}\",\"speaker\":\"customer\",\"text\":\"{text}\",\"utterance_id\":\"u{i}\",\"end_ms\":{}}}\n",
+                    (i + 1) * 1000
+                ));
+            }
+        }
+        let render = |threads| {
+            let r = replay_with_threads(events(&lines), &engine, &policy, threads);
+            r.alerts
+                .iter()
+                .map(|a| serde_json::to_string(a).unwrap())
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let single = render(1);
+        assert!(single.lines().count() > 60);
+        assert_eq!(render(2), single);
+        assert_eq!(render(5), single);
     }
 
     #[test]

@@ -1,0 +1,164 @@
+//! `replay --output report`: a readable per-call timeline and a summary
+//! across calls, coloured on a terminal, plain when piped.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::alert::{Alert, AlertStatus};
+use crate::category::Severity;
+
+fn paint(text: &str, code: &str, colour: bool) -> String {
+    if colour {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_owned()
+    }
+}
+
+fn severity_code(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Critical => "1;31",
+        Severity::Warning => "33",
+        Severity::Info => "2",
+    }
+}
+
+/// Renders the report of `calls` replayed calls and their alerts (in
+/// output order).
+pub fn render(alerts: &[Alert], calls: usize, colour: bool) -> String {
+    let mut out = String::new();
+    let mut by_call: Vec<(&str, Vec<&Alert>)> = Vec::new();
+    for alert in alerts {
+        match by_call.last_mut() {
+            Some((id, list)) if *id == alert.call_id => list.push(alert),
+            _ => by_call.push((&alert.call_id, vec![alert])),
+        }
+    }
+    for (call_id, list) in &by_call {
+        let first = list[0];
+        let _ = writeln!(
+            out,
+            "{}",
+            paint(
+                &format!(
+                    "call {call_id}  tenant {}  agent {}",
+                    first.tenant, first.agent_id
+                ),
+                "1",
+                colour
+            )
+        );
+        for a in list {
+            let at = a.at_ms / 1000;
+            let evidence = a.evidence.last();
+            let speaker = evidence.map_or("-", |e| e.speaker.as_str());
+            let excerpt = evidence.map_or("", |e| e.excerpt.as_str());
+            let status = match a.status {
+                AlertStatus::Confirmed => "",
+                AlertStatus::Provisional => " (provisional)",
+                AlertStatus::Retracted => " (retracted)",
+            };
+            let line = format!(
+                "  {:>3}:{:02}  {speaker:<8} {:<8} {:<18} {:<24} «{excerpt}»{status}",
+                at / 60,
+                at % 60,
+                a.severity.as_str(),
+                a.category,
+                a.action,
+            );
+            let _ = writeln!(out, "{}", paint(&line, severity_code(a.severity), colour));
+        }
+    }
+    // Summary: what stands at the end (the last status of each alert).
+    let mut last: BTreeMap<u64, &Alert> = BTreeMap::new();
+    for a in alerts {
+        last.insert(a.alert_id, a);
+    }
+    let standing: Vec<&Alert> = last
+        .values()
+        .copied()
+        .filter(|a| a.status != AlertStatus::Retracted)
+        .collect();
+    let mut flagged: Vec<&str> = standing
+        .iter()
+        .filter(|a| a.severity >= Severity::Warning)
+        .map(|a| a.call_id.as_str())
+        .collect();
+    flagged.sort_unstable();
+    flagged.dedup();
+    let mut per: BTreeMap<(&str, Severity), usize> = BTreeMap::new();
+    for a in &standing {
+        *per.entry((a.category.as_str(), a.severity)).or_default() += 1;
+    }
+    let _ = writeln!(out, "\n{}", paint("summary", "1", colour));
+    let _ = writeln!(out, "  calls read     {calls}");
+    let _ = writeln!(
+        out,
+        "  calls flagged  {} (an alert at warning or above)",
+        flagged.len()
+    );
+    let retracted = last.len() - standing.len();
+    let _ = writeln!(
+        out,
+        "  alerts         {} ({retracted} retracted)",
+        standing.len()
+    );
+    for ((category, severity), n) in per {
+        let _ = writeln!(out, "    {category:<18} {:<8} {n}", severity.as_str());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::Evidence;
+    use crate::category::Speaker;
+
+    fn alert(alert_id: u64, status: AlertStatus, severity: Severity, category: &str) -> Alert {
+        Alert {
+            event_id: 0,
+            alert_id,
+            status,
+            call_id: "c1".into(),
+            tenant: "acme".into(),
+            agent_id: "a1".into(),
+            category: category.into(),
+            severity,
+            rule: "r".into(),
+            lexicon_version: "v".into(),
+            at_ms: 65_000,
+            raised_at: jiff::Timestamp::UNIX_EPOCH,
+            evidence: vec![Evidence {
+                speaker: Speaker::Customer,
+                utterance_id: "u1".into(),
+                excerpt: "ころすぞ".into(),
+                start_ms: 0,
+                end_ms: 1,
+            }],
+            action: "supervisor_takeover".into(),
+        }
+    }
+
+    #[test]
+    fn timeline_and_summary() {
+        let alerts = [
+            alert(1, AlertStatus::Provisional, Severity::Critical, "violence"),
+            alert(1, AlertStatus::Retracted, Severity::Critical, "violence"),
+            alert(2, AlertStatus::Confirmed, Severity::Warning, "verbal_abuse"),
+        ];
+        let text = render(&alerts, 3, false);
+        assert!(text.contains("call c1  tenant acme  agent a1"), "{text}");
+        assert!(
+            text.contains("    1:05  customer critical violence"),
+            "{text}"
+        );
+        assert!(text.contains("(retracted)"));
+        assert!(text.contains("calls read     3"));
+        assert!(text.contains("calls flagged  1"));
+        assert!(text.contains("alerts         1 (1 retracted)"));
+        assert!(text.contains("verbal_abuse       warning  1"));
+        assert!(!text.contains('\x1b'));
+        assert!(render(&alerts, 3, true).contains("\x1b[1;31m"));
+    }
+}
