@@ -573,37 +573,40 @@ impl CallSession {
         }
     }
 
-    /// Duration rules, run on the audio time of every event.
+    /// Duration rules, run on the audio time of every event: 30 minutes of
+    /// stalemate (warning), 60 minutes of call under pressure (critical).
     fn check_timers(&mut self, policy: &PolicySet, now_ms: u64, out: &mut Vec<AlertEvent>) {
-        if let Some((since, evidence)) = &self.stalemate_since {
-            if !self.stalemate_raised
-                && now_ms >= since + policy.restraint.stalemate_minutes * MINUTE_MS
-            {
-                self.stalemate_raised = true;
-                let evidence = vec![evidence.clone()];
-                out.extend(self.raise(
-                    policy,
-                    "restraint",
-                    "counter/restraint/stalemate",
-                    Severity::Warning,
-                    now_ms,
-                    evidence,
-                ));
-            }
+        let stalemate_due = self.stalemate_since.as_ref().and_then(|(since, evidence)| {
+            let due = since + policy.restraint.stalemate_minutes * MINUTE_MS;
+            (!self.stalemate_raised && now_ms >= due).then(|| evidence.clone())
+        });
+        if let Some(evidence) = stalemate_due {
+            self.stalemate_raised = true;
+            let rule = "counter/restraint/stalemate";
+            out.extend(self.raise(
+                policy,
+                "restraint",
+                rule,
+                Severity::Warning,
+                now_ms,
+                vec![evidence],
+            ));
         }
-        if let Some((_, evidence)) = &self.pressure_since {
-            if !self.pressure_raised && now_ms >= policy.restraint.pressure_minutes * MINUTE_MS {
-                self.pressure_raised = true;
-                let evidence = vec![evidence.clone()];
-                out.extend(self.raise(
-                    policy,
-                    "restraint",
-                    "counter/restraint/long_call_under_pressure",
-                    Severity::Critical,
-                    now_ms,
-                    evidence,
-                ));
-            }
+        let pressure_due = self.pressure_since.as_ref().and_then(|(_, evidence)| {
+            let due = policy.restraint.pressure_minutes * MINUTE_MS;
+            (!self.pressure_raised && now_ms >= due).then(|| evidence.clone())
+        });
+        if let Some(evidence) = pressure_due {
+            self.pressure_raised = true;
+            let rule = "counter/restraint/long_call_under_pressure";
+            out.extend(self.raise(
+                policy,
+                "restraint",
+                rule,
+                Severity::Critical,
+                now_ms,
+                vec![evidence],
+            ));
         }
     }
 
