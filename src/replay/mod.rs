@@ -8,6 +8,7 @@
 //! `raised_at` is the call's `started_at` plus the alert's audio time (the
 //! Unix epoch when the call has no start time) — never the wall clock.
 
+pub mod import;
 pub mod report;
 
 use std::collections::HashMap;
@@ -36,7 +37,7 @@ pub enum ReplayError {
     },
 }
 
-/// Expands files and directories (recursively, `*.jsonl` and `*.json`
+/// Expands files and directories (recursively: `*.jsonl`, `*.json`, `*.vtt`, `*.srt`
 /// files inside directories), sorted for a stable order.
 pub fn collect_paths(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, ReplayError> {
     let mut out = Vec::new();
@@ -66,7 +67,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReplayError> {
             walk(&path, out)?;
         } else if path
             .extension()
-            .is_some_and(|e| e == "jsonl" || e == "json")
+            .is_some_and(|e| ["jsonl", "json", "vtt", "srt"].iter().any(|x| e == *x))
         {
             out.push(path);
         }
