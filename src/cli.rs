@@ -29,6 +29,9 @@ pub enum Command {
     /// Replay recorded calls (JSON Lines files or folders) through the same
     /// engine and policy as `serve`; alerts as JSON Lines on stdout.
     Replay(ReplayArgs),
+    /// Replay labelled calls and report, per category and rule, what was
+    /// found, missed and falsely raised (precision, recall).
+    Eval(EvalArgs),
     /// A supervisor's live alert feed in the terminal (reconnects and
     /// resumes by itself).
     Watch(WatchArgs),
@@ -64,10 +67,20 @@ pub struct ReplayArgs {
     /// Files or folders (searched recursively for *.jsonl / *.json).
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-    /// Input format. Importers for AWS Transcribe, Whisper, WebVTT and SRT
-    /// are not built yet.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "jsonl"])]
+    /// Input format: auto (by extension and content), jsonl, aws (Transcribe
+    /// batch JSON), aws-stream (captured streaming events, one per line),
+    /// whisper (JSON), vtt, srt.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "jsonl", "aws", "aws-stream", "whisper", "vtt", "srt"])]
     pub format: String,
+    /// Speaker or channel labels to roles, e.g. "spk_0=agent,spk_1=customer"
+    /// or "ch_0=agent". Default: role names (agent, customer...) are used as
+    /// they are; otherwise the first speaker heard is the agent, the second
+    /// the customer, and unlabelled text is the customer's.
+    #[arg(long)]
+    pub speakers: Option<String>,
+    /// Language of imported transcripts (BCP-47), when the file does not say.
+    #[arg(long)]
+    pub language: Option<String>,
     /// Lexicon folder; the embedded lexicons when absent.
     #[arg(long)]
     pub lexicons: Option<PathBuf>,
@@ -78,6 +91,29 @@ pub struct ReplayArgs {
     /// Default: report on a terminal, jsonl when piped.
     #[arg(long, value_parser = ["jsonl", "report"])]
     pub output: Option<String>,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Labelled calls (JSON Lines files or folders of them).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Labels: {"<call_id>": {"expected": ["violence", ...], "benign": false}, ...}
+    #[arg(long)]
+    pub labels: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Fail (exit 1) if recall or the benign false-alarm rate is worse than
+    /// this saved report (JSON).
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Lexicon folder; the embedded lexicons when absent.
+    #[arg(long)]
+    pub lexicons: Option<PathBuf>,
+    /// Policy file; the built-in policy when absent.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -153,7 +189,38 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Serve(args) => serve(args),
         Command::Replay(args) => replay(args),
         Command::Watch(args) => watch(args),
+        Command::Eval(args) => eval(args),
     }
+}
+
+fn eval(args: EvalArgs) -> Result<i32> {
+    use callguard::eval;
+    let engine = load_engine(args.lexicons.as_deref())?;
+    let policy = match &args.policy {
+        Some(path) => callguard::policy::Policy::load(path)?,
+        None => callguard::policy::Policy::builtin(),
+    };
+    let labels =
+        eval::Labels::load_with_categories(&args.labels, &engine.lexicon().extra_categories)?;
+    let report = eval::run(&args.paths, &labels, &engine, &policy)?;
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{report}");
+    }
+    if let Some(path) = &args.baseline {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let baseline = eval::Report::from_json(&text)?;
+        if let Err(problems) = eval::compare(&report, &baseline) {
+            for p in problems {
+                eprintln!("worse than {}: {p}", path.display());
+            }
+            return Ok(1);
+        }
+        eprintln!("no worse than {}", path.display());
+    }
+    Ok(0)
 }
 
 fn watch(args: WatchArgs) -> Result<i32> {
@@ -201,6 +268,23 @@ fn replay(args: ReplayArgs) -> Result<i32> {
         Some(path) => callguard::policy::Policy::load(path)?,
         None => callguard::policy::Policy::builtin(),
     };
+    let format = match args.format.as_str() {
+        "auto" => None,
+        name => Some(
+            name.parse::<replay::import::Format>()
+                .map_err(|e| anyhow::anyhow!(e))?,
+        ),
+    };
+    let options = replay::import::ImportOptions {
+        call_id: None,
+        language: args.language.clone(),
+        speakers: match &args.speakers {
+            Some(map) => map
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--speakers: {e}"))?,
+            None => Default::default(),
+        },
+    };
     let paths = replay::collect_paths(&args.paths)?;
     let progress = std::io::stderr().is_terminal() && paths.len() > 1;
     let mut events = Vec::new();
@@ -209,7 +293,7 @@ fn replay(args: ReplayArgs) -> Result<i32> {
         if progress {
             eprint!("\rreading {}/{} files", i + 1, paths.len());
         }
-        match replay::read_jsonl(path) {
+        match replay::import::import_file(format, path, &options) {
             Ok(mut more) => events.append(&mut more),
             Err(e) => {
                 // One bad file does not lose the others' results.

@@ -12,6 +12,7 @@ pub mod alert;
 pub mod call;
 pub mod category;
 pub mod engine;
+pub mod eval;
 pub mod event;
 pub mod grpc;
 pub mod lexicon;
