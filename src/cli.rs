@@ -87,6 +87,13 @@ pub struct ReplayArgs {
     /// Policy file; the built-in policy when absent.
     #[arg(long)]
     pub policy: Option<PathBuf>,
+    /// Stream the calls into a running `serve` at this gRPC address
+    /// (e.g. http://127.0.0.1:50051) instead of replaying offline.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// With --server: N× real time (0 = as fast as the server answers).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
     /// jsonl (alerts, DESIGN section 3) or report (timeline and summary).
     /// Default: report on a terminal, jsonl when piped.
     #[arg(long, value_parser = ["jsonl", "report"])]
@@ -305,6 +312,9 @@ fn replay(args: ReplayArgs) -> Result<i32> {
     if progress {
         eprintln!();
     }
+    if let Some(server) = &args.server {
+        return stream_replay(server, events, args.speed, failed);
+    }
     let result = replay::replay(events, &engine, &policy);
     let stdout = std::io::stdout();
     let terminal = stdout.is_terminal();
@@ -339,6 +349,51 @@ fn replay(args: ReplayArgs) -> Result<i32> {
         }
     );
     Ok(if failed > 0 { 1 } else { 0 })
+}
+
+/// `replay --server`: streams the recorded calls into a running service.
+fn stream_replay(
+    server: &str,
+    events: Vec<callguard::event::Event>,
+    speed: f64,
+    failed: usize,
+) -> Result<i32> {
+    use std::io::IsTerminal;
+    if !(speed.is_finite() && speed >= 0.0) {
+        bail!("--speed must be 0 (as fast as possible) or a positive number");
+    }
+    let server = if server.contains("://") {
+        server.to_owned()
+    } else {
+        format!("http://{server}")
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let stats = runtime.block_on(callguard::replay::stream::stream_calls(
+        &server, events, speed,
+    ));
+    let colour = std::io::stdout().is_terminal();
+    for alert in &stats.alerts {
+        println!("{}", callguard::watch::format_alert(alert, colour));
+    }
+    for (call, error) in &stats.failed_calls {
+        eprintln!("call {call}: {error}");
+    }
+    eprintln!(
+        "streamed {} call(s), {} event(s) to {server}: {} acknowledged, {} rejected, {} alert(s)",
+        stats.calls,
+        stats.events,
+        stats.acks,
+        stats.rejections,
+        stats.alerts.len()
+    );
+    Ok(if failed > 0 || !stats.failed_calls.is_empty() {
+        1
+    } else {
+        0
+    })
 }
 
 fn serve(args: ServeArgs) -> Result<i32> {

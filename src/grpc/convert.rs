@@ -66,6 +66,41 @@ impl TryFrom<pb::TranscriptEvent> for Event {
     }
 }
 
+impl From<&Event> for pb::TranscriptEvent {
+    fn from(event: &Event) -> Self {
+        use pb::transcript_event::Event as E;
+        let event = match event {
+            Event::Start(s) => E::Start(pb::CallStart {
+                call_id: s.call_id.clone(),
+                tenant: s.tenant.clone(),
+                agent_id: s.agent_id.clone(),
+                caller_id: s.caller_id.clone().unwrap_or_default(),
+                language: s.language.clone().unwrap_or_default(),
+                started_at: s.started_at.map(timestamp_to_wire),
+                timezone: s.timezone.clone().unwrap_or_default(),
+                labels: s.labels.clone().into_iter().collect(),
+            }),
+            Event::Fragment(f) => E::Fragment(pb::Fragment {
+                call_id: f.call_id.clone(),
+                seq: f.seq,
+                speaker: speaker_to_wire(f.speaker) as i32,
+                text: f.text.clone(),
+                is_final: f.is_final,
+                utterance_id: f.utterance_id.clone(),
+                start_ms: f.start_ms,
+                end_ms: f.end_ms,
+                language: f.language.clone().unwrap_or_default(),
+                loudness_dbfs: f.loudness_dbfs,
+            }),
+            Event::End(e) => E::End(pb::CallEnd {
+                call_id: e.call_id.clone(),
+                end_ms: e.end_ms,
+            }),
+        };
+        pb::TranscriptEvent { event: Some(event) }
+    }
+}
+
 /// The call id and seq of a wire event, for rejections of events that do
 /// not convert.
 pub fn event_ids(event: &pb::TranscriptEvent) -> (String, u64) {
@@ -246,6 +281,22 @@ mod tests {
         assert!(
             matches!(ok, Event::Fragment(ref f) if f.speaker == Speaker::Agent && f.language.is_none())
         );
+    }
+
+    #[test]
+    fn domain_events_survive_a_round_trip() {
+        let lines = [
+            r#"{"type":"start","call_id":"c1","tenant":"t","agent_id":"a","caller_id":"+81","language":"ja","started_at":"2026-10-05T05:03:00Z","timezone":"Asia/Tokyo","labels":{"q":"1"}}"#,
+            r#"{"type":"fragment","call_id":"c1","seq":2,"speaker":"agent","text":"x","is_final":false,"utterance_id":"u","start_ms":1,"end_ms":2,"language":"ja","loudness_dbfs":-3.5}"#,
+            r#"{"type":"end","call_id":"c1","end_ms":9}"#,
+        ];
+        for line in lines {
+            let event: Event = serde_json::from_str(line).unwrap();
+            assert_eq!(
+                Event::try_from(pb::TranscriptEvent::from(&event)).unwrap(),
+                event
+            );
+        }
     }
 
     #[test]

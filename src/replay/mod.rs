@@ -10,6 +10,7 @@
 
 pub mod import;
 pub mod report;
+pub mod stream;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,6 @@
 //! The same call gives the same alerts streamed live into `serve` and
 //! replayed offline (DESIGN: one engine, two thin drivers).
 
-use callguard::event::Event;
 use callguard::grpc::pb;
 
 use crate::support::*;
@@ -10,45 +9,6 @@ const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/abusive_call_ja.jsonl"
 );
-
-fn to_wire(event: &Event) -> pb::TranscriptEvent {
-    use pb::transcript_event::Event as E;
-    let event = match event {
-        Event::Start(s) => E::Start(pb::CallStart {
-            call_id: s.call_id.clone(),
-            tenant: s.tenant.clone(),
-            agent_id: s.agent_id.clone(),
-            caller_id: s.caller_id.clone().unwrap_or_default(),
-            language: s.language.clone().unwrap_or_default(),
-            started_at: s.started_at.map(|t| prost_types::Timestamp {
-                seconds: t.as_second(),
-                nanos: t.subsec_nanosecond(),
-            }),
-            timezone: s.timezone.clone().unwrap_or_default(),
-            labels: s.labels.clone().into_iter().collect(),
-        }),
-        Event::Fragment(f) => E::Fragment(pb::Fragment {
-            call_id: f.call_id.clone(),
-            seq: f.seq,
-            speaker: match f.speaker {
-                callguard::category::Speaker::Customer => pb::Speaker::Customer,
-                callguard::category::Speaker::Agent => pb::Speaker::Agent,
-            } as i32,
-            text: f.text.clone(),
-            is_final: f.is_final,
-            utterance_id: f.utterance_id.clone(),
-            start_ms: f.start_ms,
-            end_ms: f.end_ms,
-            language: f.language.clone().unwrap_or_default(),
-            loudness_dbfs: f.loudness_dbfs,
-        }),
-        Event::End(e) => E::End(pb::CallEnd {
-            call_id: e.call_id.clone(),
-            end_ms: e.end_ms,
-        }),
-    };
-    pb::TranscriptEvent { event: Some(event) }
-}
 
 /// Everything but the wall-clock `raised_at`.
 fn comparable(a: &pb::Alert) -> pb::Alert {
@@ -66,7 +26,7 @@ async fn a_call_gives_the_same_alerts_live_and_replayed() {
     let mut ingest = server.stream().await;
     let mut live = Vec::new();
     for event in &events {
-        let replies = ingest.send(to_wire(event)).await;
+        let replies = ingest.send(pb::TranscriptEvent::from(event)).await;
         assert!(replies.ack.is_some(), "{replies:?}");
         live.extend(replies.alerts.iter().map(comparable));
     }
@@ -115,4 +75,29 @@ fn replay_cli_prints_json_lines_and_names_a_bad_file() {
     );
     assert_eq!(alerts[0]["event_id"], 1);
     assert_eq!(alerts[0]["call_id"], "fx-ja-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_to_a_server_streams_the_recording_and_gets_its_alerts() {
+    let events = callguard::replay::read_jsonl(std::path::Path::new(FIXTURE)).unwrap();
+    let server = TestServer::spawn().await;
+    // 26 s of audio at 100x: about a quarter of a second.
+    let stats = callguard::replay::stream::stream_calls(&server.url(), events.clone(), 100.0).await;
+    assert_eq!(
+        (stats.calls, stats.events, stats.acks, stats.rejections),
+        (1, events.len(), events.len(), 0)
+    );
+    assert!(stats.failed_calls.is_empty(), "{:?}", stats.failed_calls);
+
+    let engine =
+        callguard::engine::Engine::build(callguard::lexicon::Lexicon::embedded().unwrap()).unwrap();
+    let offline = callguard::replay::replay(events, &engine, &callguard::policy::Policy::builtin());
+    let offline: Vec<pb::Alert> = offline
+        .alerts
+        .iter()
+        .map(|a| comparable(&pb::Alert::from(a)))
+        .collect();
+    let streamed: Vec<pb::Alert> = stats.alerts.iter().map(comparable).collect();
+    assert_eq!(streamed, offline);
+    server.stop().await;
 }
