@@ -32,6 +32,10 @@ pub enum Command {
     /// Replay labelled calls and report, per category and rule, what was
     /// found, missed and falsely raised (precision, recall).
     Eval(EvalArgs),
+    /// Simulated calls against a running serve: events/s, ingest-to-alert
+    /// latency (p50/p99/p99.9), server CPU and RSS; --echo-baseline compares
+    /// with a minimal tonic echo service.
+    Loadgen(LoadgenArgs),
     /// A supervisor's live alert feed in the terminal (reconnects and
     /// resumes by itself).
     Watch(WatchArgs),
@@ -124,6 +128,41 @@ pub struct EvalArgs {
 }
 
 #[derive(Args)]
+pub struct LoadgenArgs {
+    /// The service's gRPC address.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    pub server: String,
+    /// Concurrent calls (up to 20,000).
+    #[arg(long, default_value_t = 1_000)]
+    pub calls: usize,
+    /// HTTP/2 connections the calls share.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// How long to run, seconds.
+    #[arg(long, default_value_t = 30)]
+    pub duration: u64,
+    /// Events per second per call (interim and final fragments).
+    #[arg(long, default_value_t = 3.0)]
+    pub rate: f64,
+    /// Share of utterances that are abusive.
+    #[arg(long, default_value_t = 0.01)]
+    pub abusive_share: f64,
+    /// The server's process id, to read its CPU and RSS from /proc.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Seed of the simulated traffic.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Spread call starts over this many seconds (0 = all at once).
+    #[arg(long, default_value_t = 0)]
+    pub ramp_up: u64,
+    /// Also run the same traffic against a minimal in-process tonic echo
+    /// service and print the ratio.
+    #[arg(long)]
+    pub echo_baseline: bool,
+}
+
+#[derive(Args)]
 pub struct WatchArgs {
     /// The service's gRPC address.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
@@ -197,7 +236,42 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Replay(args) => replay(args),
         Command::Watch(args) => watch(args),
         Command::Eval(args) => eval(args),
+        Command::Loadgen(args) => loadgen(args),
     }
+}
+
+fn loadgen(args: LoadgenArgs) -> Result<i32> {
+    use callguard::loadgen;
+    let server = if args.server.contains("://") {
+        args.server
+    } else {
+        format!("http://{}", args.server)
+    };
+    let options = loadgen::LoadOptions {
+        server,
+        calls: args.calls,
+        connections: args.connections,
+        duration: std::time::Duration::from_secs(args.duration),
+        events_per_second_per_call: args.rate,
+        abusive_share: args.abusive_share,
+        server_pid: args.server_pid,
+        seed: args.seed,
+        ramp_up: std::time::Duration::from_secs(args.ramp_up),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let report = runtime.block_on(loadgen::run(&options))?;
+    println!("callguard\n{report}");
+    if args.echo_baseline {
+        let echo = runtime.block_on(loadgen::run_echo_baseline(&options))?;
+        println!("\necho baseline (tonic, same traffic)\n{echo}");
+        if let Some(ratio) = report.ratio_to(&echo) {
+            println!("\nevents/s callguard / echo = {ratio:.2}");
+        }
+    }
+    Ok(if report.failed_calls > 0 { 1 } else { 0 })
 }
 
 fn eval(args: EvalArgs) -> Result<i32> {

@@ -16,6 +16,7 @@ pub mod eval;
 pub mod event;
 pub mod grpc;
 pub mod lexicon;
+pub mod loadgen;
 pub mod policy;
 pub mod replay;
 pub mod serve;

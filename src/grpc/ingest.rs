@@ -43,6 +43,8 @@ impl pb::ingest_server::Ingest for IngestService {
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(REPLY_BUFFER);
         let service = self.service.clone();
+        let multi_threaded = tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::MultiThread;
         tokio::spawn(async move {
             let mut scratch = Scratch::default();
             loop {
@@ -55,7 +57,15 @@ impl pb::ingest_server::Ingest for IngestService {
                         break;
                     }
                 };
-                for reply in handle(&service, message, &mut scratch) {
+                // Applying an event may commit alerts to the store (an fsync):
+                // tell the runtime this worker may block, so other streams
+                // move on meanwhile.
+                let replies = if multi_threaded {
+                    tokio::task::block_in_place(|| handle(&service, message, &mut scratch))
+                } else {
+                    handle(&service, message, &mut scratch)
+                };
+                for reply in replies {
                     if tx.send(Ok(reply)).await.is_err() {
                         return; // the client left
                     }

@@ -1,0 +1,1137 @@
+//! `loadgen`: a load generator for a running `serve`.
+//!
+//! N simulated calls, round-robin over a configurable number of HTTP/2
+//! connections, each on its own `StreamTranscript` stream: a start, then
+//! utterances of 2–4 interim fragments and a final (Japanese or English,
+//! agent and customer, a configurable share of the utterances abusive),
+//! paced per call, then an end. A Subscribe client on its own connection
+//! times every abusive utterance from the send of the first fragment that
+//! carries the words to the arrival of its alert. The server's CPU and RSS
+//! come from /proc when its pid is known (same machine).
+//!
+//! [`run_echo_baseline`] runs the same traffic against a minimal tonic echo
+//! service started in this process: the framework's own limit, to put the
+//! callguard figure in proportion.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::grpc::convert::event_ids;
+use crate::grpc::pb;
+use crate::grpc::pb::stream_transcript_response::Response as Reply;
+
+/// Most calls one run may simulate.
+pub const MAX_CALLS: usize = 20_000;
+/// Calls put on one connection at most: the server allows 1,024 concurrent
+/// streams per connection by default, and a stream over the limit would
+/// wait for a free slot instead of running. More calls raise the number of
+/// connections.
+pub const CALLS_PER_CONNECTION: usize = 1_000;
+/// How long a call waits for the server to answer its last events.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the Subscribe client waits for late alerts after the calls end.
+const ALERT_GRACE: Duration = Duration::from_secs(2);
+/// Error messages kept for the report.
+const SAMPLE_ERRORS: usize = 8;
+/// Events queued per call before the sender waits for the connection.
+const CALL_QUEUE: usize = 32;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// gRPC address of the server, e.g. `http://127.0.0.1:50051`.
+    pub server: String,
+    /// Concurrent simulated calls (1 to [`MAX_CALLS`]).
+    pub calls: usize,
+    /// HTTP/2 connections the calls are spread over (round-robin).
+    pub connections: usize,
+    /// How long the calls stream before they end.
+    pub duration: Duration,
+    /// Mean transcript fragments per second per call (jittered ±50 %).
+    pub events_per_second_per_call: f64,
+    /// Share of utterances that are abusive (0 to 1).
+    pub abusive_share: f64,
+    /// The server's process id, to read its CPU and RSS from /proc.
+    pub server_pid: Option<u32>,
+    /// Seed of the traffic (texts, pacing jitter).
+    pub seed: u64,
+    /// The calls' starts are spread evenly at random over this time (at
+    /// least over one fragment gap). Zero is the worst case: every call
+    /// starts at once, and each start costs the server store writes.
+    pub ramp_up: Duration,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            server: "http://127.0.0.1:50051".to_owned(),
+            calls: 1_000,
+            connections: 4,
+            duration: Duration::from_secs(30),
+            events_per_second_per_call: 3.0,
+            abusive_share: 0.01,
+            server_pid: None,
+            seed: 1,
+            ramp_up: Duration::ZERO,
+        }
+    }
+}
+
+/// Why a run could not take place. A call that fails is counted in the
+/// report, not an error.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("invalid load options: {0}")]
+    Options(String),
+    #[error("cannot connect to {server}: {source}")]
+    Connect {
+        server: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("alert subscription failed: {0}")]
+    Subscribe(#[source] Status),
+    #[error("cannot start the echo service: {0}")]
+    Echo(#[source] std::io::Error),
+}
+
+/// CPU and memory of the server process over a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProcessUsage {
+    pub pid: u32,
+    /// User + system CPU time used during the run.
+    pub cpu_seconds: f64,
+    /// `cpu_seconds` over the run's wall time, in percent (above 100 on
+    /// several cores).
+    pub cpu_percent: f64,
+    /// Resident memory while all calls were open.
+    pub rss_kib: u64,
+    /// Peak resident memory of the process's life (VmHWM).
+    pub peak_rss_kib: u64,
+    /// `rss_kib` / calls.
+    pub rss_kib_per_call: f64,
+    /// The process is this one: the figures include the load generator.
+    pub includes_load_generator: bool,
+}
+
+/// The figures of one run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadReport {
+    /// "callguard" or "echo baseline".
+    pub target: String,
+    pub server: String,
+    pub calls: usize,
+    /// Connections used (the option, raised to fit [`CALLS_PER_CONNECTION`]).
+    pub connections: usize,
+    /// The configured streaming time.
+    pub duration: Duration,
+    /// Over which the calls started.
+    pub ramp_up: Duration,
+    /// From the first call's start to the last call's last answer.
+    pub elapsed: Duration,
+    /// Calls whose stream could not open or broke.
+    pub failed_calls: usize,
+    /// A few of the errors behind failed calls and rejections.
+    pub sample_errors: Vec<String>,
+    /// Events handed to the streams (starts, fragments, ends).
+    pub events_sent: u64,
+    pub acks: u64,
+    pub rejections: u64,
+    /// Alerts received on the ingest streams.
+    pub ingest_alerts: u64,
+    /// calls × fragments per second per call.
+    pub offered_events_per_second: f64,
+    /// acks / elapsed.
+    pub events_per_second: f64,
+    /// Abusive utterances sent.
+    pub abusive_utterances: u64,
+    /// Alerts of this run received by the Subscribe client.
+    pub subscribed_alerts: u64,
+    /// Ingest-to-alert latency samples (abusive utterances whose alert
+    /// arrived; a call's repeated threat is held back by the cooldown).
+    pub latency_samples: usize,
+    pub latency_p50: Option<Duration>,
+    pub latency_p99: Option<Duration>,
+    pub latency_p999: Option<Duration>,
+    pub latency_max: Option<Duration>,
+    pub process: Option<ProcessUsage>,
+}
+
+impl LoadReport {
+    /// This report's events/s over `baseline`'s (callguard / echo).
+    pub fn ratio_to(&self, baseline: &LoadReport) -> Option<f64> {
+        (baseline.events_per_second > 0.0)
+            .then(|| self.events_per_second / baseline.events_per_second)
+    }
+}
+
+fn ms(d: Option<Duration>) -> String {
+    match d {
+        Some(d) => format!("{:.2} ms", d.as_secs_f64() * 1000.0),
+        None => "-".to_owned(),
+    }
+}
+
+impl fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{}: {} calls over {} connections, {:.1} s with {:.1} s ramp-up (elapsed {:.1} s), {}",
+            self.target,
+            self.calls,
+            self.connections,
+            self.duration.as_secs_f64(),
+            self.ramp_up.as_secs_f64(),
+            self.elapsed.as_secs_f64(),
+            self.server
+        )?;
+        writeln!(
+            f,
+            "  events      sent {}, acked {}, rejected {}; failed calls {}",
+            self.events_sent, self.acks, self.rejections, self.failed_calls
+        )?;
+        writeln!(
+            f,
+            "  throughput  {:.0} events/s acked (offered {:.0} events/s)",
+            self.events_per_second, self.offered_events_per_second
+        )?;
+        writeln!(
+            f,
+            "  alerts      {} abusive utterances; {} alerts on ingest streams, {} on Subscribe",
+            self.abusive_utterances, self.ingest_alerts, self.subscribed_alerts
+        )?;
+        writeln!(
+            f,
+            "  latency     p50 {}, p99 {}, p99.9 {}, max {} ({} samples, ingest to Subscribe)",
+            ms(self.latency_p50),
+            ms(self.latency_p99),
+            ms(self.latency_p999),
+            ms(self.latency_max),
+            self.latency_samples
+        )?;
+        match &self.process {
+            Some(p) => writeln!(
+                f,
+                "  server      pid {}{}: CPU {:.2} s ({:.0} % of the run), RSS {} KiB ({:.1} KiB per call), peak {} KiB",
+                p.pid,
+                if p.includes_load_generator {
+                    " (this process, load generator included)"
+                } else {
+                    ""
+                },
+                p.cpu_seconds,
+                p.cpu_percent,
+                p.rss_kib,
+                p.rss_kib_per_call,
+                p.peak_rss_kib
+            )?,
+            None => writeln!(f, "  server      CPU and RSS unknown (no pid or no /proc)")?,
+        }
+        for e in &self.sample_errors {
+            writeln!(f, "  error       {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs the traffic against `options.server` and measures it.
+pub async fn run(options: &LoadOptions) -> Result<LoadReport, LoadError> {
+    drive(
+        options,
+        "callguard",
+        &options.server,
+        options.server_pid,
+        true,
+    )
+    .await
+}
+
+/// Starts a minimal tonic echo service (every event answered with one ack)
+/// on 127.0.0.1:0 in this process, runs the same traffic against it, stops
+/// it. `options.server` and `options.server_pid` are not used; CPU and RSS
+/// are this process's (load generator included).
+pub async fn run_echo_baseline(options: &LoadOptions) -> Result<LoadReport, LoadError> {
+    let echo = EchoServer::start().await?;
+    let url = format!("http://{}", echo.addr);
+    let report = drive(
+        options,
+        "echo baseline",
+        &url,
+        Some(std::process::id()),
+        false,
+    )
+    .await;
+    echo.stop().await;
+    report
+}
+
+// ---------------------------------------------------------------------------
+// The run.
+
+/// Counters shared by the calls and the Subscribe client.
+#[derive(Default)]
+struct Shared {
+    sent: AtomicU64,
+    acks: AtomicU64,
+    rejections: AtomicU64,
+    ingest_alerts: AtomicU64,
+    abusive: AtomicU64,
+    /// Send time of the first fragment carrying the words of an abusive
+    /// utterance, by (call_id, utterance_id), until its alert arrives.
+    pending: Mutex<HashMap<(String, String), Instant>>,
+    errors: Mutex<Vec<String>>,
+}
+
+impl Shared {
+    fn error(&self, message: String) {
+        let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+        if errors.len() < SAMPLE_ERRORS {
+            errors.push(message);
+        }
+    }
+}
+
+fn validate(options: &LoadOptions) -> Result<(), LoadError> {
+    let bad = |m: String| Err(LoadError::Options(m));
+    if options.calls == 0 || options.calls > MAX_CALLS {
+        return bad(format!(
+            "calls must be 1 to {MAX_CALLS}, not {}",
+            options.calls
+        ));
+    }
+    if options.connections == 0 {
+        return bad("connections must be at least 1".to_owned());
+    }
+    let eps = options.events_per_second_per_call;
+    if !(eps > 0.0 && eps <= 100.0) {
+        return bad(format!(
+            "events per second per call must be above 0 and at most 100, not {eps}"
+        ));
+    }
+    if !(0.0..=1.0).contains(&options.abusive_share) {
+        return bad(format!(
+            "abusive share must be between 0 and 1, not {}",
+            options.abusive_share
+        ));
+    }
+    if options.duration.is_zero() {
+        return bad("duration must be above 0".to_owned());
+    }
+    if options.ramp_up >= options.duration {
+        return bad("the ramp-up must be shorter than the duration".to_owned());
+    }
+    Ok(())
+}
+
+async fn connect(server: &str) -> Result<Channel, LoadError> {
+    let endpoint = Channel::from_shared(server.to_owned())
+        .map_err(|e| LoadError::Options(format!("server address {server:?}: {e}")))?;
+    endpoint
+        .connect()
+        .await
+        .map_err(|source| LoadError::Connect {
+            server: server.to_owned(),
+            source,
+        })
+}
+
+async fn drive(
+    options: &LoadOptions,
+    target: &str,
+    server: &str,
+    pid: Option<u32>,
+    subscribe: bool,
+) -> Result<LoadReport, LoadError> {
+    validate(options)?;
+    let connections = options
+        .connections
+        .max(options.calls.div_ceil(CALLS_PER_CONNECTION));
+    let mut channels = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        channels.push(connect(server).await?);
+    }
+    // Call ids and the tenant are unique per run, so runs against one
+    // long-lived server do not collide, and the subscription sees only
+    // this run's alerts.
+    let nonce = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+        ^ u64::from(std::process::id()).rotate_left(32);
+    let run_id = format!("{:x}", Rng::new(nonce).next_u64() & 0xffff_ffff);
+    let tenant = format!("loadgen-{run_id}");
+    let shared = Arc::new(Shared::default());
+
+    let (stop_alerts, stop_rx) = watch::channel(false);
+    let subscriber = if subscribe {
+        let mut client = pb::alerts_client::AlertsClient::new(connect(server).await?);
+        let stream = client
+            .subscribe(pb::SubscribeRequest {
+                tenant: tenant.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(LoadError::Subscribe)?
+            .into_inner();
+        Some(tokio::spawn(collect_alerts(
+            stream,
+            shared.clone(),
+            stop_rx,
+        )))
+    } else {
+        None
+    };
+
+    let before = pid.and_then(cpu_ticks);
+    let started = Instant::now();
+    let deadline = started + options.duration;
+    let mut calls = Vec::with_capacity(options.calls);
+    for index in 0..options.calls {
+        let call = CallPlan {
+            call_id: format!("lg-{run_id}-{index}"),
+            tenant: tenant.clone(),
+            index,
+            seed: options.seed,
+            gap: Duration::from_secs_f64(1.0 / options.events_per_second_per_call),
+            ramp_up: options.ramp_up,
+            abusive_share: options.abusive_share,
+            deadline,
+        };
+        let channel = channels[index % connections].clone();
+        let shared = shared.clone();
+        calls.push(tokio::spawn(async move {
+            let result = run_call(channel, &call, &shared).await;
+            if let Err(e) = &result {
+                shared.error(format!("{}: {e}", call.call_id));
+            }
+            result.is_ok()
+        }));
+    }
+
+    // Memory while every call is open: just before they end.
+    let rss_at_deadline = {
+        tokio::time::sleep_until(deadline.into()).await;
+        pid.and_then(rss_kib)
+    };
+    let mut failed_calls = 0;
+    for call in calls {
+        if !call.await.unwrap_or(false) {
+            failed_calls += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    let after = pid.and_then(cpu_ticks);
+
+    let mut latencies = Vec::new();
+    let mut subscribed_alerts = 0;
+    if let Some(subscriber) = subscriber {
+        // Late alerts: wait until every abusive utterance has its alert or
+        // the grace period is over (a call's repeated threat never gets one).
+        let grace = Instant::now() + ALERT_GRACE;
+        while Instant::now() < grace
+            && !shared
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty()
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = stop_alerts.send(true);
+        match subscriber.await {
+            Ok(Ok((alerts, samples))) => {
+                subscribed_alerts = alerts;
+                latencies = samples;
+            }
+            Ok(Err(status)) => shared.error(format!("Subscribe: {status}")),
+            Err(e) => shared.error(format!("Subscribe task: {e}")),
+        }
+    }
+    latencies.sort_unstable();
+
+    let process = pid.and_then(|pid| {
+        let (before, after) = (before?, after?);
+        let rss = rss_at_deadline?;
+        let cpu_seconds = after.saturating_sub(before) as f64 / CLOCK_TICKS_PER_SECOND;
+        Some(ProcessUsage {
+            pid,
+            cpu_seconds,
+            cpu_percent: cpu_seconds / elapsed.as_secs_f64() * 100.0,
+            rss_kib: rss,
+            peak_rss_kib: status_kib(pid, "VmHWM:").unwrap_or(rss),
+            rss_kib_per_call: rss as f64 / options.calls as f64,
+            includes_load_generator: pid == std::process::id(),
+        })
+    });
+    let acks = shared.acks.load(Ordering::Relaxed);
+    let sample_errors =
+        std::mem::take(&mut *shared.errors.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok(LoadReport {
+        target: target.to_owned(),
+        server: server.to_owned(),
+        calls: options.calls,
+        connections,
+        duration: options.duration,
+        ramp_up: options.ramp_up,
+        elapsed,
+        failed_calls,
+        sample_errors,
+        events_sent: shared.sent.load(Ordering::Relaxed),
+        acks,
+        rejections: shared.rejections.load(Ordering::Relaxed),
+        ingest_alerts: shared.ingest_alerts.load(Ordering::Relaxed),
+        offered_events_per_second: options.calls as f64 * options.events_per_second_per_call,
+        events_per_second: acks as f64 / elapsed.as_secs_f64(),
+        abusive_utterances: shared.abusive.load(Ordering::Relaxed),
+        subscribed_alerts,
+        latency_samples: latencies.len(),
+        latency_p50: percentile(&latencies, 0.50),
+        latency_p99: percentile(&latencies, 0.99),
+        latency_p999: percentile(&latencies, 0.999),
+        latency_max: latencies.last().copied(),
+        process,
+    })
+}
+
+/// Nearest-rank percentile of sorted samples.
+fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+/// Reads the subscription until told to stop: the number of alerts, and
+/// the latency of each abusive utterance's first alert.
+async fn collect_alerts(
+    mut stream: Streaming<pb::SubscribeResponse>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(u64, Vec<Duration>), Status> {
+    let mut alerts = 0;
+    let mut latencies = Vec::new();
+    loop {
+        let message = tokio::select! {
+            m = stream.message() => m?,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let Some(alert) = message.and_then(|m| m.alert) else {
+            break; // the server ended the subscription
+        };
+        let arrived = Instant::now();
+        alerts += 1;
+        // The abusive templates are threats of violence, critical in the
+        // built-in policy, and critical words raise a provisional alert on
+        // the interim that brings them. Lesser alerts citing the same
+        // utterance (intimidation on its final, out-of-hours) are counted,
+        // not timed.
+        if alert.severity != pb::Severity::Critical as i32 {
+            continue;
+        }
+        let mut pending = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+        for evidence in &alert.evidence {
+            let key = (alert.call_id.clone(), evidence.utterance_id.clone());
+            if let Some(sent) = pending.remove(&key) {
+                latencies.push(arrived.saturating_duration_since(sent));
+            }
+        }
+    }
+    Ok((alerts, latencies))
+}
+
+// ---------------------------------------------------------------------------
+// One call.
+
+struct CallPlan {
+    call_id: String,
+    tenant: String,
+    index: usize,
+    seed: u64,
+    /// Mean time between fragments.
+    gap: Duration,
+    ramp_up: Duration,
+    abusive_share: f64,
+    deadline: Instant,
+}
+
+async fn run_call(channel: Channel, plan: &CallPlan, shared: &Arc<Shared>) -> Result<(), String> {
+    let mut rng = Rng::new(plan.seed ^ (plan.index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let language = if rng.chance(0.6) { Lang::Ja } else { Lang::En };
+    // Spread the calls' starts over the ramp-up (at least the first gap).
+    let mut due = Instant::now() + plan.ramp_up.max(plan.gap).mul_f64(rng.unit());
+    tokio::time::sleep_until(due.into()).await;
+
+    let mut client = pb::ingest_client::IngestClient::new(channel);
+    let (tx, rx) = mpsc::channel(CALL_QUEUE);
+    let replies = client
+        .stream_transcript(ReceiverStream::new(rx))
+        .await
+        .map_err(|s| format!("stream did not open: {}", s.message()))?
+        .into_inner();
+    let reader = tokio::spawn(read_replies(replies, shared.clone()));
+
+    let call_started = Instant::now();
+    let audio_ms = || call_started.elapsed().as_millis() as u64;
+    let start = pb::CallStart {
+        call_id: plan.call_id.clone(),
+        tenant: plan.tenant.clone(),
+        agent_id: format!("agent-{}", plan.index % 200),
+        // Unique per run: a caller seen in an earlier run would be a
+        // repeat caller and raise alerts of its own.
+        caller_id: format!("{}-caller", plan.call_id),
+        language: language.code().to_owned(),
+        ..Default::default()
+    };
+    let mut sent_ok = send(&tx, shared, pb::transcript_event::Event::Start(start)).await;
+    let mut script = Script::new(language, plan.abusive_share, rng);
+    let mut seq = 0;
+    while sent_ok {
+        due += plan.gap.mul_f64(0.5 + script.rng.unit());
+        if due >= plan.deadline {
+            break;
+        }
+        // A call that fell far behind (slow server) does not burst to catch up.
+        let now = Instant::now();
+        if now > due + Duration::from_secs(1) {
+            due = now;
+        }
+        tokio::time::sleep_until(due.into()).await;
+        seq += 1;
+        let (fragment, abusive_now) = script.next(&plan.call_id, seq, audio_ms());
+        if abusive_now {
+            shared.abusive.fetch_add(1, Ordering::Relaxed);
+            shared
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry((plan.call_id.clone(), fragment.utterance_id.clone()))
+                .or_insert_with(Instant::now);
+        }
+        sent_ok = send(&tx, shared, pb::transcript_event::Event::Fragment(fragment)).await;
+    }
+    if sent_ok {
+        let end = pb::CallEnd {
+            call_id: plan.call_id.clone(),
+            end_ms: audio_ms(),
+        };
+        send(&tx, shared, pb::transcript_event::Event::End(end)).await;
+    }
+    drop(tx);
+    match tokio::time::timeout(DRAIN_TIMEOUT, reader).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => Err(format!("reply reader failed: {e}")),
+        Err(_) => Err(format!(
+            "server did not finish answering within {} s",
+            DRAIN_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+async fn send(
+    tx: &mpsc::Sender<pb::TranscriptEvent>,
+    shared: &Shared,
+    event: pb::transcript_event::Event,
+) -> bool {
+    let ok = tx
+        .send(pb::TranscriptEvent { event: Some(event) })
+        .await
+        .is_ok();
+    if ok {
+        shared.sent.fetch_add(1, Ordering::Relaxed);
+    }
+    ok
+}
+
+async fn read_replies(
+    mut replies: Streaming<pb::StreamTranscriptResponse>,
+    shared: Arc<Shared>,
+) -> Result<(), String> {
+    loop {
+        match replies.message().await {
+            Ok(Some(reply)) => match reply.response {
+                Some(Reply::Ack(_)) => {
+                    shared.acks.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(Reply::Rejection(r)) => {
+                    shared.rejections.fetch_add(1, Ordering::Relaxed);
+                    shared.error(format!(
+                        "rejected {} seq {}: {}: {} ({})",
+                        r.call_id, r.seq, r.field, r.reason, r.code
+                    ));
+                }
+                Some(Reply::Alert(_)) => {
+                    shared.ingest_alerts.fetch_add(1, Ordering::Relaxed);
+                }
+                None => {}
+            },
+            Ok(None) => return Ok(()),
+            Err(status) => return Err(format!("stream broke: {status}")),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Traffic: built-in utterance templates, split into ASR-like fragments.
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Lang {
+    Ja,
+    En,
+}
+
+impl Lang {
+    fn code(self) -> &'static str {
+        match self {
+            Lang::Ja => "ja",
+            Lang::En => "en",
+        }
+    }
+
+    fn separator(self) -> &'static str {
+        match self {
+            Lang::Ja => "",
+            Lang::En => " ",
+        }
+    }
+}
+
+/// An utterance, in the pieces an ASR hypothesis grows by; `abusive` is the
+/// index of the piece carrying the abusive words.
+struct Template {
+    parts: &'static [&'static str],
+    abusive: Option<usize>,
+}
+
+const fn plain(parts: &'static [&'static str]) -> Template {
+    Template {
+        parts,
+        abusive: None,
+    }
+}
+
+const fn abusive(parts: &'static [&'static str], at: usize) -> Template {
+    Template {
+        parts,
+        abusive: Some(at),
+    }
+}
+
+const JA_CUSTOMER: &[Template] = &[
+    plain(&[
+        "すみません、",
+        "先月の請求について",
+        "確認したいことが",
+        "あるんですが",
+    ]),
+    plain(&[
+        "注文した商品が",
+        "まだ届いていなくて",
+        "どうなっているのか",
+        "教えてください",
+    ]),
+    plain(&[
+        "昨日も電話したんですけど",
+        "折り返しの連絡が",
+        "なかったんです",
+    ]),
+    plain(&["ログインしようとすると", "エラーが出て", "先に進めません"]),
+    plain(&["契約内容を", "変更したいので", "手続きを教えてもらえますか"]),
+    plain(&["はい、", "そうです、", "その番号で合っています"]),
+];
+const JA_AGENT: &[Template] = &[
+    plain(&["お電話ありがとうございます、", "担当の佐藤でございます"]),
+    plain(&["ご不便をおかけして", "大変申し訳ございません"]),
+    plain(&["確認いたしますので", "少々お待ちいただけますか"]),
+    plain(&["お客様の", "ご登録番号を", "お伺いしてもよろしいでしょうか"]),
+    plain(&["お待たせいたしました、", "ただいま確認が取れました"]),
+];
+const JA_ABUSIVE: &[Template] = &[
+    abusive(&["いい加減にしろよ、", "ぶっ殺すぞ"], 1),
+    abusive(&["ふざけるな、", "お前", "ぶっ殺すぞ"], 2),
+    abusive(&["今からそっちに行って", "ぶっ殺してやる"], 1),
+];
+const EN_CUSTOMER: &[Template] = &[
+    plain(&[
+        "Hi, I'm calling about",
+        "my last bill,",
+        "there's a charge I don't recognise",
+    ]),
+    plain(&[
+        "I ordered a laptop",
+        "two weeks ago",
+        "and it still hasn't arrived",
+    ]),
+    plain(&["I already called yesterday", "and nobody called me back"]),
+    plain(&["the app keeps showing an error", "when I try to log in"]),
+    plain(&["yes,", "that's right,", "the number ends in four two"]),
+];
+const EN_AGENT: &[Template] = &[
+    plain(&[
+        "Thank you for calling,",
+        "my name is Alex,",
+        "how can I help you today?",
+    ]),
+    plain(&[
+        "I'm sorry for the inconvenience,",
+        "let me check that for you",
+    ]),
+    plain(&["Could you confirm", "the account number", "for me please?"]),
+    plain(&["Thanks for waiting,", "I can see the order now"]),
+];
+const EN_ABUSIVE: &[Template] = &[
+    abusive(
+        &[
+            "Listen to me,",
+            "I will kill you",
+            "if this isn't fixed today",
+        ],
+        1,
+    ),
+    abusive(&["I'm telling you,", "I will kill you"], 1),
+];
+
+/// The utterance being spoken.
+struct Current {
+    template: &'static Template,
+    speaker: pb::Speaker,
+    id: String,
+    /// Interim fragments before the final (2 to 4).
+    interims: usize,
+    /// Fragments sent so far.
+    sent: usize,
+    start_ms: u64,
+}
+
+/// A call's conversation, one fragment at a time.
+struct Script {
+    language: Lang,
+    abusive_share: f64,
+    rng: Rng,
+    utterances: u64,
+    current: Option<Current>,
+}
+
+impl Script {
+    fn new(language: Lang, abusive_share: f64, rng: Rng) -> Script {
+        Script {
+            language,
+            abusive_share,
+            rng,
+            utterances: 0,
+            current: None,
+        }
+    }
+
+    fn begin(&mut self, now_ms: u64) -> Current {
+        let (customer, agent, abuse) = match self.language {
+            Lang::Ja => (JA_CUSTOMER, JA_AGENT, JA_ABUSIVE),
+            Lang::En => (EN_CUSTOMER, EN_AGENT, EN_ABUSIVE),
+        };
+        let (list, speaker) = if self.rng.chance(self.abusive_share) {
+            (abuse, pb::Speaker::Customer)
+        } else if self.rng.chance(0.5) {
+            (customer, pb::Speaker::Customer)
+        } else {
+            (agent, pb::Speaker::Agent)
+        };
+        self.utterances += 1;
+        Current {
+            template: &list[self.rng.below(list.len())],
+            speaker,
+            id: format!("u{}", self.utterances),
+            interims: 2 + self.rng.below(3),
+            sent: 0,
+            start_ms: now_ms,
+        }
+    }
+
+    /// The next fragment, and whether it is the first to carry the words of
+    /// an abusive utterance.
+    fn next(&mut self, call_id: &str, seq: u64, now_ms: u64) -> (pb::Fragment, bool) {
+        let mut current = match self.current.take() {
+            Some(c) => c,
+            None => self.begin(now_ms),
+        };
+        let parts = current.template.parts;
+        let shown_before = shown(parts.len(), current.interims, current.sent);
+        current.sent += 1;
+        let is_final = current.sent > current.interims;
+        let shown_now = shown(parts.len(), current.interims, current.sent);
+        let abusive_now = current
+            .template
+            .abusive
+            .is_some_and(|at| shown_before <= at && at < shown_now);
+        let fragment = pb::Fragment {
+            call_id: call_id.to_owned(),
+            seq,
+            speaker: current.speaker as i32,
+            text: parts[..shown_now].join(self.language.separator()),
+            is_final,
+            utterance_id: current.id.clone(),
+            start_ms: current.start_ms,
+            end_ms: now_ms.max(current.start_ms),
+            language: String::new(), // the call's
+            loudness_dbfs: None,
+        };
+        if !is_final {
+            self.current = Some(current);
+        }
+        (fragment, abusive_now)
+    }
+}
+
+/// Parts shown by the `sent`-th fragment of an utterance of `parts` pieces
+/// with `interims` interim fragments (the final shows them all).
+fn shown(parts: usize, interims: usize, sent: usize) -> usize {
+    if sent == 0 {
+        0
+    } else if sent > interims {
+        parts
+    } else {
+        (sent * parts).div_ceil(interims + 1).clamp(1, parts)
+    }
+}
+
+/// SplitMix64: small, seedable, good enough for traffic shapes.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        self.unit() < p
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Server process figures from /proc (Linux; None elsewhere).
+
+/// Clock ticks per second of /proc/<pid>/stat times (USER_HZ). It is 100 on
+/// every mainstream Linux build; reading sysconf(_SC_CLK_TCK) would need
+/// libc and unsafe code, which this crate forbids.
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_cpu_ticks(&stat)
+}
+
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    // The command name (field 2) is in parentheses and may hold spaces;
+    // the fields after its closing parenthesis start at field 3 (state).
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A "Key:   123 kB" line of /proc/<pid>/status.
+fn status_kib(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_status_kib(&status, key)
+}
+
+fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+// ---------------------------------------------------------------------------
+// The echo baseline.
+
+/// Answers every event with one ack and does nothing else.
+struct Echo;
+
+#[tonic::async_trait]
+impl pb::ingest_server::Ingest for Echo {
+    type StreamTranscriptStream = ReceiverStream<Result<pb::StreamTranscriptResponse, Status>>;
+
+    async fn stream_transcript(
+        &self,
+        request: Request<Streaming<pb::TranscriptEvent>>,
+    ) -> Result<Response<Self::StreamTranscriptStream>, Status> {
+        let mut inbound = request.into_inner();
+        // The same reply buffer as the real ingest handler.
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            while let Ok(Some(event)) = inbound.message().await {
+                let (call_id, seq) = event_ids(&event);
+                let ack = pb::StreamTranscriptResponse {
+                    response: Some(Reply::Ack(pb::Ack {
+                        call_id,
+                        seq,
+                        duplicate: false,
+                    })),
+                };
+                if tx.send(Ok(ack)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+struct EchoServer {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl EchoServer {
+    async fn start() -> Result<EchoServer, LoadError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(LoadError::Echo)?;
+        let addr = listener.local_addr().map_err(LoadError::Echo)?;
+        let (stop, mut stop_rx) = watch::channel(false);
+        // The same stream limit per connection as `serve`.
+        let streams = crate::serve::config::Limits::default().max_streams_per_connection;
+        let server = tonic::transport::Server::builder()
+            .max_concurrent_streams(Some(streams))
+            .add_service(pb::ingest_server::IngestServer::new(Echo));
+        let task = tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stop_rx.wait_for(|s| *s).await;
+            };
+            if let Err(e) = server
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped)
+                .await
+            {
+                tracing::warn!(error = %e, "echo service failed");
+            }
+        });
+        Ok(EchoServer { addr, stop, task })
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let mut task = self.task;
+        if tokio::time::timeout(Duration::from_secs(5), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let samples: Vec<Duration> = (1..=1000).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&samples, 0.5), Some(Duration::from_millis(500)));
+        assert_eq!(percentile(&samples, 0.99), Some(Duration::from_millis(990)));
+        assert_eq!(
+            percentile(&samples, 0.999),
+            Some(Duration::from_millis(999))
+        );
+        assert_eq!(
+            percentile(&samples[..1], 0.999),
+            Some(Duration::from_millis(1))
+        );
+        assert_eq!(percentile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn proc_files_parse() {
+        let stat = "4242 (tokio rt (x)) S 1 4242 4242 0 -1 4194560 2000 0 0 0 150 37 0 0 20 0 9 0";
+        assert_eq!(parse_cpu_ticks(stat), Some(187));
+        let status = "Name:\tcallguard\nVmHWM:\t   81234 kB\nVmRSS:\t   51200 kB\n";
+        assert_eq!(parse_status_kib(status, "VmRSS:"), Some(51_200));
+        assert_eq!(parse_status_kib(status, "VmHWM:"), Some(81_234));
+        assert_eq!(parse_status_kib(status, "VmSwap:"), None);
+    }
+
+    #[test]
+    fn utterances_grow_to_a_final_and_flag_the_abusive_fragment_once() {
+        let mut script = Script::new(Lang::Ja, 1.0, Rng::new(7));
+        let mut flagged = 0;
+        let mut texts = Vec::new();
+        for seq in 1..=10 {
+            let (f, abusive_now) = script.next("c", seq, seq * 300);
+            flagged += usize::from(abusive_now);
+            texts.push(f.text.clone());
+            if f.is_final {
+                assert!(f.text.contains("殺"), "{}", f.text);
+                assert!((3..=5).contains(&seq), "2 to 4 interims, then the final");
+                break;
+            }
+        }
+        assert_eq!(flagged, 1, "{texts:?}");
+        for pair in texts.windows(2) {
+            assert!(pair[1].starts_with(pair[0].as_str()), "{pair:?}");
+        }
+    }
+
+    #[test]
+    fn bad_options_are_refused() {
+        for options in [
+            LoadOptions {
+                calls: 0,
+                ..LoadOptions::default()
+            },
+            LoadOptions {
+                calls: MAX_CALLS + 1,
+                ..LoadOptions::default()
+            },
+            LoadOptions {
+                connections: 0,
+                ..LoadOptions::default()
+            },
+            LoadOptions {
+                events_per_second_per_call: 0.0,
+                ..LoadOptions::default()
+            },
+            LoadOptions {
+                abusive_share: 1.5,
+                ..LoadOptions::default()
+            },
+        ] {
+            assert!(matches!(validate(&options), Err(LoadError::Options(_))));
+        }
+        assert!(validate(&LoadOptions::default()).is_ok());
+    }
+}

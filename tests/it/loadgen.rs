@@ -1,0 +1,99 @@
+//! Load generator smoke runs: a few calls for a few seconds against an
+//! in-process server and the echo baseline. Only that events flowed and
+//! alerts arrived is asserted; no timing (machines are noisy).
+
+use std::time::Duration;
+
+use callguard::loadgen::{run, run_echo_baseline, LoadOptions};
+
+use crate::support::TestServer;
+
+fn smoke(server: String) -> LoadOptions {
+    LoadOptions {
+        server,
+        calls: 20,
+        connections: 2,
+        duration: Duration::from_secs(3),
+        events_per_second_per_call: 5.0,
+        abusive_share: 0.2,
+        server_pid: Some(std::process::id()),
+        seed: 7,
+        ..LoadOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_short_run_streams_events_and_times_alerts() {
+    let server = TestServer::spawn().await;
+    let report = run(&smoke(server.url())).await.expect("the run completes");
+    println!("{report}");
+    assert_eq!(report.failed_calls, 0, "{:?}", report.sample_errors);
+    assert!(report.acks > 0, "{report}");
+    assert_eq!(report.rejections, 0, "{:?}", report.sample_errors);
+    assert!(report.abusive_utterances > 0, "{report}");
+    assert!(report.latency_samples > 0, "{report}");
+    assert!(report.latency_p50 <= report.latency_p999);
+    let process = report.process.as_ref().expect("/proc figures on Linux");
+    assert!(process.rss_kib > 0 && process.includes_load_generator);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_echo_baseline_answers_the_same_traffic() {
+    let report = run_echo_baseline(&smoke(String::new()))
+        .await
+        .expect("the baseline completes");
+    println!("{report}");
+    assert_eq!(report.failed_calls, 0, "{:?}", report.sample_errors);
+    assert!(report.events_sent > 0 && report.acks > 0, "{report}");
+    assert_eq!(report.latency_samples, 0, "the echo raises no alerts");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_an_error_not_a_panic() {
+    // Bind and drop a listener: a port nobody listens on.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let options = LoadOptions {
+        server: format!("http://{addr}"),
+        calls: 1,
+        connections: 1,
+        duration: Duration::from_millis(100),
+        ..LoadOptions::default()
+    };
+    let error = run(&options).await.unwrap_err();
+    assert!(
+        error.to_string().starts_with("cannot connect to"),
+        "{error}"
+    );
+}
+
+/// A real measurement, by hand: start `callguard serve` and run
+/// `LOADGEN_SERVER=http://127.0.0.1:PORT LOADGEN_PID=PID LOADGEN_CALLS=1000
+/// LOADGEN_SECONDS=10 cargo test --release --test it loadgen::measure --
+/// --ignored --nocapture` (LOADGEN_CONNECTIONS, LOADGEN_RATE, LOADGEN_RAMP_UP optional).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement against a server started by hand"]
+async fn measure() {
+    let var = |name: &str| std::env::var(name).ok();
+    let number = |name: &str, default: f64| var(name).map_or(default, |v| v.parse().unwrap());
+    let options = LoadOptions {
+        server: var("LOADGEN_SERVER").expect("LOADGEN_SERVER=http://HOST:PORT"),
+        calls: number("LOADGEN_CALLS", 1_000.0) as usize,
+        connections: number("LOADGEN_CONNECTIONS", 4.0) as usize,
+        duration: Duration::from_secs_f64(number("LOADGEN_SECONDS", 10.0)),
+        events_per_second_per_call: number("LOADGEN_RATE", 3.0),
+        server_pid: var("LOADGEN_PID").map(|p| p.parse().unwrap()),
+        ramp_up: Duration::from_secs_f64(number("LOADGEN_RAMP_UP", 0.0)),
+        ..LoadOptions::default()
+    };
+    let real = run(&options).await.unwrap();
+    println!("{real}");
+    let echo = run_echo_baseline(&options).await.unwrap();
+    println!("{echo}");
+    if let Some(ratio) = real.ratio_to(&echo) {
+        println!("events/s callguard / echo: {ratio:.2}");
+    }
+}
