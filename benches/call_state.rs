@@ -22,6 +22,9 @@
 //! each round takes the next event of every call, in a shuffled order. About
 //! one customer utterance in `ABUSE_EVERY` starts with an abusive phrase.
 
+mod common;
+use common::{Lcg, ABUSE_EN, ABUSE_JA};
+
 use std::collections::HashMap;
 use std::hint::black_box;
 
@@ -132,36 +135,6 @@ const AGENT_JA: &[&str] = &[
     "平日は午前９時から午後６時まででございます。",
     "お気持ちはよくわかります。",
 ];
-
-const ABUSE_EN: &[&str] = &[
-    "You're a piece of shit.",
-    "I'll kill you.",
-    "you're trash",
-    "You're garbage, all of you.",
-];
-const ABUSE_JA: &[&str] = &[
-    "お前バカか。",
-    "このクズ野郎！",
-    "ぶっ殺すぞ。",
-    "お前人間のクズだな。",
-];
-
-/// Numerical Recipes LCG: deterministic, no dependency.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) as u32
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        self.next() as usize % n
-    }
-}
 
 /// Fills `{n}` (a number), `{d}` (a digit) and `{y}` (a year).
 fn fill(template: &str, rng: &mut Lcg, out: &mut String) {

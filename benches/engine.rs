@@ -18,6 +18,9 @@
 //! The input is built here, deterministically (a small LCG), from template
 //! sentences: no external files, the same bytes on every run.
 
+mod common;
+use common::{Lcg, ABUSE_EN, ABUSE_JA};
+
 use std::hint::black_box;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
@@ -240,38 +243,6 @@ const JA: &[&str] = &[
     "スマホの機種変更をしたらデータが消えました。",
     "ｉＰｈｏｎｅからアンドロイドに乗り換えたんです。",
 ];
-
-/// Abusive phrases, one of which goes into ~1% of fragments. Each must be
-/// found by the engine on its own (checked before timing).
-const ABUSE_EN: &[&str] = &[
-    "You're a piece of shit.",
-    "I'll kill you.",
-    "you're trash",
-    "You're garbage, all of you.",
-];
-const ABUSE_JA: &[&str] = &[
-    "お前バカか。",
-    "このクズ野郎！",
-    "ぶっ殺すぞ。",
-    "お前人間のクズだな。",
-];
-
-/// Numerical Recipes LCG: deterministic, no dependency.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) as u32
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        self.next() as usize % n
-    }
-}
 
 /// Fills `{n}` (a number), `{d}` (a digit) and `{y}` (a year); Japanese
 /// numbers are written full-width one time in three.
