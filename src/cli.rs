@@ -51,6 +51,29 @@ pub enum Command {
     /// JSON Lines: a quick look at what the engine sees, and the input of
     /// the corpus evaluation scripts.
     Scan(ScanArgs),
+    /// Bearer tokens for `serve`'s [[tokens]] config.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Print a fresh random token (give it to the client) and the
+    /// [[tokens]] entry holding only its hash (put it in the config).
+    New {
+        /// Who holds the token (shown in logs).
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = ["ingest", "supervisor", "admin"])]
+        role: String,
+        /// The tenant the token serves, or "*" for all.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Print the SHA-256 of a token read from stdin (to check a config entry).
+    Hash,
 }
 
 #[derive(Subcommand)]
@@ -92,9 +115,11 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub policy: Option<PathBuf>,
     /// Stream the calls into a running `serve` at this gRPC address
-    /// (e.g. http://127.0.0.1:50051) instead of replaying offline.
+    /// (e.g. 127.0.0.1:50051) instead of replaying offline.
     #[arg(long)]
     pub server: Option<String>,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
     /// With --server: N× real time (0 = as fast as the server answers).
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,
@@ -127,11 +152,60 @@ pub struct EvalArgs {
     pub policy: Option<PathBuf>,
 }
 
+/// How a client reaches `serve`: TLS and token (the address is `--server`).
+#[derive(Args, Clone, Debug, Default)]
+pub struct ConnectionArgs {
+    /// File holding the bearer token [env: CALLGUARD_TOKEN holds the token itself].
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// PEM CA of the server certificate; implies TLS (https).
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
+    /// PEM client certificate, for mutual TLS (with --client-key).
+    #[arg(long)]
+    pub client_cert: Option<PathBuf>,
+    /// PEM key of --client-cert.
+    #[arg(long)]
+    pub client_key: Option<PathBuf>,
+    /// Server name to verify the certificate against, when not the host of --server.
+    #[arg(long)]
+    pub tls_domain: Option<String>,
+}
+
+impl ConnectionArgs {
+    /// The client configuration for `server`. The token comes from
+    /// --token-file or CALLGUARD_TOKEN, never from the command line
+    /// (other users can read a process's arguments).
+    pub fn client(&self, server: &str) -> Result<callguard::grpc::client::ClientConfig> {
+        let token = match &self.token_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading token file {}", path.display()))?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => std::env::var("CALLGUARD_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty()),
+        };
+        Ok(callguard::grpc::client::ClientConfig {
+            server: server.to_owned(),
+            token,
+            ca_cert: self.ca_cert.clone(),
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
+            tls_domain: self.tls_domain.clone(),
+        })
+    }
+}
+
 #[derive(Args)]
 pub struct LoadgenArgs {
     /// The service's gRPC address.
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    #[arg(long, default_value = "127.0.0.1:50051")]
     pub server: String,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
     /// Concurrent calls (up to 20,000).
     #[arg(long, default_value_t = 1_000)]
     pub calls: usize,
@@ -165,8 +239,10 @@ pub struct LoadgenArgs {
 #[derive(Args)]
 pub struct WatchArgs {
     /// The service's gRPC address.
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    #[arg(long, default_value = "127.0.0.1:50051")]
     pub server: String,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
     /// Only this tenant.
     #[arg(long)]
     pub tenant: Option<String>,
@@ -237,18 +313,44 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Watch(args) => watch(args),
         Command::Eval(args) => eval(args),
         Command::Loadgen(args) => loadgen(args),
+        Command::Token { command } => token(command),
     }
+}
+
+fn token(command: TokenCommand) -> Result<i32> {
+    use callguard::grpc::auth::{hash_token, new_token};
+    match command {
+        TokenCommand::New { name, role, tenant } => {
+            if tenant.trim().is_empty() {
+                bail!("--tenant must be a tenant id or \"*\"");
+            }
+            let token = new_token().context("reading the system's random source")?;
+            eprintln!("token (give it to {name}; it is not stored anywhere):");
+            println!("{token}");
+            eprintln!("\nconfig entry (holds only the hash):");
+            let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
+            eprintln!(
+                "[[tokens]]\nname = {}\nsha256 = \"{}\"\nrole = \"{role}\"\ntenant = {}",
+                quote(&name),
+                hash_token(&token),
+                quote(&tenant)
+            );
+        }
+        TokenCommand::Hash => {
+            let mut token = String::new();
+            std::io::stdin()
+                .read_line(&mut token)
+                .context("reading the token from stdin")?;
+            println!("{}", hash_token(token.trim()));
+        }
+    }
+    Ok(0)
 }
 
 fn loadgen(args: LoadgenArgs) -> Result<i32> {
     use callguard::loadgen;
-    let server = if args.server.contains("://") {
-        args.server
-    } else {
-        format!("http://{}", args.server)
-    };
     let options = loadgen::LoadOptions {
-        server,
+        client: args.connection.client(&args.server)?,
         calls: args.calls,
         connections: args.connections,
         duration: std::time::Duration::from_secs(args.duration),
@@ -313,13 +415,8 @@ fn watch(args: WatchArgs) -> Result<i32> {
         Some("critical") => pb::Severity::Critical,
         _ => pb::Severity::Unspecified,
     };
-    let server = if args.server.contains("://") {
-        args.server
-    } else {
-        format!("http://{}", args.server)
-    };
     let options = callguard::watch::WatchOptions {
-        server,
+        client: args.connection.client(&args.server)?,
         request: pb::SubscribeRequest {
             tenant: args.tenant.unwrap_or_default(),
             call_ids: args.calls,
@@ -387,7 +484,8 @@ fn replay(args: ReplayArgs) -> Result<i32> {
         eprintln!();
     }
     if let Some(server) = &args.server {
-        return stream_replay(server, events, args.speed, failed);
+        let client = args.connection.client(server)?;
+        return stream_replay(&client, events, args.speed, failed);
     }
     let result = replay::replay(events, &engine, &policy);
     let stdout = std::io::stdout();
@@ -427,7 +525,7 @@ fn replay(args: ReplayArgs) -> Result<i32> {
 
 /// `replay --server`: streams the recorded calls into a running service.
 fn stream_replay(
-    server: &str,
+    client: &callguard::grpc::client::ClientConfig,
     events: Vec<callguard::event::Event>,
     speed: f64,
     failed: usize,
@@ -436,17 +534,13 @@ fn stream_replay(
     if !(speed.is_finite() && speed >= 0.0) {
         bail!("--speed must be 0 (as fast as possible) or a positive number");
     }
-    let server = if server.contains("://") {
-        server.to_owned()
-    } else {
-        format!("http://{server}")
-    };
+    let server = client.url();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     let stats = runtime.block_on(callguard::replay::stream::stream_calls(
-        &server, events, speed,
+        client, events, speed,
     ));
     let colour = std::io::stdout().is_terminal();
     for alert in &stats.alerts {

@@ -22,9 +22,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::grpc::client::{AuthChannel, ClientConfig, ClientError};
 use crate::grpc::convert::event_ids;
 use crate::grpc::pb;
 use crate::grpc::pb::stream_transcript_response::Response as Reply;
@@ -48,8 +48,8 @@ const CALL_QUEUE: usize = 32;
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
-    /// gRPC address of the server, e.g. `http://127.0.0.1:50051`.
-    pub server: String,
+    /// The server: address, TLS, token.
+    pub client: ClientConfig,
     /// Concurrent simulated calls (1 to [`MAX_CALLS`]).
     pub calls: usize,
     /// HTTP/2 connections the calls are spread over (round-robin).
@@ -73,7 +73,7 @@ pub struct LoadOptions {
 impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
-            server: "http://127.0.0.1:50051".to_owned(),
+            client: ClientConfig::plain("http://127.0.0.1:50051"),
             calls: 1_000,
             connections: 4,
             duration: Duration::from_secs(30),
@@ -92,12 +92,8 @@ impl Default for LoadOptions {
 pub enum LoadError {
     #[error("invalid load options: {0}")]
     Options(String),
-    #[error("cannot connect to {server}: {source}")]
-    Connect {
-        server: String,
-        #[source]
-        source: tonic::transport::Error,
-    },
+    #[error(transparent)]
+    Client(#[from] ClientError),
     #[error("alert subscription failed: {0}")]
     Subscribe(#[source] Status),
     #[error("cannot start the echo service: {0}")]
@@ -243,12 +239,12 @@ impl fmt::Display for LoadReport {
     }
 }
 
-/// Runs the traffic against `options.server` and measures it.
+/// Runs the traffic against `options.client` and measures it.
 pub async fn run(options: &LoadOptions) -> Result<LoadReport, LoadError> {
     drive(
         options,
         "callguard",
-        &options.server,
+        &options.client,
         options.server_pid,
         true,
     )
@@ -257,15 +253,15 @@ pub async fn run(options: &LoadOptions) -> Result<LoadReport, LoadError> {
 
 /// Starts a minimal tonic echo service (every event answered with one ack)
 /// on 127.0.0.1:0 in this process, runs the same traffic against it, stops
-/// it. `options.server` and `options.server_pid` are not used; CPU and RSS
+/// it. `options.client` and `options.server_pid` are not used; CPU and RSS
 /// are this process's (load generator included).
 pub async fn run_echo_baseline(options: &LoadOptions) -> Result<LoadReport, LoadError> {
     let echo = EchoServer::start().await?;
-    let url = format!("http://{}", echo.addr);
+    let echo_client = ClientConfig::plain(format!("http://{}", echo.addr));
     let report = drive(
         options,
         "echo baseline",
-        &url,
+        &echo_client,
         Some(std::process::id()),
         false,
     )
@@ -332,22 +328,10 @@ fn validate(options: &LoadOptions) -> Result<(), LoadError> {
     Ok(())
 }
 
-async fn connect(server: &str) -> Result<Channel, LoadError> {
-    let endpoint = Channel::from_shared(server.to_owned())
-        .map_err(|e| LoadError::Options(format!("server address {server:?}: {e}")))?;
-    endpoint
-        .connect()
-        .await
-        .map_err(|source| LoadError::Connect {
-            server: server.to_owned(),
-            source,
-        })
-}
-
 async fn drive(
     options: &LoadOptions,
     target: &str,
-    server: &str,
+    client: &ClientConfig,
     pid: Option<u32>,
     subscribe: bool,
 ) -> Result<LoadReport, LoadError> {
@@ -357,7 +341,7 @@ async fn drive(
         .max(options.calls.div_ceil(CALLS_PER_CONNECTION));
     let mut channels = Vec::with_capacity(connections);
     for _ in 0..connections {
-        channels.push(connect(server).await?);
+        channels.push(client.connect().await?);
     }
     // Call ids and the tenant are unique per run, so runs against one
     // long-lived server do not collide, and the subscription sees only
@@ -373,7 +357,7 @@ async fn drive(
 
     let (stop_alerts, stop_rx) = watch::channel(false);
     let subscriber = if subscribe {
-        let mut client = pb::alerts_client::AlertsClient::new(connect(server).await?);
+        let mut client = pb::alerts_client::AlertsClient::new(client.connect().await?);
         let stream = client
             .subscribe(pb::SubscribeRequest {
                 tenant: tenant.clone(),
@@ -477,7 +461,7 @@ async fn drive(
         std::mem::take(&mut *shared.errors.lock().unwrap_or_else(|e| e.into_inner()));
     Ok(LoadReport {
         target: target.to_owned(),
-        server: server.to_owned(),
+        server: client.url(),
         calls: options.calls,
         connections,
         duration: options.duration,
@@ -564,7 +548,11 @@ struct CallPlan {
     deadline: Instant,
 }
 
-async fn run_call(channel: Channel, plan: &CallPlan, shared: &Arc<Shared>) -> Result<(), String> {
+async fn run_call(
+    channel: AuthChannel,
+    plan: &CallPlan,
+    shared: &Arc<Shared>,
+) -> Result<(), String> {
     let mut rng = Rng::new(plan.seed ^ (plan.index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let language = if rng.chance(0.6) { Lang::Ja } else { Lang::En };
     // Spread the calls' starts over the ramp-up (at least the first gap).

@@ -7,12 +7,13 @@
 use std::io::Write;
 use std::time::Duration;
 
+use crate::grpc::client::{ClientConfig, ClientError};
 use crate::grpc::pb;
 
 /// What to watch.
 #[derive(Clone, Debug, Default)]
 pub struct WatchOptions {
-    pub server: String,
+    pub client: ClientConfig,
     pub request: pb::SubscribeRequest,
     pub colour: bool,
 }
@@ -67,9 +68,13 @@ pub async fn watch(
     let mut backoff = Duration::from_millis(200);
     loop {
         let stream = async {
-            let mut client = pb::alerts_client::AlertsClient::connect(options.server.clone())
-                .await
-                .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            let mut client = pb::alerts_client::AlertsClient::new(
+                options.client.connect().await.map_err(|e| match e {
+                    ClientError::Connect { .. } => tonic::Status::unavailable(e.to_string()),
+                    // Bad address, unreadable certificate: retrying will not help.
+                    _ => tonic::Status::invalid_argument(e.to_string()),
+                })?,
+            );
             client
                 .subscribe(request.clone())
                 .await
@@ -81,7 +86,16 @@ pub async fn watch(
                 backoff = Duration::from_millis(200);
                 stream
             }
-            Err(status) if status.code() == tonic::Code::InvalidArgument => return Err(status),
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::InvalidArgument
+                        | tonic::Code::Unauthenticated
+                        | tonic::Code::PermissionDenied
+                ) =>
+            {
+                return Err(status)
+            }
             Err(status) => {
                 eprintln!(
                     "watch: {} — retrying in {:.1} s",

@@ -63,6 +63,11 @@ impl CallTable {
         self.calls.is_empty()
     }
 
+    /// The tenant of an open call.
+    pub fn tenant_of(&self, call_id: &str) -> Option<&str> {
+        self.calls.get(call_id).map(|e| e.session.tenant())
+    }
+
     /// Applies one event. `caller_calls` counts the caller's calls in the
     /// policy window, this one included (the driver hashes the caller id
     /// and keeps the history).

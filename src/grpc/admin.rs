@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use super::auth::{principal, Permission};
 use super::pb;
 use super::status::reload_refused;
 use crate::serve::state::{ReloadError, Rules, Service};
@@ -35,8 +36,9 @@ pub fn reload(service: &Service) -> Result<(String, usize), ReloadError> {
 impl pb::admin_server::Admin for AdminService {
     async fn reload_lexicons(
         &self,
-        _request: Request<pb::ReloadLexiconsRequest>,
+        request: Request<pb::ReloadLexiconsRequest>,
     ) -> Result<Response<pb::ReloadLexiconsResponse>, Status> {
+        principal(&request)?.require(Permission::Reload)?;
         let service = self.service.clone();
         let result = tokio::task::spawn_blocking(move || reload(&service))
             .await

@@ -13,6 +13,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::auth::{principal, Permission};
 use super::convert::call_summary;
 use super::pb;
 use super::status::{invalid_argument, not_found, store_unavailable};
@@ -47,7 +48,10 @@ impl pb::alerts_server::Alerts for AlertsService {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let request = request.into_inner();
+        let who = principal(&request)?;
+        who.require(Permission::Read)?;
+        let mut request = request.into_inner();
+        request.tenant = who.narrow(&request.tenant)?;
         let (after, from_start) = (request.after_event_id, request.from_start);
         let filter =
             AlertFilter::try_from(request).map_err(|e| invalid_argument(e.field, &e.reason))?;
@@ -78,7 +82,10 @@ impl pb::alerts_server::Alerts for AlertsService {
         &self,
         request: Request<pb::ListCallsRequest>,
     ) -> Result<Response<pb::ListCallsResponse>, Status> {
-        let request = request.into_inner();
+        let who = principal(&request)?;
+        who.require(Permission::Read)?;
+        let mut request = request.into_inner();
+        request.tenant = who.narrow(&request.tenant)?;
         let tenant = (!request.tenant.is_empty()).then_some(request.tenant.as_str());
         let calls = self
             .service
@@ -93,14 +100,29 @@ impl pb::alerts_server::Alerts for AlertsService {
         &self,
         request: Request<pb::GetCallRequest>,
     ) -> Result<Response<pb::GetCallResponse>, Status> {
+        let who = principal(&request)?;
+        who.require(Permission::Read)?;
         let call_id = request.into_inner().call_id;
         let call = self.service.find_call(&call_id);
-        let alerts = self
+        let mut alerts = self
             .service
             .with_log(|log| log.alerts_of_call(&call_id, CALL_HISTORY))
             .map_err(store_unavailable)?;
         if call.is_none() && alerts.is_empty() {
             return Err(not_found(&format!("call_id: no call {call_id:?}")));
+        }
+        // The call, or the stored alerts of an earlier call with this id,
+        // may be another tenant's.
+        alerts.retain(|a| who.may_see(&a.tenant));
+        let visible = match &call {
+            Some((snapshot, _)) => who.may_see(&snapshot.tenant),
+            None => !alerts.is_empty(),
+        };
+        if !visible {
+            return Err(Status::permission_denied(format!(
+                "call_id: call {call_id:?} belongs to a tenant outside the scope of token {:?}",
+                who.name
+            )));
         }
         Ok(Response::new(pb::GetCallResponse {
             call: call.map(|(snapshot, ids)| call_summary(&snapshot, ids)),

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::auth::{principal, Permission, Principal};
 use super::convert::event_ids;
 use super::pb;
 use super::pb::stream_transcript_response::Response as Reply;
@@ -40,6 +41,8 @@ impl pb::ingest_server::Ingest for IngestService {
         &self,
         request: Request<Streaming<pb::TranscriptEvent>>,
     ) -> Result<Response<Self::StreamTranscriptStream>, Status> {
+        let who = principal(&request)?;
+        who.require(Permission::Ingest)?;
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(REPLY_BUFFER);
         let service = self.service.clone();
@@ -61,9 +64,9 @@ impl pb::ingest_server::Ingest for IngestService {
                 // tell the runtime this worker may block, so other streams
                 // move on meanwhile.
                 let replies = if multi_threaded {
-                    tokio::task::block_in_place(|| handle(&service, message, &mut scratch))
+                    tokio::task::block_in_place(|| handle(&service, &who, message, &mut scratch))
                 } else {
-                    handle(&service, message, &mut scratch)
+                    handle(&service, &who, message, &mut scratch)
                 };
                 for reply in replies {
                     if tx.send(Ok(reply)).await.is_err() {
@@ -100,6 +103,7 @@ fn metrics_rejection(refusal: &Refusal) {
 /// One event in, its replies out: ack (or rejection), then its alerts.
 fn handle(
     service: &Service,
+    who: &Principal,
     message: pb::TranscriptEvent,
     scratch: &mut Scratch,
 ) -> Vec<pb::StreamTranscriptResponse> {
@@ -109,7 +113,7 @@ fn handle(
         Ok(event) => event,
         Err(e) => return vec![rejection(call_id, seq, &Refusal::from(&e))],
     };
-    match service.apply(event, arrived, scratch) {
+    match service.apply(event, who.tenant.as_deref(), arrived, scratch) {
         Outcome::Accepted { duplicate, alerts } => {
             let mut replies = Vec::with_capacity(1 + alerts.len());
             replies.push(reply(Reply::Ack(pb::Ack {
@@ -125,6 +129,15 @@ fn handle(
             replies
         }
         Outcome::Refused(e) => vec![rejection(call_id, seq, &Refusal::from(&e))],
+        Outcome::Denied(reason) => vec![rejection(
+            call_id,
+            seq,
+            &Refusal {
+                field: "tenant",
+                reason,
+                code: tonic::Code::PermissionDenied,
+            },
+        )],
         Outcome::StoreFailed(e) => vec![rejection(
             call_id,
             seq,

@@ -13,6 +13,8 @@ pub mod pb {
 
 pub mod admin;
 pub mod alerts;
+pub mod auth;
+pub mod client;
 pub mod convert;
 pub mod ingest;
 pub mod status;

@@ -82,6 +82,7 @@ pub fn code_name(code: Code) -> &'static str {
         Code::AlreadyExists => "ALREADY_EXISTS",
         Code::Unavailable => "UNAVAILABLE",
         Code::NotFound => "NOT_FOUND",
+        Code::PermissionDenied => "PERMISSION_DENIED",
         _ => "UNKNOWN",
     }
 }

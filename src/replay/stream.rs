@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::event::Event;
+use crate::grpc::client::ClientConfig;
 use crate::grpc::pb;
 
 /// What streaming the calls produced.
@@ -32,9 +33,9 @@ fn audio_ms(event: &Event) -> u64 {
     }
 }
 
-/// Streams `events` (grouped by call) to `server`; `speed` 0 means as fast
+/// Streams `events` (grouped by call) to the server; `speed` 0 means as fast
 /// as the server answers.
-pub async fn stream_calls(server: &str, events: Vec<Event>, speed: f64) -> StreamStats {
+pub async fn stream_calls(client: &ClientConfig, events: Vec<Event>, speed: f64) -> StreamStats {
     let mut calls: Vec<(String, Vec<Event>)> = Vec::new();
     for event in events {
         let id = event.call_id().to_owned();
@@ -45,9 +46,9 @@ pub async fn stream_calls(server: &str, events: Vec<Event>, speed: f64) -> Strea
     }
     let mut tasks = Vec::with_capacity(calls.len());
     for (call_id, events) in calls {
-        let server = server.to_owned();
+        let client = client.clone();
         tasks.push(tokio::spawn(async move {
-            let result = stream_one(&server, &events, speed).await;
+            let result = stream_one(&client, &events, speed).await;
             (call_id, events.len(), result)
         }));
     }
@@ -72,10 +73,9 @@ pub async fn stream_calls(server: &str, events: Vec<Event>, speed: f64) -> Strea
 
 type CallResult = Result<(usize, usize, Vec<pb::Alert>), String>;
 
-async fn stream_one(server: &str, events: &[Event], speed: f64) -> CallResult {
-    let mut client = pb::ingest_client::IngestClient::connect(server.to_owned())
-        .await
-        .map_err(|e| format!("connect {server}: {e}"))?;
+async fn stream_one(client: &ClientConfig, events: &[Event], speed: f64) -> CallResult {
+    let mut client =
+        pb::ingest_client::IngestClient::new(client.connect().await.map_err(|e| e.to_string())?);
     let (tx, rx) = mpsc::channel(64);
     let mut replies = client
         .stream_transcript(ReceiverStream::new(rx))

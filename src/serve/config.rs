@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::grpc::auth::{TokenEntry, Tokens};
+
 /// Everything `serve` needs. `Default` is the built-in configuration.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -23,6 +25,25 @@ pub struct ServeConfig {
     /// Days alerts and caller counts are kept.
     pub retention_days: u32,
     pub limits: Limits,
+    /// TLS for the gRPC port; plaintext when absent.
+    pub tls: Option<TlsFiles>,
+    /// Serve plaintext gRPC beyond loopback (behind a TLS-terminating proxy).
+    pub allow_plaintext: bool,
+    /// Bearer tokens; none means the service is open (loopback only).
+    pub tokens: Vec<TokenEntry>,
+}
+
+/// PEM files for the gRPC port's TLS.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// Server certificate chain.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+    /// CA that client certificates must chain to (mutual TLS); clients
+    /// need no certificate when absent.
+    pub client_ca: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -54,6 +75,9 @@ impl Default for ServeConfig {
             policy: None,
             retention_days: 30,
             limits: Limits::default(),
+            tls: None,
+            allow_plaintext: false,
+            tokens: Vec::new(),
         }
     }
 }
@@ -140,7 +164,32 @@ impl ServeConfig {
         if config.retention_days == 0 {
             return Err(bad("retention_days", "must be at least 1"));
         }
+        Tokens::from_config(&config.tokens).map_err(|e| bad("tokens", &e.to_string()))?;
+        config.check_exposure().map_err(|m| bad("listen", &m))?;
         Ok(config)
+    }
+
+    /// Refuses to expose the service unprotected: beyond loopback it needs
+    /// tokens, and TLS or an explicit `allow_plaintext`.
+    pub fn check_exposure(&self) -> Result<(), String> {
+        if self.listen.ip().is_loopback() {
+            return Ok(());
+        }
+        if self.tokens.is_empty() {
+            return Err(format!(
+                "{} is beyond loopback but no [[tokens]] are configured; \
+                 without tokens the service runs only on loopback",
+                self.listen
+            ));
+        }
+        if self.tls.is_none() && !self.allow_plaintext {
+            return Err(format!(
+                "{} is beyond loopback without [tls]; configure TLS, or set \
+                 allow_plaintext = true if a TLS proxy sits in front",
+                self.listen
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -170,7 +219,29 @@ mod tests {
                 "limits.max_active_calls: must be at least 1",
             ),
             ("retension_days = 3\n", "unknown field `retension_days`"),
+            (
+                "listen = \"0.0.0.0:50051\"\n",
+                "no [[tokens]] are configured",
+            ),
+            (
+                "[[tokens]]\nname = \"gw\"\nsha256 = \"00\"\nrole = \"ingest\"\ntenant = \"acme\"\n",
+                "tokens: tokens[0] (gw): sha256 must be 64 hex digits",
+            ),
+            (
+                "[[tokens]]\nname = \"gw\"\nsha256 = \"00\"\nrole = \"boss\"\ntenant = \"acme\"\n",
+                "unknown variant `boss`",
+            ),
         ];
+        let hash = crate::grpc::auth::hash_token("t");
+        let exposed = format!(
+            "listen = \"0.0.0.0:50051\"\n[[tokens]]\nname = \"gw\"\nsha256 = \"{hash}\"\nrole = \"ingest\"\ntenant = \"acme\"\n"
+        );
+        let e = ServeConfig::parse(&exposed, "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("without [tls]"), "{e}");
+        let opted_in = format!("allow_plaintext = true\n{exposed}");
+        assert!(ServeConfig::parse(&opted_in, "c.toml").is_ok());
         for (text, want) in cases {
             let e = ServeConfig::parse(text, "c.toml").unwrap_err().to_string();
             assert!(e.contains(want), "{text:?}: {e}");

@@ -21,6 +21,8 @@ pub const INGEST_TO_ALERT: &str = "callguard_ingest_to_alert_seconds";
 pub const SUBSCRIBER_CATCHUPS: &str = "callguard_subscriber_catchups_total";
 /// Store failures, by `op`.
 pub const STORE_ERRORS: &str = "callguard_store_errors_total";
+/// Requests refused for a missing or unknown token.
+pub const AUTH_FAILURES: &str = "callguard_auth_failures_total";
 
 /// The process-wide Prometheus recorder (installed once; test servers in
 /// one process share it).

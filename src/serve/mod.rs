@@ -18,11 +18,14 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
-pub use config::ServeConfig;
+pub use config::{ServeConfig, TlsFiles};
 use state::{ReloadError, Rules, Service};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::grpc::admin::AdminService;
 use crate::grpc::alerts::AlertsService;
+use crate::grpc::auth::{Authenticator, TokenConfigError, Tokens};
 use crate::grpc::ingest::IngestService;
 use crate::grpc::pb;
 use crate::store::{AlertLog, StoreError};
@@ -53,6 +56,12 @@ pub enum ServeError {
     Reflection(String),
     #[error("HTTP server: {0}")]
     Http(#[source] std::io::Error),
+    #[error("refusing to start: {0}")]
+    Exposure(String),
+    #[error("tokens: {0}")]
+    Tokens(#[from] TokenConfigError),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// A started service.
@@ -100,6 +109,9 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
 
 /// Starts the service; returns once both listeners are bound.
 pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
+    config.check_exposure().map_err(ServeError::Exposure)?;
+    let tokens = Arc::new(Tokens::from_config(&config.tokens)?);
+    let tls = config.tls.as_ref().map(tls_config).transpose()?;
     let rules = Rules::load(&config)?;
     let log = AlertLog::open(&config.data_dir)?;
     let grpc_listener = bind(config.listen).await?;
@@ -134,21 +146,33 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         .build_v1()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
     let max_message = limits.max_message_bytes;
-    let grpc = tonic::transport::Server::builder()
+    let auth = Authenticator::new(tokens.clone());
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| ServeError::Tls(e.to_string()))?;
+    }
+    // Health and reflection stay open (load balancers, grpcurl); they
+    // carry no call data. Every callguard service is behind the tokens.
+    let grpc = builder
         .max_concurrent_streams(Some(limits.max_streams_per_connection))
         .add_service(health)
         .add_service(reflection)
-        .add_service(
+        .add_service(InterceptedService::new(
             pb::ingest_server::IngestServer::new(IngestService::new(service.clone()))
                 .max_decoding_message_size(max_message),
-        )
-        .add_service(
+            auth.clone(),
+        ))
+        .add_service(InterceptedService::new(
             pb::alerts_server::AlertsServer::new(AlertsService::new(service.clone()))
                 .max_decoding_message_size(max_message),
-        )
-        .add_service(pb::admin_server::AdminServer::new(AdminService::new(
-            service.clone(),
-        )));
+            auth.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            pb::admin_server::AdminServer::new(AdminService::new(service.clone())),
+            auth,
+        ));
     let mut grpc_stop = shutdown_rx.clone();
     let grpc_task = tokio::spawn(async move {
         grpc.serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
@@ -190,6 +214,16 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     });
 
     tracing::info!(%grpc_addr, %http_addr, version = %service.rules().engine.version(), "callguard serving");
+    let config = &service.config;
+    match (config.tls.is_some(), tokens.is_open()) {
+        (_, true) => tracing::warn!(
+            "no tokens configured: the service is open to anyone who can reach {grpc_addr} (loopback only)"
+        ),
+        (false, false) if !grpc_addr.ip().is_loopback() => tracing::warn!(
+            "plaintext gRPC beyond loopback (allow_plaintext): tokens and transcripts cross the network unencrypted unless a TLS proxy is in front"
+        ),
+        (tls, false) => tracing::info!(tls, tokens = config.tokens.len(), "tokens required"),
+    }
     Ok(RunningServer {
         grpc_addr,
         http_addr,
@@ -223,14 +257,23 @@ fn http_router(service: Arc<Service>) -> axum::Router {
         )
 }
 
+/// Reads the PEM files of `[tls]` (mutual TLS when `client_ca` is set).
+fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, ServeError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path)
+            .map_err(|e| ServeError::Tls(format!("cannot read {}: {e}", path.display())))
+    };
+    let identity = Identity::from_pem(read(&files.cert)?, read(&files.key)?);
+    let mut tls = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &files.client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(tls)
+}
+
 /// Runs until SIGTERM or Ctrl-C; SIGHUP reloads lexicons and policy.
 pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     let server = start(config).await?;
-    if server.service.config.listen.ip().is_loopback() {
-        tracing::info!("listening on loopback only; no authentication is configured");
-    } else {
-        tracing::warn!("listening beyond loopback without TLS or tokens: anyone who can reach the port can send and read");
-    }
     wait_for_stop(&server.service).await;
     tracing::info!("shutting down: no new streams; finishing events in flight");
     server.stop().await?;

@@ -19,7 +19,7 @@ use super::config::ServeConfig;
 use crate::alert::{Alert, AlertEvent};
 use crate::call::{Applied, CallSnapshot, CallTable, CallerHasher, TableError};
 use crate::engine::{Engine, Scratch};
-use crate::event::Event;
+use crate::event::{CallStart, Event};
 use crate::lexicon::{Lexicon, LexiconError};
 use crate::policy::{Policy, PolicyError};
 use crate::store::{AlertLog, StoreError};
@@ -64,6 +64,8 @@ pub enum Outcome {
         alerts: Vec<Arc<Alert>>,
     },
     Refused(TableError),
+    /// The event is for a tenant outside the sender's token scope.
+    Denied(String),
     StoreFailed(StoreError),
 }
 
@@ -157,8 +159,16 @@ impl Service {
     }
 
     /// Applies one event and publishes its alerts. `arrived` is when the
-    /// event reached the server (for the latency histogram).
-    pub fn apply(&self, mut event: Event, arrived: Instant, scratch: &mut Scratch) -> Outcome {
+    /// event reached the server (for the latency histogram). A sender
+    /// scoped to one tenant (`scope`) may only start, feed and end that
+    /// tenant's calls; a start that names no tenant gets it.
+    pub fn apply(
+        &self,
+        mut event: Event,
+        scope: Option<&str>,
+        arrived: Instant,
+        scratch: &mut Scratch,
+    ) -> Outcome {
         let rules = self.rules();
         if let Event::Start(start) = &mut event {
             start.started_at.get_or_insert_with(jiff::Timestamp::now);
@@ -188,14 +198,42 @@ impl Service {
                 }
             }
         };
-        let routed = calls.table.apply(
-            &event,
-            self.now_ms(),
-            &rules.engine,
-            &rules.policy,
-            &mut caller_calls,
-            scratch,
-        );
+        // A fragment that opens a call implicitly opens it in the sender's tenant.
+        let implicit_start = match scope.map(|own| claim_tenant(&mut event, &calls.table, own)) {
+            Some(Err(refusal)) => return Outcome::Denied(refusal),
+            Some(Ok(start)) => start,
+            None => None,
+        };
+        let mut routed = Ok(None);
+        if let Some(start) = implicit_start {
+            routed = calls
+                .table
+                .apply(
+                    &Event::Start(start),
+                    self.now_ms(),
+                    &rules.engine,
+                    &rules.policy,
+                    &mut caller_calls,
+                    scratch,
+                )
+                .map(Some);
+        }
+        let routed = routed.and_then(|opened| {
+            let mut routed = calls.table.apply(
+                &event,
+                self.now_ms(),
+                &rules.engine,
+                &rules.policy,
+                &mut caller_calls,
+                scratch,
+            )?;
+            if let (Some(opened), Applied::Accepted(alerts)) = (opened, &mut routed.applied) {
+                if let Applied::Accepted(first) = opened.applied {
+                    alerts.splice(0..0, first);
+                }
+            }
+            Ok(routed)
+        });
         if let Some(e) = store_error {
             self.store_failed("record_call", &e);
         }
@@ -369,6 +407,43 @@ impl Service {
     pub fn with_log<R>(&self, f: impl FnOnce(&mut AlertLog) -> R) -> R {
         f(&mut lock(&self.log))
     }
+}
+
+/// Holds `event` to the tenant `own`: fills in a start's missing tenant,
+/// refuses another tenant's call, and returns the start that opens an
+/// unknown call of a fragment in `own`.
+fn claim_tenant(
+    event: &mut Event,
+    table: &CallTable,
+    own: &str,
+) -> Result<Option<CallStart>, String> {
+    let refuse = |tenant: &str| {
+        Err(format!(
+            "tenant: this token sends for tenant {own:?}, not {tenant:?}"
+        ))
+    };
+    match event {
+        Event::Start(start) if start.tenant.is_empty() => start.tenant = own.to_owned(),
+        Event::Start(start) if start.tenant != own => return refuse(&start.tenant),
+        Event::Start(_) => {}
+        Event::Fragment(fragment) => match table.tenant_of(&fragment.call_id) {
+            Some(tenant) if tenant != own => return refuse(tenant),
+            Some(_) => {}
+            None => {
+                return Ok(Some(CallStart {
+                    call_id: fragment.call_id.clone(),
+                    tenant: own.to_owned(),
+                    language: fragment.language.clone(),
+                    ..CallStart::default()
+                }))
+            }
+        },
+        Event::End(end) => match table.tenant_of(&end.call_id) {
+            Some(tenant) if tenant != own => return refuse(tenant),
+            _ => {}
+        },
+    }
+    Ok(None)
 }
 
 fn global_ids(snapshot: &CallSnapshot, ids: &CallIds) -> Vec<u64> {

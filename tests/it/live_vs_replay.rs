@@ -1,6 +1,7 @@
 //! The same call gives the same alerts streamed live into `serve` and
 //! replayed offline (DESIGN: one engine, two thin drivers).
 
+use callguard::grpc::client::ClientConfig;
 use callguard::grpc::pb;
 
 use crate::support::*;
@@ -82,7 +83,12 @@ async fn replay_to_a_server_streams_the_recording_and_gets_its_alerts() {
     let events = callguard::replay::read_jsonl(std::path::Path::new(FIXTURE)).unwrap();
     let server = TestServer::spawn().await;
     // 26 s of audio at 100x: about a quarter of a second.
-    let stats = callguard::replay::stream::stream_calls(&server.url(), events.clone(), 100.0).await;
+    let stats = callguard::replay::stream::stream_calls(
+        &ClientConfig::plain(server.url()),
+        events.clone(),
+        100.0,
+    )
+    .await;
     assert_eq!(
         (stats.calls, stats.events, stats.acks, stats.rejections),
         (1, events.len(), events.len(), 0)

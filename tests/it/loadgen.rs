@@ -2,6 +2,7 @@
 //! in-process server and the echo baseline. Only that events flowed and
 //! alerts arrived is asserted; no timing (machines are noisy).
 
+use callguard::grpc::client::ClientConfig;
 use std::time::Duration;
 
 use callguard::loadgen::{run, run_echo_baseline, LoadOptions};
@@ -10,7 +11,7 @@ use crate::support::TestServer;
 
 fn smoke(server: String) -> LoadOptions {
     LoadOptions {
-        server,
+        client: ClientConfig::plain(server),
         calls: 20,
         connections: 2,
         duration: Duration::from_secs(3),
@@ -57,7 +58,7 @@ async fn an_unreachable_server_is_an_error_not_a_panic() {
         .local_addr()
         .unwrap();
     let options = LoadOptions {
-        server: format!("http://{addr}"),
+        client: ClientConfig::plain(format!("http://{addr}")),
         calls: 1,
         connections: 1,
         duration: Duration::from_millis(100),
@@ -80,7 +81,9 @@ async fn measure() {
     let var = |name: &str| std::env::var(name).ok();
     let number = |name: &str, default: f64| var(name).map_or(default, |v| v.parse().unwrap());
     let options = LoadOptions {
-        server: var("LOADGEN_SERVER").expect("LOADGEN_SERVER=http://HOST:PORT"),
+        client: ClientConfig::plain(
+            var("LOADGEN_SERVER").expect("LOADGEN_SERVER=http://HOST:PORT"),
+        ),
         calls: number("LOADGEN_CALLS", 1_000.0) as usize,
         connections: number("LOADGEN_CONNECTIONS", 4.0) as usize,
         duration: Duration::from_secs_f64(number("LOADGEN_SECONDS", 10.0)),

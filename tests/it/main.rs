@@ -2,6 +2,7 @@
 
 mod lexicon_cli;
 mod live_vs_replay;
+mod security;
 mod loadgen;
 mod server;
 mod shipped_lexicons;

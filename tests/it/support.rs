@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use callguard::grpc::client::{AuthChannel, ClientConfig};
 use callguard::grpc::pb;
 use callguard::serve::{start, RunningServer, ServeConfig};
 use tokio::sync::mpsc;
@@ -52,14 +53,8 @@ impl TestServer {
 
     /// Opens an ingest stream.
     pub async fn stream(&self) -> IngestStream {
-        let mut client = pb::ingest_client::IngestClient::new(self.channel().await);
-        let (tx, rx) = mpsc::channel(256);
-        let replies = client
-            .stream_transcript(ReceiverStream::new(rx))
-            .await
-            .unwrap()
-            .into_inner();
-        IngestStream { tx, replies }
+        let channel = ClientConfig::plain(self.url()).connect().await.unwrap();
+        IngestStream::open(channel).await.unwrap()
     }
 
     pub async fn stop(self) {
@@ -91,6 +86,17 @@ pub struct Replies {
 }
 
 impl IngestStream {
+    /// Opens a stream on `channel` (which may carry a token).
+    pub async fn open(channel: AuthChannel) -> Result<IngestStream, tonic::Status> {
+        let mut client = pb::ingest_client::IngestClient::new(channel);
+        let (tx, rx) = mpsc::channel(256);
+        let replies = client
+            .stream_transcript(ReceiverStream::new(rx))
+            .await?
+            .into_inner();
+        Ok(IngestStream { tx, replies })
+    }
+
     /// Sends one event and reads its replies (ack or rejection, then the
     /// alerts that follow it, until the next event's answer would come).
     pub async fn send(&mut self, event: pb::TranscriptEvent) -> Replies {

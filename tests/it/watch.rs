@@ -1,6 +1,7 @@
 //! `callguard watch` follows a server across a restart: it reconnects,
 //! resumes after the last id it printed, and prints nothing twice.
 
+use callguard::grpc::client::ClientConfig;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -51,7 +52,7 @@ async fn watch_reconnects_and_resumes_without_loss_or_repeat() {
     let printed = Shared::default();
     let mut sink = printed.clone();
     let options = WatchOptions {
-        server: format!("http://{addr}"),
+        client: ClientConfig::plain(format!("http://{addr}")),
         request: pb::SubscribeRequest::default(),
         colour: false,
     };
