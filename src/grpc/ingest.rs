@@ -55,8 +55,17 @@ impl pb::ingest_server::Ingest for IngestService {
                     Ok(Some(message)) => message,
                     Ok(None) => break,
                     Err(status) => {
-                        // A broken protocol (or a vanished client) ends the stream.
+                        // A broken message ends the stream with a status
+                        // saying why; a vanished client just ends it.
                         tracing::debug!(%status, "ingest stream ended by the client side");
+                        if let Some(answer) = inbound_failure(&status) {
+                            metrics_rejection(&Refusal {
+                                field: "event",
+                                reason: String::new(),
+                                code: answer.code(),
+                            });
+                            let _ = tx.send(Err(answer)).await;
+                        }
                         break;
                     }
                 };
@@ -76,6 +85,23 @@ impl pb::ingest_server::Ingest for IngestService {
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// The status a client gets for a message the server could not decode
+/// (`None`: the client went away; nobody is listening).
+fn inbound_failure(status: &Status) -> Option<Status> {
+    match status.code() {
+        // tonic: "decoded message length too large"
+        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted => Some(
+            Status::resource_exhausted(format!("event too large: {}", status.message())),
+        ),
+        // prost decode errors and framing errors
+        tonic::Code::Internal => Some(Status::invalid_argument(format!(
+            "malformed event: {}",
+            status.message()
+        ))),
+        _ => None,
     }
 }
 

@@ -298,6 +298,9 @@ impl Service {
             self.store_failed("append", &e);
             return Err(e);
         }
+        if !self.ready.swap(true, Ordering::Relaxed) {
+            tracing::info!("alert store writable again; /readyz reports ready");
+        }
         let mut published = Vec::with_capacity(alerts.len());
         for (event, alert) in events.iter().zip(alerts) {
             ids.alert_ids.insert(event.local_id, alert.alert_id);
