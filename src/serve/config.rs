@@ -24,6 +24,8 @@ pub struct ServeConfig {
     pub policy: Option<PathBuf>,
     /// Days alerts and caller counts are kept.
     pub retention_days: u32,
+    /// Key of the caller-id hashes; a secret kept in the store when absent.
+    pub caller_key_file: Option<PathBuf>,
     pub limits: Limits,
     /// TLS for the gRPC port; plaintext when absent.
     pub tls: Option<TlsFiles>,
@@ -74,6 +76,7 @@ impl Default for ServeConfig {
             lexicons: None,
             policy: None,
             retention_days: 30,
+            caller_key_file: None,
             limits: Limits::default(),
             tls: None,
             allow_plaintext: false,

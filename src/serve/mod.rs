@@ -62,6 +62,8 @@ pub enum ServeError {
     Tokens(#[from] TokenConfigError),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("caller key file {0}")]
+    CallerKey(String),
 }
 
 /// A started service.

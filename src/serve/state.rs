@@ -108,8 +108,14 @@ impl Service {
         config: ServeConfig,
         rules: Rules,
         mut log: AlertLog,
-    ) -> Result<Service, StoreError> {
-        let secret = log.installation_secret()?;
+    ) -> Result<Service, super::ServeError> {
+        // The caller-id key: from its own file when configured (so a copy
+        // of the data directory alone cannot be brute-forced for phone
+        // numbers), else the installation secret in the store.
+        let secret = match &config.caller_key_file {
+            Some(path) => read_caller_key(path)?,
+            None => log.installation_secret()?.to_vec(),
+        };
         let (bus, _) = broadcast::channel(config.limits.subscriber_buffer);
         let table = CallTable::new(config.limits.max_active_calls, config.limits.max_text_bytes);
         Ok(Service {
@@ -410,6 +416,20 @@ impl Service {
     pub fn with_log<R>(&self, f: impl FnOnce(&mut AlertLog) -> R) -> R {
         f(&mut lock(&self.log))
     }
+}
+
+/// Reads a caller-id key file: at least 32 bytes of secret.
+fn read_caller_key(path: &std::path::Path) -> Result<Vec<u8>, super::ServeError> {
+    let bad =
+        |message: String| super::ServeError::CallerKey(format!("{}: {message}", path.display()));
+    let key = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    if key.len() < 32 {
+        return Err(bad(format!(
+            "{} bytes; needs at least 32 random bytes (e.g. head -c 32 /dev/urandom > FILE)",
+            key.len()
+        )));
+    }
+    Ok(key)
 }
 
 /// Holds `event` to the tenant `own`: fills in a start's missing tenant,

@@ -351,3 +351,17 @@ async fn mutual_tls_admits_only_clients_with_a_certificate_of_the_ca() {
     stream.close().await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn caller_key_file_must_hold_a_real_secret() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("caller.key");
+    std::fs::write(&key, b"short").unwrap();
+    let mut with_key = config(&tmp.path().join("data"));
+    with_key.caller_key_file = Some(key.clone());
+    let e = start(with_key.clone()).await.err().expect("refused");
+    assert!(e.to_string().contains("at least 32"), "{e}");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    let server = TestServer::spawn_with(with_key).await;
+    server.stop().await;
+}
