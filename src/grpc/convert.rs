@@ -56,7 +56,7 @@ impl TryFrom<pb::TranscriptEvent> for Event {
                 start_ms: f.start_ms,
                 end_ms: f.end_ms,
                 language: non_empty(f.language),
-                loudness_dbfs: f.loudness_dbfs,
+                loudness_dbfs: f.loudness_dbfs.map(loudness_from_wire).transpose()?,
             })),
             Some(E::End(e)) => Ok(Event::End(CallEnd {
                 call_id: e.call_id,
@@ -121,6 +121,20 @@ fn speaker_from_wire(value: i32) -> Result<Speaker, WireError> {
             Err(wire("speaker", "must be SPEAKER_CUSTOMER or SPEAKER_AGENT"))
         }
         Err(_) => Err(wire("speaker", format!("unknown value {value}"))),
+    }
+}
+
+/// Loudness must be a number: NaN or an infinity is refused with the field
+/// named (found by fuzzing: NaN is not even equal to itself, and JSON
+/// writes either as `null`).
+fn loudness_from_wire(dbfs: f32) -> Result<f32, WireError> {
+    if dbfs.is_finite() {
+        Ok(dbfs)
+    } else {
+        Err(wire(
+            "loudness_dbfs",
+            format!("must be a finite number, not {dbfs}"),
+        ))
     }
 }
 
@@ -261,6 +275,14 @@ mod tests {
         }
     }
 
+    fn loud(dbfs: f32) -> pb::TranscriptEvent {
+        let mut event = fragment(pb::Speaker::Customer as i32);
+        if let Some(pb::transcript_event::Event::Fragment(f)) = &mut event.event {
+            f.loudness_dbfs = Some(dbfs);
+        }
+        event
+    }
+
     #[test]
     fn bad_wire_values_name_the_field() {
         let cases = [
@@ -273,6 +295,14 @@ mod tests {
                 "speaker: must be SPEAKER_CUSTOMER or SPEAKER_AGENT",
             ),
             (fragment(9), "speaker: unknown value 9"),
+            (
+                loud(f32::NAN),
+                "loudness_dbfs: must be a finite number, not NaN",
+            ),
+            (
+                loud(f32::NEG_INFINITY),
+                "loudness_dbfs: must be a finite number, not -inf",
+            ),
         ];
         for (event, want) in cases {
             assert_eq!(Event::try_from(event).unwrap_err().to_string(), want);
