@@ -14,6 +14,8 @@ pub mod category;
 pub mod engine;
 pub mod eval;
 pub mod event;
+#[doc(hidden)]
+pub mod fuzz_checks;
 pub mod grpc;
 pub mod lexicon;
 pub mod loadgen;
