@@ -1,5 +1,6 @@
 //! Integration tests: one binary (STYLE.md idea 9), one module per area.
 
+mod faults;
 mod fuzz_regressions;
 mod lexicon_cli;
 mod live_vs_replay;
