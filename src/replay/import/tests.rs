@@ -295,6 +295,24 @@ fn jsonl_is_read_as_it_is() {
 }
 
 #[test]
+fn jsonl_refuses_a_loudness_beyond_f32() {
+    let text = "{\"type\":\"start\",\"call_id\":\"c\"}\n\
+        {\"type\":\"fragment\",\"call_id\":\"c\",\"speaker\":\"customer\",\"text\":\"x\",\"loudness_dbfs\":1e39}\n";
+    let err = import(
+        Format::Jsonl,
+        Path::new("l.jsonl"),
+        text,
+        &ImportOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        err,
+        "l.jsonl:2: loudness_dbfs: out of range (must be a finite number of dBFS)"
+    );
+}
+
+#[test]
 fn options_override_call_id_language_and_speakers() {
     let (path, text) = fixture("call_aws.json");
     let options = ImportOptions {
