@@ -46,8 +46,6 @@ impl pb::ingest_server::Ingest for IngestService {
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(REPLY_BUFFER);
         let service = self.service.clone();
-        let multi_threaded = tokio::runtime::Handle::current().runtime_flavor()
-            == tokio::runtime::RuntimeFlavor::MultiThread;
         tokio::spawn(async move {
             let mut scratch = Scratch::default();
             loop {
@@ -69,14 +67,7 @@ impl pb::ingest_server::Ingest for IngestService {
                         break;
                     }
                 };
-                // Applying an event may commit alerts to the store (an fsync):
-                // tell the runtime this worker may block, so other streams
-                // move on meanwhile.
-                let replies = if multi_threaded {
-                    tokio::task::block_in_place(|| handle(&service, &who, message, &mut scratch))
-                } else {
-                    handle(&service, &who, message, &mut scratch)
-                };
+                let replies = handle(&service, &who, message, &mut scratch).await;
                 for reply in replies {
                     if tx.send(Ok(reply)).await.is_err() {
                         return; // the client left
@@ -126,8 +117,10 @@ fn metrics_rejection(refusal: &Refusal) {
     ::metrics::counter!(metrics::REJECTIONS, "reason" => refusal_label(refusal)).increment(1);
 }
 
-/// One event in, its replies out: ack (or rejection), then its alerts.
-fn handle(
+/// One event in, its replies out: ack (or rejection), then its alerts once
+/// they are committed (the ack waits for them, so a client that sees an
+/// ack knows the event's alerts are stored).
+async fn handle(
     service: &Service,
     who: &Principal,
     message: pb::TranscriptEvent,
@@ -139,39 +132,42 @@ fn handle(
         Ok(event) => event,
         Err(e) => return vec![rejection(call_id, seq, &Refusal::from(&e))],
     };
-    match service.apply(event, who.tenant.as_deref(), arrived, scratch) {
-        Outcome::Accepted { duplicate, alerts } => {
-            let mut replies = Vec::with_capacity(1 + alerts.len());
-            replies.push(reply(Reply::Ack(pb::Ack {
-                call_id,
-                seq,
-                duplicate,
-            })));
-            replies.extend(
-                alerts
-                    .iter()
-                    .map(|a| reply(Reply::Alert(pb::Alert::from(a.as_ref())))),
-            );
-            replies
-        }
-        Outcome::Refused(e) => vec![rejection(call_id, seq, &Refusal::from(&e))],
-        Outcome::Denied(reason) => vec![rejection(
-            call_id,
-            seq,
-            &Refusal {
+    let (duplicate, pending) = match service.apply(event, who.tenant.as_deref(), scratch) {
+        Outcome::Accepted { duplicate, alerts } => (duplicate, alerts),
+        Outcome::Refused(e) => return vec![rejection(call_id, seq, &Refusal::from(&e))],
+        Outcome::Denied(reason) => {
+            let refusal = Refusal {
                 field: "tenant",
                 reason,
                 code: tonic::Code::PermissionDenied,
-            },
-        )],
-        Outcome::StoreFailed(e) => vec![rejection(
-            call_id,
-            seq,
-            &Refusal {
+            };
+            return vec![rejection(call_id, seq, &refusal)];
+        }
+    };
+    let alerts = match pending.wait().await {
+        Ok(alerts) => alerts,
+        Err(e) => {
+            let refusal = Refusal {
                 field: "event",
                 reason: format!("alert store failed, the event's alerts were not delivered: {e}"),
                 code: tonic::Code::Unavailable,
-            },
-        )],
+            };
+            return vec![rejection(call_id, seq, &refusal)];
+        }
+    };
+    if !alerts.is_empty() {
+        ::metrics::histogram!(metrics::INGEST_TO_ALERT).record(arrived.elapsed().as_secs_f64());
     }
+    let mut replies = Vec::with_capacity(1 + alerts.len());
+    replies.push(reply(Reply::Ack(pb::Ack {
+        call_id,
+        seq,
+        duplicate,
+    })));
+    replies.extend(
+        alerts
+            .iter()
+            .map(|a| reply(Reply::Alert(pb::Alert::from(a.as_ref())))),
+    );
+    replies
 }

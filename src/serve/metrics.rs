@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Events taken, by `type` (start, fragment, end).
 pub const EVENTS: &str = "callguard_events_total";
@@ -21,6 +21,8 @@ pub const INGEST_TO_ALERT: &str = "callguard_ingest_to_alert_seconds";
 pub const SUBSCRIBER_CATCHUPS: &str = "callguard_subscriber_catchups_total";
 /// Store failures, by `op`.
 pub const STORE_ERRORS: &str = "callguard_store_errors_total";
+/// Alerts per store commit (group commit: one fsync each).
+pub const COMMIT_GROUP: &str = "callguard_commit_group_alerts";
 /// Requests refused for a missing or unknown token.
 pub const AUTH_FAILURES: &str = "callguard_auth_failures_total";
 
@@ -33,6 +35,11 @@ pub fn prometheus() -> &'static PrometheusHandle {
             .set_buckets(&[
                 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
             ])
+            .expect("static buckets are valid")
+            .set_buckets_for_metric(
+                Matcher::Full(COMMIT_GROUP.to_owned()),
+                &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0],
+            )
             .expect("static buckets are valid")
             .build_recorder();
         let handle = recorder.handle();

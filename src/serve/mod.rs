@@ -5,6 +5,7 @@
 //! Tests start it in-process with [`start`] on `127.0.0.1:0` and stop it
 //! with [`RunningServer::stop`].
 
+pub mod commit;
 pub mod config;
 pub mod metrics;
 pub mod state;

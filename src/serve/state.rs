@@ -1,28 +1,27 @@
 //! The service's shared state: the rule set in force, the live call table,
 //! the durable alert log and the live alert bus — and the one path every
-//! alert takes: call table → ids → store (committed) → bus → replies.
+//! alert takes: call table → ids (under the `calls` lock) → group commit
+//! (`commit.rs`: store, then bus) → replies.
 //!
-//! Locks: `calls` then `log`, always in that order, never held across an
-//! `.await`. The log lock is held while an alert batch is appended *and*
-//! published, so the bus carries alerts in event-id order and a subscriber
-//! that reads the store's head under the same lock sees no gap and no
-//! duplicate when it switches to live.
+//! Locks: `calls`, then the store's, never held across an `.await`; an
+//! event holds `calls` for microseconds (no I/O under it: repeat-caller
+//! counts are kept in memory and written behind).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Instant;
 
 use tokio::sync::broadcast;
 
+use super::commit::{Committer, Pending, Store};
 use super::config::ServeConfig;
 use crate::alert::{Alert, AlertEvent};
-use crate::call::{Applied, CallSnapshot, CallTable, CallerHasher, TableError};
+use crate::call::{Applied, CallSnapshot, CallTable, CallerHasher, CallerHistory, TableError};
 use crate::engine::{Engine, Scratch};
 use crate::event::{CallStart, Event};
 use crate::lexicon::{Lexicon, LexiconError};
 use crate::policy::{Policy, PolicyError};
-use crate::store::{AlertLog, StoreError};
+use crate::store::{AlertLog, IdCounters};
 
 /// The rule set in force: swapped whole on reload.
 pub struct Rules {
@@ -59,14 +58,14 @@ impl Rules {
 
 /// An event's outcome, as the ingest stream reports it.
 pub enum Outcome {
+    /// Applied; its alerts (if any) are on their way to the store.
     Accepted {
         duplicate: bool,
-        alerts: Vec<Arc<Alert>>,
+        alerts: Pending,
     },
     Refused(TableError),
     /// The event is for a tenant outside the sender's token scope.
     Denied(String),
-    StoreFailed(StoreError),
 }
 
 /// Per-call bookkeeping the call table does not keep: service-wide alert
@@ -79,6 +78,11 @@ struct CallIds {
 struct Calls {
     table: CallTable,
     ids: HashMap<String, CallIds>,
+    /// The next ids to hand out (assigned here, committed by `commit`).
+    counters: IdCounters,
+    /// Repeat-caller history within the policy window, loaded from the
+    /// store at start and written behind.
+    callers: CallerHistory,
     /// Recently ended calls, newest last: (when it ended, snapshot, ids).
     ended: VecDeque<(Instant, CallSnapshot, Vec<u64>)>,
 }
@@ -87,11 +91,10 @@ pub struct Service {
     pub config: ServeConfig,
     rules: RwLock<Arc<Rules>>,
     calls: Mutex<Calls>,
-    log: Mutex<AlertLog>,
-    bus: broadcast::Sender<Arc<Alert>>,
+    store: Arc<Store>,
+    committer: Committer,
     hasher: CallerHasher,
     started: Instant,
-    ready: AtomicBool,
     /// Set once when the service begins to stop; long-lived streams
     /// (subscriptions) end on it.
     stopping: tokio::sync::watch::Sender<bool>,
@@ -109,6 +112,12 @@ impl Service {
         rules: Rules,
         mut log: AlertLog,
     ) -> Result<Service, super::ServeError> {
+        let counters = log.counters()?;
+        let mut callers = CallerHistory::default();
+        let window = caller_window(&rules.policy);
+        for (key, at) in log.calls_since(jiff::Timestamp::now() - window)? {
+            callers.record(key, at, window);
+        }
         // The caller-id key: from its own file when configured (so a copy
         // of the data directory alone cannot be brute-forced for phone
         // numbers), else the installation secret in the store.
@@ -116,21 +125,22 @@ impl Service {
             Some(path) => read_caller_key(path)?,
             None => log.installation_secret()?.to_vec(),
         };
-        let (bus, _) = broadcast::channel(config.limits.subscriber_buffer);
         let table = CallTable::new(config.limits.max_active_calls, config.limits.max_text_bytes);
+        let store = Arc::new(Store::new(log, config.limits.subscriber_buffer));
         Ok(Service {
             config,
             rules: RwLock::new(Arc::new(rules)),
             calls: Mutex::new(Calls {
                 table,
                 ids: HashMap::new(),
+                counters,
+                callers,
                 ended: VecDeque::new(),
             }),
-            log: Mutex::new(log),
-            bus,
+            committer: Committer::start(store.clone()),
+            store,
             hasher: CallerHasher::new(&secret),
             started: Instant::now(),
-            ready: AtomicBool::new(true),
             stopping: tokio::sync::watch::channel(false).0,
         })
     }
@@ -157,24 +167,17 @@ impl Service {
 
     /// Is the service able to take events (store writable)?
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.store.is_ready()
     }
 
     fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
 
-    /// Applies one event and publishes its alerts. `arrived` is when the
-    /// event reached the server (for the latency histogram). A sender
-    /// scoped to one tenant (`scope`) may only start, feed and end that
-    /// tenant's calls; a start that names no tenant gets it.
-    pub fn apply(
-        &self,
-        mut event: Event,
-        scope: Option<&str>,
-        arrived: Instant,
-        scratch: &mut Scratch,
-    ) -> Outcome {
+    /// Applies one event and queues its alerts for the store; does no I/O.
+    /// A sender scoped to one tenant (`scope`) may only start, feed and
+    /// end that tenant's calls; a start that names no tenant gets it.
+    pub fn apply(&self, mut event: Event, scope: Option<&str>, scratch: &mut Scratch) -> Outcome {
         let rules = self.rules();
         if let Event::Start(start) = &mut event {
             start.started_at.get_or_insert_with(jiff::Timestamp::now);
@@ -184,11 +187,10 @@ impl Service {
             Event::Fragment(_) => "fragment",
             Event::End(_) => "end",
         };
-        let mut calls = lock(&self.calls);
-        let window = jiff::SignedDuration::from_hours(
-            rules.policy.for_tenant("").repeat_callers.window_hours as i64,
-        );
-        let mut store_error = None;
+        let mut guard = lock(&self.calls);
+        let calls = &mut *guard;
+        let window = caller_window(&rules.policy);
+        let callers = &mut calls.callers;
         let mut caller_calls = |start: &crate::event::CallStart| {
             let (Some(caller), Some(at)) = (start.caller_id.as_deref(), start.started_at) else {
                 return 0;
@@ -196,13 +198,8 @@ impl Service {
             let Some(key) = self.hasher.key(caller) else {
                 return 0;
             };
-            match lock(&self.log).record_call(&key, at, window) {
-                Ok(n) => n,
-                Err(e) => {
-                    store_error = Some(e);
-                    0
-                }
-            }
+            self.committer.caller_call(key, at);
+            callers.record(key, at, window)
         };
         // A fragment that opens a call implicitly opens it in the sender's tenant.
         let implicit_start = match scope.map(|own| claim_tenant(&mut event, &calls.table, own)) {
@@ -240,9 +237,6 @@ impl Service {
             }
             Ok(routed)
         });
-        if let Some(e) = store_error {
-            self.store_failed("record_call", &e);
-        }
         let routed = match routed {
             Ok(routed) => routed,
             Err(e) => return Outcome::Refused(e),
@@ -255,78 +249,51 @@ impl Service {
         };
         let snapshot = routed.snapshot;
         let ended = matches!(event, Event::End(_));
-        let result = self.publish(&mut calls, &snapshot, events, &rules.engine, arrived);
+        let alerts = self.publish(calls, &snapshot, events, &rules.engine);
         if ended {
-            self.remember_ended(&mut calls, snapshot);
+            self.remember_ended(calls, snapshot);
         }
-        match result {
-            Ok(alerts) => Outcome::Accepted { duplicate, alerts },
-            Err(e) => Outcome::StoreFailed(e),
-        }
+        Outcome::Accepted { duplicate, alerts }
     }
 
-    /// Ids, store, bus: the path of every alert.
+    /// Ids, then the store and the bus: the path of every alert. Called
+    /// under the `calls` lock, so ids are handed to the committer in order.
     fn publish(
         &self,
         calls: &mut Calls,
         snapshot: &CallSnapshot,
         events: Vec<AlertEvent>,
         engine: &Engine,
-        arrived: Instant,
-    ) -> Result<Vec<Arc<Alert>>, StoreError> {
+    ) -> Pending {
         if events.is_empty() {
-            return Ok(Vec::new());
+            return Pending::none();
         }
         let ids = calls.ids.entry(snapshot.call_id.clone()).or_default();
         let raised_at = jiff::Timestamp::now();
-        let mut alerts: Vec<Alert> = events
-            .iter()
-            .map(|e| Alert {
-                event_id: 0,
-                alert_id: ids.alert_ids.get(&e.local_id).copied().unwrap_or(0),
-                status: e.status,
-                call_id: snapshot.call_id.clone(),
-                tenant: snapshot.tenant.clone(),
-                agent_id: snapshot.agent_id.clone(),
-                category: e.category.to_string(),
-                severity: e.severity,
-                rule: e.rule.to_string(),
-                lexicon_version: engine.version().to_owned(),
-                at_ms: e.at_ms,
-                raised_at,
-                evidence: e.evidence.clone(),
-                action: e.action.to_string(),
+        let alerts = events
+            .into_iter()
+            .map(|e| {
+                let alert = calls.counters.assign(Alert {
+                    event_id: 0,
+                    alert_id: ids.alert_ids.get(&e.local_id).copied().unwrap_or(0),
+                    status: e.status,
+                    call_id: snapshot.call_id.clone(),
+                    tenant: snapshot.tenant.clone(),
+                    agent_id: snapshot.agent_id.clone(),
+                    category: e.category.to_string(),
+                    severity: e.severity,
+                    rule: e.rule.to_string(),
+                    lexicon_version: engine.version().to_owned(),
+                    at_ms: e.at_ms,
+                    raised_at,
+                    evidence: e.evidence,
+                    action: e.action.to_string(),
+                });
+                ids.alert_ids.insert(e.local_id, alert.alert_id);
+                alert
             })
             .collect();
-        let mut log = lock(&self.log);
-        if let Err(e) = log.append(&mut alerts) {
-            drop(log);
-            self.store_failed("append", &e);
-            return Err(e);
-        }
-        if !self.ready.swap(true, Ordering::Relaxed) {
-            tracing::info!("alert store writable again; /readyz reports ready");
-        }
-        let mut published = Vec::with_capacity(alerts.len());
-        for (event, alert) in events.iter().zip(alerts) {
-            ids.alert_ids.insert(event.local_id, alert.alert_id);
-            metrics::counter!(super::metrics::ALERTS, "category" => alert.category.clone(), "severity" => alert.severity.as_str())
-                .increment(1);
-            let alert = Arc::new(alert);
-            // No receiver is fine: nobody is subscribed right now.
-            let _ = self.bus.send(alert.clone());
-            published.push(alert);
-        }
-        drop(log);
-        metrics::histogram!(super::metrics::INGEST_TO_ALERT)
-            .record(arrived.elapsed().as_secs_f64());
-        Ok(published)
-    }
-
-    fn store_failed(&self, op: &'static str, e: &StoreError) {
-        self.ready.store(false, Ordering::Relaxed);
-        metrics::counter!(super::metrics::STORE_ERRORS, "op" => op).increment(1);
-        tracing::error!(op, error = %e, "alert store failed; /readyz reports not ready");
+        self.committer.alerts(alerts)
     }
 
     fn remember_ended(&self, calls: &mut Calls, snapshot: CallSnapshot) {
@@ -342,13 +309,18 @@ impl Service {
     /// ended calls past their keep time. Run periodically.
     pub fn sweep(&self) {
         let rules = self.rules();
-        let mut calls = lock(&self.calls);
+        let mut guard = lock(&self.calls);
+        let calls = &mut *guard;
         let closed = calls.table.close_idle(self.now_ms(), &rules.policy);
         for (snapshot, events) in closed {
             tracing::info!(call_id = %snapshot.call_id, "call closed after idle timeout");
-            let _ = self.publish(&mut calls, &snapshot, events, &rules.engine, Instant::now());
-            self.remember_ended(&mut calls, snapshot);
+            // Published by the committer; a store failure is reported there.
+            let _ = self.publish(calls, &snapshot, events, &rules.engine);
+            self.remember_ended(calls, snapshot);
         }
+        // Callers with no call in the window take no memory.
+        let window = caller_window(&rules.policy);
+        calls.callers.forget_before(jiff::Timestamp::now() - window);
         let keep = std::time::Duration::from_secs(self.config.limits.recent_ended_seconds);
         while calls
             .ended
@@ -364,10 +336,11 @@ impl Service {
     pub fn purge(&self) {
         let days = i64::from(self.config.retention_days);
         let before = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * days);
-        match lock(&self.log).purge_before(before) {
+        let result = self.store.lock().purge_before(before);
+        match result {
             Ok(n) if n > 0 => tracing::info!(rows = n, "retention: purged old alerts"),
             Ok(_) => {}
-            Err(e) => self.store_failed("purge", &e),
+            Err(e) => self.store.failed("purge", &e),
         }
     }
 
@@ -409,13 +382,18 @@ impl Service {
 
     /// A new receiver of live alerts.
     pub fn subscribe_live(&self) -> broadcast::Receiver<Arc<Alert>> {
-        self.bus.subscribe()
+        self.store.bus.subscribe()
     }
 
     /// Runs `f` with the store locked (no publication can interleave).
     pub fn with_log<R>(&self, f: impl FnOnce(&mut AlertLog) -> R) -> R {
-        f(&mut lock(&self.log))
+        f(&mut self.store.lock())
     }
+}
+
+/// The repeat-caller window of the policy in force (the default tenant's).
+fn caller_window(policy: &Policy) -> jiff::SignedDuration {
+    jiff::SignedDuration::from_hours(policy.for_tenant("").repeat_callers.window_hours as i64)
 }
 
 /// Reads a caller-id key file: at least 32 bytes of secret.

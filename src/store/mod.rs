@@ -4,14 +4,17 @@
 //!
 //! Contract: an alert is written and committed before anyone is told about
 //! it. [`AlertLog::append`] assigns the ids and commits in one transaction;
-//! only then does it write the ids back into the caller's alerts.
+//! only then does it write the ids back into the caller's alerts. The
+//! service assigns ids itself ([`IdCounters`]) and [`AlertLog::commit`]s
+//! many calls' alerts and caller records together (group commit).
 //!
 //! Durability: WAL journal with `synchronous = FULL`. With NORMAL a commit in
 //! WAL mode survives a process crash but may be lost on power failure, and
 //! then an `event_id` a subscriber has already seen would be handed out again
 //! to a different alert after restart, breaking resume-after-`event_id`.
-//! FULL costs one fsync per `append` (a batch), and alerts are rare next to
-//! transcript fragments, so it is the right trade.
+//! FULL costs one fsync per commit, and the service commits every alert
+//! and caller record waiting at that moment together, so the fsync rate
+//! stays bounded however many calls raise alerts at once.
 //!
 //! Counters live in the `meta` table, not in `max(rowid)`, so an id is never
 //! reused after retention deletes rows. One process writes; a second
@@ -30,6 +33,33 @@ use crate::category::Severity;
 
 #[cfg(test)]
 mod tests;
+
+/// The last ids handed out. A writer that assigns ids before committing
+/// (the service, so it can commit many calls' alerts with one fsync) keeps
+/// one of these; ids it assigned but failed to commit are skipped, never
+/// reused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IdCounters {
+    pub last_event_id: u64,
+    pub last_alert_id: u64,
+}
+
+impl IdCounters {
+    /// Gives `alert` the next `event_id`, and the next `alert_id` when it
+    /// has none (a new alert rather than an update); a given `alert_id`
+    /// above the counter moves the counter past it.
+    pub fn assign(&mut self, mut alert: Alert) -> Alert {
+        self.last_event_id += 1;
+        alert.event_id = self.last_event_id;
+        if alert.alert_id == 0 {
+            self.last_alert_id += 1;
+            alert.alert_id = self.last_alert_id;
+        } else {
+            self.last_alert_id = self.last_alert_id.max(alert.alert_id);
+        }
+        alert
+    }
+}
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "callguard.db";
@@ -99,6 +129,8 @@ pub enum StoreError {
         what: String,
         reason: String,
     },
+    #[error("the alert store writer has stopped")]
+    Closed,
     #[error("cannot generate installation secret for {path}: {source}")]
     Random {
         path: PathBuf,
@@ -166,14 +198,52 @@ impl AlertLog {
         if alerts.is_empty() {
             return Ok(());
         }
+        let mut ids = self.counters()?;
+        let assigned: Vec<Alert> = alerts.iter().map(|a| ids.assign(a.clone())).collect();
+        self.commit(&assigned, &[])?;
+        alerts.clone_from_slice(&assigned);
+        Ok(())
+    }
+
+    /// The id counters as committed, for a writer that assigns ids itself
+    /// and then [`commit`](Self::commit)s.
+    pub fn counters(&self) -> Result<IdCounters, StoreError> {
+        let read = read_err(&self.path);
+        Ok(IdCounters {
+            last_event_id: counter(&self.conn, LAST_EVENT_ID).map_err(read)?,
+            last_alert_id: counter(&self.conn, LAST_ALERT_ID).map_err(read)?,
+        })
+    }
+
+    /// Stores alerts whose ids are already assigned (by [`IdCounters`]) and
+    /// repeat-caller records in one transaction: one fsync for the whole
+    /// group, however many calls it serves. The counters move past the
+    /// largest ids stored. On error nothing is stored.
+    pub fn commit(
+        &mut self,
+        alerts: &[Alert],
+        calls: &[(CallerKey, jiff::Timestamp)],
+    ) -> Result<(), StoreError> {
+        if alerts.is_empty() && calls.is_empty() {
+            return Ok(());
+        }
         let started = Instant::now();
-        let result = self.append_inner(alerts);
+        let result = self.commit_inner(alerts, calls);
         metrics::histogram!("callguard_store_write_seconds")
             .record(started.elapsed().as_secs_f64());
+        if result.is_ok() {
+            if let Some(last) = alerts.iter().map(|a| a.event_id).max() {
+                self.last_event_id = self.last_event_id.max(last);
+            }
+        }
         result
     }
 
-    fn append_inner(&mut self, alerts: &mut [Alert]) -> Result<(), StoreError> {
+    fn commit_inner(
+        &mut self,
+        alerts: &[Alert],
+        calls: &[(CallerKey, jiff::Timestamp)],
+    ) -> Result<(), StoreError> {
         let Self {
             conn,
             path,
@@ -187,7 +257,6 @@ impl AlertLog {
             .map_err(write)?;
         let mut last_event = counter(&tx, LAST_EVENT_ID).map_err(write)?;
         let mut last_alert = counter(&tx, LAST_ALERT_ID).map_err(write)?;
-        let mut ids = Vec::with_capacity(alerts.len());
         {
             let mut insert = tx
                 .prepare_cached(
@@ -195,44 +264,71 @@ impl AlertLog {
                      severity, raised_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(write)?;
-            for alert in alerts.iter() {
-                let alert_id = if alert.alert_id == 0 {
-                    last_alert += 1;
-                    last_alert
-                } else {
-                    last_alert = last_alert.max(alert.alert_id);
-                    alert.alert_id
-                };
-                last_event += 1;
-                let mut stored = alert.clone();
-                stored.alert_id = alert_id;
-                stored.event_id = last_event;
-                let body = serde_json::to_string(&stored)
+            for alert in alerts {
+                let body = serde_json::to_string(alert)
                     .map_err(|e| write(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
                 insert
                     .execute(params![
-                        sql_int(last_event).map_err(write)?,
-                        sql_int(alert_id).map_err(write)?,
-                        stored.call_id,
-                        stored.tenant,
-                        stored.category,
-                        severity_rank(stored.severity),
-                        ts_key(stored.raised_at),
+                        sql_int(alert.event_id).map_err(write)?,
+                        sql_int(alert.alert_id).map_err(write)?,
+                        alert.call_id,
+                        alert.tenant,
+                        alert.category,
+                        severity_rank(alert.severity),
+                        ts_key(alert.raised_at),
                         body,
                     ])
                     .map_err(write)?;
-                ids.push((alert_id, last_event));
+                last_event = last_event.max(alert.event_id);
+                last_alert = last_alert.max(alert.alert_id);
+            }
+            let mut insert_call = tx
+                .prepare_cached("INSERT INTO caller_calls (caller, at) VALUES (?1, ?2)")
+                .map_err(write)?;
+            for (caller, at) in calls {
+                insert_call
+                    .execute(params![caller.0, ts_key(*at)])
+                    .map_err(write)?;
             }
         }
         set_counter(&tx, LAST_EVENT_ID, last_event).map_err(write)?;
         set_counter(&tx, LAST_ALERT_ID, last_alert).map_err(write)?;
-        tx.commit().map_err(write)?;
-        for (alert, (alert_id, event_id)) in alerts.iter_mut().zip(ids) {
-            alert.alert_id = alert_id;
-            alert.event_id = event_id;
+        tx.commit().map_err(write)
+    }
+
+    /// Repeat-caller records after `since`, oldest first (to rebuild the
+    /// in-memory history at start).
+    pub fn calls_since(
+        &self,
+        since: jiff::Timestamp,
+    ) -> Result<Vec<(CallerKey, jiff::Timestamp)>, StoreError> {
+        let read = read_err(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT caller, at FROM caller_calls WHERE at > ?1 ORDER BY at")
+            .map_err(read)?;
+        let rows = stmt
+            .query_map([ts_key(since)], |row| {
+                let caller: Vec<u8> = row.get(0)?;
+                let at: i64 = row.get(1)?;
+                Ok((caller, at))
+            })
+            .map_err(read)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (caller, at) = row.map_err(read)?;
+            let corrupt = |reason: String| StoreError::Corrupt {
+                path: self.path.clone(),
+                what: "caller_calls".into(),
+                reason,
+            };
+            let key = <[u8; 32]>::try_from(caller.as_slice())
+                .map_err(|_| corrupt(format!("caller key of {} bytes", caller.len())))?;
+            let at = jiff::Timestamp::from_nanosecond(i128::from(at))
+                .map_err(|e| corrupt(e.to_string()))?;
+            out.push((CallerKey(key), at));
         }
-        self.last_event_id = last_event;
-        Ok(())
+        Ok(out)
     }
 
     /// The last committed `event_id` (0 for an empty log). Read from the
@@ -323,45 +419,6 @@ impl AlertLog {
                 Ok(alert)
             })
             .collect()
-    }
-
-    /// Records a call of `caller` starting at `at` and returns how many calls
-    /// it made within `window` up to and including this one: the calls in
-    /// `(at - window, at]`, the same as `CallerHistory::record`. Old calls
-    /// go only with [`AlertLog::purge_before`].
-    pub fn record_call(
-        &mut self,
-        caller: &CallerKey,
-        at: jiff::Timestamp,
-        window: jiff::SignedDuration,
-    ) -> Result<u32, StoreError> {
-        let Self {
-            conn,
-            path,
-            file_id,
-            ..
-        } = self;
-        let write = write_err(path);
-        let since = at.checked_sub(window).unwrap_or(at);
-        still_there(path, *file_id).map_err(write)?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(write)?;
-        let earlier: i64 = tx
-            .prepare_cached(
-                "SELECT COUNT(*) FROM caller_calls WHERE caller = ?1 AND at > ?2 AND at <= ?3",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_row(params![caller.0, ts_key(since), ts_key(at)], |row| {
-                    row.get(0)
-                })
-            })
-            .map_err(write)?;
-        tx.prepare_cached("INSERT INTO caller_calls (caller, at) VALUES (?1, ?2)")
-            .and_then(|mut stmt| stmt.execute(params![caller.0, ts_key(at)]))
-            .map_err(write)?;
-        tx.commit().map_err(write)?;
-        Ok(u32::try_from(earlier.saturating_add(1)).unwrap_or(u32::MAX))
     }
 
     /// Retention: deletes alerts raised before `before` and caller records

@@ -245,47 +245,61 @@ fn alerts_of_call_in_event_order_with_limit() {
 }
 
 #[test]
-fn record_call_counts_the_window_and_survives_reopen() {
+fn caller_records_survive_reopen_and_purge() {
     let dir = tempfile::tempdir().unwrap();
     let hasher = CallerHasher::new(b"s");
     let key = hasher.key("+1555").unwrap();
     let other = hasher.key("+1666").unwrap();
-    let day = SignedDuration::from_hours(24);
     let at = |h| t0() + SignedDuration::from_hours(h);
     let mut log = AlertLog::open(dir.path()).unwrap();
-    assert_eq!(log.record_call(&key, at(0), day).unwrap(), 1);
-    assert_eq!(log.record_call(&key, at(10), day).unwrap(), 2);
-    assert_eq!(log.record_call(&other, at(11), day).unwrap(), 1);
+    log.commit(&[], &[(key, at(0)), (key, at(10))]).unwrap();
+    log.commit(&[], &[(other, at(11))]).unwrap();
     drop(log);
     let mut log = AlertLog::open(dir.path()).unwrap();
-    assert_eq!(log.record_call(&key, at(23), day).unwrap(), 3);
-    // Exactly 24 h after the first call, the first no longer counts.
-    assert_eq!(log.record_call(&key, at(24), day).unwrap(), 3);
-    log.purge_before(at(48)).unwrap();
-    assert_eq!(log.record_call(&key, at(50), day).unwrap(), 1);
-    // A zero window counts this call only.
     assert_eq!(
-        log.record_call(&key, at(50), SignedDuration::ZERO).unwrap(),
-        1
+        log.calls_since(at(0) - SignedDuration::from_secs(1))
+            .unwrap(),
+        [(key, at(0)), (key, at(10)), (other, at(11))]
     );
+    assert_eq!(log.calls_since(at(0)).unwrap().len(), 2, "after, not at");
+    log.purge_before(at(11)).unwrap();
+    assert_eq!(log.calls_since(t0()).unwrap(), [(other, at(11))]);
 }
 
 #[test]
-fn record_call_agrees_with_caller_history() {
+fn commit_keeps_assigned_ids_and_moves_the_counters() {
     let dir = tempfile::tempdir().unwrap();
-    let key = CallerHasher::new(b"s").key("+1555").unwrap();
-    let window = SignedDuration::from_mins(90);
     let mut log = AlertLog::open(dir.path()).unwrap();
-    let mut history = crate::call::CallerHistory::default();
-    let mut at = t0();
-    for step in [0, 30, 59, 1, 90, 89, 200, 0, 45, 45] {
-        at += SignedDuration::from_mins(step);
-        assert_eq!(
-            log.record_call(&key, at, window).unwrap(),
-            history.record(key, at, window),
-            "at {at}"
-        );
-    }
+    let mut ids = log.counters().unwrap();
+    assert_eq!(ids, IdCounters::default());
+    let first = ids.assign(alert("c1", "acme", "violence", Severity::Critical));
+    let mut update = first.clone();
+    update.event_id = 0;
+    let update = ids.assign(update);
+    assert_eq!((first.event_id, first.alert_id), (1, 1));
+    assert_eq!((update.event_id, update.alert_id), (2, 1));
+    // Ids assigned but never committed (a failed group) are skipped.
+    ids.assign(alert("c2", "acme", "insult", Severity::Warning));
+    let third = ids.assign(alert("c2", "acme", "insult", Severity::Warning));
+    log.commit(&[first, update], &[]).unwrap();
+    log.commit(std::slice::from_ref(&third), &[]).unwrap();
+    assert_eq!(log.last_event_id(), 4);
+    drop(log);
+    let mut log = AlertLog::open(dir.path()).unwrap();
+    assert_eq!(
+        log.counters().unwrap(),
+        IdCounters {
+            last_event_id: 4,
+            last_alert_id: 3
+        }
+    );
+    let mut next = vec![alert("c3", "acme", "threat", Severity::Critical)];
+    log.append(&mut next).unwrap();
+    assert_eq!((next[0].event_id, next[0].alert_id), (5, 4));
+    assert_eq!(
+        event_ids(&log.read_after(0, &AlertFilter::default(), 10).unwrap()),
+        [1, 2, 4, 5]
+    );
 }
 
 #[test]

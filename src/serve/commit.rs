@@ -1,0 +1,204 @@
+//! Group commit: the one writer of the alert store.
+//!
+//! Ingest assigns ids under the call-table lock and hands alerts here
+//! without waiting; repeat-caller records come here too. A dedicated
+//! thread commits everything waiting at that moment in one transaction
+//! (one fsync, however many calls it serves), then — still holding the
+//! store lock — publishes the alerts on the live bus in event-id order and
+//! answers each batch's waiter. So the fsync is off the call-table lock, a
+//! burst of alerts costs a few fsyncs instead of one each, and the old
+//! contract holds: nobody hears of an alert before it is committed, and a
+//! subscriber reading the store head under the same lock sees no gap and
+//! no duplicate when it goes live.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use tokio::sync::{broadcast, oneshot};
+
+use crate::alert::Alert;
+use crate::call::CallerKey;
+use crate::store::{AlertLog, StoreError};
+
+/// Most jobs committed in one transaction (bounds a transaction's size).
+const MAX_GROUP: usize = 1_024;
+
+/// The store and what hangs off it: the live bus and readiness.
+pub struct Store {
+    log: Mutex<AlertLog>,
+    pub bus: broadcast::Sender<Arc<Alert>>,
+    ready: AtomicBool,
+}
+
+impl Store {
+    pub fn new(log: AlertLog, bus_capacity: usize) -> Store {
+        Store {
+            log: Mutex::new(log),
+            bus: broadcast::channel(bus_capacity).0,
+            ready: AtomicBool::new(true),
+        }
+    }
+
+    /// The store, locked: no commit (and so no publication) interleaves.
+    pub fn lock(&self) -> MutexGuard<'_, AlertLog> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Marks the store failed: `/readyz` turns not ready until a write works.
+    pub fn failed(&self, op: &'static str, e: &StoreError) {
+        self.ready.store(false, Ordering::Relaxed);
+        metrics::counter!(super::metrics::STORE_ERRORS, "op" => op).increment(1);
+        tracing::error!(op, error = %e, "alert store failed; /readyz reports not ready");
+    }
+
+    fn succeeded(&self) {
+        if !self.ready.swap(true, Ordering::Relaxed) {
+            tracing::info!("alert store writable again; /readyz reports ready");
+        }
+    }
+}
+
+/// What a batch of alerts came to: published, or not stored at all.
+pub type Committed = Result<Vec<Arc<Alert>>, Arc<StoreError>>;
+
+/// Alerts on their way to the store; resolves once they are committed and
+/// published (at once when there are none).
+#[must_use = "dropping it is fine, but then nobody learns whether the alerts were stored"]
+pub struct Pending(Option<oneshot::Receiver<Committed>>);
+
+impl Pending {
+    pub fn none() -> Pending {
+        Pending(None)
+    }
+
+    pub async fn wait(self) -> Committed {
+        match self.0 {
+            None => Ok(Vec::new()),
+            Some(rx) => rx
+                .await
+                .unwrap_or_else(|_| Err(Arc::new(StoreError::Closed))),
+        }
+    }
+}
+
+enum Job {
+    Alerts(Vec<Alert>, oneshot::Sender<Committed>),
+    CallerCall(CallerKey, jiff::Timestamp),
+}
+
+/// The writer thread and its queue. Dropping it commits what is queued and
+/// joins the thread.
+pub struct Committer {
+    tx: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Committer {
+    pub fn start(store: Arc<Store>) -> Committer {
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("callguard-commit".into())
+            .spawn(move || run(&store, &rx))
+            .expect("spawning the commit thread");
+        Committer {
+            tx: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// Queues alerts whose ids are assigned. Call in id order (under the
+    /// lock that assigns them): they are committed and published in
+    /// queue order.
+    pub fn alerts(&self, alerts: Vec<Alert>) -> Pending {
+        if alerts.is_empty() {
+            return Pending::none();
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Alerts(alerts, reply));
+        Pending(Some(rx))
+    }
+
+    /// Queues a repeat-caller record (nobody waits for it).
+    pub fn caller_call(&self, caller: CallerKey, at: jiff::Timestamp) {
+        self.send(Job::CallerCall(caller, at));
+    }
+
+    fn send(&self, job: Job) {
+        // The thread outlives every sender but panics; a lost job then
+        // answers its waiter with `Closed` (the reply sender is dropped).
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(job);
+        }
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(store: &Store, rx: &mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_group(store, group);
+    }
+}
+
+fn commit_group(store: &Store, group: Vec<Job>) {
+    let mut alerts = Vec::new();
+    let mut calls = Vec::new();
+    let mut waiters = Vec::new();
+    for job in group {
+        match job {
+            Job::Alerts(batch, reply) => {
+                waiters.push((batch.len(), reply));
+                alerts.extend(batch);
+            }
+            Job::CallerCall(caller, at) => calls.push((caller, at)),
+        }
+    }
+    let mut log = store.lock();
+    if let Err(e) = log.commit(&alerts, &calls) {
+        drop(log);
+        store.failed("commit", &e);
+        let e = Arc::new(e);
+        for (_, reply) in waiters {
+            let _ = reply.send(Err(e.clone()));
+        }
+        return;
+    }
+    store.succeeded();
+    metrics::histogram!(super::metrics::COMMIT_GROUP).record(alerts.len() as f64);
+    let mut alerts = alerts.into_iter().map(Arc::new);
+    let mut answers = Vec::with_capacity(waiters.len());
+    for (n, reply) in waiters {
+        let batch: Vec<Arc<Alert>> = alerts.by_ref().take(n).collect();
+        for alert in &batch {
+            metrics::counter!(super::metrics::ALERTS, "category" => alert.category.clone(), "severity" => alert.severity.as_str())
+                .increment(1);
+            // No receiver is fine: nobody is subscribed right now.
+            let _ = store.bus.send(alert.clone());
+        }
+        answers.push((batch, reply));
+    }
+    drop(log);
+    for (batch, reply) in answers {
+        let _ = reply.send(Ok(batch));
+    }
+}
