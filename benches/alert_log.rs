@@ -116,7 +116,7 @@ fn alerts() -> Vec<Alert> {
             .into_iter()
             .next()
             .unwrap_or_else(|| panic!("no alert for {text:?}"));
-        let snapshot = routed.snapshot;
+        let snapshot = routed.snapshot.expect("an alert comes with a snapshot");
         alerts.push(Alert {
             event_id: 0,
             alert_id: 0,

@@ -30,8 +30,10 @@ pub enum TableError {
 #[derive(Debug)]
 pub struct Routed {
     pub applied: Applied,
-    /// The call's state after the event (for ended calls, its last state).
-    pub snapshot: CallSnapshot,
+    /// The call's state after the event (for ended calls, its last state),
+    /// taken only when the event raised alerts or ended the call: a
+    /// snapshot clones the call's strings, too dear for every fragment.
+    pub snapshot: Option<CallSnapshot>,
 }
 
 struct Entry {
@@ -61,6 +63,11 @@ impl CallTable {
 
     pub fn is_empty(&self) -> bool {
         self.calls.is_empty()
+    }
+
+    /// The state of an open call.
+    pub fn snapshot_of(&self, call_id: &str) -> Option<CallSnapshot> {
+        self.calls.get(call_id).map(|e| e.session.snapshot())
     }
 
     /// The tenant of an open call.
@@ -118,7 +125,7 @@ impl CallTable {
                     let alerts = entry.session.on_end(end, set);
                     Ok(Routed {
                         applied: Applied::Accepted(alerts),
-                        snapshot: entry.session.snapshot(),
+                        snapshot: Some(entry.session.snapshot()),
                     })
                 }
                 // An end for a call we do not know (already ended, or never
@@ -157,10 +164,9 @@ impl CallTable {
     }
 
     fn routed(&self, call_id: &str, applied: Applied) -> Routed {
-        Routed {
-            applied,
-            snapshot: self.calls[call_id].session.snapshot(),
-        }
+        let snapshot = matches!(&applied, Applied::Accepted(alerts) if !alerts.is_empty())
+            .then(|| self.calls[call_id].session.snapshot());
+        Routed { applied, snapshot }
     }
 
     /// Closes every call idle for its tenant's `idle_timeout_seconds`; each
@@ -248,7 +254,7 @@ mod tests {
                 &mut scratch,
             )
             .unwrap();
-        assert_eq!(end.snapshot.status, CallStatus::Ended);
+        assert_eq!(end.snapshot.unwrap().status, CallStatus::Ended);
         assert!(table.is_empty());
     }
 

@@ -2,7 +2,16 @@
 //! alerts out on the same stream. The handler owns its reply sender in a
 //! spawned task; a bad event is answered with a rejection and the stream
 //! goes on; a client that stops reading only stalls its own stream.
+//!
+//! Pipelined: an event's ack waits for its alerts to be committed (group
+//! commit, a few ms), but the stream keeps reading and applying the next
+//! events meanwhile, up to [`MAX_IN_FLIGHT`]; answers leave in event order.
+//! A stream that stopped reading while a commit is pending would leave
+//! its client's HTTP/2 frames unread, and h2 closes a connection that
+//! holds too many small unread frames (ENHANCE_YOUR_CALM) — every call on
+//! it would fail.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,11 +26,15 @@ use super::pb::stream_transcript_response::Response as Reply;
 use super::status::{code_name, refusal_label, Refusal};
 use crate::engine::Scratch;
 use crate::event::Event;
+use crate::serve::commit::{Committed, Pending};
 use crate::serve::metrics;
 use crate::serve::state::{Outcome, Service};
 
 /// Replies buffered per stream before the handler waits for the client.
 const REPLY_BUFFER: usize = 64;
+/// Events of one stream applied but not yet answered (waiting for their
+/// alerts' commit) before the stream stops reading.
+const MAX_IN_FLIGHT: usize = 64;
 
 pub struct IngestService {
     service: Arc<Service>,
@@ -43,40 +56,116 @@ impl pb::ingest_server::Ingest for IngestService {
     ) -> Result<Response<Self::StreamTranscriptStream>, Status> {
         let who = principal(&request)?;
         who.require(Permission::Ingest)?;
-        let mut inbound = request.into_inner();
+        let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(REPLY_BUFFER);
-        let service = self.service.clone();
-        tokio::spawn(async move {
-            let mut scratch = Scratch::default();
-            loop {
-                let message = match inbound.message().await {
-                    Ok(Some(message)) => message,
-                    Ok(None) => break,
-                    Err(status) => {
-                        // A broken message ends the stream with a status
-                        // saying why; a vanished client just ends it.
-                        tracing::debug!(%status, "ingest stream ended by the client side");
-                        if let Some(answer) = inbound_failure(&status) {
-                            metrics_rejection(&Refusal {
-                                field: "event",
-                                reason: String::new(),
-                                code: answer.code(),
-                            });
-                            let _ = tx.send(Err(answer)).await;
-                        }
-                        break;
-                    }
-                };
-                let replies = handle(&service, &who, message, &mut scratch).await;
-                for reply in replies {
-                    if tx.send(Ok(reply)).await.is_err() {
-                        return; // the client left
-                    }
-                }
-            }
-        });
+        tokio::spawn(serve_stream(self.service.clone(), who, inbound, tx));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
+}
+
+type ReplySender = mpsc::Sender<Result<pb::StreamTranscriptResponse, Status>>;
+
+/// An event applied and waiting for its answer.
+struct InFlight {
+    head: Head,
+    alerts: Pending,
+}
+
+enum Head {
+    /// Refused: this is the whole answer.
+    Rejected(pb::StreamTranscriptResponse),
+    /// Accepted: ack, then the alerts once committed.
+    Accepted {
+        call_id: String,
+        seq: u64,
+        duplicate: bool,
+        arrived: Instant,
+    },
+}
+
+/// What woke the stream task.
+enum Step {
+    Committed(Committed),
+    Inbound(Result<Option<pb::TranscriptEvent>, Status>),
+}
+
+async fn serve_stream(
+    service: Arc<Service>,
+    who: Arc<Principal>,
+    mut inbound: Streaming<pb::TranscriptEvent>,
+    tx: ReplySender,
+) {
+    let mut scratch = Scratch::default();
+    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    let mut reading = true;
+    loop {
+        // Answers that need no commit leave at once, in order.
+        while in_flight.front().is_some_and(|f| f.alerts.is_settled()) {
+            let front = in_flight.pop_front().expect("checked above");
+            if !send(&tx, answer(front.head, Ok(Vec::new()))).await {
+                return; // the client left
+            }
+        }
+        if !reading && in_flight.is_empty() {
+            return;
+        }
+        let step = tokio::select! {
+            biased;
+            committed = async {
+                match in_flight.front_mut() {
+                    Some(front) => (&mut front.alerts).await,
+                    None => std::future::pending().await,
+                }
+            }, if !in_flight.is_empty() => Step::Committed(committed),
+            message = inbound.message(), if reading && in_flight.len() < MAX_IN_FLIGHT => {
+                Step::Inbound(message)
+            }
+        };
+        match step {
+            Step::Committed(committed) => {
+                let front = in_flight.pop_front().expect("awaited above");
+                if !send(&tx, answer(front.head, committed)).await {
+                    return;
+                }
+            }
+            Step::Inbound(Ok(Some(message))) => {
+                in_flight.push_back(apply(&service, &who, message, &mut scratch));
+            }
+            Step::Inbound(Ok(None)) => reading = false,
+            Step::Inbound(Err(status)) => {
+                // A broken message ends the stream with a status saying
+                // why (after the answers owed); a vanished client just
+                // ends it.
+                tracing::debug!(%status, "ingest stream ended by the client side");
+                reading = false;
+                if let Some(failure) = inbound_failure(&status) {
+                    metrics_rejection(&Refusal {
+                        field: "event",
+                        reason: String::new(),
+                        code: failure.code(),
+                    });
+                    for front in in_flight.drain(..) {
+                        let committed = front.alerts.await;
+                        if !send(&tx, answer(front.head, committed)).await {
+                            return;
+                        }
+                    }
+                    let _ = tx.send(Err(failure)).await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Sends replies in order; false when the client has left.
+async fn send(tx: &ReplySender, replies: Vec<pb::StreamTranscriptResponse>) -> bool {
+    for reply in replies {
+        if tx.send(Ok(reply)).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 /// The status a client gets for a message the server could not decode
@@ -117,34 +206,57 @@ fn metrics_rejection(refusal: &Refusal) {
     ::metrics::counter!(metrics::REJECTIONS, "reason" => refusal_label(refusal)).increment(1);
 }
 
-/// One event in, its replies out: ack (or rejection), then its alerts once
-/// they are committed (the ack waits for them, so a client that sees an
-/// ack knows the event's alerts are stored).
-async fn handle(
+/// One event in: decoded, checked and applied; its answer (ack or
+/// rejection, then its alerts) is due once its alerts are committed.
+fn apply(
     service: &Service,
     who: &Principal,
     message: pb::TranscriptEvent,
     scratch: &mut Scratch,
-) -> Vec<pb::StreamTranscriptResponse> {
+) -> InFlight {
     let arrived = Instant::now();
     let (call_id, seq) = event_ids(&message);
+    let refused = |refusal: &Refusal| InFlight {
+        head: Head::Rejected(rejection(call_id.clone(), seq, refusal)),
+        alerts: Pending::none(),
+    };
     let event = match Event::try_from(message) {
         Ok(event) => event,
-        Err(e) => return vec![rejection(call_id, seq, &Refusal::from(&e))],
+        Err(e) => return refused(&Refusal::from(&e)),
     };
-    let (duplicate, pending) = match service.apply(event, who.tenant.as_deref(), scratch) {
-        Outcome::Accepted { duplicate, alerts } => (duplicate, alerts),
-        Outcome::Refused(e) => return vec![rejection(call_id, seq, &Refusal::from(&e))],
-        Outcome::Denied(reason) => {
-            let refusal = Refusal {
-                field: "tenant",
-                reason,
-                code: tonic::Code::PermissionDenied,
-            };
-            return vec![rejection(call_id, seq, &refusal)];
-        }
+    match service.apply(event, who.tenant.as_deref(), scratch) {
+        Outcome::Accepted { duplicate, alerts } => InFlight {
+            head: Head::Accepted {
+                call_id,
+                seq,
+                duplicate,
+                arrived,
+            },
+            alerts,
+        },
+        Outcome::Refused(e) => refused(&Refusal::from(&e)),
+        Outcome::Denied(reason) => refused(&Refusal {
+            field: "tenant",
+            reason,
+            code: tonic::Code::PermissionDenied,
+        }),
+    }
+}
+
+/// The replies an event gets: its ack and its alerts, or why not. An ack
+/// is only sent once the event's alerts are committed, so a client that
+/// sees it knows they are stored.
+fn answer(head: Head, committed: Committed) -> Vec<pb::StreamTranscriptResponse> {
+    let (call_id, seq, duplicate, arrived) = match head {
+        Head::Rejected(rejection) => return vec![rejection],
+        Head::Accepted {
+            call_id,
+            seq,
+            duplicate,
+            arrived,
+        } => (call_id, seq, duplicate, arrived),
     };
-    let alerts = match pending.wait().await {
+    let alerts = match committed {
         Ok(alerts) => alerts,
         Err(e) => {
             let refusal = Refusal {

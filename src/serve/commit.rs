@@ -11,9 +11,12 @@
 //! subscriber reading the store head under the same lock sees no gap and
 //! no duplicate when it goes live.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 
 use tokio::sync::{broadcast, oneshot};
@@ -77,12 +80,21 @@ impl Pending {
         Pending(None)
     }
 
-    pub async fn wait(self) -> Committed {
-        match self.0 {
-            None => Ok(Vec::new()),
-            Some(rx) => rx
-                .await
-                .unwrap_or_else(|_| Err(Arc::new(StoreError::Closed))),
+    /// No alerts to wait for.
+    pub fn is_settled(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+impl Future for Pending {
+    type Output = Committed;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Committed> {
+        match &mut self.0 {
+            None => Poll::Ready(Ok(Vec::new())),
+            Some(rx) => Pin::new(rx)
+                .poll(cx)
+                .map(|r| r.unwrap_or_else(|_| Err(Arc::new(StoreError::Closed)))),
         }
     }
 }

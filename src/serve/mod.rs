@@ -132,8 +132,8 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
             source,
         })?;
     let limits = config.limits.clone();
+    metrics::prometheus(); // install the recorder before the service registers its metrics
     let service = Arc::new(Service::new(config, rules, log)?);
-    metrics::prometheus(); // install the recorder before the first event
     let (shutdown, shutdown_rx) = watch::channel(false);
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
