@@ -441,7 +441,6 @@ fn watch(args: WatchArgs) -> Result<i32> {
 fn replay(args: ReplayArgs) -> Result<i32> {
     use callguard::replay;
     use std::io::IsTerminal;
-    let engine = load_engine(args.lexicons.as_deref())?;
     let policy = match &args.policy {
         Some(path) => callguard::policy::Policy::load(path)?,
         None => callguard::policy::Policy::builtin(),
@@ -465,29 +464,38 @@ fn replay(args: ReplayArgs) -> Result<i32> {
     };
     let paths = replay::collect_paths(&args.paths)?;
     let progress = std::io::stderr().is_terminal() && paths.len() > 1;
-    let mut events = Vec::new();
-    let mut failed = 0;
-    for (i, path) in paths.iter().enumerate() {
-        if progress {
-            eprint!("\rreading {}/{} files", i + 1, paths.len());
-        }
-        match replay::import::import_file(format, path, &options) {
-            Ok(mut more) => events.append(&mut more),
-            Err(e) => {
-                // One bad file does not lose the others' results.
-                eprintln!("{}error: {e}", if progress { "\n" } else { "" });
-                failed += 1;
+    // The automata are built while the files are read and parsed.
+    let (engine, files) = std::thread::scope(|scope| {
+        let engine = scope.spawn(|| load_engine(args.lexicons.as_deref()));
+        let files = replay::read_files(&paths, format, &options, &|done| {
+            if progress {
+                eprint!("\rreading {done}/{} files", paths.len());
             }
-        }
-    }
+        });
+        (engine.join().expect("building the engine panicked"), files)
+    });
     if progress {
         eprintln!();
     }
+    let engine = engine?;
+    let mut failed = 0;
+    let files: Vec<Vec<callguard::event::Event>> = files
+        .into_iter()
+        .filter_map(|file| {
+            file.map_err(|e| {
+                // One bad file does not lose the others' results.
+                eprintln!("error: {e}");
+                failed += 1;
+            })
+            .ok()
+        })
+        .collect();
     if let Some(server) = &args.server {
         let client = args.connection.client(server)?;
+        let events = files.into_iter().flatten().collect();
         return stream_replay(&client, events, args.speed, failed);
     }
-    let result = replay::replay(events, &engine, &policy);
+    let result = replay::replay_files(&files, &engine, &policy);
     let stdout = std::io::stdout();
     let terminal = stdout.is_terminal();
     let report = match args.output.as_deref() {
@@ -504,6 +512,9 @@ fn replay(args: ReplayArgs) -> Result<i32> {
         }
     }
     out.flush()?;
+    // The process ends now: freeing two million events one by one would
+    // only cost time.
+    std::mem::forget(files);
     for refused in &result.refused {
         eprintln!(
             "refused event of call {}: {}",

@@ -99,6 +99,443 @@ pub struct CallEnd {
     pub end_ms: u64,
 }
 
+impl Event {
+    /// One JSON object (a line of a replay file) as an event: the same
+    /// event and the same error as `serde_json::from_str::<Event>`, but
+    /// without buffering the object first. serde's internally tagged enums
+    /// read every field into an intermediate tree before they know the
+    /// variant; this reads each field straight into its place, and takes
+    /// serde's own path for anything unusual (another key order is fine;
+    /// an unknown or repeated key, a missing field, a bad value, a `type`
+    /// that is not one of the three names) so that errors read the same.
+    pub fn from_json(line: &str) -> Result<Event, serde_json::Error> {
+        if let Some(event) = fast::scan(line) {
+            return Ok(event);
+        }
+        match serde_json::from_str::<fast::Line>(line) {
+            Ok(fast::Line(Some(event))) => Ok(event),
+            _ => serde_json::from_str(line),
+        }
+    }
+}
+
+/// The direct reader behind [`Event::from_json`].
+mod fast {
+    use std::collections::BTreeMap;
+    use std::fmt;
+
+    use serde::de::{self, Deserializer, MapAccess, Visitor};
+    use serde::Deserialize;
+
+    use super::{CallEnd, CallStart, Event, Fragment};
+    use crate::category::Speaker;
+
+    /// `None`: not read here (serde's own path decides).
+    pub(super) struct Line(pub Option<Event>);
+
+    /// The commonest lines, fragments and ends, read by hand: keys without
+    /// escapes, strings without escapes, integers without fraction or
+    /// exponent. Anything else (a start line, an escape, a float, `null`
+    /// where a value is needed, an unknown or repeated key, bad JSON) is
+    /// `None`, and serde reads the line.
+    pub(super) fn scan(line: &str) -> Option<Event> {
+        let mut r = Reader {
+            s: line,
+            b: line.as_bytes(),
+            at: 0,
+        };
+        r.ws();
+        r.eat(b'{')?;
+        let mut seen = 0u32;
+        let mut kind = None;
+        let mut call_id = None;
+        let mut language = None;
+        let (mut seq, mut start_ms, mut end_ms) = (0, 0, 0);
+        let mut speaker = None;
+        let mut text = None;
+        let mut is_final = true;
+        let mut utterance_id = None;
+        loop {
+            r.ws();
+            let key = match r.string()? {
+                "type" => Key::Type,
+                "call_id" => Key::CallId,
+                "language" => Key::Language,
+                "seq" => Key::Seq,
+                "speaker" => Key::Speaker,
+                "text" => Key::Text,
+                "is_final" => Key::IsFinal,
+                "utterance_id" => Key::UtteranceId,
+                "start_ms" => Key::StartMs,
+                "end_ms" => Key::EndMs,
+                _ => return None,
+            };
+            let bit = 1 << key as u32;
+            if seen & bit != 0 {
+                return None;
+            }
+            seen |= bit;
+            r.ws();
+            r.eat(b':')?;
+            r.ws();
+            match key {
+                Key::Type => {
+                    kind = Some(match r.string()? {
+                        "fragment" => Kind::Fragment,
+                        "end" => Kind::End,
+                        _ => return None,
+                    })
+                }
+                Key::CallId => call_id = Some(r.string()?),
+                Key::Language => {
+                    language = if r.b.get(r.at) == Some(&b'n') {
+                        r.literal(b"null")?;
+                        None
+                    } else {
+                        Some(r.string()?)
+                    }
+                }
+                Key::Seq => seq = r.integer()?,
+                Key::StartMs => start_ms = r.integer()?,
+                Key::EndMs => end_ms = r.integer()?,
+                Key::Speaker => {
+                    speaker = Some(match r.string()? {
+                        "customer" => Speaker::Customer,
+                        "agent" => Speaker::Agent,
+                        _ => return None,
+                    })
+                }
+                Key::Text => text = Some(r.string()?),
+                Key::UtteranceId => utterance_id = Some(r.string()?),
+                Key::IsFinal => {
+                    is_final = if r.b.get(r.at) == Some(&b't') {
+                        r.literal(b"true")?;
+                        true
+                    } else {
+                        r.literal(b"false")?;
+                        false
+                    }
+                }
+                _ => return None,
+            }
+            r.ws();
+            match r.b.get(r.at)? {
+                b',' => r.at += 1,
+                b'}' => {
+                    r.at += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+        r.ws();
+        if r.at != r.b.len() {
+            return None;
+        }
+        let call_id = call_id?.to_owned();
+        match kind? {
+            Kind::Fragment if seen & !FRAGMENT == 0 => Some(Event::Fragment(Fragment {
+                call_id,
+                seq,
+                speaker: speaker?,
+                text: text?.to_owned(),
+                is_final,
+                utterance_id: utterance_id.unwrap_or_default().to_owned(),
+                start_ms,
+                end_ms,
+                language: language.map(str::to_owned),
+                loudness_dbfs: None,
+            })),
+            Kind::End if seen & !END == 0 => Some(Event::End(CallEnd { call_id, end_ms })),
+            _ => None,
+        }
+    }
+
+    struct Reader<'a> {
+        s: &'a str,
+        b: &'a [u8],
+        at: usize,
+    }
+
+    impl<'a> Reader<'a> {
+        /// JSON whitespace.
+        fn ws(&mut self) {
+            while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.at) {
+                self.at += 1;
+            }
+        }
+
+        fn eat(&mut self, byte: u8) -> Option<()> {
+            (self.b.get(self.at) == Some(&byte)).then(|| self.at += 1)
+        }
+
+        fn literal(&mut self, word: &[u8]) -> Option<()> {
+            let end = self.at + word.len();
+            (self.b.get(self.at..end) == Some(word)).then(|| self.at = end)
+        }
+
+        /// A string without escapes or control characters (which JSON
+        /// forbids raw): the text between the quotes.
+        fn string(&mut self) -> Option<&'a str> {
+            self.eat(b'"')?;
+            let start = self.at;
+            loop {
+                match *self.b.get(self.at)? {
+                    b'"' => break,
+                    b'\\' | 0..=0x1f => return None,
+                    _ => self.at += 1,
+                }
+            }
+            self.at += 1;
+            // Both ends are at an ASCII quote: character boundaries.
+            self.s.get(start..self.at - 1)
+        }
+
+        /// A non-negative integer as JSON writes it (no leading zero), that
+        /// fits in u64 and is not followed by a fraction or an exponent.
+        fn integer(&mut self) -> Option<u64> {
+            let start = self.at;
+            let mut n: u64 = 0;
+            while let Some(&d @ b'0'..=b'9') = self.b.get(self.at) {
+                n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+                self.at += 1;
+            }
+            let digits = self.at - start;
+            if digits == 0 || (digits > 1 && self.b[start] == b'0') {
+                return None;
+            }
+            match self.b.get(self.at) {
+                Some(b'.' | b'e' | b'E') => None,
+                _ => Some(n),
+            }
+        }
+    }
+
+    #[derive(Clone, Copy)]
+    enum Key {
+        Type,
+        CallId,
+        Tenant,
+        AgentId,
+        CallerId,
+        Language,
+        StartedAt,
+        Timezone,
+        Labels,
+        Seq,
+        Speaker,
+        Text,
+        IsFinal,
+        UtteranceId,
+        StartMs,
+        EndMs,
+        LoudnessDbfs,
+    }
+
+    const fn bits(keys: &[Key]) -> u32 {
+        let mut out = 0;
+        let mut i = 0;
+        while i < keys.len() {
+            out |= 1 << keys[i] as u32;
+            i += 1;
+        }
+        out
+    }
+
+    /// The keys each type may carry (`deny_unknown_fields`).
+    const START: u32 = bits(&[
+        Key::Type,
+        Key::CallId,
+        Key::Tenant,
+        Key::AgentId,
+        Key::CallerId,
+        Key::Language,
+        Key::StartedAt,
+        Key::Timezone,
+        Key::Labels,
+    ]);
+    const FRAGMENT: u32 = bits(&[
+        Key::Type,
+        Key::CallId,
+        Key::Seq,
+        Key::Speaker,
+        Key::Text,
+        Key::IsFinal,
+        Key::UtteranceId,
+        Key::StartMs,
+        Key::EndMs,
+        Key::Language,
+        Key::LoudnessDbfs,
+    ]);
+    const END: u32 = bits(&[Key::Type, Key::CallId, Key::EndMs]);
+
+    /// A key, or `None` for one no event has.
+    struct KeyName(Option<Key>);
+
+    impl<'de> Deserialize<'de> for KeyName {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl Visitor<'_> for V {
+                type Value = KeyName;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a field name")
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyName, E> {
+                    Ok(KeyName(Some(match v {
+                        "type" => Key::Type,
+                        "call_id" => Key::CallId,
+                        "tenant" => Key::Tenant,
+                        "agent_id" => Key::AgentId,
+                        "caller_id" => Key::CallerId,
+                        "language" => Key::Language,
+                        "started_at" => Key::StartedAt,
+                        "timezone" => Key::Timezone,
+                        "labels" => Key::Labels,
+                        "seq" => Key::Seq,
+                        "speaker" => Key::Speaker,
+                        "text" => Key::Text,
+                        "is_final" => Key::IsFinal,
+                        "utterance_id" => Key::UtteranceId,
+                        "start_ms" => Key::StartMs,
+                        "end_ms" => Key::EndMs,
+                        "loudness_dbfs" => Key::LoudnessDbfs,
+                        _ => return Ok(KeyName(None)),
+                    })))
+                }
+            }
+            d.deserialize_identifier(V)
+        }
+    }
+
+    #[derive(Clone, Copy)]
+    enum Kind {
+        Start,
+        Fragment,
+        End,
+    }
+
+    /// The `type` value, or `None` for anything but the three names.
+    struct KindName(Option<Kind>);
+
+    impl<'de> Deserialize<'de> for KindName {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl Visitor<'_> for V {
+                type Value = KindName;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("an event type")
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<KindName, E> {
+                    Ok(KindName(match v {
+                        "start" => Some(Kind::Start),
+                        "fragment" => Some(Kind::Fragment),
+                        "end" => Some(Kind::End),
+                        _ => None,
+                    }))
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Line {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(LineVisitor)
+        }
+    }
+
+    struct LineVisitor;
+
+    impl<'de> Visitor<'de> for LineVisitor {
+        type Value = Line;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an event object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Line, A::Error> {
+            let mut seen = 0u32;
+            let mut kind = None;
+            let mut call_id = String::new();
+            let mut start = CallStart::default();
+            let mut language = None;
+            let mut seq = 0;
+            let mut speaker = None;
+            let mut text = String::new();
+            let mut is_final = true;
+            let mut utterance_id = String::new();
+            let (mut start_ms, mut end_ms) = (0, 0);
+            let mut loudness_dbfs = None;
+            while let Some(KeyName(key)) = map.next_key()? {
+                let Some(key) = key else {
+                    return Ok(Line(None));
+                };
+                let bit = 1 << key as u32;
+                if seen & bit != 0 {
+                    return Ok(Line(None));
+                }
+                seen |= bit;
+                match key {
+                    Key::Type => match map.next_value::<KindName>()?.0 {
+                        Some(k) => kind = Some(k),
+                        None => return Ok(Line(None)),
+                    },
+                    Key::CallId => call_id = map.next_value()?,
+                    Key::Tenant => start.tenant = map.next_value()?,
+                    Key::AgentId => start.agent_id = map.next_value()?,
+                    Key::CallerId => start.caller_id = map.next_value()?,
+                    Key::Language => language = map.next_value()?,
+                    Key::StartedAt => start.started_at = map.next_value()?,
+                    Key::Timezone => start.timezone = map.next_value()?,
+                    Key::Labels => start.labels = map.next_value::<BTreeMap<_, _>>()?,
+                    Key::Seq => seq = map.next_value()?,
+                    Key::Speaker => speaker = Some(map.next_value::<Speaker>()?),
+                    Key::Text => text = map.next_value()?,
+                    Key::IsFinal => is_final = map.next_value()?,
+                    Key::UtteranceId => utterance_id = map.next_value()?,
+                    Key::StartMs => start_ms = map.next_value()?,
+                    Key::EndMs => end_ms = map.next_value()?,
+                    Key::LoudnessDbfs => loudness_dbfs = map.next_value()?,
+                }
+            }
+            let required = bits(&[Key::Type, Key::CallId]);
+            let event = match kind {
+                Some(Kind::Start) if seen & !START == 0 && seen & required == required => {
+                    Event::Start(CallStart {
+                        call_id,
+                        language,
+                        ..start
+                    })
+                }
+                Some(Kind::Fragment)
+                    if seen & !FRAGMENT == 0
+                        && seen & required == required
+                        && seen & bits(&[Key::Speaker, Key::Text])
+                            == bits(&[Key::Speaker, Key::Text]) =>
+                {
+                    Event::Fragment(Fragment {
+                        call_id,
+                        seq,
+                        speaker: speaker.unwrap_or(Speaker::Customer),
+                        text,
+                        is_final,
+                        utterance_id,
+                        start_ms,
+                        end_ms,
+                        language,
+                        loudness_dbfs,
+                    })
+                }
+                Some(Kind::End) if seen & !END == 0 && seen & required == required => {
+                    Event::End(CallEnd { call_id, end_ms })
+                }
+                _ => return Ok(Line(None)),
+            };
+            Ok(Line(Some(event)))
+        }
+    }
+}
+
 /// Why an event was refused. Names the field, like the gRPC status it becomes.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
@@ -225,5 +662,108 @@ mod tests {
             r#"{"type":"fragment","call_id":"c","speaker":"robot","text":"x"}"#
         )
         .is_err());
+    }
+
+    /// `Event::from_json` reads exactly what serde's derive reads: the same
+    /// event, or the same error message.
+    fn same_as_serde(line: &str) {
+        let fast = Event::from_json(line).map_err(|e| e.to_string());
+        let serde = serde_json::from_str::<Event>(line).map_err(|e| e.to_string());
+        assert_eq!(fast, serde, "{line}");
+    }
+
+    #[test]
+    fn from_json_agrees_with_serde_on_named_cases() {
+        let cases = [
+            r#"{"type":"start","call_id":"c1","tenant":"acme","agent_id":"a12","caller_id":"+81312345678","language":"ja","started_at":"2026-10-05T14:03:00+09:00","timezone":"Asia/Tokyo","labels":{"q":"1","a":"2"}}"#,
+            r#"{"type":"fragment","call_id":"c1","seq":1,"speaker":"customer","text":"...","is_final":false,"utterance_id":"u1","start_ms":1200,"end_ms":2400,"language":"ja","loudness_dbfs":-20}"#,
+            r#"{"type":"fragment","call_id":"c1","speaker":"agent","text":"a\"b\\c\u3042\n","loudness_dbfs":-20.25}"#,
+            r#"{"call_id":"c1","text":"x","speaker":"agent","type":"fragment"}"#,
+            r#"{"type":"end","call_id":"c1","end_ms":95000}"#,
+            r#"{"type":"end","call_id":"c1"}"#,
+            r#"  {"type" : "end" , "call_id" : "c1"}  "#,
+            r#"{"type":"start","call_id":"c","caller_id":null,"language":null,"started_at":null}"#,
+            r#"{"type":"fragment","call_id":"c","language":null,"loudness_dbfs":null,"speaker":"customer","text":""}"#,
+            // Errors: serde's own messages.
+            r#"{"type":"end","call_id":"c1","caller_id":null}"#,
+            r#"{"type":"end","call_id":"c1","seq":1}"#,
+            r#"{"type":"start","call_id":"c1","end_ms":1}"#,
+            r#"{"type":"fragment","call_id":"c"}"#,
+            r#"{"type":"fragment","call_id":"c","speaker":"customer"}"#,
+            r#"{"type":"fragment","call_id":"c","speaker":"robot","text":"x"}"#,
+            r#"{"type":"fragment","call_id":"c","speaker":"customer","text":"x","seq":-1}"#,
+            r#"{"type":"fragment","call_id":"c","speaker":"customer","text":"x","seq":1.5}"#,
+            r#"{"type":"fragment","call_id":"c","speaker":"customer","text":"x","is_final":"no"}"#,
+            r#"{"type":"fragment","call_id":"c","speaker":"customer","text":"x","text":"y"}"#,
+            r#"{"type":"end","type":"end","call_id":"c"}"#,
+            r#"{"type":"nonsense","call_id":"c"}"#,
+            r#"{"type":"End","call_id":"c"}"#,
+            r#"{"type":1,"call_id":"c"}"#,
+            r#"{"call_id":"c"}"#,
+            r#"{"type":"end"}"#,
+            r#"{"type":"end","call_id":"c","extra":1}"#,
+            r#"{"type":"start","call_id":"c","started_at":"yesterday"}"#,
+            r#"{"type":"start","call_id":"c","labels":{"a":1}}"#,
+            r#"{"type":"start","call_id":"c","tenant":null}"#,
+            r#"{"type":"end","call_id":"c"} x"#,
+            r#"{"type":"end","call_id":"c""#,
+            r#"["end","c"]"#,
+            r#""end""#,
+            r#"null"#,
+            r#""#,
+        ];
+        for line in cases {
+            same_as_serde(line);
+        }
+        // The hand reader takes the common shapes, and gives way on the rest.
+        assert!(fast::scan(r#"{"type":"fragment","call_id":"c1","seq":1,"speaker":"customer","text":"お前","is_final":false,"utterance_id":"u1","start_ms":1200,"end_ms":2400,"language":"ja"}"#).is_some());
+        assert!(fast::scan(cases[3]).is_some());
+        assert!(fast::scan(cases[4]).is_some());
+        assert!(fast::scan(cases[6]).is_some());
+        assert!(fast::scan(cases[0]).is_none(), "a start");
+        assert!(fast::scan(cases[2]).is_none(), "escapes");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// Any mix of the known keys (and a stranger), in any order, with
+        /// good and bad values; half of the objects start as a fragment.
+        #[test]
+        fn from_json_agrees_with_serde(
+            fragment in proptest::bool::ANY,
+            picks in proptest::collection::vec((0usize..19, 0usize..6), 0..10),
+        ) {
+            const KEYS: [&str; 19] = [
+                "type", "call_id", "tenant", "agent_id", "caller_id", "language",
+                "started_at", "timezone", "labels", "seq", "speaker", "text",
+                "is_final", "utterance_id", "start_ms", "end_ms", "loudness_dbfs",
+                "type", "other",
+            ];
+            let value = |key: &str, v: usize| -> String {
+                let good = match key {
+                    "type" => ["\"start\"", "\"fragment\"", "\"end\"", "\"x\"", "\"fragment\"", "\"end\""][v],
+                    "labels" => ["{}", "{\"k\":\"v\"}", "null", "[]", "{}", "1"][v],
+                    "started_at" => ["\"2026-10-05T14:03:00Z\"", "null", "\"no\"", "3", "null", "\"\""][v],
+                    "seq" | "start_ms" | "end_ms" => ["0", "42", "-1", "\"1\"", "01", "1.5e3"][v],
+                    "speaker" => ["\"customer\"", "\"agent\"", "\"x\"", "null", "\"agent\"", "\"Agent\""][v],
+                    "is_final" => ["true", "false", "1", "null", "tru", "false "][v],
+                    "loudness_dbfs" => ["-20", "-3.5", "null", "\"loud\"", "0", "1e2"][v],
+                    "caller_id" | "language" | "timezone" => ["\"x\"", "null", "\"\"", "1", "nul", "\"\\u0041\""][v],
+                    _ => ["\"c1\"", "\"\"", "\"\\u3042\"", "null", "\"a\\\"b\"", "\"\u{3042}\t\""][v],
+                };
+                good.to_owned()
+            };
+            let mut body: Vec<String> = Vec::new();
+            if fragment {
+                body.push("\"type\":\"fragment\"".into());
+                body.push("\"call_id\":\"c\"".into());
+            }
+            body.extend(
+                picks
+                    .iter()
+                    .map(|&(k, v)| format!("\"{}\" : {}", KEYS[k], value(KEYS[k], v))),
+            );
+            same_as_serde(&format!("{{{}}}", body.join(",")));
+        }
     }
 }

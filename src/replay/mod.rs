@@ -14,11 +14,12 @@ pub mod stream;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::alert::{Alert, AlertEvent};
-use crate::call::{Applied, CallTable, CallerHasher, CallerHistory};
+use crate::call::{Applied, CallSession, CallerHasher, CallerHistory, TableError};
 use crate::engine::{Engine, Scratch};
-use crate::event::{CallEnd, Event};
+use crate::event::{CallEnd, CallStart, Event, EventError};
 use crate::policy::Policy;
 
 /// A problem with one input file; the others are still replayed.
@@ -88,7 +89,7 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<Event>, ReplayError> {
         if line.trim().is_empty() {
             continue;
         }
-        let event: Event = serde_json::from_str(line).map_err(|e| ReplayError::Parse {
+        let event = Event::from_json(line).map_err(|e| ReplayError::Parse {
             path: path.display().to_string(),
             line: i + 1,
             message: e.to_string(),
@@ -96,6 +97,100 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<Event>, ReplayError> {
         events.push(event);
     }
     Ok(events)
+}
+
+/// Reads and imports files on all cores, like [`import::import_file`] on
+/// each in turn: the results are in the order of `paths`. `progress` is
+/// called with the number of files done so far.
+pub fn read_files(
+    paths: &[PathBuf],
+    format: Option<import::Format>,
+    options: &import::ImportOptions,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Vec<Result<Vec<Event>, ReplayError>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let work = || {
+        let mut out = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(path) = paths.get(i) else {
+                return out;
+            };
+            out.push((i, read_file(path, format, options)));
+            progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+        }
+    };
+    let mut results: Vec<Option<Result<Vec<Event>, ReplayError>>> =
+        (0..paths.len()).map(|_| None).collect();
+    let parts: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..threads.min(paths.len()))
+            .map(|_| scope.spawn(work))
+            .collect();
+        let mut parts = vec![work()];
+        parts.extend(
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a replay reader panicked")),
+        );
+        parts
+    });
+    for (i, result) in parts.into_iter().flatten() {
+        results[i] = Some(result);
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every file was read"))
+        .collect()
+}
+
+/// [`import::import_file`], with our own JSON Lines read by
+/// [`Event::from_json`] (same events, same errors: the test
+/// `read_file_reads_like_the_importer` compares them).
+fn read_file(
+    path: &Path,
+    format: Option<import::Format>,
+    options: &import::ImportOptions,
+) -> Result<Vec<Event>, ReplayError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReplayError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    match format.or_else(|| import::detect(path, &text)) {
+        Some(import::Format::Jsonl) => {
+            let text = import::strip_bom(&text);
+            // Room for lines of 100 bytes or more (ours are ~200): pages
+            // not written to cost nothing, and the file is read once.
+            let mut events = Vec::with_capacity(text.len() / 100 + 1);
+            for (i, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let event =
+                    Event::from_json(line).map_err(|e| import::json_err(path, &e, i + 1))?;
+                if let Event::Fragment(f) = &event {
+                    // As the importer: a number too large for f32 (1e39)
+                    // reads as infinity.
+                    if f.loudness_dbfs.is_some_and(|v| !v.is_finite()) {
+                        return Err(import::parse_err(
+                            path,
+                            i + 1,
+                            "loudness_dbfs: out of range (must be a finite number of dBFS)",
+                        ));
+                    }
+                }
+                events.push(event);
+            }
+            Ok(events)
+        }
+        Some(format) => import::import(format, path, &text, options),
+        None => Err(import::parse_err(
+            path,
+            1,
+            "unknown transcript format (give one of jsonl, aws, aws-stream, whisper, vtt, srt)",
+        )),
+    }
 }
 
 /// An event refused during replay (it is reported; the call goes on).
@@ -115,17 +210,23 @@ pub struct Replayed {
 
 /// Replays events (of one or many calls, interleaved or not) on all cores.
 pub fn replay(events: Vec<Event>, engine: &Engine, policy: &Policy) -> Replayed {
+    replay_files(std::slice::from_ref(&events), engine, policy)
+}
+
+/// [`replay`] of the events of many files, in file order, as if they
+/// were one list: nothing is copied.
+pub fn replay_files(files: &[Vec<Event>], engine: &Engine, policy: &Policy) -> Replayed {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    replay_with_threads(events, engine, policy, threads)
+    run_calls(order_calls(files, policy, threads), engine, policy, threads)
 }
 
 /// One call's events with what the calls before it decided (its caller's
 /// call count).
-struct CallInput {
-    call_id: String,
+struct CallInput<'a> {
+    call_id: &'a str,
     started_at: Option<jiff::Timestamp>,
     caller_calls: u32,
-    events: Vec<Event>,
+    events: Vec<&'a Event>,
 }
 
 /// One call's result, before service-wide numbering.
@@ -144,87 +245,109 @@ pub fn replay_with_threads(
     policy: &Policy,
     threads: usize,
 ) -> Replayed {
-    let calls = order_calls(events, policy);
+    let files = std::slice::from_ref(&events);
+    run_calls(order_calls(files, policy, threads), engine, policy, threads)
+}
+
+/// Calls this many at a time go to a worker: few enough that the cores
+/// finish together, enough that taking them costs nothing.
+const CALLS_PER_TAKE: usize = 8;
+
+fn run_calls(calls: Vec<CallInput>, engine: &Engine, policy: &Policy, threads: usize) -> Replayed {
     let threads = threads.clamp(1, calls.len().max(1));
-    let mut outputs: Vec<Option<CallOutput>> = (0..calls.len()).map(|_| None).collect();
-    if threads == 1 {
+    // Workers take the next few calls in order (a busy core takes fewer);
+    // each keeps its own scratch buffers.
+    let next = AtomicUsize::new(0);
+    let work = || {
         let mut scratch = Scratch::default();
-        for (i, call) in calls.iter().enumerate() {
-            outputs[i] = Some(run_call(call, engine, policy, &mut scratch));
+        let mut out = Vec::new();
+        loop {
+            let first = next.fetch_add(CALLS_PER_TAKE, Ordering::Relaxed);
+            if first >= calls.len() {
+                return out;
+            }
+            for (i, call) in calls.iter().enumerate().skip(first).take(CALLS_PER_TAKE) {
+                out.push((i, run_call(call, engine, policy, &mut scratch)));
+            }
         }
-    } else {
-        // Round-robin over threads; each keeps its own scratch buffers.
-        let results: Vec<Vec<(usize, CallOutput)>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let calls = &calls;
-                    scope.spawn(move || {
-                        let mut scratch = Scratch::default();
-                        (t..calls.len())
-                            .step_by(threads)
-                            .map(|i| (i, run_call(&calls[i], engine, policy, &mut scratch)))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
+    };
+    let parts: Vec<Vec<(usize, CallOutput)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mut parts = vec![work()];
+        parts.extend(
             handles
                 .into_iter()
-                .map(|h| h.join().expect("a replay worker panicked"))
-                .collect()
-        });
-        for (i, output) in results.into_iter().flatten() {
-            outputs[i] = Some(output);
-        }
+                .map(|h| h.join().expect("a replay worker panicked")),
+        );
+        parts
+    });
+    let mut outputs: Vec<Option<CallOutput>> = (0..calls.len()).map(|_| None).collect();
+    for (i, output) in parts.into_iter().flatten() {
+        outputs[i] = Some(output);
     }
     number(calls, outputs, engine)
 }
 
 /// Groups events by call and orders the calls: by start time, then by first
 /// appearance. Caller counts are decided here, in that order.
-fn order_calls(events: Vec<Event>, policy: &Policy) -> Vec<CallInput> {
-    let mut order: Vec<String> = Vec::new();
-    let mut by_call: HashMap<String, Vec<Event>> = HashMap::new();
-    for event in events {
-        let id = event.call_id().to_owned();
-        by_call
-            .entry(id.clone())
-            .or_insert_with(|| {
-                order.push(id.clone());
-                Vec::new()
-            })
-            .push(event);
+fn order_calls<'a>(files: &'a [Vec<Event>], policy: &Policy, threads: usize) -> Vec<CallInput<'a>> {
+    // Each file's events by call on all cores, then the files' calls merged
+    // in file order.
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut out = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(file) = files.get(i) else {
+                return out;
+            };
+            out.push((i, group(file)));
+        }
+    };
+    let mut grouped: Vec<(usize, Vec<CallInput<'a>>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..threads.min(files.len()))
+            .map(|_| scope.spawn(work))
+            .collect();
+        let mut parts = vec![work()];
+        parts.extend(
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a replay worker panicked")),
+        );
+        parts.into_iter().flatten().collect()
+    });
+    grouped.sort_by_key(|(i, _)| *i);
+    let mut calls: Vec<CallInput<'a>> = Vec::new();
+    let mut by_id: HashMap<&'a str, usize> = HashMap::new();
+    for (_, file) in grouped {
+        for call in file {
+            match by_id.get(call.call_id) {
+                Some(&i) => calls[i].events.extend(call.events),
+                None => {
+                    by_id.insert(call.call_id, calls.len());
+                    calls.push(call);
+                }
+            }
+        }
     }
-    let mut calls: Vec<(usize, CallInput)> = order
-        .into_iter()
-        .enumerate()
-        .map(|(i, call_id)| {
-            let events = by_call.remove(&call_id).unwrap_or_default();
-            let started_at = events.iter().find_map(|e| match e {
-                Event::Start(s) => s.started_at,
-                _ => None,
-            });
-            (
-                i,
-                CallInput {
-                    call_id,
-                    started_at,
-                    caller_calls: 0,
-                    events,
-                },
-            )
-        })
-        .collect();
-    calls.sort_by(|(ia, a), (ib, b)| match (a.started_at, b.started_at) {
-        (Some(x), Some(y)) => x.cmp(&y).then(ia.cmp(ib)),
+    for call in &mut calls {
+        call.started_at = call.events.iter().find_map(|e| match e {
+            Event::Start(s) => s.started_at,
+            _ => None,
+        });
+    }
+    // Stable: calls with the same start time (or none) keep their order of
+    // first appearance.
+    calls.sort_by(|a, b| match (a.started_at, b.started_at) {
+        (Some(x), Some(y)) => x.cmp(&y),
         (Some(_), None) => std::cmp::Ordering::Less,
         (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => ia.cmp(ib),
+        (None, None) => std::cmp::Ordering::Equal,
     });
     // Keys only live for this run; nothing is stored.
     let hasher = CallerHasher::new(b"callguard replay");
     let mut history = CallerHistory::default();
-    let mut ordered: Vec<CallInput> = calls.into_iter().map(|(_, c)| c).collect();
-    for call in &mut ordered {
+    for call in &mut calls {
         let start = call.events.iter().find_map(|e| match e {
             Event::Start(s) => Some(s),
             _ => None,
@@ -241,17 +364,44 @@ fn order_calls(events: Vec<Event>, policy: &Policy) -> Vec<CallInput> {
             }
         }
     }
-    ordered
+    calls
 }
 
-/// Runs one call through a call table of its own.
+/// One list of events by call, in order of first appearance.
+fn group(events: &[Event]) -> Vec<CallInput<'_>> {
+    let mut calls: Vec<CallInput> = Vec::new();
+    let mut by_id: HashMap<&str, usize> = HashMap::new();
+    // A call's events mostly come together: look the id up only when it
+    // changes.
+    let mut last: Option<(&str, usize)> = None;
+    for event in events {
+        let id = event.call_id();
+        let index = match last {
+            Some((last_id, index)) if last_id == id => index,
+            _ => *by_id.entry(id).or_insert_with(|| {
+                calls.push(CallInput {
+                    call_id: id,
+                    started_at: None,
+                    caller_calls: 0,
+                    events: Vec::new(),
+                });
+                calls.len() - 1
+            }),
+        };
+        last = Some((id, index));
+        calls[index].events.push(event);
+    }
+    calls
+}
+
+/// Runs one call through a table of its own.
 fn run_call(
     call: &CallInput,
     engine: &Engine,
     policy: &Policy,
     scratch: &mut Scratch,
 ) -> CallOutput {
-    let mut table = CallTable::new(1, usize::MAX);
+    let mut table = OneCall { session: None };
     let mut out = CallOutput {
         alerts: Vec::new(),
         tenant: String::new(),
@@ -260,12 +410,7 @@ fn run_call(
     };
     let mut last_ms = 0;
     let mut ended = false;
-    let take = |applied: Applied, out: &mut CallOutput| {
-        if let Applied::Accepted(alerts) = applied {
-            out.alerts.extend(alerts);
-        }
-    };
-    for event in &call.events {
+    for &event in &call.events {
         match event {
             Event::Start(s) => {
                 out.tenant = s.tenant.clone();
@@ -274,32 +419,98 @@ fn run_call(
             Event::Fragment(f) => last_ms = last_ms.max(f.end_ms),
             Event::End(_) => ended = true,
         }
-        match table.apply(
-            event,
-            0,
-            engine,
-            policy,
-            &mut |_| call.caller_calls,
-            scratch,
-        ) {
-            Ok(routed) => take(routed.applied, &mut out),
+        match table.apply(event, engine, policy, call.caller_calls, scratch) {
+            Ok(Applied::Accepted(alerts)) => out.alerts.extend(alerts),
+            Ok(Applied::Duplicate) => {}
             Err(e) => out.refused.push(Refused {
-                call_id: call.call_id.clone(),
+                call_id: call.call_id.to_owned(),
                 reason: e.to_string(),
             }),
         }
     }
-    if !ended && !table.is_empty() {
+    if !ended && table.session.is_some() {
         // A call without an end ends at its last event (DESIGN section 2).
         let end = Event::End(CallEnd {
-            call_id: call.call_id.clone(),
+            call_id: call.call_id.to_owned(),
             end_ms: last_ms,
         });
-        if let Ok(routed) = table.apply(&end, 0, engine, policy, &mut |_| 0, scratch) {
-            take(routed.applied, &mut out);
+        if let Ok(Applied::Accepted(alerts)) = table.apply(&end, engine, policy, 0, scratch) {
+            out.alerts.extend(alerts);
         }
     }
     out
+}
+
+/// A call table of one call, routing exactly as [`CallTable::apply`] does
+/// with `CallTable::new(1, usize::MAX)`, without the `CallSnapshot` that
+/// `apply` builds after every event for the service's queries (three id
+/// clones, three lists, three hash lookups an event: about a tenth of the
+/// replay). The test `one_call_routes_like_the_call_table` holds the two
+/// together.
+struct OneCall {
+    session: Option<CallSession>,
+}
+
+impl OneCall {
+    fn apply(
+        &mut self,
+        event: &Event,
+        engine: &Engine,
+        policy: &Policy,
+        caller_calls: u32,
+        scratch: &mut Scratch,
+    ) -> Result<Applied, TableError> {
+        event.validate(usize::MAX)?;
+        match event {
+            Event::Start(start) => {
+                if self.session.is_some() {
+                    return Err(TableError::AlreadyStarted(start.call_id.clone()));
+                }
+                Ok(Applied::Accepted(self.open(start, policy, caller_calls)))
+            }
+            Event::Fragment(fragment) => {
+                let mut alerts = Vec::new();
+                if self.session.is_none() {
+                    let defaults = CallStart {
+                        call_id: fragment.call_id.clone(),
+                        language: fragment.language.clone(),
+                        ..CallStart::default()
+                    };
+                    alerts = self.open(&defaults, policy, caller_calls);
+                }
+                let session = self.session.as_mut().expect("opened above");
+                let set = policy.for_tenant(session.tenant());
+                Ok(match session.on_fragment(fragment, engine, set, scratch)? {
+                    Applied::Accepted(more) => {
+                        alerts.extend(more);
+                        Applied::Accepted(alerts)
+                    }
+                    Applied::Duplicate if alerts.is_empty() => Applied::Duplicate,
+                    Applied::Duplicate => Applied::Accepted(alerts),
+                })
+            }
+            Event::End(end) => match self.session.take() {
+                Some(mut session) => {
+                    let set = policy.for_tenant(session.tenant());
+                    Ok(Applied::Accepted(session.on_end(end, set)))
+                }
+                None => Err(TableError::Event(EventError::UnknownCall(
+                    end.call_id.clone(),
+                ))),
+            },
+        }
+    }
+
+    fn open(&mut self, start: &CallStart, policy: &Policy, caller_calls: u32) -> Vec<AlertEvent> {
+        let count = if start.caller_id.is_some() {
+            caller_calls
+        } else {
+            0
+        };
+        let (session, alerts) = CallSession::start(start, policy.for_tenant(&start.tenant), count);
+        self.session = Some(session);
+        alerts
+    }
 }
 
 /// Service-wide ids in output order: calls in order, alerts in order.
@@ -322,7 +533,7 @@ fn number(calls: Vec<CallInput>, outputs: Vec<Option<CallOutput>>, engine: &Engi
                 event_id: result.alerts.len() as u64 + 1,
                 alert_id,
                 status: a.status,
-                call_id: call.call_id.clone(),
+                call_id: call.call_id.to_owned(),
                 tenant: output.tenant.clone(),
                 agent_id: output.agent_id.clone(),
                 category: a.category.to_string(),
@@ -343,6 +554,7 @@ fn number(calls: Vec<CallInput>, outputs: Vec<Option<CallOutput>>, engine: &Engi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::call::CallTable;
     use crate::lexicon::Lexicon;
 
     fn events(jsonl: &str) -> Vec<Event> {
@@ -441,5 +653,134 @@ mod tests {
             err.contains("bad.jsonl:2: missing field `speaker`"),
             "{err}"
         );
+    }
+
+    /// `OneCall` against the service's `CallTable` on the same events,
+    /// including the odd ones: a fragment before the start, a second start,
+    /// events after the end, a second end, repeated and backward `seq`.
+    #[test]
+    fn one_call_routes_like_the_call_table() {
+        let engine = Engine::build(Lexicon::embedded().unwrap()).unwrap();
+        let policy = Policy::builtin();
+        let fixture = read_jsonl(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/abusive_call_ja.jsonl"
+        )))
+        .unwrap();
+        let odd = events(concat!(
+            "{\"type\":\"fragment\",\"call_id\":\"c\",\"seq\":1,\"speaker\":\"customer\",\"text\":\"ぶっ殺すぞ\",\"is_final\":false,\"utterance_id\":\"u1\",\"end_ms\":900}\n",
+            "{\"type\":\"start\",\"call_id\":\"c\",\"caller_id\":\"+8190\",\"started_at\":\"2026-10-05T02:00:00+09:00\"}\n",
+            "{\"type\":\"fragment\",\"call_id\":\"c\",\"seq\":2,\"speaker\":\"customer\",\"text\":\"ぶっ殺すぞ\",\"utterance_id\":\"u1\",\"end_ms\":1000}\n",
+            "{\"type\":\"fragment\",\"call_id\":\"c\",\"seq\":2,\"speaker\":\"customer\",\"text\":\"again\",\"end_ms\":1100}\n",
+            "{\"type\":\"fragment\",\"call_id\":\"c\",\"seq\":1,\"speaker\":\"customer\",\"text\":\"back\",\"end_ms\":1200}\n",
+            "{\"type\":\"fragment\",\"call_id\":\"c\",\"seq\":3,\"speaker\":\"customer\",\"text\":\"x\",\"start_ms\":9,\"end_ms\":1}\n",
+            "{\"type\":\"fragment\",\"call_id\":\"c\",\"seq\":4,\"speaker\":\"agent\",\"text\":\"申し訳ございません\",\"utterance_id\":\"u2\",\"end_ms\":2000}\n",
+            "{\"type\":\"end\",\"call_id\":\"c\",\"end_ms\":3000}\n",
+            "{\"type\":\"end\",\"call_id\":\"c\",\"end_ms\":3000}\n",
+            "{\"type\":\"fragment\",\"call_id\":\"c\",\"speaker\":\"customer\",\"text\":\"you idiot\",\"language\":\"en\",\"end_ms\":4000}\n",
+            "{\"type\":\"start\",\"call_id\":\"c\",\"tenant\":\"t\",\"timezone\":\"Mars/Base\"}\n",
+            "{\"type\":\"start\",\"call_id\":\"c\",\"tenant\":\"t\"}\n",
+        ));
+        for (events, caller_calls) in [(&fixture, 0), (&odd, 3), (&odd, 0)] {
+            let call = CallInput {
+                call_id: events[0].call_id(),
+                started_at: None,
+                caller_calls,
+                events: events.iter().collect(),
+            };
+            let mut scratch = Scratch::default();
+            let ours = run_call(&call, &engine, &policy, &mut scratch);
+
+            let mut table = CallTable::new(1, usize::MAX);
+            let (mut alerts, mut refused) = (Vec::new(), Vec::new());
+            for &event in &call.events {
+                match table.apply(
+                    event,
+                    0,
+                    &engine,
+                    &policy,
+                    &mut |_| caller_calls,
+                    &mut scratch,
+                ) {
+                    Ok(routed) => {
+                        if let Applied::Accepted(more) = routed.applied {
+                            alerts.extend(more);
+                        }
+                    }
+                    Err(e) => refused.push(e.to_string()),
+                }
+            }
+            if !table.is_empty() {
+                let last_ms = call
+                    .events
+                    .iter()
+                    .filter_map(|e| match e {
+                        Event::Fragment(f) => Some(f.end_ms),
+                        _ => None,
+                    })
+                    .max()
+                    .unwrap_or(0);
+                let end = Event::End(CallEnd {
+                    call_id: call.call_id.to_owned(),
+                    end_ms: last_ms,
+                });
+                if let Ok(routed) = table.apply(&end, 0, &engine, &policy, &mut |_| 0, &mut scratch)
+                {
+                    if let Applied::Accepted(more) = routed.applied {
+                        alerts.extend(more);
+                    }
+                }
+            }
+            assert!(!alerts.is_empty());
+            assert_eq!(ours.alerts, alerts);
+            let reasons: Vec<String> = ours.refused.into_iter().map(|r| r.reason).collect();
+            assert_eq!(reasons, refused);
+        }
+        assert!(odd.len() > 10);
+    }
+
+    /// `read_file` gives what `import::import_file` gives (events, or the
+    /// error with its line), on the fixtures, the fuzz seeds and bad lines.
+    #[test]
+    fn read_file_reads_like_the_importer() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = tempfile::tempdir().unwrap();
+        let bad = [
+            "{\"type\":\"start\",\"call_id\":\"c\"}\n\n{\"type\":\"fragment\",\"call_id\":\"c\",\"speaker\":\"customer\",\"text\":\"x\",\"loudness_dbfs\":1e39}\n",
+            "{\"type\":\"end\",\"call_id\":\"c\"}\n{\"type\":\"fragment\",\"call_id\":\"c\"}\n",
+            "\u{feff}{\"type\":\"end\",\"call_id\":\"c\"}\r\n  \n{\"type\":\"end\",\"call_id\":\"c\",\"end_ms\":01}\n",
+            "{\"type\":\"end\",\"call_id\":\"c\"}\n{\"type\":\"end\",\"call_id\":\"c\"",
+        ];
+        let mut paths: Vec<PathBuf> = bad
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let path = dir.path().join(format!("bad{i}.jsonl"));
+                std::fs::write(&path, text).unwrap();
+                path
+            })
+            .collect();
+        paths.extend(
+            collect_paths(&[
+                root.join("tests/fixtures"),
+                root.join("fuzz/regressions/import_jsonl"),
+            ])
+            .unwrap(),
+        );
+        let options = import::ImportOptions::default();
+        for format in [None, Some(import::Format::Jsonl)] {
+            for path in &paths {
+                let ours = read_file(path, format, &options).map_err(|e| e.to_string());
+                let theirs = import::import_file(format, path, &options).map_err(|e| e.to_string());
+                assert_eq!(ours, theirs, "{}", path.display());
+            }
+        }
+        let files = read_files(&paths, None, &options, &|_| {});
+        assert_eq!(files.len(), paths.len());
+        assert!(files[0]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .contains("bad0.jsonl:3:"));
     }
 }
