@@ -100,8 +100,12 @@ impl ClientConfig {
             server: self.server.clone(),
             message,
         };
-        let mut endpoint =
-            Endpoint::from_shared(url.clone()).map_err(|e| address_error(e.to_string()))?;
+        // The connection window at its maximum: h2 drops a connection that
+        // holds more unread small frames (acks, alerts) than half of it,
+        // while the stream windows still bound what is buffered.
+        let mut endpoint = Endpoint::from_shared(url.clone())
+            .map_err(|e| address_error(e.to_string()))?
+            .initial_connection_window_size(crate::serve::config::MAX_WINDOW);
         if self.wants_tls() {
             if url.starts_with("http://") {
                 return Err(address_error(

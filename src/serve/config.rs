@@ -8,6 +8,9 @@ use serde::Deserialize;
 
 use crate::grpc::auth::{TokenEntry, Tokens};
 
+/// The largest HTTP/2 flow-control window (2^31 - 1).
+pub const MAX_WINDOW: u32 = (1 << 31) - 1;
+
 /// Everything `serve` needs. `Default` is the built-in configuration.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -57,6 +60,10 @@ pub struct Limits {
     pub max_active_calls: usize,
     /// Concurrent HTTP/2 streams per connection.
     pub max_streams_per_connection: u32,
+    /// HTTP/2 flow-control window per stream: how much a client may send
+    /// ahead of the server reading it. Buffered bytes per connection are
+    /// bounded by streams × this (see `serve::start`).
+    pub stream_window_bytes: u32,
     /// Largest gRPC message, bytes.
     pub max_message_bytes: usize,
     /// Live alerts buffered for subscribers before a slow one is served
@@ -91,6 +98,7 @@ impl Default for Limits {
             max_text_bytes: crate::event::DEFAULT_MAX_TEXT_BYTES,
             max_active_calls: 50_000,
             max_streams_per_connection: 1_024,
+            stream_window_bytes: 16 * 1024,
             max_message_bytes: 64 * 1024,
             subscriber_buffer: 4_096,
             recent_ended_calls: 1_000,
@@ -159,6 +167,12 @@ impl ServeConfig {
             return Err(bad(
                 "limits.max_streams_per_connection",
                 "must be at least 1",
+            ));
+        }
+        if !(1024..=MAX_WINDOW).contains(&l.stream_window_bytes) {
+            return Err(bad(
+                "limits.stream_window_bytes",
+                "must be between 1024 and 2147483647",
             ));
         }
         if l.subscriber_buffer < 16 {

@@ -35,6 +35,10 @@ use crate::store::{AlertLog, StoreError};
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 /// How long a stopping server waits for ingest streams in flight.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// HTTP/2 pings on an idle connection, and how long an answer may take
+/// before the connection (and its streams) is dropped.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often retention runs.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -158,8 +162,20 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     }
     // Health and reflection stay open (load balancers, grpcurl); they
     // carry no call data. Every callguard service is behind the tokens.
+    // Flow control per stream, not per connection: h2 closes a connection
+    // (ENHANCE_YOUR_CALM) whose unread small DATA frames exceed a budget of
+    // half the connection window, and transcript events are small frames.
+    // With the connection window at its maximum that budget (1 GiB) is out
+    // of reach, while the stream windows still bound what a connection
+    // buffers (streams × stream window). So a server that falls behind
+    // slows its clients down instead of dropping every call on a connection.
+    // Keepalive pings find clients that vanished without closing.
     let grpc = builder
         .max_concurrent_streams(Some(limits.max_streams_per_connection))
+        .initial_stream_window_size(Some(limits.stream_window_bytes))
+        .initial_connection_window_size(Some(config::MAX_WINDOW))
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .add_service(health)
         .add_service(reflection)
         .add_service(InterceptedService::new(
