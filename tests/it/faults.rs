@@ -8,11 +8,8 @@
 //! server run the real binary as a child process ([`ChildServer`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use callguard::grpc::pb;
@@ -768,87 +765,4 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("not within 10 s: {what}");
-}
-
-/// `callguard serve` as a child process on ephemeral ports; killed
-/// (SIGKILL) when dropped, so no test leaves one behind, even on a panic.
-struct ChildServer {
-    child: Child,
-    grpc: SocketAddr,
-    http: SocketAddr,
-}
-
-impl ChildServer {
-    async fn spawn(data_dir: &Path, config: Option<&Path>) -> ChildServer {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_callguard"));
-        command
-            .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-            .args(["--log-format", "json", "--data-dir"])
-            .arg(data_dir)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        if let Some(config) = config {
-            command.arg("--config").arg(config);
-        }
-        let mut child = command.spawn().expect("callguard serve starts");
-        let stderr = child.stderr.take().unwrap();
-        let mut server = ChildServer {
-            child,
-            grpc: ([0, 0, 0, 0], 0).into(),
-            http: ([0, 0, 0, 0], 0).into(),
-        };
-        let log = Arc::new(Mutex::new(String::new()));
-        let (found, addrs) = tokio::sync::oneshot::channel();
-        let seen = log.clone();
-        // Reads stderr to the end, so the child never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut found = Some(found);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addrs) = serving_addrs(&line) {
-                    if let Some(found) = found.take() {
-                        let _ = found.send(addrs);
-                    }
-                }
-                let mut seen = seen.lock().unwrap();
-                if seen.len() < 64 * 1024 {
-                    seen.push_str(&line);
-                    seen.push('\n');
-                }
-            }
-        });
-        match tokio::time::timeout(Duration::from_secs(60), addrs).await {
-            Ok(Ok((grpc, http))) => (server.grpc, server.http) = (grpc, http),
-            _ => panic!(
-                "callguard serve did not log its addresses:\n{}",
-                log.lock().unwrap()
-            ),
-        }
-        server
-    }
-
-    /// SIGKILL, and reap it.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ChildServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// The addresses of the JSON log line "callguard serving".
-fn serving_addrs(line: &str) -> Option<(SocketAddr, SocketAddr)> {
-    let value: serde_json::Value = serde_json::from_str(line).ok()?;
-    let fields = value.get("fields")?;
-    if fields.get("message")?.as_str()? != "callguard serving" {
-        return None;
-    }
-    let addr = |key: &str| fields.get(key)?.as_str()?.parse().ok();
-    Some((addr("grpc_addr")?, addr("http_addr")?))
 }

@@ -6,7 +6,9 @@ use callguard::grpc::pb;
 use callguard::serve::{start, ServeConfig, ServeError, TlsFiles};
 use tonic::Code;
 
-use crate::support::{config, end_event, fragment, start_event, take, IngestStream, TestServer};
+use crate::support::{
+    config, end_event, fragment, start_event, take, ChildServer, IngestStream, TestServer,
+};
 
 const INGEST_ACME: &str = "tok-ingest-acme";
 const INGEST_GLOBEX: &str = "tok-ingest-globex";
@@ -364,4 +366,41 @@ async fn caller_key_file_must_hold_a_real_secret() {
     std::fs::write(&key, [7u8; 32]).unwrap();
     let server = TestServer::spawn_with(with_key).await;
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_at_info_carry_no_transcript_text_and_no_caller_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = ChildServer::spawn(&tmp.path().join("data"), None).await;
+    let channel = ClientConfig::plain(format!("http://{}", server.grpc))
+        .connect()
+        .await
+        .unwrap();
+    let mut stream = IngestStream::open(channel).await.unwrap();
+    let mut start = start_event("call-log", "acme");
+    if let Some(pb::transcript_event::Event::Start(s)) = &mut start.event {
+        s.caller_id = "+81-90-5555-0199".into();
+    }
+    assert!(stream.send(start).await.ack.is_some());
+    let said = "ぶっ殺すぞ secretword 4111111111111111 someone@example.com";
+    let r = stream.send(fragment("call-log", 1, "u1", said, true)).await;
+    assert!(!r.alerts.is_empty());
+    // A refused event is logged at debug at most, with its reason only.
+    let long = "secretword ".repeat(2_000);
+    let r = stream
+        .send(fragment("call-log", 2, "u2", &long, true))
+        .await;
+    assert!(r.rejection.is_some());
+    assert!(stream
+        .send(end_event("call-log", 9_000))
+        .await
+        .ack
+        .is_some());
+    stream.close().await;
+    server.kill();
+    let log = server.log();
+    assert!(log.contains("callguard serving"), "{log}");
+    for secret in ["secretword", "殺す", "4111", "someone@", "5555-0199", "+81"] {
+        assert!(!log.contains(secret), "{secret:?} in the log:\n{log}");
+    }
 }

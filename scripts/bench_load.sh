@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Regenerates the load figures of BENCHMARKS.md ("Load"): a release `serve`
+# on loopback, `callguard loadgen` on the same machine, three scenarios.
+#
+#   scripts/bench_load.sh [OUT_DIR]        (default: target/bench-load)
+#
+# 1. idle   20,000 call streams open, one event per call every ~10 s:
+#           server RSS per call (issue #6: at most 16 KiB).
+# 2. paced  20,000 calls x 5 events/s (100,000 events/s) for 30 s after a
+#           10 s ramp-up: events/s acked, ingest -> Subscribe p50/p99/p99.9
+#           (target p99 < 20 ms), server CPU.
+# 3. saturation  2,000 calls x 100 events/s offered (200,000 events/s, more
+#           than this machine sustains) against serve, then against the
+#           in-process tonic echo service (--echo-baseline): the ratio of
+#           the two sustained rates (target >= 0.6).
+#
+# Each scenario starts a fresh serve (own data dir, ephemeral ports chosen
+# here) and stops it. The raw loadgen reports go to OUT_DIR/*.txt; the
+# summary is printed at the end. Nothing else may load the machine while
+# it runs, or the figures say more about the neighbours than about us.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-target/bench-load}
+mkdir -p "$out"
+
+cargo build --release --quiet
+bin=target/release/callguard
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+run_scenario() { # name, loadgen args...
+  local name=$1
+  shift
+  local data grpc http pid
+  data=$(mktemp -d)
+  grpc=$(free_port)
+  http=$(free_port)
+  "$bin" serve --data-dir "$data" --listen "127.0.0.1:$grpc" --http "127.0.0.1:$http" \
+    >"$out/$name.serve.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 50); do
+    curl -sf "http://127.0.0.1:$http/readyz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  echo "== $name: loadgen $*" | tee "$out/$name.txt"
+  "$bin" loadgen --server "127.0.0.1:$grpc" --server-pid "$pid" "$@" | tee -a "$out/$name.txt"
+  kill -TERM "$pid"
+  wait "$pid" || true
+  rm -rf "$data"
+}
+
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+  echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "commit: $(git rev-parse --short HEAD)"
+} | tee "$out/machine.txt"
+
+run_scenario idle --calls 20000 --connections 20 --rate 0.1 --duration 20 --ramp-up 10
+run_scenario paced --calls 20000 --connections 20 --rate 5 --duration 40 --ramp-up 10
+run_scenario saturation --calls 2000 --connections 4 --rate 100 --duration 15 --echo-baseline
+
+echo
+echo "== summary ($out)"
+cat "$out/machine.txt"
+grep -hE "^== |throughput|latency|server |events/s callguard" "$out"/idle.txt "$out"/paced.txt "$out"/saturation.txt
