@@ -347,13 +347,7 @@ async fn sigkill_mid_stream_loses_no_alert_the_client_was_sent() {
 async fn a_removed_database_file_refuses_alerts_loudly_and_reports_not_ready() {
     let tmp = tempfile::tempdir().unwrap();
     let server = TestServer::spawn_with(quiet_config(tmp.path())).await;
-    let mut sub = server
-        .alerts()
-        .await
-        .subscribe(subscribe_request(0))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut sub = server.subscription(0).await;
     let mut ingest = server.stream().await;
     let before = ingest
         .send(fragment("c1", 1, "u1", "ぶっ殺すぞ", true))

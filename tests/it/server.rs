@@ -11,13 +11,7 @@ use crate::support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abusive_call_alerts_on_reply_stream_and_subscribe_with_same_ids() {
     let server = TestServer::spawn().await;
-    let mut sub = server
-        .alerts()
-        .await
-        .subscribe(subscribe_request(0))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut sub = server.subscription(0).await;
     let mut ingest = server.stream().await;
 
     let started = ingest.send(start_event("c1", "acme")).await;
@@ -83,13 +77,7 @@ async fn abusive_call_alerts_on_reply_stream_and_subscribe_with_same_ids() {
 async fn subscriber_resumes_after_its_last_event_id_and_misses_nothing() {
     let server = TestServer::spawn().await;
     let mut ingest = server.stream().await;
-    let mut sub = server
-        .alerts()
-        .await
-        .subscribe(subscribe_request(0))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut sub = server.subscription(0).await;
     ingest
         .send(fragment("c1", 1, "u1", "ぶっ殺すぞ", true))
         .await;
@@ -111,13 +99,7 @@ async fn subscriber_resumes_after_its_last_event_id_and_misses_nothing() {
     }
     assert_eq!(missed.len(), 3, "{missed:?}");
 
-    let mut resumed = server
-        .alerts()
-        .await
-        .subscribe(subscribe_request(seen[0].event_id))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut resumed = server.subscription(seen[0].event_id).await;
     assert_eq!(take(&mut resumed, 3).await, missed);
     assert_quiet(&mut resumed).await;
     // And then live, without a gap or a duplicate at the switch.
@@ -142,13 +124,7 @@ async fn restart_on_the_same_data_dir_continues_ids_and_serves_history() {
     first.stop().await;
 
     let second = TestServer::spawn_with(config(tmp.path())).await;
-    let mut history = second
-        .alerts()
-        .await
-        .subscribe(subscribe_request(0))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut history = second.subscription(0).await;
     let mut ingest = second.stream().await;
     let after = ingest
         .send(fragment("c2", 1, "u1", "ぶっ殺すぞ", true))

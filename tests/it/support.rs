@@ -51,6 +51,19 @@ impl TestServer {
         pb::alerts_client::AlertsClient::new(self.channel().await)
     }
 
+    /// Subscribes to every alert after `after_event_id`.
+    pub async fn subscription(
+        &self,
+        after_event_id: u64,
+    ) -> tonic::Streaming<pb::SubscribeResponse> {
+        self.alerts()
+            .await
+            .subscribe(subscribe_request(after_event_id))
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     pub async fn admin(&self) -> pb::admin_client::AdminClient<Channel> {
         pb::admin_client::AdminClient::new(self.channel().await)
     }
