@@ -45,6 +45,7 @@ run_scenario() { # name, loadgen args...
     sleep 0.1
   done
   echo "== $name: loadgen $*" | tee "$out/$name.txt"
+  echo "server RSS before the run: $(awk '/VmRSS/ {print $2, $3}' "/proc/$pid/status")" | tee -a "$out/$name.txt"
   "$bin" loadgen --server "127.0.0.1:$grpc" --server-pid "$pid" "$@" | tee -a "$out/$name.txt"
   kill -TERM "$pid"
   wait "$pid" || true
@@ -65,4 +66,4 @@ run_scenario saturation --calls 2000 --connections 4 --rate 100 --duration 15 --
 echo
 echo "== summary ($out)"
 cat "$out/machine.txt"
-grep -hE "^== |throughput|latency|server |events/s callguard" "$out"/idle.txt "$out"/paced.txt "$out"/saturation.txt
+grep -hE "^== |RSS before|throughput|latency|server |events/s callguard" "$out"/idle.txt "$out"/paced.txt "$out"/saturation.txt
