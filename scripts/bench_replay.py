@@ -15,10 +15,13 @@ the same JSON Lines files, in the same run (BENCHMARKS.md, "Replay").
      no call state);
    - `callguard replay DIR --output jsonl > FILE`;
    - `callguard replay EMPTY --output jsonl`: the start-up alone (lexicon
-     parse and automaton build), subtracted for the "after start-up" figure.
+     parse and automaton build), for scale: in a real run the automata are
+     built while the files are read.
 3. Prints fragments/s (all fragment events, interim and final) for each,
-   the ratio, and a digest of callguard's output: the same digest from two
-   builds means byte-identical alerts.
+   by wall time and by CPU time (user + system, which moves less when
+   other processes share the cores), the ratio, and a digest of
+   callguard's output: one digest for all runs (and for `--other`, another
+   build run in the same rotation) means byte-identical alerts.
 
 The generator is here, not in the crate: the crate's own traffic
 (`loadgen`) is paced in real time and sent over gRPC.
@@ -278,6 +281,11 @@ def main():
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--generate-only", action="store_true")
+    ap.add_argument(
+        "--other",
+        metavar="CALLGUARD",
+        help="another callguard build (e.g. before a change), run in the same rotation",
+    )
     args = ap.parse_args()
 
     params = f"{args.calls} {args.files} {args.utterances} {args.seed} v1"
@@ -305,9 +313,15 @@ def main():
     )
     frags = counts["fragments"]
     out_path = os.path.join(args.dir, "replay.out")
-    py, cg, st = [], [], []
+    py, cg, st, other = [], [], [], []
     digests = set()
     for r in range(args.runs):
+        if args.other:
+            with open(out_path, "wb") as out:
+                other.append(timed([args.other, "replay", calls_dir, "--output", "jsonl"], out))
+            with open(out_path, "rb") as out:
+                digests.add(hashlib.sha256(out.read()).hexdigest()[:16])
+            print(f"run {r + 1}: other callguard {other[-1][0]:.3f} s (cpu {other[-1][1]:.2f} s)", file=sys.stderr)
         py.append(timed([sys.executable, "-c", BASELINE, calls_dir], subprocess.DEVNULL))
         with open(out_path, "wb") as out:
             cg.append(timed([args.callguard, "replay", calls_dir, "--output", "jsonl"], out))
@@ -325,7 +339,10 @@ def main():
     med = statistics.median
     load = os.getloadavg()
     print(f"runs: {args.runs}, alternating python / callguard / callguard start-up; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
-    for name, xs in (("python baseline", py), ("callguard replay", cg)):
+    rows = [("python baseline", py), ("callguard replay", cg)]
+    if other:
+        rows.append(("other callguard", other))
+    for name, xs in rows:
         walls = [w for w, _ in xs]
         cpus = [c for _, c in xs]
         print(
@@ -338,7 +355,10 @@ def main():
     print(f"ratio callguard / python, fragments/s: median of wall {med([w for w, _ in py]) / cgw:.2f}x; "
           f"per run {', '.join(f'{p[0] / c[0]:.2f}' for p, c in zip(py, cg))}")
     print(f"ratio of cpu seconds: {med([c for _, c in py]) / med([c for _, c in cg]):.2f}x")
-    print(f"alerts: {alerts:,}; output digest: {' '.join(sorted(digests))}")
+    if other:
+        print(f"ratio callguard / other: median of wall {med([w for w, _ in other]) / cgw:.2f}x, "
+              f"of cpu {med([c for _, c in other]) / med([c for _, c in cg]):.2f}x")
+    print(f"alerts: {alerts:,}; output digest: {' '.join(sorted(digests))} (one digest: every run printed the same)")
 
 if __name__ == "__main__":
     main()

@@ -251,6 +251,17 @@ mod fast {
         }
     }
 
+    /// Non-zero when one of the eight bytes of `x` is a quote, a
+    /// backslash or a control character (the lowest flagged byte is exact).
+    fn special_byte(x: u64) -> u64 {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let zero_in = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+        zero_in(x ^ (ONES * b'"' as u64))
+            | zero_in(x ^ (ONES * b'\\' as u64))
+            | (x.wrapping_sub(ONES * 0x20) & !x & HIGH)
+    }
+
     struct Reader<'a> {
         s: &'a str,
         b: &'a [u8],
@@ -279,6 +290,14 @@ mod fast {
         fn string(&mut self) -> Option<&'a str> {
             self.eat(b'"')?;
             let start = self.at;
+            // Eight bytes at a time while none of them ends the plain run.
+            while let Some(chunk) = self.b.get(self.at..self.at + 8) {
+                let x = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+                if special_byte(x) != 0 {
+                    break;
+                }
+                self.at += 8;
+            }
             loop {
                 match *self.b.get(self.at)? {
                     b'"' => break,
@@ -711,6 +730,12 @@ mod tests {
             r#""end""#,
             r#"null"#,
             r#""#,
+            // Strings longer than the eight-byte steps.
+            r#"{"type":"fragment","call_id":"c1","speaker":"agent","text":"0123456789abcdef\"0123456789"}"#,
+            r#"{"type":"fragment","call_id":"c1","speaker":"agent","text":"01234567\\89abcdef0123456789"}"#,
+            "{\"type\":\"fragment\",\"call_id\":\"c1\",\"speaker\":\"agent\",\"text\":\"0123456789abcde\tf0123\"}",
+            "{\"type\":\"fragment\",\"call_id\":\"c1\",\"speaker\":\"agent\",\"text\":\"ありがとうございます、お客様\u{7f}\u{1f}\"}",
+            r#"{"type":"fragment","call_id":"c1","speaker":"agent","text":"ありがとうございます、お客様0123456789"}"#,
         ];
         for line in cases {
             same_as_serde(line);
@@ -722,6 +747,8 @@ mod tests {
         assert!(fast::scan(cases[6]).is_some());
         assert!(fast::scan(cases[0]).is_none(), "a start");
         assert!(fast::scan(cases[2]).is_none(), "escapes");
+        assert!(fast::scan(cases[cases.len() - 1]).is_some(), "long text");
+        assert!(fast::scan(cases[cases.len() - 2]).is_none(), "control character");
     }
 
     proptest::proptest! {
