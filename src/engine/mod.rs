@@ -737,6 +737,33 @@ impl FoldSink for ScanSink<'_> {
         self.state = state;
     }
 
+    #[inline(always)]
+    fn run_begin(&mut self) -> u32 {
+        self.state.as_u32()
+    }
+
+    /// The automaton's state stays in a register through the normaliser's
+    /// tight loop: `self.state` is written back only at the end of a run.
+    #[inline(always)]
+    fn run_appended<const N: usize>(&mut self, run: u32, text: &[u8], new: [u8; N]) -> u32 {
+        let dfa = &self.automaton.dfa;
+        let mut state = StateID::from_u32_unchecked(run);
+        let first_end = text.len() - N + 1;
+        for (k, b) in new.into_iter().enumerate() {
+            state = dfa.next_state(Anchored::No, state, b);
+            if dfa.is_special(state) {
+                self.engine
+                    .collect(self.automaton, state, (first_end + k) as i64, self.raw);
+            }
+        }
+        state.as_u32()
+    }
+
+    #[inline(always)]
+    fn run_end(&mut self, run: u32) {
+        self.state = StateID::from_u32_unchecked(run);
+    }
+
     fn truncated(&mut self, text: &[u8]) {
         // Rare (a filler dropped, a squashed vowel removed) and the text is
         // short: scan it again from the start, seam decision included.

@@ -205,6 +205,29 @@ pub trait FoldSink {
     /// The folded text was cut back to `text` (rare: a consumer may start
     /// over).
     fn truncated(&mut self, text: &[u8]);
+
+    /// Starts a run of appends in the normaliser's tight loop: the
+    /// consumer's running state as one word, which the loop keeps in a
+    /// register and hands to [`Self::run_appended`] (the engine's automaton
+    /// state: kept in `self`, every step would wait on a store and a reload).
+    /// Until [`Self::run_end`], only `run_appended` is called.
+    #[inline(always)]
+    fn run_begin(&mut self) -> u32 {
+        0
+    }
+    /// [`Self::appended_more`] inside a run: `text` (not empty before) ends
+    /// with the `N` new bytes `new`. Returns the new running state.
+    #[inline(always)]
+    fn run_appended<const N: usize>(&mut self, run: u32, text: &[u8], new: [u8; N]) -> u32 {
+        let _ = new;
+        self.appended_more(text, text.len() - N);
+        run
+    }
+    /// Ends a run with its last running state.
+    #[inline(always)]
+    fn run_end(&mut self, run: u32) {
+        let _ = run;
+    }
 }
 
 /// No consumer.
@@ -587,6 +610,7 @@ impl<S: FoldSink> Folder<'_, S> {
         let mut prev = self.run_char;
         let mut run = self.run;
         let mut last = self.last;
+        let mut sink_run = self.sink.run_begin();
         while let Some(&b) = bytes.get(i) {
             if b < 0x80 {
                 let folded = PLAIN_ASCII[b as usize];
@@ -596,9 +620,10 @@ impl<S: FoldSink> Folder<'_, S> {
                         break;
                     }
                     last = Some((folded as char, CharClass::Word));
-                    let from = self.out.text.len();
                     self.out.text.push(folded as char);
-                    self.sink.appended_more(self.out.text.as_bytes(), from);
+                    sink_run = self
+                        .sink
+                        .run_appended(sink_run, self.out.text.as_bytes(), [folded]);
                     self.out.src.push((i as u32, i as u32 + 1));
                     i += 1;
                 } else if matches!(b, b'\'' | b'`') {
@@ -611,6 +636,9 @@ impl<S: FoldSink> Folder<'_, S> {
                         break;
                     };
                     if space {
+                        sink_run =
+                            self.sink
+                                .run_appended(sink_run, self.out.text.as_bytes(), [b' ']);
                         prev = None;
                         last = Some((' ', CharClass::Word));
                     }
@@ -632,6 +660,9 @@ impl<S: FoldSink> Folder<'_, S> {
                             break;
                         };
                         if space {
+                            sink_run =
+                                self.sink
+                                    .run_appended(sink_run, self.out.text.as_bytes(), [b' ']);
                             prev = None;
                             last = Some((' ', CharClass::Word));
                         }
@@ -645,16 +676,25 @@ impl<S: FoldSink> Folder<'_, S> {
                 }
                 last = Some((c, class));
                 let range = (i as u32, i as u32 + 3);
-                let from = self.out.text.len();
                 if c.is_ascii() {
                     // Full-width letters and digits: one byte.
                     self.out.text.push(c);
-                    self.sink.appended_more(self.out.text.as_bytes(), from);
+                    sink_run =
+                        self.sink
+                            .run_appended(sink_run, self.out.text.as_bytes(), [c as u8]);
                     self.out.src.push(range);
                 } else {
                     // Kana, ideographs, Hangul, ー: three bytes.
+                    let code = c as u32;
+                    let utf8 = [
+                        0xE0 | (code >> 12) as u8,
+                        0x80 | ((code >> 6) & 0x3F) as u8,
+                        0x80 | (code & 0x3F) as u8,
+                    ];
                     self.out.text.push(c);
-                    self.sink.appended_more(self.out.text.as_bytes(), from);
+                    sink_run = self
+                        .sink
+                        .run_appended(sink_run, self.out.text.as_bytes(), utf8);
                     self.out.src.extend([range, range, range]);
                 }
                 i += 3;
@@ -662,6 +702,7 @@ impl<S: FoldSink> Folder<'_, S> {
                 break;
             }
         }
+        self.sink.run_end(sink_run);
         self.run_char = prev;
         self.run = run;
         self.last = last;
@@ -673,7 +714,8 @@ impl<S: FoldSink> Folder<'_, S> {
     /// `separator` and `emit_general` do for them (close the token, open the
     /// next one, emit a space between two words or record a dropped
     /// separator). Returns where the character starts and whether a space
-    /// was emitted; `None`, having done nothing, when the general path must
+    /// was emitted (appended to the text; the caller tells the sink, within
+    /// its run); `None`, having done nothing, when the general path must
     /// take the separators (the token closed is a filler, or something
     /// else follows them).
     #[inline]
@@ -706,9 +748,8 @@ impl<S: FoldSink> Folder<'_, S> {
         };
         match last {
             Some((_, CharClass::Word)) if class == CharClass::Word => {
-                let from = self.out.text.len();
+                // The caller tells the sink, within its run.
                 self.out.text.push(' ');
-                self.sink.appended_more(self.out.text.as_bytes(), from);
                 self.out.src.push(range);
                 Some((next, true))
             }
