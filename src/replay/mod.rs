@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::alert::{Alert, AlertEvent};
-use crate::call::{Applied, CallSession, CallerHasher, CallerHistory, TableError};
+use crate::call::{Applied, CallTable, CallerHasher, CallerHistory};
 use crate::engine::{Engine, Scratch};
-use crate::event::{CallEnd, CallStart, Event, EventError};
+use crate::event::{CallEnd, CallStart, Event};
 use crate::policy::Policy;
 
 /// A problem with one input file; the others are still replayed.
@@ -401,7 +401,7 @@ fn run_call(
     policy: &Policy,
     scratch: &mut Scratch,
 ) -> CallOutput {
-    let mut table = OneCall { session: None };
+    let mut table = CallTable::new(1, usize::MAX);
     let mut out = CallOutput {
         alerts: Vec::new(),
         tenant: String::new(),
@@ -419,98 +419,32 @@ fn run_call(
             Event::Fragment(f) => last_ms = last_ms.max(f.end_ms),
             Event::End(_) => ended = true,
         }
-        match table.apply(event, engine, policy, call.caller_calls, scratch) {
-            Ok(Applied::Accepted(alerts)) => out.alerts.extend(alerts),
-            Ok(Applied::Duplicate) => {}
+        let caller_calls = &mut |_: &CallStart| call.caller_calls;
+        match table.apply(event, 0, engine, policy, caller_calls, scratch) {
+            Ok(routed) => {
+                if let Applied::Accepted(alerts) = routed.applied {
+                    out.alerts.extend(alerts);
+                }
+            }
             Err(e) => out.refused.push(Refused {
                 call_id: call.call_id.to_owned(),
                 reason: e.to_string(),
             }),
         }
     }
-    if !ended && table.session.is_some() {
+    if !ended && !table.is_empty() {
         // A call without an end ends at its last event (DESIGN section 2).
         let end = Event::End(CallEnd {
             call_id: call.call_id.to_owned(),
             end_ms: last_ms,
         });
-        if let Ok(Applied::Accepted(alerts)) = table.apply(&end, engine, policy, 0, scratch) {
-            out.alerts.extend(alerts);
+        if let Ok(routed) = table.apply(&end, 0, engine, policy, &mut |_| 0, scratch) {
+            if let Applied::Accepted(alerts) = routed.applied {
+                out.alerts.extend(alerts);
+            }
         }
     }
     out
-}
-
-/// A call table of one call, routing exactly as [`CallTable::apply`] does
-/// with `CallTable::new(1, usize::MAX)`, without the `CallSnapshot` that
-/// `apply` builds after every event for the service's queries (three id
-/// clones, three lists, three hash lookups an event: about a tenth of the
-/// replay). The test `one_call_routes_like_the_call_table` holds the two
-/// together.
-struct OneCall {
-    session: Option<CallSession>,
-}
-
-impl OneCall {
-    fn apply(
-        &mut self,
-        event: &Event,
-        engine: &Engine,
-        policy: &Policy,
-        caller_calls: u32,
-        scratch: &mut Scratch,
-    ) -> Result<Applied, TableError> {
-        event.validate(usize::MAX)?;
-        match event {
-            Event::Start(start) => {
-                if self.session.is_some() {
-                    return Err(TableError::AlreadyStarted(start.call_id.clone()));
-                }
-                Ok(Applied::Accepted(self.open(start, policy, caller_calls)))
-            }
-            Event::Fragment(fragment) => {
-                let mut alerts = Vec::new();
-                if self.session.is_none() {
-                    let defaults = CallStart {
-                        call_id: fragment.call_id.clone(),
-                        language: fragment.language.clone(),
-                        ..CallStart::default()
-                    };
-                    alerts = self.open(&defaults, policy, caller_calls);
-                }
-                let session = self.session.as_mut().expect("opened above");
-                let set = policy.for_tenant(session.tenant());
-                Ok(match session.on_fragment(fragment, engine, set, scratch)? {
-                    Applied::Accepted(more) => {
-                        alerts.extend(more);
-                        Applied::Accepted(alerts)
-                    }
-                    Applied::Duplicate if alerts.is_empty() => Applied::Duplicate,
-                    Applied::Duplicate => Applied::Accepted(alerts),
-                })
-            }
-            Event::End(end) => match self.session.take() {
-                Some(mut session) => {
-                    let set = policy.for_tenant(session.tenant());
-                    Ok(Applied::Accepted(session.on_end(end, set)))
-                }
-                None => Err(TableError::Event(EventError::UnknownCall(
-                    end.call_id.clone(),
-                ))),
-            },
-        }
-    }
-
-    fn open(&mut self, start: &CallStart, policy: &Policy, caller_calls: u32) -> Vec<AlertEvent> {
-        let count = if start.caller_id.is_some() {
-            caller_calls
-        } else {
-            0
-        };
-        let (session, alerts) = CallSession::start(start, policy.for_tenant(&start.tenant), count);
-        self.session = Some(session);
-        alerts
-    }
 }
 
 /// Service-wide ids in output order: calls in order, alerts in order.
@@ -554,7 +488,6 @@ fn number(calls: Vec<CallInput>, outputs: Vec<Option<CallOutput>>, engine: &Engi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::call::CallTable;
     use crate::lexicon::Lexicon;
 
     fn events(jsonl: &str) -> Vec<Event> {
@@ -653,90 +586,6 @@ mod tests {
             err.contains("bad.jsonl:2: missing field `speaker`"),
             "{err}"
         );
-    }
-
-    /// `OneCall` against the service's `CallTable` on the same events,
-    /// including the odd ones: a fragment before the start, a second start,
-    /// events after the end, a second end, repeated and backward `seq`.
-    #[test]
-    fn one_call_routes_like_the_call_table() {
-        let engine = Engine::build(Lexicon::embedded().unwrap()).unwrap();
-        let policy = Policy::builtin();
-        let fixture = read_jsonl(Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/abusive_call_ja.jsonl"
-        )))
-        .unwrap();
-        let odd = events(concat!(
-            "{\"type\":\"fragment\",\"call_id\":\"c\",\"seq\":1,\"speaker\":\"customer\",\"text\":\"ぶっ殺すぞ\",\"is_final\":false,\"utterance_id\":\"u1\",\"end_ms\":900}\n",
-            "{\"type\":\"start\",\"call_id\":\"c\",\"caller_id\":\"+8190\",\"started_at\":\"2026-10-05T02:00:00+09:00\"}\n",
-            "{\"type\":\"fragment\",\"call_id\":\"c\",\"seq\":2,\"speaker\":\"customer\",\"text\":\"ぶっ殺すぞ\",\"utterance_id\":\"u1\",\"end_ms\":1000}\n",
-            "{\"type\":\"fragment\",\"call_id\":\"c\",\"seq\":2,\"speaker\":\"customer\",\"text\":\"again\",\"end_ms\":1100}\n",
-            "{\"type\":\"fragment\",\"call_id\":\"c\",\"seq\":1,\"speaker\":\"customer\",\"text\":\"back\",\"end_ms\":1200}\n",
-            "{\"type\":\"fragment\",\"call_id\":\"c\",\"seq\":3,\"speaker\":\"customer\",\"text\":\"x\",\"start_ms\":9,\"end_ms\":1}\n",
-            "{\"type\":\"fragment\",\"call_id\":\"c\",\"seq\":4,\"speaker\":\"agent\",\"text\":\"申し訳ございません\",\"utterance_id\":\"u2\",\"end_ms\":2000}\n",
-            "{\"type\":\"end\",\"call_id\":\"c\",\"end_ms\":3000}\n",
-            "{\"type\":\"end\",\"call_id\":\"c\",\"end_ms\":3000}\n",
-            "{\"type\":\"fragment\",\"call_id\":\"c\",\"speaker\":\"customer\",\"text\":\"you idiot\",\"language\":\"en\",\"end_ms\":4000}\n",
-            "{\"type\":\"start\",\"call_id\":\"c\",\"tenant\":\"t\",\"timezone\":\"Mars/Base\"}\n",
-            "{\"type\":\"start\",\"call_id\":\"c\",\"tenant\":\"t\"}\n",
-        ));
-        for (events, caller_calls) in [(&fixture, 0), (&odd, 3), (&odd, 0)] {
-            let call = CallInput {
-                call_id: events[0].call_id(),
-                started_at: None,
-                caller_calls,
-                events: events.iter().collect(),
-            };
-            let mut scratch = Scratch::default();
-            let ours = run_call(&call, &engine, &policy, &mut scratch);
-
-            let mut table = CallTable::new(1, usize::MAX);
-            let (mut alerts, mut refused) = (Vec::new(), Vec::new());
-            for &event in &call.events {
-                match table.apply(
-                    event,
-                    0,
-                    &engine,
-                    &policy,
-                    &mut |_| caller_calls,
-                    &mut scratch,
-                ) {
-                    Ok(routed) => {
-                        if let Applied::Accepted(more) = routed.applied {
-                            alerts.extend(more);
-                        }
-                    }
-                    Err(e) => refused.push(e.to_string()),
-                }
-            }
-            if !table.is_empty() {
-                let last_ms = call
-                    .events
-                    .iter()
-                    .filter_map(|e| match e {
-                        Event::Fragment(f) => Some(f.end_ms),
-                        _ => None,
-                    })
-                    .max()
-                    .unwrap_or(0);
-                let end = Event::End(CallEnd {
-                    call_id: call.call_id.to_owned(),
-                    end_ms: last_ms,
-                });
-                if let Ok(routed) = table.apply(&end, 0, &engine, &policy, &mut |_| 0, &mut scratch)
-                {
-                    if let Applied::Accepted(more) = routed.applied {
-                        alerts.extend(more);
-                    }
-                }
-            }
-            assert!(!alerts.is_empty());
-            assert_eq!(ours.alerts, alerts);
-            let reasons: Vec<String> = ours.refused.into_iter().map(|r| r.reason).collect();
-            assert_eq!(reasons, refused);
-        }
-        assert!(odd.len() > 10);
     }
 
     /// `read_file` gives what `import::import_file` gives (events, or the
