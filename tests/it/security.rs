@@ -404,3 +404,50 @@ async fn logs_at_info_carry_no_transcript_text_and_no_caller_id() {
         assert!(!log.contains(secret), "{secret:?} in the log:\n{log}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_past_retention_are_purged_at_start() {
+    use callguard::alert::{Alert, AlertStatus};
+    use callguard::category::Severity;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let stored = |call_id: &str, days_ago: i64| Alert {
+        event_id: 0,
+        alert_id: 0,
+        status: AlertStatus::Confirmed,
+        call_id: call_id.into(),
+        tenant: "acme".into(),
+        agent_id: "a1".into(),
+        category: "violence".into(),
+        severity: Severity::Critical,
+        rule: "ja/violence/korosu".into(),
+        lexicon_version: "test".into(),
+        at_ms: 1_000,
+        raised_at: jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * days_ago),
+        evidence: Vec::new(),
+        action: "supervisor_takeover".into(),
+    };
+    let mut log = callguard::store::AlertLog::open(&data).unwrap();
+    log.append(&mut [stored("old-call", 8), stored("recent-call", 6)])
+        .unwrap();
+    drop(log);
+    let server = TestServer::spawn_with(ServeConfig {
+        retention_days: 7,
+        ..config(&data)
+    })
+    .await;
+    let mut alerts = server.alerts().await;
+    let get = |call_id: &str| pb::GetCallRequest {
+        call_id: call_id.into(),
+    };
+    // Retention runs at start, then hourly.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while alerts.get_call(get("old-call")).await.is_ok() {
+        assert!(std::time::Instant::now() < deadline, "old alert kept");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(code(alerts.get_call(get("old-call")).await), Code::NotFound);
+    let recent = alerts.get_call(get("recent-call")).await.unwrap();
+    assert_eq!(recent.into_inner().alerts.len(), 1);
+    server.stop().await;
+}
