@@ -164,7 +164,11 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Parsed, ReplayError> {
             if language.is_none() {
                 language = lang.clone();
             }
-            let result_id = result.result_id.clone().unwrap_or_else(|| {
+            // An empty ResultId is no id: kept, it would make every such
+            // result one utterance, and a second final of it a duplicate
+            // that the call ignores (found by fuzzing).
+            let given = result.result_id.clone().filter(|id| !id.trim().is_empty());
+            let result_id = given.unwrap_or_else(|| {
                 anonymous += 1;
                 format!("r{anonymous}")
             });

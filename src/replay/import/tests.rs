@@ -605,6 +605,29 @@ fn aws_streaming_speaker_changes_inside_a_result() {
 }
 
 #[test]
+fn aws_streaming_empty_result_id_is_no_id() {
+    let text = r#"{"Transcript":{"Results":[{"Alternatives":[{"Transcript":"Hello."}],
+        "StartTime":0.0,"EndTime":1.0,"IsPartial":false,"ResultId":""}]}}
+{"Transcript":{"Results":[{"Alternatives":[{"Transcript":"Again."}],
+        "StartTime":1.0,"EndTime":2.0,"IsPartial":false,"ResultId":" "}]}}"#;
+    let events = import(
+        Format::AwsStream,
+        Path::new("e.json"),
+        text,
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    let ids: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Fragment(f) => Some(f.utterance_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, ["r1", "r2"]);
+}
+
+#[test]
 fn vtt_cue_text_details() {
     use super::vtt::{cue_runs, decode_entities, parse_timestamp};
     assert_eq!(parse_timestamp("01:02:03.004"), Some(3_723_004));
