@@ -286,6 +286,23 @@ pub fn import_jsonl(data: &[u8]) {
     import_format(Format::Jsonl, data);
 }
 
+/// `Event::from_json`, the hand reader `replay` uses for JSON Lines,
+/// against serde's derive: the same event, or the same error.
+pub fn event_json(data: &[u8]) {
+    let Ok(line) = std::str::from_utf8(data) else {
+        return;
+    };
+    match (Event::from_json(line), serde_json::from_str::<Event>(line)) {
+        (Ok(fast), Ok(serde)) => assert_eq!(fast, serde, "from_json differs from serde"),
+        (Err(fast), Err(serde)) => assert_eq!(
+            fast.to_string(),
+            serde.to_string(),
+            "from_json's error differs from serde's"
+        ),
+        (fast, serde) => panic!("from_json gave {fast:?}, serde {serde:?}"),
+    }
+}
+
 const FUZZ_MANIFEST: &str = "version = \"fuzz\"\nextra_categories = []\n";
 
 /// A lexicon file: as a term file (`en/fuzz.toml`) beside a fixed manifest,

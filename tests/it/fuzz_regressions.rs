@@ -66,6 +66,11 @@ fn import_jsonl() {
 }
 
 #[test]
+fn event_json() {
+    run("event_json", fuzz_checks::event_json);
+}
+
+#[test]
 fn lexicon_parse() {
     run("lexicon_parse", fuzz_checks::lexicon_parse);
 }
