@@ -35,6 +35,8 @@ fn compile_protos() {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // prost with small per-stream buffers (src/grpc/codec.rs)
+        .codec_path("crate::grpc::codec::CompactCodec")
         .compile_fds(fds)
         .expect("generate gRPC code");
 }

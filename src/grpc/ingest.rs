@@ -12,11 +12,13 @@
 //! it would fail.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::{principal, Permission, Principal};
@@ -48,7 +50,8 @@ impl IngestService {
 
 #[tonic::async_trait]
 impl pb::ingest_server::Ingest for IngestService {
-    type StreamTranscriptStream = ReceiverStream<Result<pb::StreamTranscriptResponse, Status>>;
+    type StreamTranscriptStream =
+        Pin<Box<dyn Stream<Item = Result<pb::StreamTranscriptResponse, Status>> + Send>>;
 
     async fn stream_transcript(
         &self,
@@ -59,11 +62,16 @@ impl pb::ingest_server::Ingest for IngestService {
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(REPLY_BUFFER);
         tokio::spawn(serve_stream(self.service.clone(), who, inbound, tx));
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(Box::pin(
+            ReceiverStream::new(rx).map(|reply| *reply),
+        )))
     }
 }
 
-type ReplySender = mpsc::Sender<Result<pb::StreamTranscriptResponse, Status>>;
+/// Replies are boxed in the queue: a queue block holds 32 slots, and an
+/// unboxed reply (an alert, or a status) is hundreds of bytes — kilobytes
+/// per open call for a queue that is almost always empty.
+type ReplySender = mpsc::Sender<Box<Result<pb::StreamTranscriptResponse, Status>>>;
 
 /// An event applied and waiting for its answer.
 struct InFlight {
@@ -72,8 +80,8 @@ struct InFlight {
 }
 
 enum Head {
-    /// Refused: this is the whole answer.
-    Rejected(pb::StreamTranscriptResponse),
+    /// Refused: this is the whole answer (boxed: the queue stays small).
+    Rejected(Box<pb::StreamTranscriptResponse>),
     /// Accepted: ack, then the alerts once committed.
     Accepted {
         call_id: String,
@@ -150,7 +158,7 @@ async fn serve_stream(
                             return;
                         }
                     }
-                    let _ = tx.send(Err(failure)).await;
+                    let _ = tx.send(Box::new(Err(failure))).await;
                     return;
                 }
             }
@@ -161,7 +169,7 @@ async fn serve_stream(
 /// Sends replies in order; false when the client has left.
 async fn send(tx: &ReplySender, replies: Vec<pb::StreamTranscriptResponse>) -> bool {
     for reply in replies {
-        if tx.send(Ok(reply)).await.is_err() {
+        if tx.send(Box::new(Ok(reply))).await.is_err() {
             return false;
         }
     }
@@ -217,7 +225,7 @@ fn apply(
     let arrived = Instant::now();
     let (call_id, seq) = event_ids(&message);
     let refused = |refusal: &Refusal| InFlight {
-        head: Head::Rejected(rejection(call_id.clone(), seq, refusal)),
+        head: Head::Rejected(Box::new(rejection(call_id.clone(), seq, refusal))),
         alerts: Pending::none(),
     };
     let event = match Event::try_from(message) {
@@ -248,7 +256,7 @@ fn apply(
 /// sees it knows they are stored.
 fn answer(head: Head, committed: Committed) -> Vec<pb::StreamTranscriptResponse> {
     let (call_id, seq, duplicate, arrived) = match head {
-        Head::Rejected(rejection) => return vec![rejection],
+        Head::Rejected(rejection) => return vec![*rejection],
         Head::Accepted {
             call_id,
             seq,

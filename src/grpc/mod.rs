@@ -15,6 +15,7 @@ pub mod admin;
 pub mod alerts;
 pub mod auth;
 pub mod client;
+pub mod codec;
 pub mod convert;
 pub mod ingest;
 pub mod status;
