@@ -570,6 +570,8 @@ pub enum EventError {
     UnknownTimezone(String),
     #[error("call_id: no active call {0:?}")]
     UnknownCall(String),
+    #[error("loudness_dbfs: must be a finite number of dBFS")]
+    NotFinite,
 }
 
 impl Event {
@@ -616,6 +618,10 @@ impl Event {
                         end_ms: f.end_ms,
                     });
                 }
+                // NaN and infinities do not survive JSON or the wire.
+                if f.loudness_dbfs.is_some_and(|l| !l.is_finite()) {
+                    return Err(EventError::NotFinite);
+                }
             }
             Event::End(_) => {}
         }
@@ -634,6 +640,30 @@ fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), EventEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn validate_refuses_a_loudness_that_is_not_a_number() {
+        let fragment = |loudness_dbfs| {
+            Event::Fragment(Fragment {
+                call_id: "c".into(),
+                seq: 1,
+                speaker: Speaker::Customer,
+                text: "hello".into(),
+                is_final: true,
+                utterance_id: "u1".into(),
+                start_ms: 0,
+                end_ms: 900,
+                language: None,
+                loudness_dbfs,
+            })
+        };
+        assert!(fragment(Some(-20.0)).validate(100).is_ok());
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let e = fragment(Some(bad)).validate(100).unwrap_err();
+            assert_eq!(e, EventError::NotFinite);
+            assert!(e.to_string().starts_with("loudness_dbfs:"));
+        }
+    }
 
     #[test]
     fn parses_the_design_examples() {
@@ -748,7 +778,10 @@ mod tests {
         assert!(fast::scan(cases[0]).is_none(), "a start");
         assert!(fast::scan(cases[2]).is_none(), "escapes");
         assert!(fast::scan(cases[cases.len() - 1]).is_some(), "long text");
-        assert!(fast::scan(cases[cases.len() - 2]).is_none(), "control character");
+        assert!(
+            fast::scan(cases[cases.len() - 2]).is_none(),
+            "control character"
+        );
     }
 
     proptest::proptest! {

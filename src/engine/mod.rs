@@ -62,7 +62,8 @@ pub enum Framing {
 pub struct Hit {
     pub term: TermId,
     /// Byte range of the words in the original fragment text. When the
-    /// phrase began in the previous fragment (`continued`), it starts at 0.
+    /// phrase began in the previous fragment (`continued`), it starts at
+    /// the fragment's first word.
     pub span: Range<usize>,
     /// The phrase began in the speaker's previous fragment.
     pub continued: bool,

@@ -46,6 +46,7 @@ fn event_field(e: &EventError) -> &'static str {
         EventError::SeqBackwards { .. } => "seq",
         EventError::TimesReversed { .. } => "end_ms",
         EventError::UnknownTimezone(_) => "timezone",
+        EventError::NotFinite => "loudness_dbfs",
     }
 }
 
