@@ -124,18 +124,7 @@ pub fn read_files(
     };
     let mut results: Vec<Option<Result<Vec<Event>, ReplayError>>> =
         (0..paths.len()).map(|_| None).collect();
-    let parts: Vec<_> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (1..threads.min(paths.len()))
-            .map(|_| scope.spawn(work))
-            .collect();
-        let mut parts = vec![work()];
-        parts.extend(
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a replay reader panicked")),
-        );
-        parts
-    });
+    let parts = on_threads(threads.min(paths.len()), work);
     for (i, result) in parts.into_iter().flatten() {
         results[i] = Some(result);
     }
@@ -271,16 +260,7 @@ fn run_calls(calls: Vec<CallInput>, engine: &Engine, policy: &Policy, threads: u
             }
         }
     };
-    let parts: Vec<Vec<(usize, CallOutput)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
-        let mut parts = vec![work()];
-        parts.extend(
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a replay worker panicked")),
-        );
-        parts
-    });
+    let parts: Vec<Vec<(usize, CallOutput)>> = on_threads(threads, work);
     let mut outputs: Vec<Option<CallOutput>> = (0..calls.len()).map(|_| None).collect();
     for (i, output) in parts.into_iter().flatten() {
         outputs[i] = Some(output);
@@ -304,18 +284,10 @@ fn order_calls<'a>(files: &'a [Vec<Event>], policy: &Policy, threads: usize) -> 
             out.push((i, group(file)));
         }
     };
-    let mut grouped: Vec<(usize, Vec<CallInput<'a>>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (1..threads.min(files.len()))
-            .map(|_| scope.spawn(work))
-            .collect();
-        let mut parts = vec![work()];
-        parts.extend(
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a replay worker panicked")),
-        );
-        parts.into_iter().flatten().collect()
-    });
+    let mut grouped: Vec<(usize, Vec<CallInput<'a>>)> = on_threads(threads.min(files.len()), work)
+        .into_iter()
+        .flatten()
+        .collect();
     grouped.sort_by_key(|(i, _)| *i);
     let mut calls: Vec<CallInput<'a>> = Vec::new();
     let mut by_id: HashMap<&'a str, usize> = HashMap::new();
@@ -392,6 +364,22 @@ fn group(events: &[Event]) -> Vec<CallInput<'_>> {
         calls[index].events.push(event);
     }
     calls
+}
+
+/// Runs `work` on `threads` threads (this one included, at least one) and
+/// returns what each returned; the work items are shared through `work`.
+fn on_threads<T: Send>(threads: usize, work: impl Fn() -> T + Sync) -> Vec<T> {
+    std::thread::scope(|scope| {
+        let work = &work;
+        let handles: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mut parts = vec![work()];
+        parts.extend(
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a replay worker panicked")),
+        );
+        parts
+    })
 }
 
 /// Runs one call through a table of its own.
