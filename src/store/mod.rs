@@ -244,17 +244,8 @@ impl AlertLog {
         alerts: &[Alert],
         calls: &[(CallerKey, jiff::Timestamp)],
     ) -> Result<(), StoreError> {
-        let Self {
-            conn,
-            path,
-            file_id,
-            ..
-        } = self;
+        let (tx, path) = self.begin_write()?;
         let write = write_err(path);
-        still_there(path, *file_id).map_err(write)?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(write)?;
         let mut last_event = counter(&tx, LAST_EVENT_ID).map_err(write)?;
         let mut last_alert = counter(&tx, LAST_ALERT_ID).map_err(write)?;
         {
@@ -425,17 +416,8 @@ impl AlertLog {
     /// of calls before it. Returns the number of alerts deleted. Counters
     /// are untouched, so ids are never reused.
     pub fn purge_before(&mut self, before: jiff::Timestamp) -> Result<usize, StoreError> {
-        let Self {
-            conn,
-            path,
-            file_id,
-            ..
-        } = self;
+        let (tx, path) = self.begin_write()?;
         let write = write_err(path);
-        still_there(path, *file_id).map_err(write)?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(write)?;
         let cutoff = ts_key(before);
         let alerts = tx
             .execute("DELETE FROM alerts WHERE raised_at < ?1", [cutoff])
@@ -451,17 +433,8 @@ impl AlertLog {
     /// The installation secret for `CallerHasher::new`: 32 random bytes made
     /// on first use and kept in the database.
     pub fn installation_secret(&mut self) -> Result<[u8; 32], StoreError> {
-        let Self {
-            conn,
-            path,
-            file_id,
-            ..
-        } = self;
+        let (tx, path) = self.begin_write()?;
         let write = write_err(path);
-        still_there(path, *file_id).map_err(write)?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(write)?;
         let existing: Option<Vec<u8>> = tx
             .query_row("SELECT bytes FROM secret WHERE id = 1", [], |row| {
                 row.get(0)
@@ -470,20 +443,34 @@ impl AlertLog {
             .map_err(write)?;
         if let Some(bytes) = existing {
             return <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| StoreError::Corrupt {
-                path: path.clone(),
+                path: path.to_path_buf(),
                 what: "installation secret".into(),
                 reason: format!("{} bytes, expected 32", bytes.len()),
             });
         }
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).map_err(|source| StoreError::Random {
-            path: path.clone(),
+            path: path.to_path_buf(),
             source,
         })?;
         tx.execute("INSERT INTO secret (id, bytes) VALUES (1, ?1)", [secret])
             .map_err(write)?;
         tx.commit().map_err(write)?;
         Ok(secret)
+    }
+}
+
+impl AlertLog {
+    /// An immediate (write-locked) transaction, after checking that the
+    /// path still names the file opened; with the path, for errors.
+    fn begin_write(&mut self) -> Result<(rusqlite::Transaction<'_>, &Path), StoreError> {
+        let write = write_err(&self.path);
+        still_there(&self.path, self.file_id).map_err(write)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(write)?;
+        Ok((tx, &self.path))
     }
 }
 
