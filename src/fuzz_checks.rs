@@ -18,7 +18,9 @@ use crate::grpc::pb;
 use crate::lexicon::{Lexicon, Source};
 use crate::policy::Policy;
 use crate::replay::import::{self, Format, ImportOptions};
-use crate::text::normalize::{normalize_into, normalize_with, FoldSink, Normalized};
+use crate::text::normalize::{
+    normalize_into, normalize_text_with, normalize_with, FoldSink, Normalized,
+};
 
 /// The engine of the embedded lexicons, built once per process.
 fn engine() -> &'static Engine {
@@ -97,12 +99,25 @@ fn check_offsets(input: &str, folded: &Normalized) {
 }
 
 /// `text::normalize`: no panic; offsets inside the original on char
-/// boundaries and monotone; the sink sees exactly the folded text; a
-/// reused buffer gives the same result as a fresh one.
+/// boundaries and monotone; the tight loop agrees with the general path
+/// and folding without the map gives the same text; the sink sees exactly
+/// the folded text; a reused buffer gives the same result as a fresh one.
 pub fn normalize(data: &[u8]) {
     let input = String::from_utf8_lossy(data);
     let fresh = crate::text::normalize(&input);
     check_offsets(&input, &fresh);
+    assert_eq!(
+        fresh,
+        crate::text::normalize::normalize_general(&input),
+        "the tight loop and the general path fold differently"
+    );
+    let mut unmapped = Normalized::default();
+    normalize_text_with(&input, &mut unmapped, &mut ());
+    assert_eq!(
+        unmapped.as_str(),
+        fresh.as_str(),
+        "folding without the map differs"
+    );
 
     let mut mirror = Mirror::default();
     // Reuse a buffer that held other text first.

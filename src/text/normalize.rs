@@ -48,12 +48,14 @@ pub enum CharClass {
 }
 
 /// Folded text with the map back to the original.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Normalized {
     text: String,
     /// For each byte of `text`: start and end of the original character(s)
-    /// it came from.
+    /// it came from. Empty when folded without the map.
     src: Vec<(u32, u32)>,
+    /// Was `src` built?
+    mapped: bool,
     /// Positions in `text` before which a separator of the original was
     /// dropped between CJK characters (used by `standalone` terms).
     dropped_separators: Vec<u32>,
@@ -73,7 +75,11 @@ impl Normalized {
     /// The byte range of the original text that the folded range
     /// `start..end` came from. `start < end <= len` and both on char
     /// boundaries of the folded text.
+    ///
+    /// # Panics
+    /// When the text was folded without its map ([`normalize_text_with`]).
     pub fn original_range(&self, start: usize, end: usize) -> std::ops::Range<usize> {
+        assert!(self.mapped, "folded without the offset map");
         debug_assert!(start < end && end <= self.text.len());
         self.src[start].0 as usize..self.src[end - 1].1 as usize
     }
@@ -177,15 +183,61 @@ const FILLER_KEYS: [u128; FILLERS.len()] = {
     keys
 };
 
-/// Is `token` one of [`FILLERS`]? Most tokens are rejected by length or
-/// first byte before any comparison.
+/// Row of [`FILLER_SHAPES`] for each first byte: the bytes a filler
+/// starts with (u, e, h, m; 0xE3 for hiragana and ー) have their own, every
+/// other byte row 0, which is empty.
+static FILLER_START: [u8; 256] = {
+    let mut rows = [0u8; 256];
+    let mut next = 1;
+    let mut i = 0;
+    while i < FILLERS.len() {
+        let first = FILLERS[i].as_bytes()[0] as usize;
+        if rows[first] == 0 {
+            rows[first] = next;
+            next += 1;
+        }
+        i += 1;
+    }
+    rows
+};
+
+/// Distinct first bytes of [`FILLERS`], plus the empty row 0.
+const FILLER_ROWS: usize = {
+    let mut max = 0;
+    let mut b = 0;
+    while b < 256 {
+        if FILLER_START[b] > max {
+            max = FILLER_START[b];
+        }
+        b += 1;
+    }
+    max as usize + 1
+};
+
+/// For each first byte (row, [`FILLER_START`]) and last byte of a filler,
+/// its lengths, one bit per length: nearly every word that closes a token
+/// ("me", "the", "how") fails this one lookup, without a branch on the way.
+static FILLER_SHAPES: [[u16; 256]; FILLER_ROWS] = {
+    let mut shapes = [[0u16; 256]; FILLER_ROWS];
+    let mut i = 0;
+    while i < FILLERS.len() {
+        let filler = FILLERS[i].as_bytes();
+        let row = FILLER_START[filler[0] as usize] as usize;
+        shapes[row][filler[filler.len() - 1] as usize] |= 1 << filler.len();
+        i += 1;
+    }
+    shapes
+};
+
+/// Is `token` one of [`FILLERS`]?
 #[inline]
 fn is_filler(token: &[u8]) -> bool {
-    // Every filler is 2, 3, 6, 9 or 12 bytes long and starts with u, e, h,
-    // m or a hiragana (E3); the test `filler_prefilter_admits_every_filler`
-    // keeps this in step with FILLERS.
-    matches!(token.len(), 2 | 3 | 6 | 9 | 12)
-        && matches!(token[0], b'u' | b'e' | b'h' | b'm' | 0xE3)
+    let len = token.len();
+    if len == 0 || len > MAX_FILLER_LEN {
+        return false;
+    }
+    let row = FILLER_START[token[0] as usize] as usize;
+    FILLER_SHAPES[row][token[len - 1] as usize] & (1 << len) != 0
         && FILLER_KEYS.contains(&filler_key(token))
 }
 
@@ -246,8 +298,33 @@ pub fn normalize_into(input: &str, out: &mut Normalized) {
 /// [`normalize_into`], telling `sink` about the folded text as it grows.
 /// At the end, the bytes appended and not truncated are exactly `out`'s text.
 pub fn normalize_with<S: FoldSink>(input: &str, out: &mut Normalized, sink: &mut S) {
+    fold::<S, true>(input, out, sink, true);
+}
+
+/// [`normalize_with`] without the offset map: the same text (and dropped
+/// separators), but [`Normalized::original_range`] may not be asked. The
+/// engine folds every fragment this way and builds the map again only for
+/// the few with a hit: writing 8 bytes of map per folded byte is a fifth of
+/// the normaliser's time.
+pub fn normalize_text_with<S: FoldSink>(input: &str, out: &mut Normalized, sink: &mut S) {
+    fold::<S, false>(input, out, sink, true);
+}
+
+/// [`normalize`] one character at a time, without the tight loop
+/// (`Folder::plain_run`): the reference it must agree with, for tests and
+/// fuzzing. Not part of the API.
+#[doc(hidden)]
+pub fn normalize_general(input: &str) -> Normalized {
+    let mut out = Normalized::default();
+    fold::<(), true>(input, &mut out, &mut (), false);
+    out
+}
+
+/// `fast`: take the tight loop for plain runs (always, but in tests).
+fn fold<S: FoldSink, const MAP: bool>(input: &str, out: &mut Normalized, sink: &mut S, fast: bool) {
     out.clear();
-    let mut folder = Folder {
+    out.mapped = MAP;
+    let mut folder = Folder::<S, MAP> {
         out,
         sink,
         pending_separator: None,
@@ -258,13 +335,15 @@ pub fn normalize_with<S: FoldSink>(input: &str, out: &mut Normalized, sink: &mut
     };
     let bytes = input.as_bytes();
     folder.out.text.reserve(bytes.len());
-    folder.out.src.reserve(bytes.len());
+    if MAP {
+        folder.out.src.reserve(bytes.len());
+    }
     let mut cluster = String::new();
     let mut i = 0;
     while i < bytes.len() {
         // Inside a token, runs of plain letters, digits, kana and ideographs
         // go through a tight loop; everything else one char at a time.
-        let run_end = folder.plain_run(bytes, i);
+        let run_end = if fast { folder.plain_run(bytes, i) } else { i };
         if run_end > i {
             i = run_end;
             continue;
@@ -320,7 +399,7 @@ pub fn normalize_with<S: FoldSink>(input: &str, out: &mut Normalized, sink: &mut
 /// The character starting at byte `i` of `bytes` (valid UTF-8, `i` on a
 /// char boundary) and its length, `None` at the end.
 #[inline]
-fn decode(bytes: &[u8], i: usize) -> Option<(char, usize)> {
+pub(crate) fn decode(bytes: &[u8], i: usize) -> Option<(char, usize)> {
     let b0 = *bytes.get(i)?;
     if b0 < 0x80 {
         return Some((b0 as char, 1));
@@ -574,7 +653,8 @@ struct TokenMark {
     open: bool,
 }
 
-struct Folder<'a, S: FoldSink> {
+/// `MAP`: build the offset map (`Normalized::src`).
+struct Folder<'a, S: FoldSink, const MAP: bool> {
     out: &'a mut Normalized,
     sink: &'a mut S,
     /// Original range of the first separator seen since the last character.
@@ -588,7 +668,7 @@ struct Folder<'a, S: FoldSink> {
     token: TokenMark,
 }
 
-impl<S: FoldSink> Folder<'_, S> {
+impl<S: FoldSink, const MAP: bool> Folder<'_, S, MAP> {
     /// Emits the run of plain characters starting at `i` when a token is
     /// open and no separator is pending: ASCII letters, digits and `*`
     /// (full-width too), kana, ideographs, Hangul syllables and ー after
@@ -624,7 +704,9 @@ impl<S: FoldSink> Folder<'_, S> {
                     sink_run = self
                         .sink
                         .run_appended(sink_run, self.out.text.as_bytes(), [folded]);
-                    self.out.src.push((i as u32, i as u32 + 1));
+                    if MAP {
+                        self.out.src.push((i as u32, i as u32 + 1));
+                    }
                     i += 1;
                 } else if matches!(b, b'\'' | b'`') {
                     if combines_at(bytes, i + 1) {
@@ -682,7 +764,9 @@ impl<S: FoldSink> Folder<'_, S> {
                     sink_run =
                         self.sink
                             .run_appended(sink_run, self.out.text.as_bytes(), [c as u8]);
-                    self.out.src.push(range);
+                    if MAP {
+                        self.out.src.push(range);
+                    }
                 } else {
                     // Kana, ideographs, Hangul, ー: three bytes.
                     let code = c as u32;
@@ -695,7 +779,9 @@ impl<S: FoldSink> Folder<'_, S> {
                     sink_run = self
                         .sink
                         .run_appended(sink_run, self.out.text.as_bytes(), utf8);
-                    self.out.src.extend([range, range, range]);
+                    if MAP {
+                        self.out.src.extend([range, range, range]);
+                    }
                 }
                 i += 3;
             } else {
@@ -750,7 +836,9 @@ impl<S: FoldSink> Folder<'_, S> {
             Some((_, CharClass::Word)) if class == CharClass::Word => {
                 // The caller tells the sink, within its run.
                 self.out.text.push(' ');
-                self.out.src.push(range);
+                if MAP {
+                    self.out.src.push(range);
+                }
                 Some((next, true))
             }
             Some(_) => {
@@ -915,8 +1003,10 @@ impl<S: FoldSink> Folder<'_, S> {
         let from = self.out.text.len();
         self.out.text.push(c);
         self.sink.appended(self.out.text.as_bytes(), from);
-        for _ in 0..c.len_utf8() {
-            self.out.src.push((start, end));
+        if MAP {
+            for _ in 0..c.len_utf8() {
+                self.out.src.push((start, end));
+            }
         }
     }
 
@@ -925,6 +1015,9 @@ impl<S: FoldSink> Folder<'_, S> {
     fn pop_last(&mut self) {
         if let Some(c) = self.out.text.pop() {
             self.sink.truncated(self.out.text.as_bytes());
+            if !MAP {
+                return;
+            }
             let n = self.out.src.len() - c.len_utf8();
             let end = self.out.src[n].1;
             self.out.src.truncate(n);
@@ -935,6 +1028,9 @@ impl<S: FoldSink> Folder<'_, S> {
     /// Extends the original range of the last emitted character to `end`, so
     /// evidence covers the squashed repetitions too.
     fn extend_last(&mut self, end: u32) {
+        if !MAP {
+            return;
+        }
         // The last character's first byte: skip UTF-8 continuation bytes.
         let text = self.out.text.as_bytes();
         let Some(mut first) = text.len().checked_sub(1) else {
@@ -964,7 +1060,8 @@ impl<S: FoldSink> Folder<'_, S> {
     #[inline(always)]
     fn token_is_filler(&self) -> bool {
         let token = &self.out.text.as_bytes()[self.token.out_len..];
-        token.len() <= MAX_FILLER_LEN + 1 && is_filler(token.strip_prefix(b" ").unwrap_or(token))
+        let space = usize::from(token.first() == Some(&b' '));
+        is_filler(&token[space..])
     }
 
     /// Drops the token just closed, a filler: back to the state before it.
@@ -973,7 +1070,9 @@ impl<S: FoldSink> Folder<'_, S> {
         let mark = self.token;
         self.out.text.truncate(mark.out_len);
         self.sink.truncated(self.out.text.as_bytes());
-        self.out.src.truncate(mark.out_len);
+        if MAP {
+            self.out.src.truncate(mark.out_len);
+        }
         self.out.dropped_separators.truncate(mark.separators_len);
         self.pending_separator = mark.pending_separator;
         self.last = mark.last;
@@ -1088,6 +1187,16 @@ mod tests {
         fn idempotent(s in "\\PC{0,40}") {
             let once = fold(&s);
             prop_assert_eq!(fold(&once), once);
+        }
+
+        #[test]
+        fn tight_loop_agrees_with_general_path(s in "[a-zA-Zａ-ｚアイウカキクコロスｶﾞﾞーｰ〜~ 、。!?*'`0-9ばかしね殺えあのーうんmuhé\u{301}]{0,60}") {
+            prop_assert_eq!(normalize(&s), normalize_general(&s));
+        }
+
+        #[test]
+        fn tight_loop_agrees_with_general_path_on_any_text(s in "\\PC{0,60}") {
+            prop_assert_eq!(normalize(&s), normalize_general(&s));
         }
 
         #[test]
