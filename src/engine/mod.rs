@@ -24,6 +24,7 @@
 //!   and quotation frames downgrade it one severity level; target frames mark
 //!   it as aimed at the agent.
 
+mod alphabet;
 mod carry;
 
 use std::collections::HashMap;
@@ -34,13 +35,14 @@ use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::dfa::DFA;
 use aho_corasick::{Anchored, MatchKind};
 
+use alphabet::{split, Alphabet};
 pub use carry::Carry;
 use carry::{Mark, MAX_MARKS, TAIL_BYTES};
 
 use crate::category::{Severity, Speaker};
 use crate::lexicon::{FrameKind, FramePosition, Lexicon, LexiconError, Term, ANY_LANGUAGE};
-use crate::text::normalize::{normalize_with, FoldSink};
-use crate::text::{class_of, normalize, CharClass, Normalized};
+use crate::text::normalize::{decode, normalize_text_with, FoldSink};
+use crate::text::{class_of, normalize, normalize_into, CharClass, Normalized};
 
 /// Index of a term in [`Engine::term`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -88,6 +90,8 @@ pub struct Scan {
 #[derive(Default)]
 pub struct Scratch {
     normalized: Normalized,
+    /// The same text with its offset map, folded again for a hit's span.
+    mapped: Normalized,
     raw: Vec<RawMatch>,
     candidates: Vec<Candidate>,
 }
@@ -108,10 +112,15 @@ struct PatternInfo {
     /// boundary is required there.
     word_left: bool,
     word_right: bool,
+    /// Length of the folded pattern in bytes (the automaton counts
+    /// symbols, see [`Alphabet`]).
+    len: u32,
 }
 
 struct LanguageAutomaton {
+    /// Over [`Alphabet`] codes of the folded text, not its bytes.
     dfa: DFA,
+    alphabet: Alphabet,
     /// Automaton pattern id → index in `Engine::patterns`.
     patterns: Vec<u32>,
 }
@@ -180,6 +189,7 @@ impl Engine {
                 owner: owner as u32,
                 word_left: is_word(folded.chars().next()),
                 word_right: is_word(folded.chars().next_back()),
+                len: folded.len() as u32,
             });
             texts.push(folded);
             languages.push(language.clone());
@@ -206,12 +216,23 @@ impl Engine {
             // No prefilter: the DFA is stepped by hand, never searched, and
             // with one its start states would count as special, costing a
             // call to `collect` per byte in the start state.
+            let alphabet = Alphabet::for_patterns(ids.iter().map(|&i| texts[i as usize].as_str()))
+                .map_err(|e| {
+                    LexiconError::Automaton(format!(
+                        "{} distinct characters in one language's patterns (at most 16,256)",
+                        e.0
+                    ))
+                })?;
             let dfa = DFA::builder()
                 .match_kind(MatchKind::Standard)
                 .prefilter(false)
-                .build(ids.iter().map(|&i| texts[i as usize].as_bytes()))
+                .build(ids.iter().map(|&i| alphabet.encode(&texts[i as usize])))
                 .map_err(|e| LexiconError::Automaton(e.to_string()))?;
-            automata.push(LanguageAutomaton { dfa, patterns: ids });
+            automata.push(LanguageAutomaton {
+                dfa,
+                alphabet,
+                patterns: ids,
+            });
             Ok(automata.len() as u32 - 1)
         };
         let mut by_language = HashMap::new();
@@ -326,7 +347,7 @@ impl Engine {
             raw: &mut scratch.raw,
         };
         sink.reset();
-        normalize_with(text, &mut scratch.normalized, &mut sink);
+        normalize_text_with(text, &mut scratch.normalized, &mut sink);
         let (state, seam_space) = (sink.state, sink.seam_space);
         let norm = scratch.normalized.as_str().as_bytes();
         let stream = Stream {
@@ -343,6 +364,7 @@ impl Engine {
             &scratch.raw,
             &mut scratch.candidates,
             merge,
+            (text, &mut scratch.mapped),
         );
         let next = self.next_carry(automaton_index, state, &stream, carry, &scratch.raw);
         Scan { hits, carry: next }
@@ -370,7 +392,7 @@ impl Engine {
             raw: &mut scratch.raw,
         };
         sink.reset();
-        normalize_with(text, &mut scratch.normalized, &mut sink);
+        normalize_text_with(text, &mut scratch.normalized, &mut sink);
         let stream = Stream {
             tail: &[],
             shift: 0,
@@ -401,10 +423,10 @@ impl Engine {
             return;
         }
         for k in 0..dfa.match_len(state) {
-            let pid = dfa.match_pattern(state, k);
-            let len = dfa.pattern_len(pid) as i64;
+            let pattern = automaton.patterns[dfa.match_pattern(state, k).as_usize()];
+            let len = i64::from(self.patterns[pattern as usize].len);
             raw.push(RawMatch {
-                pattern: automaton.patterns[pid.as_usize()],
+                pattern,
                 start: end - len,
                 end,
             });
@@ -423,6 +445,7 @@ impl Engine {
         raw: &[RawMatch],
         candidates: &mut Vec<Candidate>,
         merge: bool,
+        (original, mapped): (&str, &mut Normalized),
     ) -> Vec<Hit> {
         candidates.clear();
         for m in raw {
@@ -512,13 +535,16 @@ impl Engine {
                 }
             }
         }
+        // The offset map, built only now that there is a hit.
+        normalize_into(original, mapped);
+        debug_assert_eq!(mapped.as_str(), norm.as_str());
         kept.iter()
             .map(|c| {
                 let term = &self.lexicon.terms[c.term as usize];
                 let start = c.start.max(0) as usize;
                 let end = c.end as usize;
                 let span = if start < end {
-                    norm.original_range(start, end)
+                    mapped.original_range(start, end)
                 } else {
                     0..0
                 };
@@ -686,7 +712,8 @@ impl Engine {
 /// Steps a language automaton over the normalised text as the normaliser
 /// produces it, with the same result as a pass over the finished text: the
 /// seam space fed first when the previous fragment ended in a word and this
-/// one starts with one, then every byte, collecting the matches.
+/// one starts with one, then every character (as its [`Alphabet`] code),
+/// collecting the matches.
 struct ScanSink<'a> {
     engine: &'a Engine,
     automaton: &'a LanguageAutomaton,
@@ -706,19 +733,37 @@ impl ScanSink<'_> {
         self.seam_space = false;
         self.raw.clear();
     }
+
+    /// One character's code; `end` is where the character ends in the
+    /// folded text. A match ends only after a whole code (the code is
+    /// prefix-free), so only then is the state checked.
+    #[inline(always)]
+    fn step(&mut self, state: StateID, code: alphabet::Code, end: usize) -> StateID {
+        let dfa = &self.automaton.dfa;
+        let (lead, last) = split(code);
+        let mut state = state;
+        if let Some(lead) = lead {
+            state = dfa.next_state(Anchored::No, state, lead);
+        }
+        state = dfa.next_state(Anchored::No, state, last);
+        if dfa.is_special(state) {
+            self.engine
+                .collect(self.automaton, state, end as i64, self.raw);
+        }
+        state
+    }
 }
 
 impl FoldSink for ScanSink<'_> {
     #[inline(always)]
     fn appended(&mut self, text: &[u8], from: usize) {
-        let dfa = &self.automaton.dfa;
         if from == 0 {
             // The first character decides the seam space.
             let first = first_char(text);
             if self.carried_word && first.and_then(class_of) == Some(CharClass::Word) {
                 self.seam_space = true;
-                self.state = dfa.next_state(Anchored::No, self.state, b' ');
-                self.engine.collect(self.automaton, self.state, 0, self.raw);
+                let space = self.automaton.alphabet.code(' ');
+                self.state = self.step(self.state, space, 0);
             }
         }
         self.appended_more(text, from);
@@ -726,14 +771,11 @@ impl FoldSink for ScanSink<'_> {
 
     #[inline(always)]
     fn appended_more(&mut self, text: &[u8], from: usize) {
-        let dfa = &self.automaton.dfa;
         let mut state = self.state;
-        for (k, &b) in text[from..].iter().enumerate() {
-            state = dfa.next_state(Anchored::No, state, b);
-            if dfa.is_special(state) {
-                let end = (from + k) as i64 + 1;
-                self.engine.collect(self.automaton, state, end, self.raw);
-            }
+        let mut at = from;
+        while let Some((c, len)) = decode(text, at) {
+            at += len;
+            state = self.step(state, self.automaton.alphabet.code(c), at);
         }
         self.state = state;
     }
@@ -747,17 +789,17 @@ impl FoldSink for ScanSink<'_> {
     /// tight loop: `self.state` is written back only at the end of a run.
     #[inline(always)]
     fn run_appended<const N: usize>(&mut self, run: u32, text: &[u8], new: [u8; N]) -> u32 {
-        let dfa = &self.automaton.dfa;
-        let mut state = StateID::from_u32_unchecked(run);
-        let first_end = text.len() - N + 1;
-        for (k, b) in new.into_iter().enumerate() {
-            state = dfa.next_state(Anchored::No, state, b);
-            if dfa.is_special(state) {
-                self.engine
-                    .collect(self.automaton, state, (first_end + k) as i64, self.raw);
+        let alphabet = &self.automaton.alphabet;
+        let code = match *new.as_slice() {
+            [byte] => alphabet.code(char::from(byte)),
+            [b0, b1, b2] => alphabet.code3([b0, b1, b2]),
+            _ => {
+                let (c, _) = decode(&new, 0).unwrap_or(('\0', 0));
+                alphabet.code(c)
             }
-        }
-        state.as_u32()
+        };
+        let state = StateID::from_u32_unchecked(run);
+        self.step(state, code, text.len()).as_u32()
     }
 
     #[inline(always)]
