@@ -16,6 +16,13 @@
 //!   lets it step over each normalised byte as the normaliser produces it
 //!   (`ScanSink`), one pass instead of two: the automaton's table lookups
 //!   overlap with the folding work (BENCHMARKS.md).
+//! - **Characters, not bytes**: the automata read one code (`alphabet.rs`)
+//!   per folded character (one symbol for the characters used most in a
+//!   language's patterns, two for the rest, one shared symbol for every
+//!   character in no pattern), so a kana is one step instead of three.
+//! - **The offset map is built only for a hit.** Fragments are folded
+//!   without it; the few with a hit are folded again with it for the
+//!   evidence span.
 //! - **Word boundaries are checked after the match**, not encoded in the
 //!   patterns: Latin patterns need a non-word character (or the fragment
 //!   edge) on both sides, CJK patterns match anywhere, and `standalone` CJK
