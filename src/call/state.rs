@@ -270,10 +270,15 @@ impl CallSession {
             self.carries[who] = Some(scan.carry);
             self.talk_ms[who] += fragment.end_ms - fragment.start_ms;
             if !fragment.utterance_id.is_empty() {
-                if self.recent_finals.len() == RECENT_FINALS {
-                    self.recent_finals.pop_front();
-                }
-                self.recent_finals.push_back(fragment.utterance_id.clone());
+                // The oldest id's buffer is reused once the window is full.
+                let mut id = if self.recent_finals.len() == RECENT_FINALS {
+                    self.recent_finals.pop_front().unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                id.clear();
+                id.push_str(&fragment.utterance_id);
+                self.recent_finals.push_back(id);
             }
             match fragment.speaker {
                 Speaker::Customer => {
@@ -282,9 +287,18 @@ impl CallSession {
                 Speaker::Agent => self.on_agent_final(fragment, &scan.hits, engine),
             }
             let text_hash = hash_text(&fragment.text);
+            // The previous final's buffers are reused: one final per
+            // utterance, and most calls have hundreds.
+            let (mut utterance_id, mut tail) = self.last_final[who]
+                .take()
+                .map_or_else(Default::default, |last| (last.utterance_id, last.tail));
+            utterance_id.clear();
+            utterance_id.push_str(&fragment.utterance_id);
+            tail.clear();
+            tail.push_str(last_chars(&fragment.text, EXCERPT_CONTEXT_CHARS * 2));
             self.last_final[who] = Some(LastFinal {
-                utterance_id: fragment.utterance_id.clone(),
-                tail: last_chars(&fragment.text, EXCERPT_CONTEXT_CHARS * 2),
+                utterance_id,
+                tail,
                 start_ms: fragment.start_ms,
                 end_ms: fragment.end_ms,
                 text_hash,
@@ -856,9 +870,13 @@ fn first_chars(text: &str, n: usize) -> String {
     s
 }
 
-fn last_chars(text: &str, n: usize) -> String {
-    let count = text.chars().count();
-    text.chars().skip(count.saturating_sub(n)).collect()
+/// The last `n` characters of `text` (all of it when shorter).
+fn last_chars(text: &str, n: usize) -> &str {
+    let start = match n.checked_sub(1) {
+        None => text.len(),
+        Some(skip) => text.char_indices().rev().nth(skip).map_or(0, |(i, _)| i),
+    };
+    &text[start..]
 }
 
 /// Hash of an utterance's text, for the ASR-loop check (trimmed, so a loop
@@ -868,4 +886,18 @@ fn hash_text(text: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     text.trim().hash(&mut h);
     h.finish()
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::last_chars;
+
+    #[test]
+    fn last_chars_counts_characters_not_bytes() {
+        assert_eq!(last_chars("お前を殺す", 2), "殺す");
+        assert_eq!(last_chars("kill you", 3), "you");
+        assert_eq!(last_chars("短い", 10), "短い");
+        assert_eq!(last_chars("abc", 0), "");
+        assert_eq!(last_chars("", 3), "");
+    }
 }
