@@ -429,3 +429,108 @@ fn carry_from_another_engine_is_not_used() {
     );
     assert!(second.hits.is_empty());
 }
+
+/// Characters for the alphabet test: 150 hiragana and ideographs, 600 in
+/// all, more than one symbol each can have.
+fn alphabet_test_pool() -> Vec<char> {
+    let hiragana = (0x3041..=0x3093).filter_map(char::from_u32);
+    let ideographs = (0x4E00..0x4E00 + 517).filter_map(char::from_u32);
+    hiragana.chain(ideographs).collect()
+}
+
+/// 700 distinct patterns of 1–4 characters of the pool, each folding to
+/// itself.
+fn alphabet_test_patterns(pool: &[char]) -> Vec<String> {
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let mut patterns = std::collections::BTreeSet::new();
+    while patterns.len() < 700 {
+        let len = 1 + next(4);
+        // Short patterns from the first 60 characters, so texts hit often.
+        let span = if len == 1 { 60 } else { pool.len() };
+        let pattern: String = (0..len).map(|_| pool[next(span)]).collect();
+        // Only patterns that fold to themselves (not a filler like え).
+        if normalize(&pattern).as_str() == pattern {
+            patterns.insert(pattern);
+        }
+    }
+    patterns.into_iter().collect()
+}
+
+proptest::proptest! {
+    /// The automaton over character codes finds exactly the matches a byte
+    /// automaton finds in the folded text, with pattern characters beyond
+    /// the single-symbol ones (two-symbol codes) and characters in no
+    /// pattern (the shared symbol) mixed in.
+    #[test]
+    fn character_codes_match_like_bytes(
+        picks in proptest::collection::vec((0usize..700, 0usize..800), 0..60)
+    ) {
+        use std::sync::OnceLock;
+        static FIXTURE: OnceLock<(Engine, Vec<String>, aho_corasick::AhoCorasick)> = OnceLock::new();
+        let (engine, patterns, bytes) = FIXTURE.get_or_init(|| {
+            let pool = alphabet_test_pool();
+            let patterns = alphabet_test_patterns(&pool);
+            let mut file = String::from("category = \"violence\"\n");
+            for (i, p) in patterns.iter().enumerate() {
+                file.push_str(&format!("[[term]]\nid = \"t{i}\"\npatterns = [\"{p}\"]\n"));
+            }
+            let engine = engine_from_files(&[
+                ("lexicon.toml", "version = \"alphabet.1\"\n"),
+                ("ja/violence.toml", &file),
+            ]);
+            let bytes = aho_corasick::AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .build(&patterns)
+                .expect("byte automaton");
+            (engine, patterns, bytes)
+        });
+        // Text: whole patterns, single pool characters and characters in no
+        // pattern (カタカナ folds to hiragana; 漢 and ☃ are outside the pool).
+        let pool = alphabet_test_pool();
+        let mut text = String::new();
+        for &(pattern, noise) in &picks {
+            if noise < 100 {
+                text.push_str(&patterns[pattern]);
+            } else if noise < 700 {
+                text.push(pool[noise % pool.len()]);
+            } else {
+                text.push(['漢', '☃', 'x', 'ア'][noise % 4]);
+            }
+        }
+        let automaton = &engine.automata[engine.automaton_for(Some("ja")) as usize];
+        let start = automaton.dfa.start_state(Anchored::No).expect("unanchored");
+        let mut raw = Vec::new();
+        let mut sink = ScanSink {
+            engine,
+            automaton,
+            carried_state: start,
+            carried_word: false,
+            state: start,
+            seam_space: false,
+            raw: &mut raw,
+        };
+        sink.reset();
+        let mut folded = Normalized::default();
+        normalize_text_with(&text, &mut folded, &mut sink);
+        let mut found: Vec<(i64, i64, &str)> = raw
+            .iter()
+            .map(|m| {
+                let term = engine.patterns[m.pattern as usize].owner as usize;
+                (m.start, m.end, patterns[term].as_str())
+            })
+            .collect();
+        let mut expected: Vec<(i64, i64, &str)> = bytes
+            .find_overlapping_iter(folded.as_str())
+            .map(|m| (m.start() as i64, m.end() as i64, patterns[m.pattern().as_usize()].as_str()))
+            .collect();
+        found.sort_unstable();
+        expected.sort_unstable();
+        proptest::prop_assert_eq!(found, expected);
+    }
+}
