@@ -713,6 +713,26 @@ impl<S: FoldSink, const MAP: bool> Folder<'_, S, MAP> {
                         break;
                     }
                     i += 1; // apostrophes join: don't = dont
+                } else if b == b' '
+                    && matches!(last, Some((_, CharClass::Word)))
+                    && bytes
+                        .get(i + 1..i + 3)
+                        .is_some_and(|n| PLAIN_ASCII[n[0] as usize] != 0 && n[1] < 0x80)
+                    && !self.token_is_filler()
+                {
+                    // The commonest separator, one space between two
+                    // words: what `separator_run` does for it.
+                    self.open_token_after(i, last, prev, run);
+                    self.out.text.push(' ');
+                    if MAP {
+                        self.out.src.push((i as u32, i as u32 + 1));
+                    }
+                    sink_run = self
+                        .sink
+                        .run_appended(sink_run, self.out.text.as_bytes(), [b' ']);
+                    prev = None;
+                    last = Some((' ', CharClass::Word));
+                    i += 1;
                 } else {
                     let Some((next, space)) = self.separator_run(bytes, i, last, prev, run) else {
                         break;
@@ -823,15 +843,8 @@ impl<S: FoldSink, const MAP: bool> Folder<'_, S, MAP> {
         // `emit_general` for the next character: open its token, then
         // settle the pending separator.
         let range = (i as u32, next as u32);
-        self.token = TokenMark {
-            out_len: self.out.text.len(),
-            separators_len: self.out.dropped_separators.len(),
-            pending_separator: Some(range),
-            last,
-            run_char,
-            run,
-            open: true,
-        };
+        self.open_token_after(i, last, run_char, run);
+        self.token.pending_separator = Some(range);
         match last {
             Some((_, CharClass::Word)) if class == CharClass::Word => {
                 // The caller tells the sink, within its run.
@@ -847,6 +860,27 @@ impl<S: FoldSink, const MAP: bool> Folder<'_, S, MAP> {
             }
             None => Some((next, false)),
         }
+    }
+
+    /// Opens the token that follows the separator at `i` (one byte long
+    /// unless the caller says otherwise), remembering the state before it.
+    #[inline(always)]
+    fn open_token_after(
+        &mut self,
+        i: usize,
+        last: Option<(char, CharClass)>,
+        run_char: Option<char>,
+        run: u32,
+    ) {
+        self.token = TokenMark {
+            out_len: self.out.text.len(),
+            separators_len: self.out.dropped_separators.len(),
+            pending_separator: Some((i as u32, i as u32 + 1)),
+            last,
+            run_char,
+            run,
+            open: true,
+        };
     }
 
     fn push_ascii(&mut self, b: u8, start: u32, end: u32) {
