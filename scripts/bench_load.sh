@@ -13,6 +13,10 @@
 #           than this machine sustains) against serve, then against the
 #           in-process tonic echo service (--echo-baseline): the ratio of
 #           the two sustained rates (target >= 0.6).
+# 4. paced-shared  the paced traffic of 2 with 10 calls sharing each ingest
+#           stream (2,000 streams), as a media gateway multiplexing its
+#           calls would (DESIGN: several calls may share one stream); then
+#           the echo baseline on the same traffic.
 #
 # Each scenario starts a fresh serve (own data dir, ephemeral ports chosen
 # here) and stops it. The raw loadgen reports go to OUT_DIR/*.txt; the
@@ -62,8 +66,11 @@ run_scenario() { # name, loadgen args...
 run_scenario idle --calls 20000 --connections 20 --rate 0.1 --duration 20 --ramp-up 10
 run_scenario paced --calls 20000 --connections 20 --rate 5 --duration 40 --ramp-up 10
 run_scenario saturation --calls 2000 --connections 4 --rate 100 --duration 15 --echo-baseline
+if [ -z "${SKIP_SHARED:-}" ]; then
+  run_scenario paced-shared --calls 20000 --calls-per-stream 10 --connections 4 --rate 5 --duration 40 --ramp-up 10 --echo-baseline
+fi
 
 echo
 echo "== summary ($out)"
 cat "$out/machine.txt"
-grep -hE "^== |RSS before|throughput|latency|server |events/s callguard" "$out"/idle.txt "$out"/paced.txt "$out"/saturation.txt
+grep -hE "^== |RSS before|throughput|latency|server |events/s callguard" "$out"/*.txt

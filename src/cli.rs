@@ -212,6 +212,10 @@ pub struct LoadgenArgs {
     /// HTTP/2 connections the calls share.
     #[arg(long, default_value_t = 4)]
     pub connections: usize,
+    /// Calls sharing one ingest stream, as a media gateway that multiplexes
+    /// its calls would (1: a stream per call, the normal case).
+    #[arg(long, default_value_t = 1)]
+    pub calls_per_stream: usize,
     /// How long to run, seconds.
     #[arg(long, default_value_t = 30)]
     pub duration: u64,
@@ -353,6 +357,7 @@ fn loadgen(args: LoadgenArgs) -> Result<i32> {
         client: args.connection.client(&args.server)?,
         calls: args.calls,
         connections: args.connections,
+        calls_per_stream: args.calls_per_stream,
         duration: std::time::Duration::from_secs(args.duration),
         events_per_second_per_call: args.rate,
         abusive_share: args.abusive_share,

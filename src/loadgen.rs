@@ -54,6 +54,10 @@ pub struct LoadOptions {
     pub calls: usize,
     /// HTTP/2 connections the calls are spread over (round-robin).
     pub connections: usize,
+    /// Calls sharing one `StreamTranscript` stream (DESIGN: one per call is
+    /// normal, several may share one, as a media gateway would). 1 = a
+    /// stream per call.
+    pub calls_per_stream: usize,
     /// How long the calls stream before they end.
     pub duration: Duration,
     /// Mean transcript fragments per second per call (jittered ±50 %).
@@ -76,6 +80,7 @@ impl Default for LoadOptions {
             client: ClientConfig::plain("http://127.0.0.1:50051"),
             calls: 1_000,
             connections: 4,
+            calls_per_stream: 1,
             duration: Duration::from_secs(30),
             events_per_second_per_call: 3.0,
             abusive_share: 0.01,
@@ -126,8 +131,11 @@ pub struct LoadReport {
     pub target: String,
     pub server: String,
     pub calls: usize,
-    /// Connections used (the option, raised to fit [`CALLS_PER_CONNECTION`]).
+    /// Connections used (the option, raised to fit [`CALLS_PER_CONNECTION`]
+    /// streams on each).
     pub connections: usize,
+    /// `StreamTranscript` streams the calls used.
+    pub streams: usize,
     /// The configured streaming time.
     pub duration: Duration,
     /// Over which the calls started.
@@ -144,9 +152,14 @@ pub struct LoadReport {
     pub rejections: u64,
     /// Alerts received on the ingest streams.
     pub ingest_alerts: u64,
-    /// calls × fragments per second per call.
+    /// calls × fragments per second per call: the rate once every call
+    /// has started.
     pub offered_events_per_second: f64,
-    /// acks / elapsed.
+    /// events sent / elapsed: what was offered on average over the run,
+    /// ramp-up and drain included.
+    pub sent_events_per_second: f64,
+    /// acks / elapsed. Equal to `sent_events_per_second` when the server
+    /// kept up (every event answered).
     pub events_per_second: f64,
     /// Abusive utterances sent.
     pub abusive_utterances: u64,
@@ -181,9 +194,10 @@ impl fmt::Display for LoadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{}: {} calls over {} connections, {:.1} s with {:.1} s ramp-up (elapsed {:.1} s), {}",
+            "{}: {} calls on {} streams over {} connections, {:.1} s with {:.1} s ramp-up (elapsed {:.1} s), {}",
             self.target,
             self.calls,
+            self.streams,
             self.connections,
             self.duration.as_secs_f64(),
             self.ramp_up.as_secs_f64(),
@@ -197,8 +211,8 @@ impl fmt::Display for LoadReport {
         )?;
         writeln!(
             f,
-            "  throughput  {:.0} events/s acked (offered {:.0} events/s)",
-            self.events_per_second, self.offered_events_per_second
+            "  throughput  {:.0} events/s acked of {:.0} sent, over the run (full load: {:.0} events/s)",
+            self.events_per_second, self.sent_events_per_second, self.offered_events_per_second
         )?;
         writeln!(
             f,
@@ -307,6 +321,9 @@ fn validate(options: &LoadOptions) -> Result<(), LoadError> {
     if options.connections == 0 {
         return bad("connections must be at least 1".to_owned());
     }
+    if options.calls_per_stream == 0 {
+        return bad("calls per stream must be at least 1".to_owned());
+    }
     let eps = options.events_per_second_per_call;
     if !(eps > 0.0 && eps <= 100.0) {
         return bad(format!(
@@ -336,9 +353,10 @@ async fn drive(
     subscribe: bool,
 ) -> Result<LoadReport, LoadError> {
     validate(options)?;
+    let streams = options.calls.div_ceil(options.calls_per_stream);
     let connections = options
         .connections
-        .max(options.calls.div_ceil(CALLS_PER_CONNECTION));
+        .max(streams.div_ceil(CALLS_PER_CONNECTION));
     let mut channels = Vec::with_capacity(connections);
     for _ in 0..connections {
         channels.push(client.connect().await?);
@@ -378,27 +396,23 @@ async fn drive(
     let before = pid.and_then(cpu_ticks);
     let started = Instant::now();
     let deadline = started + options.duration;
-    let mut calls = Vec::with_capacity(options.calls);
-    for index in 0..options.calls {
-        let call = CallPlan {
-            call_id: format!("lg-{run_id}-{index}"),
-            tenant: tenant.clone(),
-            index,
-            seed: options.seed,
-            gap: Duration::from_secs_f64(1.0 / options.events_per_second_per_call),
-            ramp_up: options.ramp_up,
-            abusive_share: options.abusive_share,
-            deadline,
-        };
-        let channel = channels[index % connections].clone();
-        let shared = shared.clone();
-        calls.push(tokio::spawn(async move {
-            let result = run_call(channel, &call, &shared).await;
-            if let Err(e) = &result {
-                shared.error(format!("{}: {e}", call.call_id));
-            }
-            result.is_ok()
-        }));
+    let mut stream_tasks = Vec::with_capacity(streams);
+    for stream in 0..streams {
+        let first = stream * options.calls_per_stream;
+        let plans = (first..options.calls.min(first + options.calls_per_stream))
+            .map(|index| CallPlan {
+                call_id: format!("lg-{run_id}-{index}"),
+                tenant: tenant.clone(),
+                index,
+                seed: options.seed,
+                gap: Duration::from_secs_f64(1.0 / options.events_per_second_per_call),
+                ramp_up: options.ramp_up,
+                abusive_share: options.abusive_share,
+                deadline,
+            })
+            .collect();
+        let channel = channels[stream % connections].clone();
+        stream_tasks.push(tokio::spawn(run_stream(channel, plans, shared.clone())));
     }
 
     // Memory while every call is open: just before they end.
@@ -407,10 +421,11 @@ async fn drive(
         pid.and_then(rss_kib)
     };
     let mut failed_calls = 0;
-    for call in calls {
-        if !call.await.unwrap_or(false) {
-            failed_calls += 1;
-        }
+    for (stream, task) in stream_tasks.into_iter().enumerate() {
+        let calls_on_it = options
+            .calls_per_stream
+            .min(options.calls - stream * options.calls_per_stream);
+        failed_calls += task.await.unwrap_or(calls_on_it);
     }
     let elapsed = started.elapsed();
     let after = pid.and_then(cpu_ticks);
@@ -464,6 +479,7 @@ async fn drive(
         server: client.url(),
         calls: options.calls,
         connections,
+        streams,
         duration: options.duration,
         ramp_up: options.ramp_up,
         elapsed,
@@ -474,6 +490,7 @@ async fn drive(
         rejections: shared.rejections.load(Ordering::Relaxed),
         ingest_alerts: shared.ingest_alerts.load(Ordering::Relaxed),
         offered_events_per_second: options.calls as f64 * options.events_per_second_per_call,
+        sent_events_per_second: shared.sent.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64(),
         events_per_second: acks as f64 / elapsed.as_secs_f64(),
         abusive_utterances: shared.abusive.load(Ordering::Relaxed),
         subscribed_alerts,
@@ -548,26 +565,81 @@ struct CallPlan {
     deadline: Instant,
 }
 
-async fn run_call(
-    channel: AuthChannel,
-    plan: &CallPlan,
-    shared: &Arc<Shared>,
-) -> Result<(), String> {
-    let mut rng = Rng::new(plan.seed ^ (plan.index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    let language = if rng.chance(0.6) { Lang::Ja } else { Lang::En };
-    // Spread the calls' starts over the ramp-up (at least the first gap).
-    let mut due = Instant::now() + plan.ramp_up.max(plan.gap).mul_f64(rng.unit());
-    tokio::time::sleep_until(due.into()).await;
+/// One `StreamTranscript` stream carrying `plans`' calls (one, normally).
+/// It opens when its first call starts. Returns how many of its calls
+/// failed: all of them when the stream does not open or breaks.
+async fn run_stream(channel: AuthChannel, plans: Vec<CallPlan>, shared: Arc<Shared>) -> usize {
+    let calls: Vec<(CallPlan, Rng, Instant)> = plans
+        .into_iter()
+        .map(|plan| {
+            let mut rng =
+                Rng::new(plan.seed ^ (plan.index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            // Spread the calls' starts over the ramp-up (at least the first gap).
+            let due = Instant::now() + plan.ramp_up.max(plan.gap).mul_f64(rng.unit());
+            (plan, rng, due)
+        })
+        .collect();
+    let count = calls.len();
+    let first_id = calls
+        .first()
+        .map_or_else(String::new, |(plan, _, _)| plan.call_id.clone());
+    let Some(opens) = calls.iter().map(|&(_, _, due)| due).min() else {
+        return 0;
+    };
+    tokio::time::sleep_until(opens.into()).await;
 
     let mut client = pb::ingest_client::IngestClient::new(channel);
-    let (tx, rx) = mpsc::channel(CALL_QUEUE);
-    let replies = client
-        .stream_transcript(ReceiverStream::new(rx))
-        .await
-        .map_err(|s| format!("stream did not open: {}", s.message()))?
-        .into_inner();
+    let (tx, rx) = mpsc::channel(CALL_QUEUE * count);
+    let replies = match client.stream_transcript(ReceiverStream::new(rx)).await {
+        Ok(replies) => replies.into_inner(),
+        Err(status) => {
+            shared.error(format!(
+                "{first_id}: stream did not open: {}",
+                status.message()
+            ));
+            return count;
+        }
+    };
     let reader = tokio::spawn(read_replies(replies, shared.clone()));
+    let tasks: Vec<_> = calls
+        .into_iter()
+        .map(|(plan, rng, due)| {
+            let (tx, shared) = (tx.clone(), shared.clone());
+            tokio::spawn(async move { run_call(&tx, &plan, rng, due, &shared).await })
+        })
+        .collect();
+    drop(tx);
+    for task in tasks {
+        let _ = task.await;
+    }
+    let result = match tokio::time::timeout(DRAIN_TIMEOUT, reader).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => Err(format!("reply reader failed: {e}")),
+        Err(_) => Err(format!(
+            "server did not finish answering within {} s",
+            DRAIN_TIMEOUT.as_secs()
+        )),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            shared.error(format!("{first_id}: {e}"));
+            count
+        }
+    }
+}
 
+/// One call: a start at `due`, fragments at the plan's pace until its
+/// deadline, an end; all on `tx`.
+async fn run_call(
+    tx: &mpsc::Sender<pb::TranscriptEvent>,
+    plan: &CallPlan,
+    mut rng: Rng,
+    mut due: Instant,
+    shared: &Arc<Shared>,
+) {
+    let language = if rng.chance(0.6) { Lang::Ja } else { Lang::En };
+    tokio::time::sleep_until(due.into()).await;
     let call_started = Instant::now();
     let audio_ms = || call_started.elapsed().as_millis() as u64;
     let start = pb::CallStart {
@@ -580,7 +652,7 @@ async fn run_call(
         language: language.code().to_owned(),
         ..Default::default()
     };
-    let mut sent_ok = send(&tx, shared, pb::transcript_event::Event::Start(start)).await;
+    let mut sent_ok = send(tx, shared, pb::transcript_event::Event::Start(start)).await;
     let mut script = Script::new(language, plan.abusive_share, rng);
     let mut seq = 0;
     while sent_ok {
@@ -605,23 +677,14 @@ async fn run_call(
                 .entry((plan.call_id.clone(), fragment.utterance_id.clone()))
                 .or_insert_with(Instant::now);
         }
-        sent_ok = send(&tx, shared, pb::transcript_event::Event::Fragment(fragment)).await;
+        sent_ok = send(tx, shared, pb::transcript_event::Event::Fragment(fragment)).await;
     }
     if sent_ok {
         let end = pb::CallEnd {
             call_id: plan.call_id.clone(),
             end_ms: audio_ms(),
         };
-        send(&tx, shared, pb::transcript_event::Event::End(end)).await;
-    }
-    drop(tx);
-    match tokio::time::timeout(DRAIN_TIMEOUT, reader).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(e)) => Err(format!("reply reader failed: {e}")),
-        Err(_) => Err(format!(
-            "server did not finish answering within {} s",
-            DRAIN_TIMEOUT.as_secs()
-        )),
+        send(tx, shared, pb::transcript_event::Event::End(end)).await;
     }
 }
 
@@ -1107,6 +1170,10 @@ mod tests {
             },
             LoadOptions {
                 connections: 0,
+                ..LoadOptions::default()
+            },
+            LoadOptions {
+                calls_per_stream: 0,
                 ..LoadOptions::default()
             },
             LoadOptions {

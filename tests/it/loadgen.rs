@@ -40,6 +40,26 @@ async fn a_short_run_streams_events_and_times_alerts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn calls_can_share_a_stream() {
+    // 20 calls, 7 per stream: 3 streams, the last with 6 calls.
+    let server = TestServer::spawn().await;
+    let options = LoadOptions {
+        calls_per_stream: 7,
+        ..smoke(server.url())
+    };
+    let report = run(&options).await.expect("the run completes");
+    println!("{report}");
+    assert_eq!(report.streams, 3);
+    assert_eq!(report.failed_calls, 0, "{:?}", report.sample_errors);
+    assert_eq!(report.rejections, 0, "{:?}", report.sample_errors);
+    // Every event answered: 20 starts, the fragments, 20 ends.
+    assert_eq!(report.acks, report.events_sent, "{report}");
+    assert!(report.events_sent > 40, "{report}");
+    assert!(report.latency_samples > 0, "{report}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_echo_baseline_answers_the_same_traffic() {
     let report = run_echo_baseline(&smoke(String::new()))
         .await
