@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the load figures of BENCHMARKS.md ("Load"): a release `serve`
-# on loopback, `callguard loadgen` on the same machine, three scenarios.
+# on loopback, `callguard loadgen` on the same machine, four scenarios.
 #
 #   scripts/bench_load.sh [OUT_DIR]        (default: target/bench-load)
 #
