@@ -31,11 +31,11 @@ use crate::grpc::pb::stream_transcript_response::Response as Reply;
 
 /// Most calls one run may simulate.
 pub const MAX_CALLS: usize = 20_000;
-/// Calls put on one connection at most: the server allows 1,024 concurrent
-/// streams per connection by default, and a stream over the limit would
-/// wait for a free slot instead of running. More calls raise the number of
-/// connections.
-pub const CALLS_PER_CONNECTION: usize = 1_000;
+/// Streams put on one connection at most: the server allows 1,024
+/// concurrent streams per connection by default, and a stream over the
+/// limit would wait for a free slot instead of running. More streams raise
+/// the number of connections.
+pub const STREAMS_PER_CONNECTION: usize = 1_000;
 /// How long a call waits for the server to answer its last events.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long the Subscribe client waits for late alerts after the calls end.
@@ -131,7 +131,7 @@ pub struct LoadReport {
     pub target: String,
     pub server: String,
     pub calls: usize,
-    /// Connections used (the option, raised to fit [`CALLS_PER_CONNECTION`]
+    /// Connections used (the option, raised to fit [`STREAMS_PER_CONNECTION`]
     /// streams on each).
     pub connections: usize,
     /// `StreamTranscript` streams the calls used.
@@ -356,7 +356,7 @@ async fn drive(
     let streams = options.calls.div_ceil(options.calls_per_stream);
     let connections = options
         .connections
-        .max(streams.div_ceil(CALLS_PER_CONNECTION));
+        .max(streams.div_ceil(STREAMS_PER_CONNECTION));
     let mut channels = Vec::with_capacity(connections);
     for _ in 0..connections {
         channels.push(client.connect().await?);
