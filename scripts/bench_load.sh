@@ -63,7 +63,7 @@ run_scenario() { # name, loadgen args...
   echo "commit: $(git rev-parse --short HEAD)"
 } | tee "$out/machine.txt"
 
-run_scenario idle --calls 20000 --connections 20 --rate 0.1 --duration 20 --ramp-up 10
+run_scenario idle --calls 20000 --connections 20 --rate 0.1 --duration 30 --ramp-up 10
 run_scenario paced --calls 20000 --connections 20 --rate 5 --duration 40 --ramp-up 10
 run_scenario saturation --calls 2000 --connections 4 --rate 100 --duration 15 --echo-baseline
 if [ -z "${SKIP_SHARED:-}" ]; then

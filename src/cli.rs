@@ -238,6 +238,9 @@ pub struct LoadgenArgs {
     /// service and print the ratio.
     #[arg(long)]
     pub echo_baseline: bool,
+    /// Write every latency sample (send time, latency) to this CSV file.
+    #[arg(long)]
+    pub latency_log: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -371,6 +374,13 @@ fn loadgen(args: LoadgenArgs) -> Result<i32> {
         .context("starting the async runtime")?;
     let report = runtime.block_on(loadgen::run(&options))?;
     println!("callguard\n{report}");
+    if let Some(path) = &args.latency_log {
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("creating the latency log {}", path.display()))?;
+        report
+            .write_timeline(std::io::BufWriter::new(file))
+            .with_context(|| format!("writing the latency log {}", path.display()))?;
+    }
     if args.echo_baseline {
         let echo = runtime.block_on(loadgen::run_echo_baseline(&options))?;
         println!("\necho baseline (tonic, same traffic)\n{echo}");

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::grpc::client::{AuthChannel, ClientConfig, ClientError};
@@ -69,8 +69,10 @@ pub struct LoadOptions {
     /// Seed of the traffic (texts, pacing jitter).
     pub seed: u64,
     /// The calls' starts are spread evenly at random over this time (at
-    /// least over one fragment gap). Zero is the worst case: every call
-    /// starts at once, and each start costs the server store writes.
+    /// least over one fragment gap), and so are their ends over the same
+    /// time before the run ends: each call lasts `duration - ramp_up`.
+    /// Zero is the worst case: every call starts at once (each start costs
+    /// the server store writes), and every call ends at once.
     pub ramp_up: Duration,
 }
 
@@ -172,6 +174,14 @@ pub struct LoadReport {
     pub latency_p99: Option<Duration>,
     pub latency_p999: Option<Duration>,
     pub latency_max: Option<Duration>,
+    /// The same for the utterances sent while every call was open (after
+    /// the ramp-up, before the first call ended): the sustained load.
+    pub steady_samples: usize,
+    pub steady_p50: Option<Duration>,
+    pub steady_p99: Option<Duration>,
+    pub steady_p999: Option<Duration>,
+    /// Every sample in the order the alerts arrived, for a latency log.
+    pub timeline: Vec<LatencySample>,
     pub process: Option<ProcessUsage>,
 }
 
@@ -227,6 +237,14 @@ impl fmt::Display for LoadReport {
             ms(self.latency_p999),
             ms(self.latency_max),
             self.latency_samples
+        )?;
+        writeln!(
+            f,
+            "  after ramp-up p50 {}, p99 {}, p99.9 {} ({} samples sent once every call was open)",
+            ms(self.steady_p50),
+            ms(self.steady_p99),
+            ms(self.steady_p999),
+            self.steady_samples
         )?;
         match &self.process {
             Some(p) => writeln!(
@@ -339,8 +357,12 @@ fn validate(options: &LoadOptions) -> Result<(), LoadError> {
     if options.duration.is_zero() {
         return bad("duration must be above 0".to_owned());
     }
-    if options.ramp_up >= options.duration {
-        return bad("the ramp-up must be shorter than the duration".to_owned());
+    if options.ramp_up * 2 >= options.duration {
+        return bad(
+            "the ramp-up (and the ramp-down, as long) must leave time at full load: \
+             make it less than half the duration"
+                .to_owned(),
+        );
     }
     Ok(())
 }
@@ -396,6 +418,8 @@ async fn drive(
     let before = pid.and_then(cpu_ticks);
     let started = Instant::now();
     let deadline = started + options.duration;
+    // Every call is open from the end of the ramp-up to here.
+    let full_load_ends = deadline - options.ramp_up;
     let mut stream_tasks = Vec::with_capacity(streams);
     for stream in 0..streams {
         let first = stream * options.calls_per_stream;
@@ -407,6 +431,7 @@ async fn drive(
                 seed: options.seed,
                 gap: Duration::from_secs_f64(1.0 / options.events_per_second_per_call),
                 ramp_up: options.ramp_up,
+                lasts: options.duration - options.ramp_up,
                 abusive_share: options.abusive_share,
                 deadline,
             })
@@ -415,9 +440,9 @@ async fn drive(
         stream_tasks.push(tokio::spawn(run_stream(channel, plans, shared.clone())));
     }
 
-    // Memory while every call is open: just before they end.
-    let rss_at_deadline = {
-        tokio::time::sleep_until(deadline.into()).await;
+    // Memory while every call is open: just before the first ends.
+    let rss_at_full_load = {
+        tokio::time::sleep_until(full_load_ends.into()).await;
         pid.and_then(rss_kib)
     };
     let mut failed_calls = 0;
@@ -430,7 +455,7 @@ async fn drive(
     let elapsed = started.elapsed();
     let after = pid.and_then(cpu_ticks);
 
-    let mut latencies = Vec::new();
+    let mut samples = Vec::new();
     let mut subscribed_alerts = 0;
     if let Some(subscriber) = subscriber {
         // Late alerts: wait until every abusive utterance has its alert or
@@ -447,19 +472,33 @@ async fn drive(
         }
         let _ = stop_alerts.send(true);
         match subscriber.await {
-            Ok(Ok((alerts, samples))) => {
+            Ok(Ok((alerts, received))) => {
                 subscribed_alerts = alerts;
-                latencies = samples;
+                samples = received;
             }
             Ok(Err(status)) => shared.error(format!("Subscribe: {status}")),
             Err(e) => shared.error(format!("Subscribe task: {e}")),
         }
     }
+    let timeline: Vec<LatencySample> = samples
+        .iter()
+        .map(|&(sent, latency)| LatencySample {
+            sent_at: sent.saturating_duration_since(started),
+            latency,
+        })
+        .collect();
+    let mut latencies: Vec<Duration> = timeline.iter().map(|s| s.latency).collect();
     latencies.sort_unstable();
+    let mut steady: Vec<Duration> = timeline
+        .iter()
+        .filter(|s| s.sent_at >= options.ramp_up && s.sent_at < options.duration - options.ramp_up)
+        .map(|s| s.latency)
+        .collect();
+    steady.sort_unstable();
 
     let process = pid.and_then(|pid| {
         let (before, after) = (before?, after?);
-        let rss = rss_at_deadline?;
+        let rss = rss_at_full_load?;
         let cpu_seconds = after.saturating_sub(before) as f64 / CLOCK_TICKS_PER_SECOND;
         Some(ProcessUsage {
             pid,
@@ -499,8 +538,37 @@ async fn drive(
         latency_p99: percentile(&latencies, 0.99),
         latency_p999: percentile(&latencies, 0.999),
         latency_max: latencies.last().copied(),
+        steady_samples: steady.len(),
+        steady_p50: percentile(&steady, 0.50),
+        steady_p99: percentile(&steady, 0.99),
+        steady_p999: percentile(&steady, 0.999),
+        timeline,
         process,
     })
+}
+
+/// One abusive utterance's alert: when its words were sent (from the start
+/// of the run) and how long the alert took to reach the Subscribe client.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LatencySample {
+    pub sent_at: Duration,
+    pub latency: Duration,
+}
+
+impl LoadReport {
+    /// The samples as CSV (`sent_s,latency_ms`), to plot latency over a run.
+    pub fn write_timeline(&self, mut out: impl std::io::Write) -> std::io::Result<()> {
+        writeln!(out, "sent_s,latency_ms")?;
+        for sample in &self.timeline {
+            writeln!(
+                out,
+                "{:.3},{:.3}",
+                sample.sent_at.as_secs_f64(),
+                sample.latency.as_secs_f64() * 1e3
+            )?;
+        }
+        out.flush()
+    }
 }
 
 /// Nearest-rank percentile of sorted samples.
@@ -518,7 +586,7 @@ async fn collect_alerts(
     mut stream: Streaming<pb::SubscribeResponse>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
-) -> Result<(u64, Vec<Duration>), Status> {
+) -> Result<(u64, Vec<(Instant, Duration)>), Status> {
     let mut alerts = 0;
     let mut latencies = Vec::new();
     loop {
@@ -543,7 +611,7 @@ async fn collect_alerts(
         for evidence in &alert.evidence {
             let key = (alert.call_id.clone(), evidence.utterance_id.clone());
             if let Some(sent) = pending.remove(&key) {
-                latencies.push(arrived.saturating_duration_since(sent));
+                latencies.push((sent, arrived.saturating_duration_since(sent)));
             }
         }
     }
@@ -561,6 +629,8 @@ struct CallPlan {
     /// Mean time between fragments.
     gap: Duration,
     ramp_up: Duration,
+    /// How long the call lasts from its start (ends no later than `deadline`).
+    lasts: Duration,
     abusive_share: f64,
     deadline: Instant,
 }
@@ -629,8 +699,8 @@ async fn run_stream(channel: AuthChannel, plans: Vec<CallPlan>, shared: Arc<Shar
     }
 }
 
-/// One call: a start at `due`, fragments at the plan's pace until its
-/// deadline, an end; all on `tx`.
+/// One call: a start at `due`, fragments at the plan's pace for as long as
+/// it lasts, an end; all on `tx`.
 async fn run_call(
     tx: &mpsc::Sender<pb::TranscriptEvent>,
     plan: &CallPlan,
@@ -639,6 +709,7 @@ async fn run_call(
     shared: &Arc<Shared>,
 ) {
     let language = if rng.chance(0.6) { Lang::Ja } else { Lang::En };
+    let ends = (due + plan.lasts).min(plan.deadline);
     tokio::time::sleep_until(due.into()).await;
     let call_started = Instant::now();
     let audio_ms = || call_started.elapsed().as_millis() as u64;
@@ -657,7 +728,7 @@ async fn run_call(
     let mut seq = 0;
     while sent_ok {
         due += plan.gap.mul_f64(0.5 + script.rng.unit());
-        if due >= plan.deadline {
+        if due >= ends {
             break;
         }
         // A call that fell far behind (slow server) does not burst to catch up.
@@ -1085,7 +1156,7 @@ impl EchoServer {
                 let _ = stop_rx.wait_for(|s| *s).await;
             };
             if let Err(e) = server
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped)
+                .serve_with_incoming_shutdown(crate::serve::no_delay(listener), stopped)
                 .await
             {
                 tracing::warn!(error = %e, "echo service failed");
@@ -1182,6 +1253,11 @@ mod tests {
             },
             LoadOptions {
                 abusive_share: 1.5,
+                ..LoadOptions::default()
+            },
+            LoadOptions {
+                duration: Duration::from_secs(20),
+                ramp_up: Duration::from_secs(10),
                 ..LoadOptions::default()
             },
         ] {

@@ -34,6 +34,13 @@ async fn a_short_run_streams_events_and_times_alerts() {
     assert!(report.abusive_utterances > 0, "{report}");
     assert!(report.latency_samples > 0, "{report}");
     assert!(report.latency_p50 <= report.latency_p999);
+    // No ramp-up: every sample is at full load; the log has them all.
+    assert_eq!(report.steady_samples, report.latency_samples);
+    let mut log = Vec::new();
+    report.write_timeline(&mut log).unwrap();
+    let log = String::from_utf8(log).unwrap();
+    assert_eq!(log.lines().next(), Some("sent_s,latency_ms"));
+    assert_eq!(log.lines().count(), report.latency_samples + 1);
     let process = report.process.as_ref().expect("/proc figures on Linux");
     assert!(process.rss_kib > 0 && process.includes_load_generator);
     server.stop().await;
