@@ -10,6 +10,10 @@
 //! contract holds: nobody hears of an alert before it is committed, and a
 //! subscriber reading the store head under the same lock sees no gap and
 //! no duplicate when it goes live.
+//!
+//! A second thread copies the WAL into the database file every
+//! [`CHECKPOINT_EVERY`], on a connection of its own, so no commit (and no
+//! alert) waits for a checkpoint.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,15 +22,20 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, oneshot};
 
 use crate::alert::Alert;
 use crate::call::CallerKey;
-use crate::store::{AlertLog, StoreError};
+use crate::store::{AlertLog, Checkpointer, StoreError};
 
 /// Most jobs committed in one transaction (bounds a transaction's size).
 const MAX_GROUP: usize = 1_024;
+/// How often the WAL is copied into the database file. At the busiest
+/// this service gets (hundreds of alerts a second) a second's WAL is a few
+/// MB, which the checkpoint copies in tens of milliseconds.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// The store and what hangs off it: the live bus and readiness.
 pub struct Store {
@@ -104,23 +113,43 @@ enum Job {
     CallerCall(CallerKey, jiff::Timestamp),
 }
 
-/// The writer thread and its queue. Dropping it commits what is queued and
-/// joins the thread.
+/// The writer thread and its queue, and the checkpoint thread. Dropping it
+/// commits what is queued and joins both.
 pub struct Committer {
     tx: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
+    /// Dropped to stop the checkpoint thread.
+    stop_checkpoints: Option<mpsc::Sender<()>>,
+    checkpoints: Option<JoinHandle<()>>,
 }
 
 impl Committer {
     pub fn start(store: Arc<Store>) -> Committer {
+        let checkpointer = store.lock().checkpointer();
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("callguard-commit".into())
             .spawn(move || run(&store, &rx))
             .expect("spawning the commit thread");
+        let (stop_checkpoints, checkpoints) = match checkpointer {
+            Ok(checkpointer) => {
+                let (stop, stopped) = mpsc::channel();
+                let thread = std::thread::Builder::new()
+                    .name("callguard-checkpoint".into())
+                    .spawn(move || checkpoint_until_stopped(&checkpointer, &stopped))
+                    .expect("spawning the checkpoint thread");
+                (Some(stop), Some(thread))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "no checkpoint connection; commits checkpoint the WAL themselves");
+                (None, None)
+            }
+        };
         Committer {
             tx: Some(tx),
             thread: Some(thread),
+            stop_checkpoints,
+            checkpoints,
         }
     }
 
@@ -155,6 +184,30 @@ impl Drop for Committer {
         self.tx = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+        }
+        self.stop_checkpoints = None;
+        if let Some(thread) = self.checkpoints.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Checkpoints every [`CHECKPOINT_EVERY`] until `stop` is dropped. A failed
+/// checkpoint loses nothing (the frames stay in the WAL for the next one),
+/// so it is reported and retried, and readiness is left to the writer.
+fn checkpoint_until_stopped(checkpointer: &Checkpointer, stop: &mpsc::Receiver<()>) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        let started = Instant::now();
+        match checkpointer.run() {
+            Ok(progress) => {
+                metrics::histogram!(super::metrics::CHECKPOINT_SECONDS)
+                    .record(started.elapsed().as_secs_f64());
+                tracing::trace!(?progress, "checkpoint");
+            }
+            Err(error) => {
+                metrics::counter!(super::metrics::STORE_ERRORS, "op" => "checkpoint").increment(1);
+                tracing::warn!(%error, "checkpoint failed; retrying");
+            }
         }
     }
 }

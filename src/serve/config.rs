@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::grpc::auth::{TokenEntry, Tokens};
+use crate::store::StoreSync;
 
 /// The largest HTTP/2 flow-control window (2^31 - 1).
 pub const MAX_WINDOW: u32 = (1 << 31) - 1;
@@ -27,6 +28,10 @@ pub struct ServeConfig {
     pub policy: Option<PathBuf>,
     /// Days alerts and caller counts are kept.
     pub retention_days: u32,
+    /// When an alert is durable: before it is published (`full`), or
+    /// against a crash of the process at once and against power loss at
+    /// the next checkpoint, a second later (`normal`). See `store`.
+    pub store_sync: StoreSync,
     /// Key of the caller-id hashes; a secret kept in the store when absent.
     pub caller_key_file: Option<PathBuf>,
     pub limits: Limits,
@@ -83,6 +88,7 @@ impl Default for ServeConfig {
             lexicons: None,
             policy: None,
             retention_days: 30,
+            store_sync: StoreSync::Normal,
             caller_key_file: None,
             limits: Limits::default(),
             tls: None,
@@ -225,6 +231,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!((c.retention_days, c.limits.max_active_calls), (7, 10));
+        assert_eq!(c.store_sync, StoreSync::Normal);
+        let c = ServeConfig::parse("store_sync = \"full\"\n", "c.toml").unwrap();
+        assert_eq!(c.store_sync, StoreSync::Full);
     }
 
     #[test]
@@ -236,6 +245,7 @@ mod tests {
                 "limits.max_active_calls: must be at least 1",
             ),
             ("retension_days = 3\n", "unknown field `retension_days`"),
+            ("store_sync = \"sometimes\"\n", "unknown variant `sometimes`"),
             (
                 "listen = \"0.0.0.0:50051\"\n",
                 "no [[tokens]] are configured",

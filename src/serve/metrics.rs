@@ -23,6 +23,8 @@ pub const SUBSCRIBER_CATCHUPS: &str = "callguard_subscriber_catchups_total";
 pub const STORE_ERRORS: &str = "callguard_store_errors_total";
 /// Alerts per store commit (group commit: one fsync each).
 pub const COMMIT_GROUP: &str = "callguard_commit_group_alerts";
+/// Time of one WAL checkpoint (off the commit path).
+pub const CHECKPOINT_SECONDS: &str = "callguard_store_checkpoint_seconds";
 /// Requests refused for a missing or unknown token.
 pub const AUTH_FAILURES: &str = "callguard_auth_failures_total";
 

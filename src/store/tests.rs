@@ -380,3 +380,98 @@ fn corrupt_row_is_reported() {
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
     assert!(err.to_string().contains("event_id 2"), "{err}");
 }
+
+#[test]
+fn checkpointer_copies_the_wal_while_the_writer_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = AlertLog::open(dir.path()).unwrap();
+    let checkpointer = log.checkpointer().unwrap();
+    let autocheckpoint: i64 = log
+        .conn
+        .pragma_query_value(None, "wal_autocheckpoint", |row| row.get(0))
+        .unwrap();
+    assert_eq!(autocheckpoint, 0, "the writer no longer checkpoints");
+    for _ in 0..20 {
+        let mut batch = vec![alert("c1", "acme", "violence", Severity::Critical); 50];
+        log.append(&mut batch).unwrap();
+    }
+    let first = checkpointer.run().unwrap();
+    assert!(first.wal_pages > 20, "{first:?}");
+    assert_eq!(first.copied_pages, first.wal_pages, "nothing held it up");
+
+    // The writer goes on; its next commit starts the WAL over.
+    log.append(&mut [alert("c2", "acme", "threat", Severity::Critical)])
+        .unwrap();
+    let second = checkpointer.run().unwrap();
+    assert!(
+        second.wal_pages < first.wal_pages,
+        "{first:?} then {second:?}"
+    );
+    drop(checkpointer);
+    drop(log);
+
+    let log = AlertLog::open(dir.path()).unwrap();
+    assert_eq!(log.last_event_id(), 1_001);
+    let all = log.read_after(0, &AlertFilter::default(), 2_000).unwrap();
+    assert_eq!(all.len(), 1_001);
+}
+
+/// A log in `Normal` whose first commit took a lease, as the service runs.
+fn leased_log(dir: &Path) -> AlertLog {
+    let mut log = AlertLog::open(dir).unwrap();
+    log.set_sync(StoreSync::Normal).unwrap();
+    let mut batch = vec![
+        alert("c1", "acme", "violence", Severity::Critical),
+        alert("c1", "acme", "abuse", Severity::Warning),
+    ];
+    log.append(&mut batch).unwrap();
+    assert_eq!(event_ids(&batch), [1, 2]);
+    log
+}
+
+#[test]
+fn ids_skip_past_the_lease_after_an_unclean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    // A crash: the handle is never closed, so the lease is not given back.
+    std::mem::forget(leased_log(dir.path()));
+
+    let mut log = AlertLog::open(dir.path()).unwrap();
+    assert_eq!(log.last_event_id(), 2 + LEASE_BLOCK);
+    let mut batch = vec![alert("c2", "acme", "threat", Severity::Critical)];
+    log.append(&mut batch).unwrap();
+    assert_eq!(event_ids(&batch), [3 + LEASE_BLOCK]);
+    assert_eq!(batch[0].alert_id, 3 + LEASE_BLOCK);
+    // What was committed before the crash is all there.
+    let all = log.read_after(0, &AlertFilter::default(), 10).unwrap();
+    assert_eq!(event_ids(&all), [1, 2, 3 + LEASE_BLOCK]);
+}
+
+#[test]
+fn a_clean_close_gives_the_lease_back() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(leased_log(dir.path()));
+
+    let mut log = AlertLog::open(dir.path()).unwrap();
+    let mut batch = vec![alert("c2", "acme", "threat", Severity::Critical)];
+    log.append(&mut batch).unwrap();
+    assert_eq!(event_ids(&batch), [3]);
+}
+
+#[test]
+fn commits_within_the_lease_do_not_move_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = leased_log(dir.path());
+    let lease = log.lease;
+    assert_eq!(lease.last_event_id, 2 + LEASE_BLOCK);
+    for _ in 0..5 {
+        log.append(&mut [alert("c1", "acme", "abuse", Severity::Warning)])
+            .unwrap();
+    }
+    assert_eq!(log.lease, lease);
+    // Full mode never leases.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = AlertLog::open(dir.path()).unwrap();
+    log.append(&mut [alert("c1", "acme", "abuse", Severity::Warning)])
+        .unwrap();
+    assert!(!log.leased);
+}
