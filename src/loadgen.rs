@@ -13,15 +13,20 @@
 //! service started in this process: the framework's own limit, to put the
 //! callguard figure in proportion.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::grpc::client::{AuthChannel, ClientConfig, ClientError};
@@ -42,8 +47,6 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 const ALERT_GRACE: Duration = Duration::from_secs(2);
 /// Error messages kept for the report.
 const SAMPLE_ERRORS: usize = 8;
-/// Events queued per call before the sender waits for the connection.
-const CALL_QUEUE: usize = 32;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -639,28 +642,18 @@ struct CallPlan {
 /// It opens when its first call starts. Returns how many of its calls
 /// failed: all of them when the stream does not open or breaks.
 async fn run_stream(channel: AuthChannel, plans: Vec<CallPlan>, shared: Arc<Shared>) -> usize {
-    let calls: Vec<(CallPlan, Rng, Instant)> = plans
-        .into_iter()
-        .map(|plan| {
-            let mut rng =
-                Rng::new(plan.seed ^ (plan.index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-            // Spread the calls' starts over the ramp-up (at least the first gap).
-            let due = Instant::now() + plan.ramp_up.max(plan.gap).mul_f64(rng.unit());
-            (plan, rng, due)
-        })
-        .collect();
-    let count = calls.len();
-    let first_id = calls
+    let count = plans.len();
+    let first_id = plans
         .first()
-        .map_or_else(String::new, |(plan, _, _)| plan.call_id.clone());
-    let Some(opens) = calls.iter().map(|&(_, _, due)| due).min() else {
+        .map_or_else(String::new, |plan| plan.call_id.clone());
+    let (traffic, finished) = StreamTraffic::new(plans, shared.clone());
+    let Some(opens) = traffic.next_due() else {
         return 0;
     };
     tokio::time::sleep_until(opens.into()).await;
 
     let mut client = pb::ingest_client::IngestClient::new(channel);
-    let (tx, rx) = mpsc::channel(CALL_QUEUE * count);
-    let replies = match client.stream_transcript(ReceiverStream::new(rx)).await {
+    let replies = match client.stream_transcript(traffic).await {
         Ok(replies) => replies.into_inner(),
         Err(status) => {
             shared.error(format!(
@@ -670,25 +663,19 @@ async fn run_stream(channel: AuthChannel, plans: Vec<CallPlan>, shared: Arc<Shar
             return count;
         }
     };
-    let reader = tokio::spawn(read_replies(replies, shared.clone()));
-    let tasks: Vec<_> = calls
-        .into_iter()
-        .map(|(plan, rng, due)| {
-            let (tx, shared) = (tx.clone(), shared.clone());
-            tokio::spawn(async move { run_call(&tx, &plan, rng, due, &shared).await })
-        })
-        .collect();
-    drop(tx);
-    for task in tasks {
-        let _ = task.await;
-    }
-    let result = match tokio::time::timeout(DRAIN_TIMEOUT, reader).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(e)) => Err(format!("reply reader failed: {e}")),
-        Err(_) => Err(format!(
-            "server did not finish answering within {} s",
-            DRAIN_TIMEOUT.as_secs()
-        )),
+    // The calls run their course; then the server has DRAIN_TIMEOUT to
+    // answer the last events.
+    let reader = read_replies(replies, shared.clone());
+    tokio::pin!(reader);
+    let result = tokio::select! {
+        result = &mut reader => result,
+        _ = finished => match tokio::time::timeout(DRAIN_TIMEOUT, &mut reader).await {
+            Ok(result) => result,
+            Err(_) => Err(format!(
+                "server did not finish answering within {} s",
+                DRAIN_TIMEOUT.as_secs()
+            )),
+        },
     };
     match result {
         Ok(()) => 0,
@@ -699,79 +686,176 @@ async fn run_stream(channel: AuthChannel, plans: Vec<CallPlan>, shared: Arc<Shar
     }
 }
 
-/// One call: a start at `due`, fragments at the plan's pace for as long as
-/// it lasts, an end; all on `tx`.
-async fn run_call(
-    tx: &mpsc::Sender<pb::TranscriptEvent>,
-    plan: &CallPlan,
-    mut rng: Rng,
-    mut due: Instant,
-    shared: &Arc<Shared>,
-) {
-    let language = if rng.chance(0.6) { Lang::Ja } else { Lang::En };
-    let ends = (due + plan.lasts).min(plan.deadline);
-    tokio::time::sleep_until(due.into()).await;
-    let call_started = Instant::now();
-    let audio_ms = || call_started.elapsed().as_millis() as u64;
-    let start = pb::CallStart {
-        call_id: plan.call_id.clone(),
-        tenant: plan.tenant.clone(),
-        agent_id: format!("agent-{}", plan.index % 200),
-        // Unique per run: a caller seen in an earlier run would be a
-        // repeat caller and raise alerts of its own.
-        caller_id: format!("{}-caller", plan.call_id),
-        language: language.code().to_owned(),
-        ..Default::default()
-    };
-    let mut sent_ok = send(tx, shared, pb::transcript_event::Event::Start(start)).await;
-    let mut script = Script::new(language, plan.abusive_share, rng);
-    let mut seq = 0;
-    while sent_ok {
-        due += plan.gap.mul_f64(0.5 + script.rng.unit());
-        if due >= ends {
-            break;
-        }
-        // A call that fell far behind (slow server) does not burst to catch up.
+/// The events of one stream's calls, made when the connection asks for
+/// the next one: each call's start at its start time, its fragments at its
+/// pace, its end once it has lasted its time. One task and one timer per
+/// stream, not per call, so the load generator leaves the CPU it shares
+/// with the server to the server; and a pull, so a server that falls
+/// behind slows the calls down instead of queueing their events.
+struct StreamTraffic {
+    calls: Vec<CallTraffic>,
+    /// (due, index into `calls`), earliest first.
+    schedule: BinaryHeap<Reverse<(Instant, usize)>>,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    shared: Arc<Shared>,
+    /// Told (or dropped) when the last call has ended.
+    finished: Option<oneshot::Sender<()>>,
+}
+
+struct CallTraffic {
+    plan: CallPlan,
+    language: Lang,
+    phase: Phase,
+    /// When the next event is due.
+    due: Instant,
+    /// When the call stops talking and ends.
+    ends: Instant,
+    started: Instant,
+    seq: u64,
+}
+
+enum Phase {
+    /// The start is next; the script will take the generator.
+    Starting(Rng),
+    Talking(Script),
+    Ending,
+    Done,
+}
+
+impl StreamTraffic {
+    fn new(plans: Vec<CallPlan>, shared: Arc<Shared>) -> (StreamTraffic, oneshot::Receiver<()>) {
         let now = Instant::now();
-        if now > due + Duration::from_secs(1) {
-            due = now;
-        }
-        tokio::time::sleep_until(due.into()).await;
-        seq += 1;
-        let (fragment, abusive_now) = script.next(&plan.call_id, seq, audio_ms());
-        if abusive_now {
-            shared.abusive.fetch_add(1, Ordering::Relaxed);
-            shared
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .entry((plan.call_id.clone(), fragment.utterance_id.clone()))
-                .or_insert_with(Instant::now);
-        }
-        sent_ok = send(tx, shared, pb::transcript_event::Event::Fragment(fragment)).await;
-    }
-    if sent_ok {
-        let end = pb::CallEnd {
-            call_id: plan.call_id.clone(),
-            end_ms: audio_ms(),
+        let calls: Vec<CallTraffic> = plans
+            .into_iter()
+            .map(|plan| {
+                let mut rng =
+                    Rng::new(plan.seed ^ (plan.index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                // Spread the calls' starts over the ramp-up (at least the first gap).
+                let due = now + plan.ramp_up.max(plan.gap).mul_f64(rng.unit());
+                let language = if rng.chance(0.6) { Lang::Ja } else { Lang::En };
+                CallTraffic {
+                    ends: (due + plan.lasts).min(plan.deadline),
+                    plan,
+                    language,
+                    phase: Phase::Starting(rng),
+                    due,
+                    started: due,
+                    seq: 0,
+                }
+            })
+            .collect();
+        let schedule = calls
+            .iter()
+            .enumerate()
+            .map(|(i, call)| Reverse((call.due, i)))
+            .collect();
+        let (finished, finished_rx) = oneshot::channel();
+        let traffic = StreamTraffic {
+            calls,
+            schedule,
+            timer: Box::pin(tokio::time::sleep_until(now.into())),
+            shared,
+            finished: Some(finished),
         };
-        send(tx, shared, pb::transcript_event::Event::End(end)).await;
+        (traffic, finished_rx)
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.schedule.peek().map(|Reverse((due, _))| *due)
     }
 }
 
-async fn send(
-    tx: &mpsc::Sender<pb::TranscriptEvent>,
-    shared: &Shared,
-    event: pb::transcript_event::Event,
-) -> bool {
-    let ok = tx
-        .send(pb::TranscriptEvent { event: Some(event) })
-        .await
-        .is_ok();
-    if ok {
-        shared.sent.fetch_add(1, Ordering::Relaxed);
+impl Stream for StreamTraffic {
+    type Item = pb::TranscriptEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            let Some(due) = this.next_due() else {
+                if let Some(finished) = this.finished.take() {
+                    let _ = finished.send(());
+                }
+                return Poll::Ready(None);
+            };
+            if this.timer.deadline() != due.into() {
+                this.timer.as_mut().reset(due.into());
+            }
+            ready!(this.timer.as_mut().poll(cx));
+            let Some(Reverse((_, index))) = this.schedule.pop() else {
+                continue;
+            };
+            let call = &mut this.calls[index];
+            let event = call.next_event(&this.shared);
+            if !matches!(call.phase, Phase::Done) {
+                this.schedule.push(Reverse((call.due, index)));
+            }
+            if let Some(event) = event {
+                this.shared.sent.fetch_add(1, Ordering::Relaxed);
+                return Poll::Ready(Some(pb::TranscriptEvent { event: Some(event) }));
+            }
+        }
     }
-    ok
+}
+
+impl CallTraffic {
+    /// The call's event that is due now, and when its next one is.
+    fn next_event(&mut self, shared: &Shared) -> Option<pb::transcript_event::Event> {
+        let now = Instant::now();
+        let event = match std::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Starting(rng) => {
+                self.started = now;
+                self.phase =
+                    Phase::Talking(Script::new(self.language, self.plan.abusive_share, rng));
+                pb::transcript_event::Event::Start(pb::CallStart {
+                    call_id: self.plan.call_id.clone(),
+                    tenant: self.plan.tenant.clone(),
+                    agent_id: format!("agent-{}", self.plan.index % 200),
+                    // Unique per run: a caller seen in an earlier run would be a
+                    // repeat caller and raise alerts of its own.
+                    caller_id: format!("{}-caller", self.plan.call_id),
+                    language: self.language.code().to_owned(),
+                    ..Default::default()
+                })
+            }
+            Phase::Talking(mut script) => {
+                self.seq += 1;
+                let audio_ms = self.started.elapsed().as_millis() as u64;
+                let (fragment, abusive_now) = script.next(&self.plan.call_id, self.seq, audio_ms);
+                if abusive_now {
+                    shared.abusive.fetch_add(1, Ordering::Relaxed);
+                    shared
+                        .pending
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .entry((self.plan.call_id.clone(), fragment.utterance_id.clone()))
+                        .or_insert(now);
+                }
+                self.phase = Phase::Talking(script);
+                pb::transcript_event::Event::Fragment(fragment)
+            }
+            Phase::Ending => {
+                return Some(pb::transcript_event::Event::End(pb::CallEnd {
+                    call_id: self.plan.call_id.clone(),
+                    end_ms: self.started.elapsed().as_millis() as u64,
+                }));
+            }
+            Phase::Done => return None,
+        };
+        // The next fragment, jittered ±50 % around the pace; past the
+        // call's time, its end at once.
+        if let Phase::Talking(script) = &mut self.phase {
+            self.due += self.plan.gap.mul_f64(0.5 + script.rng.unit());
+            if self.due >= self.ends {
+                self.phase = Phase::Ending;
+                self.due = now;
+            } else if now > self.due + Duration::from_secs(1) {
+                // A call that fell far behind (slow server) does not burst
+                // to catch up.
+                self.due = now;
+            }
+        }
+        Some(event)
+    }
 }
 
 async fn read_replies(
