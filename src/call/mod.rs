@@ -30,7 +30,7 @@ mod tests;
 
 pub use callers::{CallerHasher, CallerHistory, CallerKey};
 pub use state::{CallSession, CallSnapshot, CallStatus, RiskLevel};
-pub use table::{CallTable, Routed, TableError};
+pub use table::{CallLimit, CallTable, Routed, TableError};
 
 use crate::event::EventError;
 

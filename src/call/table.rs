@@ -8,6 +8,8 @@
 //! inside [`CallSession`].
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use super::{Applied, CallSession, CallSnapshot};
 use crate::alert::AlertEvent;
@@ -41,18 +43,58 @@ struct Entry {
     last_seen_ms: u64,
 }
 
+/// How many calls may be open at once, shared by the tables that split
+/// one service's calls between them (its lock shards).
+#[derive(Debug)]
+pub struct CallLimit {
+    max: usize,
+    open: AtomicUsize,
+}
+
+impl CallLimit {
+    pub fn new(max: usize) -> Arc<CallLimit> {
+        Arc::new(CallLimit {
+            max,
+            open: AtomicUsize::new(0),
+        })
+    }
+
+    /// Calls open now, in every table sharing the limit.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    fn take(&self) -> Result<(), TableError> {
+        self.open
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |open| {
+                (open < self.max).then_some(open + 1)
+            })
+            .map(|_| ())
+            .map_err(|_| TableError::TooManyCalls(self.max))
+    }
+
+    fn release(&self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Live calls by id.
 pub struct CallTable {
     calls: HashMap<String, Entry>,
-    max_calls: usize,
+    limit: Arc<CallLimit>,
     max_text_bytes: usize,
 }
 
 impl CallTable {
     pub fn new(max_calls: usize, max_text_bytes: usize) -> CallTable {
+        CallTable::sharing(CallLimit::new(max_calls), max_text_bytes)
+    }
+
+    /// A table whose calls count against a limit shared with other tables.
+    pub fn sharing(limit: Arc<CallLimit>, max_text_bytes: usize) -> CallTable {
         CallTable {
             calls: HashMap::new(),
-            max_calls,
+            limit,
             max_text_bytes,
         }
     }
@@ -121,6 +163,7 @@ impl CallTable {
             }
             Event::End(end) => match self.calls.remove(&end.call_id) {
                 Some(mut entry) => {
+                    self.limit.release();
                     let set = policy.for_tenant(entry.session.tenant());
                     let alerts = entry.session.on_end(end, set);
                     Ok(Routed {
@@ -144,9 +187,7 @@ impl CallTable {
         policy: &Policy,
         caller_calls: &mut dyn FnMut(&CallStart) -> u32,
     ) -> Result<Vec<AlertEvent>, TableError> {
-        if self.calls.len() >= self.max_calls {
-            return Err(TableError::TooManyCalls(self.max_calls));
-        }
+        self.limit.take()?;
         let count = if start.caller_id.is_some() {
             caller_calls(start)
         } else {
@@ -192,6 +233,7 @@ impl CallTable {
         let mut closed = Vec::with_capacity(idle.len());
         for id in idle {
             let mut entry = self.calls.remove(&id).expect("listed above");
+            self.limit.release();
             let end = CallEnd {
                 call_id: id,
                 end_ms: entry.session.last_event_ms(),
@@ -210,6 +252,15 @@ impl CallTable {
             self.calls.values().map(|e| e.session.snapshot()).collect();
         all.sort_by(|a, b| a.call_id.cmp(&b.call_id));
         all
+    }
+}
+
+impl Drop for CallTable {
+    /// Its calls no longer count against a shared limit.
+    fn drop(&mut self) {
+        self.limit
+            .open
+            .fetch_sub(self.calls.len(), Ordering::Relaxed);
     }
 }
 
@@ -256,6 +307,37 @@ mod tests {
             .unwrap();
         assert_eq!(end.snapshot.unwrap().status, CallStatus::Ended);
         assert!(table.is_empty());
+    }
+
+    #[test]
+    fn tables_sharing_a_limit_count_each_other_s_calls() {
+        let (engine, policy) = (engine(), Policy::builtin());
+        let limit = CallLimit::new(2);
+        let mut first = CallTable::sharing(limit.clone(), 8192);
+        let mut second = CallTable::sharing(limit.clone(), 8192);
+        let mut scratch = Scratch::default();
+        let mut apply = |table: &mut CallTable, json: &str| {
+            table.apply(&event(json), 0, &engine, &policy, &mut |_| 0, &mut scratch)
+        };
+        apply(&mut first, r#"{"type":"start","call_id":"a"}"#).unwrap();
+        // A fragment opens a call too.
+        apply(
+            &mut second,
+            r#"{"type":"fragment","call_id":"b","speaker":"customer","text":"hello"}"#,
+        )
+        .unwrap();
+        assert_eq!(limit.open(), 2);
+        for table in [&mut first, &mut second] {
+            assert_eq!(
+                apply(table, r#"{"type":"start","call_id":"c"}"#).unwrap_err(),
+                TableError::TooManyCalls(2)
+            );
+        }
+        apply(&mut first, r#"{"type":"end","call_id":"a"}"#).unwrap();
+        apply(&mut second, r#"{"type":"start","call_id":"c"}"#).unwrap();
+        assert_eq!(limit.open(), 2);
+        drop(second);
+        assert_eq!(limit.open(), 0, "a dropped table's calls no longer count");
     }
 
     #[test]
