@@ -39,7 +39,10 @@ pub struct Routed {
 }
 
 struct Entry {
-    session: CallSession,
+    /// Boxed: a session is 1.2 KB, and inline the table's empty buckets
+    /// (up to half of them after it grows) and every move when it grows
+    /// would be that size too.
+    session: Box<CallSession>,
     last_seen_ms: u64,
 }
 
@@ -197,7 +200,7 @@ impl CallTable {
         self.calls.insert(
             start.call_id.clone(),
             Entry {
-                session,
+                session: Box::new(session),
                 last_seen_ms: now_ms,
             },
         );
