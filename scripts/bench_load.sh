@@ -83,4 +83,4 @@ fi
 echo
 echo "== summary ($out)"
 cat "$out/machine.txt"
-grep -hE "^== |RSS before|throughput|latency|after ramp-up|server |events/s callguard" "$out"/*.txt
+grep -hE "^== |RSS before|throughput|latency|full load|server |events/s callguard" "$out"/*.txt

@@ -243,7 +243,7 @@ impl fmt::Display for LoadReport {
         )?;
         writeln!(
             f,
-            "  after ramp-up p50 {}, p99 {}, p99.9 {} ({} samples sent once every call was open)",
+            "  full load   p50 {}, p99 {}, p99.9 {} ({} samples sent while every call was open)",
             ms(self.steady_p50),
             ms(self.steady_p99),
             ms(self.steady_p999),

@@ -7,9 +7,9 @@
 //! own table: an event locks its call's shard only, so the runtime's
 //! workers rarely wait for each other. With one lock they blocked on it
 //! often enough at 100,000 events/s to double their context switches, and
-//! a holder preempted by the scheduler stalled both. What calls share (id counters,
-//! caller history, ended calls) is in the `ledger`, taken after a shard and
-//! only by events that start or end a call or raise alerts.
+//! a holder preempted by the scheduler stalled both. What calls share (id
+//! counters, caller history, ended calls) is in the `ledger`, taken after a
+//! shard and only by events that start or end a call or raise alerts.
 //!
 //! Locks, in this order: a shard, the ledger, the store's; never held
 //! across an `.await`, and no I/O under the first two (repeat-caller

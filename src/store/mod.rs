@@ -444,7 +444,7 @@ impl AlertLog {
         let conn = Connection::open(&self.path).map_err(open_err)?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
+        conn.pragma_update(None, "synchronous", StoreSync::Full.pragma())
             .map_err(open_err)?;
         self.conn
             .pragma_update(None, "wal_autocheckpoint", 0)
