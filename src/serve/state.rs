@@ -321,15 +321,13 @@ impl Service {
         if events.is_empty() {
             return Pending::none();
         }
-        let ids = call_ids.entry(snapshot.call_id.clone()).or_default();
         let raised_at = jiff::Timestamp::now();
-        let mut ledger = lock(&self.ledger);
-        let alerts = events
+        let built: Vec<(u32, Alert)> = events
             .into_iter()
             .map(|e| {
-                let alert = ledger.counters.assign(Alert {
+                let alert = Alert {
                     event_id: 0,
-                    alert_id: ids.alert_ids.get(&e.local_id).copied().unwrap_or(0),
+                    alert_id: 0,
                     status: e.status,
                     call_id: snapshot.call_id.clone(),
                     tenant: snapshot.tenant.clone(),
@@ -342,8 +340,20 @@ impl Service {
                     raised_at,
                     evidence: e.evidence,
                     action: e.action.to_string(),
-                });
-                ids.alert_ids.insert(e.local_id, alert.alert_id);
+                };
+                (e.local_id, alert)
+            })
+            .collect();
+        let ids = call_ids.entry(snapshot.call_id.clone()).or_default();
+        // Only the ids under the ledger lock; an update of an alert raised
+        // earlier in the same batch finds its id in the map.
+        let mut ledger = lock(&self.ledger);
+        let alerts = built
+            .into_iter()
+            .map(|(local_id, mut alert)| {
+                alert.alert_id = ids.alert_ids.get(&local_id).copied().unwrap_or(0);
+                let alert = ledger.counters.assign(alert);
+                ids.alert_ids.insert(local_id, alert.alert_id);
                 alert
             })
             .collect();

@@ -205,21 +205,16 @@ impl AlertLog {
             source,
         })?;
         let path = dir.join(DB_FILE);
-        let open_err = |source| StoreError::Open {
-            path: path.clone(),
-            source,
-        };
-        let mut conn = Connection::open(&path).map_err(open_err)?;
-        conn.busy_timeout(Duration::from_secs(5))
-            .map_err(open_err)?;
+        let mut conn = connect(&path)?;
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(open_err)?;
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
+            })?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(path = %path.display(), mode, "alert store is not in WAL mode");
         }
-        conn.pragma_update(None, "synchronous", StoreSync::Full.pragma())
-            .map_err(open_err)?;
         migrate(&mut conn, &path)?;
         let lease = skip_past_lease(&mut conn, &path)?;
         let last_event_id = counter(&conn, LAST_EVENT_ID).map_err(read_err(&path))?;
@@ -437,15 +432,7 @@ impl AlertLog {
     /// checkpointer regularly, or the WAL grows without bound. If the second
     /// connection cannot be opened, this handle keeps checkpointing itself.
     pub fn checkpointer(&mut self) -> Result<Checkpointer, StoreError> {
-        let open_err = |source| StoreError::Open {
-            path: self.path.clone(),
-            source,
-        };
-        let conn = Connection::open(&self.path).map_err(open_err)?;
-        conn.busy_timeout(Duration::from_secs(5))
-            .map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", StoreSync::Full.pragma())
-            .map_err(open_err)?;
+        let conn = connect(&self.path)?;
         self.conn
             .pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(write_err(&self.path))?;
@@ -746,6 +733,21 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         tracing::info!(path = %path.display(), version = i + 1, "alert store migrated");
     }
     tx.commit().map_err(err)
+}
+
+/// A connection to the database file: waits up to 5 s for a lock, and
+/// fsyncs every commit until told otherwise ([`AlertLog::set_sync`]).
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let open_err = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(open_err)?;
+    conn.busy_timeout(Duration::from_secs(5))
+        .map_err(open_err)?;
+    conn.pragma_update(None, "synchronous", StoreSync::Full.pragma())
+        .map_err(open_err)?;
+    Ok(conn)
 }
 
 /// Moves the id counters up to the lease, so ids that may have been
