@@ -87,6 +87,8 @@ pub struct Hit {
 #[derive(Clone, Debug)]
 pub struct Scan {
     pub hits: Vec<Hit>,
+    /// Incomplete proximity terms that may complete in a later utterance.
+    pub sightings: Vec<Sighting>,
     /// The state to continue from with this speaker's next fragment, if this
     /// one is final.
     pub carry: Carry,
@@ -101,6 +103,7 @@ pub struct Scratch {
     mapped: Normalized,
     raw: Vec<RawMatch>,
     candidates: Vec<Candidate>,
+    parts: Vec<PartSeen>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,6 +111,10 @@ enum PatternKind {
     Term,
     Exclusion,
     Frame,
+    /// A phrase of one part of a proximity term (`PatternInfo::part`).
+    Part,
+    /// A `not_near` phrase of a proximity term.
+    NotNear,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -122,6 +129,8 @@ struct PatternInfo {
     /// Length of the folded pattern in bytes (the automaton counts
     /// symbols, see [`Alphabet`]).
     len: u32,
+    /// Which part of its proximity term a `Part` phrase belongs to.
+    part: u8,
 }
 
 struct LanguageAutomaton {
@@ -139,6 +148,27 @@ struct RawMatch {
     /// normalised text; negative positions lie in the previous fragment.
     start: i64,
     end: i64,
+}
+
+/// A phrase of a proximity term's part, found in this fragment.
+#[derive(Clone, Copy, Debug)]
+struct PartSeen {
+    term: u32,
+    part: u8,
+    start: i64,
+    end: i64,
+}
+
+/// Parts of a proximity term that may span utterances, seen in one final
+/// fragment without completing it there. The call keeps them for the
+/// speaker's next utterances ([`crate::lexicon::Near::utterances`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sighting {
+    pub term: TermId,
+    /// Bit k set: part k was seen.
+    pub parts: u8,
+    /// Byte range of the parts' words in the original fragment text.
+    pub span: Range<usize>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -185,7 +215,7 @@ impl Engine {
         let mut patterns = Vec::new();
         let mut texts: Vec<String> = Vec::new();
         let mut languages: Vec<Arc<str>> = Vec::new();
-        let mut add = |kind, owner: usize, language: &Arc<str>, text: &str| {
+        let mut add = |kind, owner: usize, part: u8, language: &Arc<str>, text: &str| {
             let folded = normalize(text).as_str().to_owned();
             if folded.is_empty() {
                 return;
@@ -197,21 +227,32 @@ impl Engine {
                 word_left: is_word(folded.chars().next()),
                 word_right: is_word(folded.chars().next_back()),
                 len: folded.len() as u32,
+                part,
             });
             texts.push(folded);
             languages.push(language.clone());
         };
         for (i, term) in lexicon.terms.iter().enumerate() {
             for p in &term.patterns {
-                add(PatternKind::Term, i, &term.language, &p.text);
+                add(PatternKind::Term, i, 0, &term.language, &p.text);
             }
             for p in &term.exclude {
-                add(PatternKind::Exclusion, i, &term.language, &p.text);
+                add(PatternKind::Exclusion, i, 0, &term.language, &p.text);
+            }
+            if let Some(near) = &term.near {
+                for (k, part) in near.parts.iter().enumerate() {
+                    for p in part {
+                        add(PatternKind::Part, i, k as u8, &term.language, &p.text);
+                    }
+                }
+                for p in &near.not_near {
+                    add(PatternKind::NotNear, i, 0, &term.language, &p.text);
+                }
             }
         }
         for (i, frame) in lexicon.frames.iter().enumerate() {
             for p in &frame.patterns {
-                add(PatternKind::Frame, i, &frame.language, &p.text);
+                add(PatternKind::Frame, i, 0, &frame.language, &p.text);
             }
         }
 
@@ -363,18 +404,23 @@ impl Engine {
             norm,
         };
 
+        let mut sightings = Vec::new();
         let hits = self.evaluate(
             &stream,
             carry,
             speaker,
             &scratch.normalized,
             &scratch.raw,
-            &mut scratch.candidates,
+            (&mut scratch.candidates, &mut scratch.parts, &mut sightings),
             merge,
             (text, &mut scratch.mapped),
         );
         let next = self.next_carry(automaton_index, state, &stream, carry, &scratch.raw);
-        Scan { hits, carry: next }
+        Scan {
+            hits,
+            sightings,
+            carry: next,
+        }
     }
 
     /// Indices of the frames found in `text` (for `lexicon check`).
@@ -450,14 +496,15 @@ impl Engine {
         speaker: Speaker,
         norm: &Normalized,
         raw: &[RawMatch],
-        candidates: &mut Vec<Candidate>,
+        (candidates, parts, sightings): (&mut Vec<Candidate>, &mut Vec<PartSeen>, &mut Vec<Sighting>),
         merge: bool,
         (original, mapped): (&str, &mut Normalized),
     ) -> Vec<Hit> {
         candidates.clear();
+        parts.clear();
         for m in raw {
             let info = self.patterns[m.pattern as usize];
-            if info.kind != PatternKind::Term || m.end <= 0 {
+            if !matches!(info.kind, PatternKind::Term | PatternKind::Part) || m.end <= 0 {
                 continue;
             }
             let term = &self.lexicon.terms[info.owner as usize];
@@ -480,6 +527,15 @@ impl Engine {
             if excluded {
                 continue;
             }
+            if info.kind == PatternKind::Part {
+                parts.push(PartSeen {
+                    term: info.owner,
+                    part: info.part,
+                    start: m.start,
+                    end: m.end,
+                });
+                continue;
+            }
             let (framing, targeted) = self.framing(stream, carry, raw, m);
             candidates.push(Candidate {
                 term: info.owner,
@@ -488,6 +544,18 @@ impl Engine {
                 framing,
                 targeted,
             });
+        }
+        let mut partial = Vec::new();
+        if !parts.is_empty() {
+            self.proximity(stream, carry, raw, parts, candidates, &mut partial);
+        }
+        if !partial.is_empty() {
+            normalize_into(original, mapped);
+            sightings.extend(partial.into_iter().map(|(term, mask, start, end)| Sighting {
+                term: TermId(term),
+                parts: mask,
+                span: mapped.original_range(start.max(0) as usize, end.max(0) as usize),
+            }));
         }
         if candidates.is_empty() {
             return Vec::new();
@@ -569,6 +637,71 @@ impl Engine {
                 }
             })
             .collect()
+    }
+
+    /// Proximity terms: one phrase of every part, each within `distance`
+    /// of the next (a chain of nearby phrases covering every part, in the
+    /// listed order when `ordered`), and no `not_near` phrase within
+    /// `distance` of it. A complete one becomes a candidate over the whole
+    /// chain; an incomplete one of a term that may span utterances is
+    /// returned as (term, parts seen, start, end).
+    fn proximity(
+        &self,
+        stream: &Stream,
+        carry: Option<&Carry>,
+        raw: &[RawMatch],
+        parts: &mut [PartSeen],
+        candidates: &mut Vec<Candidate>,
+        partial: &mut Vec<(u32, u8, i64, i64)>,
+    ) {
+        parts.sort_unstable_by_key(|p| (p.term, p.start, p.end, p.part));
+        for run in parts.chunk_by(|a, b| a.term == b.term) {
+            let term = &self.lexicon.terms[run[0].term as usize];
+            let Some(near) = &term.near else { continue };
+            let full: u8 = if near.parts.len() >= 8 {
+                u8::MAX
+            } else {
+                (1u8 << near.parts.len()) - 1
+            };
+            let found = chain(run, full, near.ordered, |from, to| {
+                stream.units_between(from, to) <= near.distance
+            });
+            match found {
+                Some((start, end)) => {
+                    let cancelled = raw.iter().any(|x| {
+                        let xi = self.patterns[x.pattern as usize];
+                        xi.kind == PatternKind::NotNear
+                            && xi.owner == run[0].term
+                            && on_word_boundaries(&xi, stream, x)
+                            && stream.units_between(x.end, start) <= near.distance
+                            && stream.units_between(end, x.start) <= near.distance
+                    });
+                    if cancelled {
+                        continue;
+                    }
+                    let span = RawMatch {
+                        pattern: 0,
+                        start,
+                        end,
+                    };
+                    let (framing, targeted) = self.framing(stream, carry, raw, &span);
+                    candidates.push(Candidate {
+                        term: run[0].term,
+                        start,
+                        end,
+                        framing,
+                        targeted,
+                    });
+                }
+                None if near.utterances > 1 => {
+                    let mask = run.iter().fold(0u8, |m, p| m | 1 << p.part);
+                    let start = run.iter().map(|p| p.start).min().unwrap_or(0);
+                    let end = run.iter().map(|p| p.end).max().unwrap_or(0);
+                    partial.push((run[0].term, mask, start, end));
+                }
+                None => {}
+            }
+        }
     }
 
     fn standalone_ok(&self, stream: &Stream, norm: &Normalized, m: &RawMatch) -> bool {
@@ -880,12 +1013,104 @@ impl Stream<'_> {
         first_char(self.norm.get(pos as usize..)?)
     }
 
+    /// The distance between two stream positions as proximity rules count
+    /// it: each Latin word and each CJK character is one (0 if `to <= from`).
+    fn units_between(&self, from: i64, to: i64) -> usize {
+        if to <= from {
+            return 0;
+        }
+        let mut units = 0;
+        let mut in_word = false;
+        let mut pos = from;
+        while pos < to {
+            let Some(c) = self.char_from(pos) else {
+                pos += 1;
+                continue;
+            };
+            match class_of(c) {
+                Some(CharClass::Cjk) => {
+                    units += 1;
+                    in_word = false;
+                }
+                Some(CharClass::Word) => {
+                    if !in_word {
+                        units += 1;
+                    }
+                    in_word = true;
+                }
+                None => in_word = false,
+            }
+            pos += c.len_utf8() as i64;
+        }
+        units
+    }
+
+    /// The character starting at any stream position (tail included).
+    fn char_from(&self, pos: i64) -> Option<char> {
+        if pos >= 0 {
+            return self.char_at(pos);
+        }
+        let mut buf = [0u8; 4];
+        let first = self.byte(pos)?;
+        let len = match first {
+            0x00..=0x7F => 1,
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            _ => 4,
+        };
+        for (k, slot) in buf.iter_mut().take(len).enumerate() {
+            *slot = self.byte(pos + k as i64)?;
+        }
+        first_char(&buf[..len])
+    }
+
     /// Characters between two stream positions (0 if `to <= from`).
     fn chars_between(&self, from: i64, to: i64) -> usize {
         (from..to)
             .filter(|&p| self.byte(p).is_none_or(|b| b & 0xC0 != 0x80))
             .count()
     }
+}
+
+/// The first chain of phrases (sorted by start) in which each is close
+/// enough to the chain so far (`close(end so far, next start)`) and whose
+/// parts cover `full`; with `ordered`, the parts must first appear in
+/// their listed order. Returns the chain's span.
+fn chain(
+    seen: &[PartSeen],
+    full: u8,
+    ordered: bool,
+    close: impl Fn(i64, i64) -> bool,
+) -> Option<(i64, i64)> {
+    for (i, first) in seen.iter().enumerate() {
+        if ordered && first.part != 0 {
+            continue;
+        }
+        let mut mask = 0u8;
+        let mut next_part = 0u8;
+        let mut end = first.end;
+        for p in &seen[i..] {
+            if p.start > end && !close(end, p.start) {
+                break;
+            }
+            if ordered {
+                if p.part == next_part {
+                    next_part += 1;
+                    mask |= 1 << p.part;
+                    end = end.max(p.end);
+                } else if p.part < next_part {
+                    end = end.max(p.end);
+                }
+            } else {
+                mask |= 1 << p.part;
+                end = end.max(p.end);
+            }
+            if mask == full {
+                return Some((first.start, end));
+            }
+        }
+    }
+    None
 }
 
 /// Latin patterns (terms and frames alike) need a non-word character or

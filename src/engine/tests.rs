@@ -534,3 +534,105 @@ proptest::proptest! {
         proptest::prop_assert_eq!(found, expected);
     }
 }
+
+const PROXIMITY: &[(&str, &str)] = &[
+    ("lexicon.toml", "version = \"test.near\"\n"),
+    (
+        "en/threat.toml",
+        r#"
+category = "threat"
+[[term]]
+id = "way_home"
+parts = [["your way home", "your car", "your kids"], ["be careful", "accidents happen", "would be a shame"]]
+near = 6
+not_near = ["drive safe"]
+[[term]]
+id = "come_down_there"
+parts = [["[i'll|i will|gonna|going to] come"], ["down there", "to your office"]]
+near = 3
+ordered = true
+"#,
+    ),
+    (
+        "ja/threat.toml",
+        r#"
+category = "threat"
+[[term]]
+id = "kaerimichi"
+parts = [["帰り道", "ご家族", "お子さん"], ["気をつけ", "どうなるか", "無事"]]
+near = 10
+utterances = 2
+[[term]]
+id = "seii"
+category = "excessive_demand"
+patterns = ["誠意[を|]{見せる:ichidan}"]
+"#,
+    ),
+];
+
+fn near_ids(engine: &Engine, text: &str, lang: &str) -> Vec<(String, String)> {
+    let mut scratch = Scratch::default();
+    let scan = engine.scan(text, Some(lang), Speaker::Customer, None, &mut scratch);
+    scan.hits
+        .iter()
+        .map(|h| (engine.term(h.term).id.clone(), text[h.span.clone()].to_owned()))
+        .collect()
+}
+
+#[test]
+fn proximity_terms_need_every_part_near_each_other() {
+    let engine = engine_from_files(PROXIMITY);
+    let cases: &[(&str, &str, &[(&str, &str)])] = &[
+        (
+            "en",
+            "Be careful on your way home tonight.",
+            &[("way_home", "Be careful on your way home")],
+        ),
+        (
+            "en",
+            "nice car you have, accidents happen to cars like your car",
+            &[("way_home", "accidents happen to cars like your car")],
+        ),
+        // Too far apart: seven words between the parts.
+        (
+            "en",
+            "be careful with the settings on the router when you drive your car",
+            &[],
+        ),
+        // One part alone is nothing.
+        ("en", "your kids will love the new plan", &[]),
+        // not_near cancels it.
+        ("en", "drive safe, and be careful on your way home", &[]),
+        // Ordered: the parts in the listed order only.
+        ("en", "I'll come down there myself", &[("come_down_there", "I'll come down there")]),
+        ("en", "down there I'll come", &[]),
+        (
+            "ja",
+            "お子さん、元気？どうなるかな",
+            &[("kaerimichi", "お子さん、元気？どうなるか")],
+        ),
+        ("ja", "誠意見せてくださいよ", &[("seii", "誠意見せてくださいよ")]),
+    ];
+    for (lang, text, want) in cases {
+        let got = near_ids(&engine, text, lang);
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect();
+        assert_eq!(got, want, "{text}");
+    }
+}
+
+#[test]
+fn an_incomplete_rule_that_may_span_utterances_is_reported_as_a_sighting() {
+    let engine = engine_from_files(PROXIMITY);
+    let mut scratch = Scratch::default();
+    let scan = engine.scan("帰り道は暗いですよね", Some("ja"), Speaker::Customer, None, &mut scratch);
+    assert!(scan.hits.is_empty());
+    assert_eq!(scan.sightings.len(), 1);
+    assert_eq!(scan.sightings[0].parts, 0b01);
+    assert_eq!(&"帰り道は暗いですよね"[scan.sightings[0].span.clone()], "帰り道");
+    // A one-utterance rule leaves no sighting.
+    let scan = engine.scan("your kids are great", Some("en"), Speaker::Customer, None, &mut scratch);
+    assert!(scan.sightings.is_empty());
+}

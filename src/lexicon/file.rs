@@ -6,7 +6,10 @@ use std::sync::Arc;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Diagnostic, Frame, FrameKind, FramePosition, Located, Origin, Source, Term};
+use super::expand::{expand, Form, DEFAULT_FORMS};
+use super::{
+    AfterAgent, Diagnostic, Frame, FrameKind, FramePosition, Located, Near, Origin, Source, Term,
+};
 use crate::category::{self, CategoryKind, Severity, Speaker};
 
 #[derive(Deserialize)]
@@ -38,7 +41,26 @@ struct FileDoc {
 #[serde(deny_unknown_fields)]
 struct TermDoc {
     id: Spanned<String>,
+    #[serde(default)]
     patterns: Vec<Spanned<String>>,
+    /// Verb forms for the `{verb:class}` slots of this term's templates.
+    forms: Option<Spanned<Vec<String>>>,
+    /// A proximity rule: one phrase of each part, near each other.
+    #[serde(default)]
+    parts: Vec<Spanned<Vec<Spanned<String>>>>,
+    /// Words (Latin) or characters (CJK) allowed between two parts.
+    near: Option<Spanned<i64>>,
+    #[serde(default)]
+    ordered: bool,
+    /// The parts may be spread over the speaker's last N final utterances.
+    utterances: Option<Spanned<i64>>,
+    #[serde(default)]
+    not_near: Vec<Spanned<String>>,
+    /// Agent categories or agent term ids: the term alerts only when the
+    /// agent said one of them shortly before.
+    #[serde(default)]
+    after_agent: Vec<Spanned<String>>,
+    after_agent_seconds: Option<Spanned<i64>>,
     category: Option<Spanned<String>>,
     severity: Option<Spanned<String>>,
     group: Option<Spanned<String>>,
@@ -69,6 +91,16 @@ struct FrameDoc {
 /// Default frame window, in normalised characters.
 const DEFAULT_WINDOW: usize = 12;
 const MAX_WINDOW: i64 = 200;
+/// Default and largest distance between the parts of a proximity rule.
+const DEFAULT_NEAR: usize = 8;
+const MAX_NEAR: i64 = 60;
+/// Parts of one proximity rule (bits of a mask in the engine).
+const MAX_PARTS: usize = 8;
+/// Final utterances a proximity rule may span.
+const MAX_UTTERANCES: i64 = 4;
+/// How long after the agent's words an `after_agent` term still counts.
+const DEFAULT_AFTER_AGENT_SECONDS: u32 = 120;
+const MAX_AFTER_AGENT_SECONDS: i64 = 3600;
 
 struct Lines<'a> {
     file: Arc<str>,
@@ -90,6 +122,34 @@ impl Lines<'_> {
             text: s.get_ref().clone(),
             origin: self.origin(s.span().start),
         }
+    }
+
+    /// Templates written out ([`expand`]): every phrase keeps the line of
+    /// the template it came from; a broken template is reported there.
+    fn expanded(
+        &self,
+        templates: &[Spanned<String>],
+        forms: &[Form],
+        problems: &mut Vec<Diagnostic>,
+    ) -> Vec<Located> {
+        let mut out: Vec<Located> = Vec::new();
+        for t in templates {
+            let origin = self.origin(t.span().start);
+            match expand(t.get_ref(), forms) {
+                Ok(phrases) => {
+                    for text in phrases {
+                        if !out.iter().any(|o| o.text == text) {
+                            out.push(Located {
+                                text,
+                                origin: origin.clone(),
+                            });
+                        }
+                    }
+                }
+                Err(message) => problems.push(Diagnostic { origin, message }),
+            }
+        }
+        out
     }
 
     fn problem(&self, byte: usize, message: String) -> Diagnostic {
@@ -238,9 +298,30 @@ pub(super) fn parse_terms(
                 ),
             ));
         }
-        if t.patterns.is_empty() {
-            problems.push(lines.problem(t.id.span().start, format!("term {id:?} has no patterns")));
+        let forms = match &t.forms {
+            Some(list) => match Form::parse_list(list.get_ref().iter().map(String::as_str)) {
+                Ok(forms) => forms,
+                Err(message) => {
+                    problems.push(lines.problem(list.span().start, message));
+                    DEFAULT_FORMS.to_vec()
+                }
+            },
+            None => DEFAULT_FORMS.to_vec(),
+        };
+        let near = parse_near(&lines, t, id, &forms, &mut problems);
+        if t.patterns.is_empty() && near.is_none() {
+            problems.push(lines.problem(
+                t.id.span().start,
+                format!("term {id:?} has no patterns (or parts)"),
+            ));
         }
+        if !t.patterns.is_empty() && near.is_some() {
+            problems.push(lines.problem(
+                t.id.span().start,
+                format!("term {id:?} has both patterns and parts: make them two terms"),
+            ));
+        }
+        let after_agent = parse_after_agent(&lines, t, id, speaker, &mut problems);
         if t.standalone && t.patterns.iter().any(|p| !has_cjk(p.get_ref())) {
             problems.push(lines.problem(
                 t.id.span().start,
@@ -261,8 +342,10 @@ pub(super) fn parse_terms(
             severity_explicit: t.severity.is_some() || doc.severity.is_some(),
             speaker,
             group,
-            patterns: t.patterns.iter().map(|p| lines.located(p)).collect(),
-            exclude: t.exclude.iter().map(|p| lines.located(p)).collect(),
+            patterns: lines.expanded(&t.patterns, &forms, &mut problems),
+            exclude: lines.expanded(&t.exclude, &forms, &mut problems),
+            near,
+            after_agent,
             standalone: t.standalone,
             needs_target: t.needs_target,
             must_match: t.must_match.iter().map(|p| lines.located(p)).collect(),
@@ -323,7 +406,7 @@ pub(super) fn parse_terms(
             kind,
             position,
             window,
-            patterns: f.patterns.iter().map(|p| lines.located(p)).collect(),
+            patterns: lines.expanded(&f.patterns, DEFAULT_FORMS, &mut problems),
             must_match: f.must_match.iter().map(|p| lines.located(p)).collect(),
             origin: lines.origin(spanned.span().start),
         });
@@ -332,6 +415,120 @@ pub(super) fn parse_terms(
         terms,
         frames,
         problems,
+    })
+}
+
+/// The proximity part of a term (`parts`, `near`, `ordered`,
+/// `utterances`, `not_near`), checked.
+fn parse_near(
+    lines: &Lines,
+    t: &TermDoc,
+    id: &str,
+    forms: &[Form],
+    problems: &mut Vec<Diagnostic>,
+) -> Option<Near> {
+    let at = t.id.span().start;
+    if t.parts.is_empty() {
+        for (set, key) in [
+            (t.near.is_some(), "near"),
+            (t.ordered, "ordered"),
+            (t.utterances.is_some(), "utterances"),
+            (!t.not_near.is_empty(), "not_near"),
+        ] {
+            if set {
+                problems.push(lines.problem(
+                    at,
+                    format!("term {id:?}: {key} applies to a term with parts"),
+                ));
+            }
+        }
+        return None;
+    }
+    if !(2..=MAX_PARTS).contains(&t.parts.len()) {
+        problems.push(lines.problem(
+            at,
+            format!("term {id:?}: a rule has 2 to {MAX_PARTS} parts, not {}", t.parts.len()),
+        ));
+        return None;
+    }
+    let mut parts = Vec::with_capacity(t.parts.len());
+    for (k, part) in t.parts.iter().enumerate() {
+        let phrases = lines.expanded(part.get_ref(), forms, problems);
+        if phrases.is_empty() {
+            problems.push(lines.problem(
+                part.span().start,
+                format!("term {id:?}: part {} has no phrases", k + 1),
+            ));
+        }
+        parts.push(phrases);
+    }
+    let bounded = |value: &Option<Spanned<i64>>, max: i64, default: usize, key: &str| {
+        match value {
+            Some(v) if !(1..=max).contains(v.get_ref()) => {
+                Err(lines.problem(v.span().start, format!("{key} must be between 1 and {max}")))
+            }
+            Some(v) => Ok(*v.get_ref() as usize),
+            None => Ok(default),
+        }
+    };
+    let distance = bounded(&t.near, MAX_NEAR, DEFAULT_NEAR, "near");
+    let utterances = bounded(&t.utterances, MAX_UTTERANCES, 1, "utterances");
+    let (distance, utterances) = match (distance, utterances) {
+        (Ok(d), Ok(u)) => (d, u),
+        (d, u) => {
+            problems.extend(d.err());
+            problems.extend(u.err());
+            return None;
+        }
+    };
+    Some(Near {
+        parts,
+        distance,
+        ordered: t.ordered,
+        utterances: utterances as u8,
+        not_near: lines.expanded(&t.not_near, forms, problems),
+    })
+}
+
+/// `after_agent` and `after_agent_seconds`, checked (the ids are checked
+/// against the other terms once every file is read).
+fn parse_after_agent(
+    lines: &Lines,
+    t: &TermDoc,
+    id: &str,
+    speaker: Speaker,
+    problems: &mut Vec<Diagnostic>,
+) -> Option<AfterAgent> {
+    if t.after_agent.is_empty() {
+        if let Some(s) = &t.after_agent_seconds {
+            problems.push(lines.problem(
+                s.span().start,
+                format!("term {id:?}: after_agent_seconds without after_agent"),
+            ));
+        }
+        return None;
+    }
+    if speaker != Speaker::Customer {
+        problems.push(lines.problem(
+            t.id.span().start,
+            format!("term {id:?}: after_agent applies to the customer's terms"),
+        ));
+        return None;
+    }
+    let seconds = match &t.after_agent_seconds {
+        Some(s) if !(1..=MAX_AFTER_AGENT_SECONDS).contains(s.get_ref()) => {
+            problems.push(lines.problem(
+                s.span().start,
+                format!("after_agent_seconds must be between 1 and {MAX_AFTER_AGENT_SECONDS}"),
+            ));
+            return None;
+        }
+        Some(s) => *s.get_ref() as u32,
+        None => DEFAULT_AFTER_AGENT_SECONDS,
+    };
+    Some(AfterAgent {
+        markers: t.after_agent.iter().map(|m| lines.located(m)).collect(),
+        seconds,
     })
 }
 

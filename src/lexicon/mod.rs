@@ -12,6 +12,7 @@
 
 mod check;
 mod error;
+pub mod expand;
 mod file;
 
 use std::collections::HashMap;
@@ -63,9 +64,40 @@ pub struct Term {
     pub exclude: Vec<Located>,
     pub standalone: bool,
     pub needs_target: bool,
+    /// A proximity rule: the term is its parts near each other, not a phrase.
+    pub near: Option<Near>,
+    /// A dialogue rule: alerts only after the agent said one of these.
+    pub after_agent: Option<AfterAgent>,
     pub must_match: Vec<Located>,
     pub must_not_match: Vec<Located>,
     pub origin: Origin,
+}
+
+/// A term made of parts that must occur near each other (speech-analytics
+/// `NEAR:n`): a harm hint near a reference to the agent's life, a demand
+/// verb near the person it is aimed at. Each part is a list of phrases;
+/// one phrase of every part must match.
+#[derive(Clone, Debug)]
+pub struct Near {
+    pub parts: Vec<Vec<Located>>,
+    /// Largest gap between two consecutive parts: Latin words and CJK
+    /// characters each count one.
+    pub distance: usize,
+    /// The parts must occur in the order they are listed.
+    pub ordered: bool,
+    /// Final utterances of the speaker the parts may be spread over (1: one).
+    pub utterances: u8,
+    /// A phrase of these within `distance` of the match cancels it.
+    pub not_near: Vec<Located>,
+}
+
+/// What the agent must have said shortly before for a dialogue rule to
+/// alert: agent category ids (`agent_refusal`) or agent term ids of the
+/// same language. Without it the hit is kept at `info`.
+#[derive(Clone, Debug)]
+pub struct AfterAgent {
+    pub markers: Vec<Located>,
+    pub seconds: u32,
 }
 
 /// How a frame changes the hits near it.
@@ -255,6 +287,42 @@ impl Lexicon {
                     }
                     std::collections::hash_map::Entry::Vacant(slot) => {
                         slot.insert((&term.id, &pattern.origin));
+                    }
+                }
+            }
+            if let Some(near) = &term.near {
+                for phrase in near.parts.iter().flatten().chain(&near.not_near) {
+                    let folded = normalize(&phrase.text);
+                    if folded.is_empty() || folded.as_str().len() > MAX_PATTERN_BYTES {
+                        problems.push(Diagnostic {
+                            origin: phrase.origin.clone(),
+                            message: format!(
+                                "phrase {:?} of term {:?} normalises to nothing or to more than {MAX_PATTERN_BYTES} bytes",
+                                phrase.text, term.id
+                            ),
+                        });
+                    }
+                }
+            }
+            if let Some(after) = &term.after_agent {
+                for marker in &after.markers {
+                    let category = matches!(
+                        self.category(&marker.text),
+                        Some((CategoryKind::AgentMarker, ..))
+                    );
+                    let agent_term = self.terms.iter().any(|t| {
+                        t.id == marker.text
+                            && t.speaker == Speaker::Agent
+                            && (t.language == term.language || &*t.language == ANY_LANGUAGE)
+                    });
+                    if !category && !agent_term {
+                        problems.push(Diagnostic {
+                            origin: marker.origin.clone(),
+                            message: format!(
+                                "after_agent {:?} of term {:?} is neither an agent category nor an agent term of language {}",
+                                marker.text, term.id, term.language
+                            ),
+                        });
                     }
                 }
             }
