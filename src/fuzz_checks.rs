@@ -428,7 +428,7 @@ pub fn policy_parse(data: &[u8]) {
         for (category, ..) in crate::category::BUILTIN_CATEGORIES {
             let _ = set.category_severity(category);
             let _ = set.category_enabled(category);
-            let _ = set.category_action(category);
+            let _ = set.category_action(category, crate::category::Severity::Critical);
         }
         let _ = set.out_of_hours_severity();
         for secs in [0, 1_790_000_000, -86_400 * 365] {

@@ -154,7 +154,17 @@ impl PolicySet {
         self.categories.get(category).is_none_or(|c| c.enabled)
     }
 
-    pub fn category_action(&self, category: &str) -> Option<&str> {
+    /// The category's own action for an alert of `severity`: only at the
+    /// category's full severity (its policy severity, else the built-in
+    /// one). A denied or quoted threat, downgraded, takes the action of its
+    /// new severity: it is not `involve_police`.
+    pub fn category_action(&self, category: &str, severity: Severity) -> Option<&str> {
+        let full = self
+            .category_severity(category)
+            .or_else(|| crate::category::builtin(category).map(|(_, s, _)| s));
+        if full.is_some_and(|full| severity < full) {
+            return None;
+        }
         self.categories
             .get(category)
             .and_then(|c| c.action.as_deref())

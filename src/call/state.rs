@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{Applied, ApplyError};
 use crate::alert::{AlertEvent, AlertStatus, Evidence};
 use crate::category::{CategoryKind, Severity, Speaker};
-use crate::engine::{Carry, Engine, Framing, Hit, Scratch};
+use crate::engine::{Carry, Engine, Framing, Hit, Scratch, Sighting, TermId};
 use crate::event::{CallEnd, CallStart, EventError, Fragment};
 use crate::policy::PolicySet;
 use crate::text::mask_personal_data;
@@ -17,6 +17,10 @@ const MINUTE_MS: u64 = 60_000;
 const EXCERPT_CONTEXT_CHARS: usize = 12;
 /// Finalised utterance ids remembered to ignore repeated finals.
 const RECENT_FINALS: usize = 16;
+/// The agent's recent stage markers kept for dialogue rules (`after_agent`).
+const RECENT_AGENT_MARKERS: usize = 16;
+/// Parts of multi-utterance proximity rules kept, waiting for the rest.
+const MAX_SIGHTINGS: usize = 32;
 
 /// Groups with a meaning of their own (lexicons/README.md).
 const GROUP_MONEY: &str = "money";
@@ -91,6 +95,16 @@ struct LastFinal {
     text_hash: u64,
 }
 
+/// Parts of a proximity rule seen in one of the customer's final
+/// utterances, waiting for the rest in the next ones.
+struct PendingParts {
+    /// The customer's final utterance it was seen in (a running count).
+    utterance: u32,
+    term: TermId,
+    parts: u8,
+    evidence: Evidence,
+}
+
 struct AlertSummary {
     local_id: u32,
     severity: Severity,
@@ -126,6 +140,12 @@ pub struct CallSession {
     last_money: Option<(u64, Evidence)>,
     extortion_raised: bool,
     warning_stages: Vec<u64>,
+    /// The agent's recent markers (audio ms, term): what `after_agent`
+    /// terms look back at.
+    agent_markers: VecDeque<(u64, TermId)>,
+    /// Final customer utterances so far.
+    customer_finals: u32,
+    pending_parts: VecDeque<PendingParts>,
     strikes: u32,
     talk_ms: [u64; 2],
     alerts: VecDeque<AlertSummary>,
@@ -171,6 +191,9 @@ impl CallSession {
             last_money: None,
             extortion_raised: false,
             warning_stages: Vec::new(),
+            agent_markers: VecDeque::new(),
+            customer_finals: 0,
+            pending_parts: VecDeque::new(),
             strikes: 0,
             talk_ms: [0, 0],
             alerts: VecDeque::new(),
@@ -284,9 +307,13 @@ impl CallSession {
                     .push_back(utterance_key(&fragment.utterance_id));
             }
             match fragment.speaker {
-                Speaker::Customer => {
-                    self.on_customer_final(fragment, &scan.hits, engine, policy, &mut out)
-                }
+                Speaker::Customer => self.on_customer_final(
+                    fragment,
+                    (&scan.hits, &scan.sightings),
+                    engine,
+                    policy,
+                    &mut out,
+                ),
                 Speaker::Agent => self.on_agent_final(fragment, &scan.hits, engine),
             }
             let text_hash = hash_text(&fragment.text);
@@ -358,7 +385,9 @@ impl CallSession {
                 .any(|h| engine.term(h.term).category == p.category);
         }
         for hit in hits {
-            let Some((category, rule, severity)) = self.assess(hit, engine, policy) else {
+            let Some((category, rule, severity)) =
+                self.assess(hit, engine, policy, fragment.end_ms)
+            else {
                 continue;
             };
             if severity < Severity::Critical
@@ -448,11 +477,12 @@ impl CallSession {
     fn on_customer_final(
         &mut self,
         fragment: &Fragment,
-        hits: &[Hit],
+        (hits, sightings): (&[Hit], &[Sighting]),
         engine: &Engine,
         policy: &PolicySet,
         out: &mut Vec<AlertEvent>,
     ) {
+        self.customer_finals += 1;
         let provisional = self
             .open
             .iter()
@@ -488,7 +518,9 @@ impl CallSession {
                     ));
                 }
             }
-            let Some((category, rule, severity)) = self.assess(hit, engine, policy) else {
+            let Some((category, rule, severity)) =
+                self.assess(hit, engine, policy, fragment.end_ms)
+            else {
                 continue;
             };
             let evidence = self.hit_evidence(fragment, hit, policy);
@@ -511,6 +543,7 @@ impl CallSession {
                 evidence,
             ));
         }
+        self.complete_parts(fragment, sightings, engine, policy, out);
         for group in groups_seen {
             let count = {
                 let c = self.groups.entry(group.clone()).or_insert(0);
@@ -559,6 +592,10 @@ impl CallSession {
     fn on_agent_final(&mut self, fragment: &Fragment, hits: &[Hit], engine: &Engine) {
         for hit in hits {
             let term = engine.term(hit.term);
+            if self.agent_markers.len() == RECENT_AGENT_MARKERS {
+                self.agent_markers.pop_front();
+            }
+            self.agent_markers.push_back((fragment.end_ms, hit.term));
             let evidence = Evidence {
                 speaker: Speaker::Agent,
                 utterance_id: fragment.utterance_id.clone(),
@@ -574,6 +611,103 @@ impl CallSession {
                 _ => {}
             }
         }
+    }
+
+    /// Multi-utterance proximity rules: parts seen in this final join those
+    /// seen in the customer's last utterances; once every part is there the
+    /// rule alerts with the evidence of each utterance that held a part.
+    fn complete_parts(
+        &mut self,
+        fragment: &Fragment,
+        sightings: &[Sighting],
+        engine: &Engine,
+        policy: &PolicySet,
+        out: &mut Vec<AlertEvent>,
+    ) {
+        let now = self.customer_finals;
+        self.pending_parts.retain(|p| {
+            let span = engine
+                .term(p.term)
+                .near
+                .as_ref()
+                .map_or(1, |n| n.utterances);
+            now - p.utterance < u32::from(span)
+        });
+        for sighting in sightings {
+            let term = engine.term(sighting.term);
+            let Some(near) = &term.near else { continue };
+            let full: u8 = if near.parts.len() >= 8 {
+                u8::MAX
+            } else {
+                (1u8 << near.parts.len()) - 1
+            };
+            let earlier = self
+                .pending_parts
+                .iter()
+                .filter(|p| p.term == sighting.term)
+                .fold(0u8, |m, p| m | p.parts);
+            let evidence = Evidence {
+                speaker: Speaker::Customer,
+                utterance_id: fragment.utterance_id.clone(),
+                excerpt: mask_personal_data(&excerpt(&fragment.text, &sighting.span)),
+                start_ms: fragment.start_ms,
+                end_ms: fragment.end_ms,
+            };
+            if earlier | sighting.parts != full {
+                if self.pending_parts.len() == MAX_SIGHTINGS {
+                    self.pending_parts.pop_front();
+                }
+                self.pending_parts.push_back(PendingParts {
+                    utterance: now,
+                    term: sighting.term,
+                    parts: sighting.parts,
+                    evidence,
+                });
+                continue;
+            }
+            let mut all: Vec<Evidence> = Vec::new();
+            self.pending_parts.retain(|p| {
+                if p.term == sighting.term {
+                    all.push(p.evidence.clone());
+                    false
+                } else {
+                    true
+                }
+            });
+            all.push(evidence);
+            let hit = Hit {
+                term: sighting.term,
+                span: sighting.span.clone(),
+                continued: false,
+                severity: term.severity,
+                framing: Framing::Plain,
+                targeted: false,
+                addressed: false,
+            };
+            let Some((category, rule, severity)) =
+                self.assess(&hit, engine, policy, fragment.end_ms)
+            else {
+                continue;
+            };
+            if severity >= Severity::Warning && term.kind == CategoryKind::Harassment {
+                self.note_pressure(fragment.end_ms, &all);
+            }
+            out.extend(self.raise(policy, &category, &rule, severity, fragment.end_ms, all));
+        }
+    }
+
+    /// Did the agent say one of `markers` (agent categories or term ids)
+    /// within `seconds` before `at_ms`?
+    fn agent_said(&self, engine: &Engine, after: &crate::lexicon::AfterAgent, at_ms: u64) -> bool {
+        let since = at_ms.saturating_sub(u64::from(after.seconds) * 1000);
+        self.agent_markers.iter().any(|&(ms, id)| {
+            let said = engine.term(id);
+            ms >= since
+                && after
+                    .markers
+                    .iter()
+                    .any(|m| m.text == said.id || *m.text == *said.category)
+        })
     }
 
     fn start_stalemate(&mut self, at_ms: u64, evidence: &Evidence) {
@@ -660,6 +794,7 @@ impl CallSession {
         hit: &Hit,
         engine: &Engine,
         policy: &PolicySet,
+        at_ms: u64,
     ) -> Option<(Arc<str>, Arc<str>, Severity)> {
         let term = engine.term(hit.term);
         if !matches!(term.kind, CategoryKind::Harassment | CategoryKind::Welfare) {
@@ -678,11 +813,15 @@ impl CallSession {
         if term.group.as_deref() == Some(GROUP_DOGEZA) {
             severity = Severity::Critical; // a demand to kneel is always critical
         }
-        if hit.framing != Framing::Plain {
-            severity = severity.downgraded();
-        }
+        severity = hit.framing.severity(severity, hit.addressed);
         if term.needs_target && !hit.targeted {
             severity = Severity::Info; // aimed at the product: a complaint
+        }
+        if let Some(after) = &term.after_agent {
+            if !self.agent_said(engine, after, at_ms) {
+                // Fair on its own (asking a name once): seen, not alerting.
+                severity = Severity::Info;
+            }
         }
         Some((term.category.clone(), term.rule.clone(), severity))
     }
@@ -758,7 +897,7 @@ impl CallSession {
             }
         }
         self.cooldown.insert(key, (at_ms, severity));
-        let action: Arc<str> = match policy.category_action(&category) {
+        let action: Arc<str> = match policy.category_action(&category, severity) {
             Some(action) => action.into(),
             None => match severity {
                 Severity::Critical => policy.escalation.critical_action.as_str().into(),

@@ -77,6 +77,28 @@ id = "nante"
 kind = "negation"
 position = "after"
 patterns = ["なんて言ってない"]
+[[frame]]
+id = "iwareta"
+kind = "quotation"
+position = "after"
+window = 20
+patterns = ["って言われた"]
+[[term]]
+id = "shita_no_namae"
+category = "personal_attack"
+patterns = ["下の名前は"]
+after_agent = ["namae_kotowari"]
+after_agent_seconds = 60
+[[term]]
+id = "namae_kotowari"
+category = "agent_refusal"
+patterns = ["お名前はお伝えできません"]
+[[term]]
+id = "kaerimichi"
+category = "threat"
+parts = [["帰り道"], ["気をつけ"]]
+near = 10
+utterances = 2
 "#,
     ),
     (
@@ -540,6 +562,67 @@ fn negated_threat_is_downgraded_not_dropped() {
     let a = call.customer("u1", "殺すぞなんて言ってない", 1000);
     assert_eq!(a.len(), 1);
     assert_eq!(a[0].severity, Severity::Warning);
+    // The action of its new severity: a denied threat is no police matter.
+    assert_ne!(&*a[0].action, "involve_police");
+    let plain = call.customer("u2", "ぶっ殺す", 2000);
+    assert_eq!(&*plain[0].action, "involve_police");
+}
+
+#[test]
+fn reported_speech_is_info_unless_relayed_at_the_agent() {
+    let mut call = Call::start(Policy::builtin());
+    // What someone said to the caller: seen, not alerting.
+    let quoted = call.customer("u1", "元彼に殺すぞって言われたんです", 1000);
+    assert_eq!(quoted.len(), 1);
+    assert_eq!(quoted[0].severity, Severity::Info);
+    // Relayed at the agent (a second-person target outside the words):
+    // as grave as if the caller said it.
+    let relayed = call.customer("u2", "兄貴がお前を殺すぞって言われたら困るだろ", 2000);
+    assert_eq!(relayed[0].severity, Severity::Critical);
+}
+
+#[test]
+fn asking_a_name_again_after_the_agent_declined_is_personal_attack() {
+    let mut call = Call::start(Policy::builtin());
+    // Once, with nothing declined: a fair question, kept at info.
+    let once = call.customer("u1", "下の名前は？", 1000);
+    assert_eq!(once[0].severity, Severity::Info);
+    call.say(
+        Speaker::Agent,
+        "u2",
+        "申し訳ございません、お名前はお伝えできません",
+        true,
+        5000,
+    );
+    let again = call.customer("u3", "だから下の名前は？", 9000);
+    assert_eq!(again[0].category.as_ref(), "personal_attack");
+    assert_eq!(again[0].severity, Severity::Critical);
+    // Long after the decline it is a question again.
+    let later = call.customer("u4", "ところで下の名前は", 9000 + 2 * MIN);
+    assert!(
+        later.iter().all(|a| a.severity == Severity::Info),
+        "{later:?}"
+    );
+}
+
+#[test]
+fn a_rule_spread_over_two_utterances_alerts_with_both_as_evidence() {
+    let mut call = Call::start(Policy::builtin());
+    assert!(call.customer("u1", "帰り道は暗いよね", 1000).is_empty());
+    let a = call.customer("u2", "気をつけたほうがいいよ", 3000);
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].rule.as_ref(), "ja/threat/kaerimichi");
+    let utterances: Vec<&str> = a[0]
+        .evidence
+        .iter()
+        .map(|e| e.utterance_id.as_str())
+        .collect();
+    assert_eq!(utterances, ["u1", "u2"]);
+    // Three utterances apart is too far for `utterances = 2`.
+    let mut call = Call::start(Policy::builtin());
+    call.customer("u1", "帰り道は暗いよね", 1000);
+    call.customer("u2", "まあいいや", 2000);
+    assert!(call.customer("u3", "気をつけてね", 3000).is_empty());
 }
 
 #[test]

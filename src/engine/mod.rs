@@ -81,6 +81,24 @@ pub struct Hit {
     pub framing: Framing,
     /// A second-person target (you, お前) is near: aimed at the agent.
     pub targeted: bool,
+    /// A second-person target near but outside the hit's own words: quoted
+    /// words relayed at the agent ("he says he'll come to your office").
+    pub addressed: bool,
+}
+
+impl Framing {
+    /// The severity of a hit of a `base`-severity term said this way. A
+    /// negation costs one level; reported speech drops to `info` (seen, not
+    /// alerting) unless it is relayed at the agent (`addressed`), when the
+    /// threat is as real as if the caller said it.
+    pub fn severity(self, base: Severity, addressed: bool) -> Severity {
+        match self {
+            Framing::Plain => base,
+            Framing::Negated => base.downgraded(),
+            Framing::Quoted if addressed => base,
+            Framing::Quoted => Severity::Info,
+        }
+    }
 }
 
 /// The result of scanning one fragment.
@@ -178,6 +196,7 @@ struct Candidate {
     end: i64,
     framing: Framing,
     targeted: bool,
+    addressed: bool,
 }
 
 /// A compiled lexicon set. Build once, share by `Arc`, scan from any thread.
@@ -496,7 +515,11 @@ impl Engine {
         speaker: Speaker,
         norm: &Normalized,
         raw: &[RawMatch],
-        (candidates, parts, sightings): (&mut Vec<Candidate>, &mut Vec<PartSeen>, &mut Vec<Sighting>),
+        (candidates, parts, sightings): (
+            &mut Vec<Candidate>,
+            &mut Vec<PartSeen>,
+            &mut Vec<Sighting>,
+        ),
         merge: bool,
         (original, mapped): (&str, &mut Normalized),
     ) -> Vec<Hit> {
@@ -536,13 +559,14 @@ impl Engine {
                 });
                 continue;
             }
-            let (framing, targeted) = self.framing(stream, carry, raw, m);
+            let (framing, targeted, addressed) = self.framing(stream, carry, raw, m);
             candidates.push(Candidate {
                 term: info.owner,
                 start: m.start,
                 end: m.end,
                 framing,
                 targeted,
+                addressed,
             });
         }
         let mut partial = Vec::new();
@@ -551,11 +575,15 @@ impl Engine {
         }
         if !partial.is_empty() {
             normalize_into(original, mapped);
-            sightings.extend(partial.into_iter().map(|(term, mask, start, end)| Sighting {
-                term: TermId(term),
-                parts: mask,
-                span: mapped.original_range(start.max(0) as usize, end.max(0) as usize),
-            }));
+            sightings.extend(
+                partial
+                    .into_iter()
+                    .map(|(term, mask, start, end)| Sighting {
+                        term: TermId(term),
+                        parts: mask,
+                        span: mapped.original_range(start.max(0) as usize, end.max(0) as usize),
+                    }),
+            );
         }
         if candidates.is_empty() {
             return Vec::new();
@@ -583,6 +611,7 @@ impl Engine {
                     }
                     k.end = k.end.max(c.end);
                     k.targeted |= c.targeted;
+                    k.addressed |= c.addressed;
                     true
                 } else {
                     false
@@ -623,17 +652,14 @@ impl Engine {
                 } else {
                     0..0
                 };
-                let severity = match c.framing {
-                    Framing::Plain => term.severity,
-                    Framing::Negated | Framing::Quoted => term.severity.downgraded(),
-                };
                 Hit {
                     term: TermId(c.term),
                     span,
                     continued: c.start < 0,
-                    severity,
+                    severity: c.framing.severity(term.severity, c.addressed),
                     framing: c.framing,
                     targeted: c.targeted,
+                    addressed: c.addressed,
                 }
             })
             .collect()
@@ -684,13 +710,14 @@ impl Engine {
                         start,
                         end,
                     };
-                    let (framing, targeted) = self.framing(stream, carry, raw, &span);
+                    let (framing, targeted, addressed) = self.framing(stream, carry, raw, &span);
                     candidates.push(Candidate {
                         term: run[0].term,
                         start,
                         end,
                         framing,
                         targeted,
+                        addressed,
                     });
                 }
                 None if near.utterances > 1 => {
@@ -716,16 +743,19 @@ impl Engine {
     }
 
     /// Negation/quotation and target frames near a term match, in this
-    /// fragment or (for frames before it) just before the seam.
+    /// fragment or (for frames before it) just before the seam: the
+    /// framing, whether a target is near, and whether one is near outside
+    /// the match's own words.
     fn framing(
         &self,
         stream: &Stream,
         carry: Option<&Carry>,
         raw: &[RawMatch],
         m: &RawMatch,
-    ) -> (Framing, bool) {
+    ) -> (Framing, bool, bool) {
         let mut framing = Framing::Plain;
         let mut targeted = false;
+        let mut addressed = false;
         let carried = carry.into_iter().flat_map(|c| c.marks()).map(|mark| {
             let end = i64::from(mark.end) - stream.shift;
             (mark.frame, None, end)
@@ -757,10 +787,14 @@ impl Engine {
                 FrameKind::Negation => framing = Framing::Negated,
                 FrameKind::Quotation if framing == Framing::Plain => framing = Framing::Quoted,
                 FrameKind::Quotation => {}
-                FrameKind::Target => targeted = true,
+                FrameKind::Target => {
+                    targeted = true;
+                    let inside = start.is_some_and(|s| s < m.end && m.start < end);
+                    addressed |= !inside;
+                }
             }
         }
-        (framing, targeted)
+        (framing, targeted, addressed)
     }
 
     fn next_carry(

@@ -575,7 +575,12 @@ fn near_ids(engine: &Engine, text: &str, lang: &str) -> Vec<(String, String)> {
     let scan = engine.scan(text, Some(lang), Speaker::Customer, None, &mut scratch);
     scan.hits
         .iter()
-        .map(|h| (engine.term(h.term).id.clone(), text[h.span.clone()].to_owned()))
+        .map(|h| {
+            (
+                engine.term(h.term).id.clone(),
+                text[h.span.clone()].to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -604,14 +609,22 @@ fn proximity_terms_need_every_part_near_each_other() {
         // not_near cancels it.
         ("en", "drive safe, and be careful on your way home", &[]),
         // Ordered: the parts in the listed order only.
-        ("en", "I'll come down there myself", &[("come_down_there", "I'll come down there")]),
+        (
+            "en",
+            "I'll come down there myself",
+            &[("come_down_there", "I'll come down there")],
+        ),
         ("en", "down there I'll come", &[]),
         (
             "ja",
             "お子さん、元気？どうなるかな",
             &[("kaerimichi", "お子さん、元気？どうなるか")],
         ),
-        ("ja", "誠意見せてくださいよ", &[("seii", "誠意見せてくださいよ")]),
+        (
+            "ja",
+            "誠意見せてくださいよ",
+            &[("seii", "誠意見せてくださいよ")],
+        ),
     ];
     for (lang, text, want) in cases {
         let got = near_ids(&engine, text, lang);
@@ -627,12 +640,27 @@ fn proximity_terms_need_every_part_near_each_other() {
 fn an_incomplete_rule_that_may_span_utterances_is_reported_as_a_sighting() {
     let engine = engine_from_files(PROXIMITY);
     let mut scratch = Scratch::default();
-    let scan = engine.scan("帰り道は暗いですよね", Some("ja"), Speaker::Customer, None, &mut scratch);
+    let scan = engine.scan(
+        "帰り道は暗いですよね",
+        Some("ja"),
+        Speaker::Customer,
+        None,
+        &mut scratch,
+    );
     assert!(scan.hits.is_empty());
     assert_eq!(scan.sightings.len(), 1);
     assert_eq!(scan.sightings[0].parts, 0b01);
-    assert_eq!(&"帰り道は暗いですよね"[scan.sightings[0].span.clone()], "帰り道");
+    assert_eq!(
+        &"帰り道は暗いですよね"[scan.sightings[0].span.clone()],
+        "帰り道"
+    );
     // A one-utterance rule leaves no sighting.
-    let scan = engine.scan("your kids are great", Some("en"), Speaker::Customer, None, &mut scratch);
+    let scan = engine.scan(
+        "your kids are great",
+        Some("en"),
+        Speaker::Customer,
+        None,
+        &mut scratch,
+    );
     assert!(scan.sightings.is_empty());
 }

@@ -90,11 +90,7 @@ impl Form {
         (
             // "Don't hang up", in every register, and "if you hang up...".
             "prohibit",
-            &[
-                Form::Prohibitive,
-                Form::NegativeRequest,
-                Form::Conditional,
-            ],
+            &[Form::Prohibitive, Form::NegativeRequest, Form::Conditional],
         ),
         (
             // What the speaker says he will do.
@@ -122,8 +118,16 @@ impl Form {
             } else {
                 return Err(format!(
                     "unknown verb form {name:?} (forms: {}; presets: {})",
-                    Form::ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
-                    Form::PRESETS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                    Form::ALL
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    Form::PRESETS
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
         }
@@ -539,22 +543,45 @@ mod tests {
         ] {
             assert!(all.iter().any(|s| s == want), "{want} not in {all:?}");
         }
-        assert!(!all.iter().any(|s| s == "誠意を見せた"), "past is no demand");
+        assert!(
+            !all.iter().any(|s| s == "誠意を見せた"),
+            "past is no demand"
+        );
     }
 
     #[test]
     fn godan_rows_and_their_euphony() {
         let cases: &[(&str, &str, &[&str])] = &[
-            ("{謝る:godan}", "imperative,te,nasai", &["謝れ", "謝って", "謝りなさい"]),
-            ("{払う:godan}", "imperative,te,negative", &["払え", "払って", "払わない", "払わねえ"]),
+            (
+                "{謝る:godan}",
+                "imperative,te,nasai",
+                &["謝れ", "謝って", "謝りなさい"],
+            ),
+            (
+                "{払う:godan}",
+                "imperative,te,negative",
+                &["払え", "払って", "払わない", "払わねえ"],
+            ),
             ("{書く:godan}", "te,volitional", &["書いて", "書こう"]),
-            ("{行く:godan}", "te,past", &["行った", "行きました", "行って"]),
+            (
+                "{行く:godan}",
+                "te,past",
+                &["行った", "行きました", "行って"],
+            ),
             ("{泳ぐ:godan}", "te", &["泳いで"]),
             ("{死ぬ:godan}", "imperative,te", &["死ね", "死んで"]),
-            ("{呼ぶ:godan}", "te,conditional", &["呼んで", "呼んだら", "呼べば", "呼ぶなら"]),
+            (
+                "{呼ぶ:godan}",
+                "te,conditional",
+                &["呼んで", "呼んだら", "呼べば", "呼ぶなら"],
+            ),
             ("{切る:godan}", "prohibitive", &["切るな", "切んな"]),
             ("{待つ:godan}", "te,imperative", &["待て", "待って"]),
-            ("{晒す:godan}", "te_yaru,plain", &["晒す", "晒します", "晒してやる", "晒してやっから"]),
+            (
+                "{晒す:godan}",
+                "te_yaru,plain",
+                &["晒す", "晒します", "晒してやる", "晒してやっから"],
+            ),
         ];
         for (pattern, list, want) in cases {
             let got = forms(pattern, list);
@@ -569,14 +596,23 @@ mod tests {
             ["謝罪しろ", "謝罪せよ", "謝罪するな", "謝罪すんな"]
         );
         assert_eq!(forms("{来る:kuru}", "imperative,te"), ["来い", "来て"]);
-        assert_eq!(forms("{くる:kuru}", "imperative,te,negative"), ["こい", "きて", "こない", "こねえ", "こん"]);
+        assert_eq!(
+            forms("{くる:kuru}", "imperative,te,negative"),
+            ["こい", "きて", "こない", "こねえ", "こん"]
+        );
         assert_eq!(forms("{謝りに来る:kuru}", "te"), ["謝りに来て"]);
     }
 
     #[test]
     fn prohibit_preset_covers_dont_hang_up_in_every_register() {
         let all = forms("[電話|][を|]{切る:godan}", "prohibit");
-        for want in ["電話を切るな", "切んな", "電話切らないで", "切ったら", "電話を切れば"] {
+        for want in [
+            "電話を切るな",
+            "切んな",
+            "電話切らないで",
+            "切ったら",
+            "電話を切れば",
+        ] {
             assert!(all.iter().any(|s| s == want), "{want} not in {all:?}");
         }
     }
@@ -606,6 +642,8 @@ mod tests {
             assert!(err.contains(want), "{pattern}: {err}");
         }
         let huge = "[a|b|c|d|e|f|g|h|i|j][a|b|c|d|e|f|g|h|i|j][a|b|c|d|e|f|g|h|i|j][a|b|c]";
-        assert!(expand(huge, DEFAULT_FORMS).unwrap_err().contains("more than"));
+        assert!(expand(huge, DEFAULT_FORMS)
+            .unwrap_err()
+            .contains("more than"));
     }
 }

@@ -447,7 +447,10 @@ fn parse_near(
     if !(2..=MAX_PARTS).contains(&t.parts.len()) {
         problems.push(lines.problem(
             at,
-            format!("term {id:?}: a rule has 2 to {MAX_PARTS} parts, not {}", t.parts.len()),
+            format!(
+                "term {id:?}: a rule has 2 to {MAX_PARTS} parts, not {}",
+                t.parts.len()
+            ),
         ));
         return None;
     }
@@ -462,14 +465,12 @@ fn parse_near(
         }
         parts.push(phrases);
     }
-    let bounded = |value: &Option<Spanned<i64>>, max: i64, default: usize, key: &str| {
-        match value {
-            Some(v) if !(1..=max).contains(v.get_ref()) => {
-                Err(lines.problem(v.span().start, format!("{key} must be between 1 and {max}")))
-            }
-            Some(v) => Ok(*v.get_ref() as usize),
-            None => Ok(default),
+    let bounded = |value: &Option<Spanned<i64>>, max: i64, default: usize, key: &str| match value {
+        Some(v) if !(1..=max).contains(v.get_ref()) => {
+            Err(lines.problem(v.span().start, format!("{key} must be between 1 and {max}")))
         }
+        Some(v) => Ok(*v.get_ref() as usize),
+        None => Ok(default),
     };
     let distance = bounded(&t.near, MAX_NEAR, DEFAULT_NEAR, "near");
     let utterances = bounded(&t.utterances, MAX_UTTERANCES, 1, "utterances");
