@@ -86,6 +86,11 @@ pub enum LexiconCommand {
         /// Also list terms that carry no `match` example.
         #[arg(long)]
         verbose: bool,
+        /// Print every phrase a term's templates expand to (its parts and
+        /// not_near phrases for a proximity term). ID is a term id, or
+        /// language/id, or the rule name language/category/id.
+        #[arg(long, value_name = "ID")]
+        expand: Vec<String>,
     },
 }
 
@@ -312,8 +317,13 @@ fn parse_speaker(s: &str) -> Result<Speaker, String> {
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Lexicon {
-            command: LexiconCommand::Check { dir, verbose },
-        } => lexicon_check(&dir, verbose),
+            command:
+                LexiconCommand::Check {
+                    dir,
+                    verbose,
+                    expand,
+                },
+        } => lexicon_check(&dir, verbose, &expand),
         Command::Scan(args) => scan(args),
         Command::Serve(args) => serve(args),
         Command::Replay(args) => replay(args),
@@ -638,7 +648,7 @@ pub fn load_engine(dir: Option<&Path>) -> Result<Engine> {
     Ok(Engine::build(lexicon)?)
 }
 
-fn lexicon_check(dir: &Path, verbose: bool) -> Result<i32> {
+fn lexicon_check(dir: &Path, verbose: bool, expand: &[String]) -> Result<i32> {
     let lexicon = match Lexicon::load_dir(dir) {
         Ok(lexicon) => lexicon,
         Err(e) => {
@@ -646,6 +656,9 @@ fn lexicon_check(dir: &Path, verbose: bool) -> Result<i32> {
             return Ok(1);
         }
     };
+    if !expand.is_empty() {
+        return print_expansions(&lexicon, expand);
+    }
     let version = lexicon.version.clone();
     let (_, report) = lexicon::check(lexicon)?;
     let mut out = std::io::stdout().lock();
@@ -677,6 +690,64 @@ fn lexicon_check(dir: &Path, verbose: bool) -> Result<i32> {
         writeln!(out, "{} example(s) failed", report.failures.len())?;
         Ok(1)
     }
+}
+
+/// `lexicon check --expand`: what each named term matches, one phrase a line.
+fn print_expansions(lexicon: &Lexicon, keys: &[String]) -> Result<i32> {
+    let mut out = std::io::stdout().lock();
+    let mut missing = 0;
+    for key in keys {
+        let terms = lexicon.find_terms(key);
+        if terms.is_empty() {
+            eprintln!("error: no term {key:?} (give an id, language/id or language/category/id)");
+            missing += 1;
+        }
+        for term in terms {
+            writeln!(out, "{} ({}, {})", term.rule, term.severity, term.origin)?;
+            fn list(
+                out: &mut impl Write,
+                label: &str,
+                phrases: &[lexicon::Located],
+            ) -> std::io::Result<()> {
+                if !phrases.is_empty() {
+                    writeln!(out, "  {label} ({}):", phrases.len())?;
+                    for p in phrases {
+                        writeln!(out, "    {}", p.text)?;
+                    }
+                }
+                Ok(())
+            }
+            list(&mut out, "patterns", &term.patterns)?;
+            if let Some(near) = &term.near {
+                for (k, part) in near.parts.iter().enumerate() {
+                    list(&mut out, &format!("part {}", k + 1), part)?;
+                }
+                list(&mut out, "not_near", &near.not_near)?;
+                writeln!(
+                    out,
+                    "  near {} ({}), over {} utterance(s)",
+                    near.distance,
+                    if near.ordered {
+                        "in order"
+                    } else {
+                        "any order"
+                    },
+                    near.utterances
+                )?;
+            }
+            list(&mut out, "exclude", &term.exclude)?;
+            if let Some(after) = &term.after_agent {
+                let markers: Vec<&str> = after.markers.iter().map(|m| m.text.as_str()).collect();
+                writeln!(
+                    out,
+                    "  only within {} s after the agent said: {}",
+                    after.seconds,
+                    markers.join(", ")
+                )?;
+            }
+        }
+    }
+    Ok(if missing > 0 { 1 } else { 0 })
 }
 
 #[derive(Serialize)]

@@ -1039,8 +1039,22 @@ mod tests {
         .unwrap();
         let alerts = vec![
             alert(1, "c1", "threat", "en/threat/a", Critical, Confirmed),
-            alert(2, "c1", "intimidation", "en/intimidation/b", Warning, Confirmed),
-            alert(3, "b1", "verbal_abuse", "en/verbal_abuse/c", Warning, Confirmed),
+            alert(
+                2,
+                "c1",
+                "intimidation",
+                "en/intimidation/b",
+                Warning,
+                Confirmed,
+            ),
+            alert(
+                3,
+                "b1",
+                "verbal_abuse",
+                "en/verbal_abuse/c",
+                Warning,
+                Confirmed,
+            ),
         ];
         let report = evaluate(&alerts, &ids(&["c1", "b1"]), &labels);
         assert_eq!(report.totals.expected, 1);

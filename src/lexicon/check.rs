@@ -41,7 +41,11 @@ fn run_examples(engine: &Engine) -> CheckReport {
             .entry(term.language.to_string())
             .or_default();
         counts.0 += 1;
-        counts.1 += term.patterns.len();
+        counts.1 += term.patterns.len()
+            + term
+                .near
+                .as_ref()
+                .map_or(0, |n| n.parts.iter().map(Vec::len).sum::<usize>());
         counts.2 += term.must_match.len() + term.must_not_match.len();
         let found = |text: &str, scratch: &mut Scratch| {
             engine

@@ -361,6 +361,15 @@ impl Lexicon {
         problems
     }
 
+    /// Terms named by `key`: an id (in any language), `language/id`, or the
+    /// rule name `language/category/id`.
+    pub fn find_terms(&self, key: &str) -> Vec<&Term> {
+        self.terms
+            .iter()
+            .filter(|t| key == t.id || *key == *t.rule || key == format!("{}/{}", t.language, t.id))
+            .collect()
+    }
+
     /// The languages that have a folder, sorted (`any` excluded).
     pub fn languages(&self) -> Vec<&str> {
         let mut langs: Vec<&str> = self

@@ -86,3 +86,52 @@ fn scan_prints_hits_as_json_lines() {
     assert_eq!(lines[0]["hits"][0]["category"], "violence");
     assert_eq!(lines[1]["hits"].as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn expand_prints_what_a_template_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lexicon.toml"), "version = \"x\"\n").unwrap();
+    std::fs::create_dir(dir.path().join("ja")).unwrap();
+    std::fs::write(
+        dir.path().join("ja/demand.toml"),
+        r#"category = "excessive_demand"
+[[term]]
+id = "seii"
+patterns = ["誠意[を|]{見せる:ichidan}"]
+match = ["誠意見せてくださいよ"]
+[[term]]
+id = "kaerimichi"
+category = "threat"
+parts = [["帰り道"], ["気をつけ"]]
+near = 10
+match = ["帰り道には気をつけな"]
+"#,
+    )
+    .unwrap();
+    let out = callguard()
+        .args(["lexicon", "check"])
+        .arg(dir.path())
+        .args(["--expand", "seii", "--expand", "ja/threat/kaerimichi"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for want in [
+        "ja/excessive_demand/seii",
+        "    誠意を見せろ",
+        "    誠意見せてください",
+        "    誠意を見せなさい",
+        "  part 1 (1):\n    帰り道",
+        "near 10 (any order), over 1 utterance(s)",
+    ] {
+        assert!(stdout.contains(want), "{want:?} not in\n{stdout}");
+    }
+    let out = callguard()
+        .args(["lexicon", "check"])
+        .arg(dir.path())
+        .args(["--expand", "nosuchterm"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no term \"nosuchterm\""));
+}
