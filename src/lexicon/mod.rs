@@ -275,6 +275,10 @@ impl Lexicon {
                     }
                 }
                 match patterns.entry((&term.language, folded)) {
+                    // Two spellings of one template that fold alike
+                    // ([won't|wont]) are one phrase of the same term.
+                    std::collections::hash_map::Entry::Occupied(first)
+                        if first.get().0 == term.id => {}
                     std::collections::hash_map::Entry::Occupied(first) => {
                         let (first_id, first_origin) = first.get();
                         problems.push(Diagnostic {
