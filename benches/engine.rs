@@ -307,13 +307,20 @@ fn stream() -> (Vec<Fragment>, usize) {
     (fragments, abusive)
 }
 
-/// Every pattern, exclusion and frame pattern of the shipped lexicons,
-/// normalised: what the engine's automata hold.
+/// Every pattern, exclusion, proximity phrase and frame pattern of the
+/// shipped lexicons (templates written out), normalised: what the
+/// engine's automata hold.
 fn lexicon_patterns(lexicon: &Lexicon) -> Vec<String> {
     let texts = lexicon
         .terms
         .iter()
-        .flat_map(|t| t.patterns.iter().chain(&t.exclude))
+        .flat_map(|t| {
+            let near = t
+                .near
+                .iter()
+                .flat_map(|n| n.parts.iter().flatten().chain(&n.not_near));
+            t.patterns.iter().chain(&t.exclude).chain(near)
+        })
         .chain(lexicon.frames.iter().flat_map(|f| &f.patterns))
         .map(|p| normalize(&p.text).as_str().to_owned());
     texts.filter(|t| !t.is_empty()).collect()

@@ -646,4 +646,19 @@ mod tests {
             .unwrap_err()
             .contains("more than"));
     }
+
+    proptest::proptest! {
+        /// Templates come from files a reload may bring at any time: any
+        /// text is an expansion or an error, never a panic, and an
+        /// expansion never exceeds the limit or holds template syntax.
+        #[test]
+        fn any_text_expands_or_is_refused(text in "[ab見せる切くす来{}\\[\\]|:,]{0,40}") {
+            if let Ok(phrases) = expand(&text, DEFAULT_FORMS) {
+                proptest::prop_assert!(phrases.len() <= MAX_EXPANSIONS);
+                for p in phrases {
+                    proptest::prop_assert!(!p.contains(['[', ']', '{', '}', '|']), "{p}");
+                }
+            }
+        }
+    }
 }
