@@ -411,11 +411,13 @@ fn eval(args: EvalArgs) -> Result<i32> {
     let labels =
         eval::Labels::load_with_categories(&args.labels, &engine.lexicon().extra_categories)?;
     let report = eval::run(&args.paths, &labels, &engine, &policy)?;
+    let mut out = std::io::stdout().lock();
     if args.json {
-        println!("{}", report.to_json());
+        write!(out, "{}", report.to_json())?;
     } else {
-        print!("{report}");
+        write!(out, "{report}")?;
     }
+    out.flush()?;
     if let Some(path) = &args.baseline {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
