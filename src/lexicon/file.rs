@@ -88,6 +88,10 @@ struct FrameDoc {
     must_match: Vec<Spanned<String>>,
 }
 
+/// Phrases one term's templates may write out in all (patterns, or all
+/// parts together): see [`super::expand::MAX_EXPANSIONS`].
+const MAX_TERM_PHRASES: usize = 800;
+
 /// Default frame window, in normalised characters.
 const DEFAULT_WINDOW: usize = 12;
 const MAX_WINDOW: i64 = 200;
@@ -148,6 +152,19 @@ impl Lines<'_> {
                 }
                 Err(message) => problems.push(Diagnostic { origin, message }),
             }
+        }
+        if out.len() > MAX_TERM_PHRASES {
+            let origin = templates
+                .first()
+                .map_or_else(|| self.origin(0), |t| self.origin(t.span().start));
+            problems.push(Diagnostic {
+                origin,
+                message: format!(
+                    "these templates write out {} phrases (at most {MAX_TERM_PHRASES} per list): {}",
+                    out.len(),
+                    super::expand::TOO_MANY
+                ),
+            });
         }
         out
     }
