@@ -577,8 +577,14 @@ fn reported_speech_is_info_unless_relayed_at_the_agent() {
     assert_eq!(quoted[0].severity, Severity::Info);
     // Relayed at the agent (a second-person target outside the words):
     // as grave as if the caller said it.
-    let relayed = call.customer("u2", "兄貴がお前を殺すぞって言われたら困るだろ", 2000);
-    assert_eq!(relayed[0].severity, Severity::Critical);
+    // A "you" inside the quoted words belongs to the quote.
+    let inside = call.customer("u2", "元彼にお前を殺すぞって言われた", 2000);
+    assert!(
+        inside.iter().all(|a| a.severity == Severity::Info),
+        "{inside:?}"
+    );
+    let relayed = call.customer("u3", "ぶっ殺すって言われたってお前の上司に伝えとけ", 3000);
+    assert_eq!(relayed[0].severity, Severity::Critical, "{relayed:?}");
 }
 
 #[test]

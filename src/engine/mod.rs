@@ -81,8 +81,8 @@ pub struct Hit {
     pub framing: Framing,
     /// A second-person target (you, お前) is near: aimed at the agent.
     pub targeted: bool,
-    /// A second-person target near but outside the hit's own words: quoted
-    /// words relayed at the agent ("he says he'll come to your office").
+    /// Quoted words relayed at the agent: a second-person target beyond the
+    /// reporting cue ("he said he'll burn it down, tell your boss").
     pub addressed: bool,
 }
 
@@ -744,8 +744,8 @@ impl Engine {
 
     /// Negation/quotation and target frames near a term match, in this
     /// fragment or (for frames before it) just before the seam: the
-    /// framing, whether a target is near, and whether one is near outside
-    /// the match's own words.
+    /// framing, whether a target is near, and whether quoted words are
+    /// relayed at the agent (a target beyond the reporting cue).
     fn framing(
         &self,
         stream: &Stream,
@@ -755,7 +755,10 @@ impl Engine {
     ) -> (Framing, bool, bool) {
         let mut framing = Framing::Plain;
         let mut targeted = false;
-        let mut addressed = false;
+        // (start, end) of the reporting cues and second-person targets near
+        // the match: hits are rare, so these stay tiny.
+        let mut quotes: Vec<(Option<i64>, i64)> = Vec::new();
+        let mut targets: Vec<(Option<i64>, i64)> = Vec::new();
         let carried = carry.into_iter().flat_map(|c| c.marks()).map(|mark| {
             let end = i64::from(mark.end) - stream.shift;
             (mark.frame, None, end)
@@ -785,15 +788,34 @@ impl Engine {
             }
             match frame.kind {
                 FrameKind::Negation => framing = Framing::Negated,
-                FrameKind::Quotation if framing == Framing::Plain => framing = Framing::Quoted,
-                FrameKind::Quotation => {}
+                FrameKind::Quotation => {
+                    if framing == Framing::Plain {
+                        framing = Framing::Quoted;
+                    }
+                    quotes.push((start, end));
+                }
                 FrameKind::Target => {
                     targeted = true;
-                    let inside = start.is_some_and(|s| s < m.end && m.start < end);
-                    addressed |= !inside;
+                    targets.push((start, end));
                 }
             }
         }
+        // Relayed at the agent: a second-person reference beyond every
+        // reporting cue, on the far side from the quoted words ("he said
+        // he'd burn the place down — tell that to your boss"). A "you"
+        // between the words and the cue belongs to the quote.
+        let beyond = |(t_start, t_end): (Option<i64>, i64),
+                      (q_start, q_end): (Option<i64>, i64)| {
+            match (t_start, q_start) {
+                (Some(ts), Some(qs)) if qs >= m.end => ts >= q_end,
+                (Some(_), Some(qs)) => t_end <= qs,
+                _ => false,
+            }
+        };
+        let addressed = framing == Framing::Quoted
+            && targets
+                .iter()
+                .any(|&t| quotes.iter().all(|&q| beyond(t, q)));
         (framing, targeted, addressed)
     }
 
