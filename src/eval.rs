@@ -1174,41 +1174,61 @@ mod tests {
         assert!(compare(&worse, &baseline).is_err());
     }
 
-    fn labelled_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("eval/labelled")
+    /// The labelled sets in the repository, each a folder with `calls/`,
+    /// `labels.json` and `baseline.json`: the team's own set, and the blind
+    /// dev and test splits written apart from the lexicons (eval/blind).
+    const SETS: &[&str] = &["eval/labelled", "eval/blind/dev", "eval/blind/test"];
+
+    fn set_dir(set: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(set)
     }
 
-    fn run_shipped_set() -> Report {
-        let dir = labelled_dir();
+    fn run_set(set: &str) -> Report {
+        let dir = set_dir(set);
         let labels = Labels::load(&dir.join("labels.json")).unwrap();
         let engine = Engine::build(Lexicon::embedded().unwrap()).unwrap();
         run(&[dir.join("calls")], &labels, &engine, &Policy::builtin()).unwrap()
     }
 
     #[test]
-    fn shipped_labelled_set_meets_its_baseline() {
-        let report = run_shipped_set();
-        assert!(report.unlabelled.is_empty(), "{:?}", report.unlabelled);
-        assert!(report.not_replayed.is_empty(), "{:?}", report.not_replayed);
-        assert!(report.refused.is_empty(), "{:?}", report.refused);
-        assert!(report.abusive_calls >= 24 && report.benign_calls >= 12);
-        let text = std::fs::read_to_string(labelled_dir().join("baseline.json")).unwrap();
-        let baseline = Report::from_json(&text).unwrap();
-        if let Err(failures) = compare(&report, &baseline) {
-            panic!(
-                "the labelled set got worse than eval/labelled/baseline.json:\n{}\n\n{report}",
-                failures.join("\n")
+    fn shipped_labelled_sets_meet_their_baselines() {
+        for set in SETS {
+            let report = run_set(set);
+            assert!(
+                report.unlabelled.is_empty(),
+                "{set}: {:?}",
+                report.unlabelled
             );
+            assert!(
+                report.not_replayed.is_empty(),
+                "{set}: {:?}",
+                report.not_replayed
+            );
+            assert!(report.refused.is_empty(), "{set}: {:?}", report.refused);
+            assert!(
+                report.abusive_calls >= 24 && report.benign_calls >= 12,
+                "{set}"
+            );
+            let text = std::fs::read_to_string(set_dir(set).join("baseline.json")).unwrap();
+            let baseline = Report::from_json(&text).unwrap();
+            if let Err(failures) = compare(&report, &baseline) {
+                panic!(
+                    "{set} got worse than its baseline.json:\n{}\n\n{report}",
+                    failures.join("\n")
+                );
+            }
         }
     }
 
-    /// Rewrites eval/labelled/baseline.json from the current lexicons:
-    /// `cargo test --lib eval::tests::write_baseline -- --ignored`.
+    /// Rewrites every set's baseline.json from the current lexicons:
+    /// `cargo test --lib eval::tests::write_baseline -- --ignored --nocapture`.
     #[test]
     #[ignore]
     fn write_baseline() {
-        let report = run_shipped_set();
-        std::fs::write(labelled_dir().join("baseline.json"), report.to_json()).unwrap();
-        println!("{report}");
+        for set in SETS {
+            let report = run_set(set);
+            std::fs::write(set_dir(set).join("baseline.json"), report.to_json()).unwrap();
+            println!("== {set}\n{report}");
+        }
     }
 }
