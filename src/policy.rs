@@ -129,6 +129,11 @@ pub struct Escalation {
     /// The same category and term do not alert again within this many
     /// seconds of a call unless the severity rises.
     pub cooldown_seconds: u64,
+    /// A ladder step also needs the agent's warning (an `agent_warning`
+    /// marker) since the previous step, as a warn-then-end procedure says.
+    /// A step always needs a new customer utterance.
+    #[serde(default)]
+    pub step_needs_agent_warning: bool,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -105,6 +105,16 @@ struct PendingParts {
     evidence: Evidence,
 }
 
+/// Where a call stands on the warning ladder.
+#[derive(Clone, Copy)]
+struct LadderStep {
+    step: usize,
+    /// `customer_finals` when the step was taken.
+    utterance: u32,
+    /// Agent warnings heard when the step was taken.
+    warnings: usize,
+}
+
 struct AlertSummary {
     local_id: u32,
     severity: Severity,
@@ -146,6 +156,9 @@ pub struct CallSession {
     /// Final customer utterances so far.
     customer_finals: u32,
     pending_parts: VecDeque<PendingParts>,
+    /// The warning ladder: the step in use, and the customer utterance and
+    /// agent warning count when it was taken (`None`: not yet climbed).
+    ladder: Option<LadderStep>,
     strikes: u32,
     talk_ms: [u64; 2],
     alerts: VecDeque<AlertSummary>,
@@ -194,6 +207,7 @@ impl CallSession {
             agent_markers: VecDeque::new(),
             customer_finals: 0,
             pending_parts: VecDeque::new(),
+            ladder: None,
             strikes: 0,
             talk_ms: [0, 0],
             alerts: VecDeque::new(),
@@ -904,9 +918,8 @@ impl CallSession {
                 Severity::Info => policy.escalation.info_action.as_str().into(),
                 Severity::Warning => {
                     let ladder = &policy.escalation.ladder;
-                    ladder[(self.strikes as usize).min(ladder.len() - 1)]
-                        .as_str()
-                        .into()
+                    let step = self.climb(policy).min(ladder.len() - 1);
+                    ladder[step].as_str().into()
                 }
             },
         };
@@ -935,6 +948,34 @@ impl CallSession {
             evidence,
             action,
         })
+    }
+
+    /// The ladder step for a new warning: the next one only from a later
+    /// customer utterance (and, if the policy says so, after the agent's
+    /// warning), else the step in use.
+    fn climb(&mut self, policy: &PolicySet) -> usize {
+        let here = LadderStep {
+            step: 0,
+            utterance: self.customer_finals,
+            warnings: self.warning_stages.len(),
+        };
+        let next = match self.ladder {
+            None => here,
+            Some(last) => {
+                let warned =
+                    !policy.escalation.step_needs_agent_warning || here.warnings > last.warnings;
+                if here.utterance > last.utterance && warned {
+                    LadderStep {
+                        step: last.step + 1,
+                        ..here
+                    }
+                } else {
+                    last
+                }
+            }
+        };
+        self.ladder = Some(next);
+        next.step
     }
 
     /// Risk from the alerts that stand (retracted ones do not count).

@@ -648,6 +648,40 @@ fn warning_ladder_and_cooldown() {
 }
 
 #[test]
+fn one_utterance_does_not_climb_the_whole_warning_ladder() {
+    let mut call = Call::start(Policy::builtin());
+    let both = call.customer("u1", "ばかやろう、お前ゴミだな", 1000);
+    let actions: Vec<&str> = both.iter().map(|a| &*a.action).collect();
+    assert_eq!(actions, ["read_warning_script", "read_warning_script"]);
+    // The next utterance takes the next step.
+    let next = call.customer("u2", "お前がゴミなんだよ、ばかやろうが", 1000 + 300_000);
+    assert!(
+        next.iter().all(|a| &*a.action == "supervisor_alert"),
+        "{next:?}"
+    );
+}
+
+#[test]
+fn a_ladder_step_can_wait_for_the_agents_warning() {
+    let policy = Policy::from_toml("[escalation]\nstep_needs_agent_warning = true\n", "p").unwrap();
+    let mut call = Call::start(policy);
+    let first = call.customer("u1", "ばかやろう", 1000);
+    assert_eq!(&*first[0].action, "read_warning_script");
+    // No warning from the agent yet: the same step.
+    let second = call.customer("u2", "お前ゴミだな", 5000);
+    assert_eq!(&*second[0].action, "read_warning_script");
+    call.say(
+        Speaker::Agent,
+        "a1",
+        "これ以上続く場合はお電話を終了させていただきます",
+        true,
+        8000,
+    );
+    let third = call.customer("u3", "ばかやろうが", 1000 + 300_000);
+    assert_eq!(&*third[0].action, "supervisor_alert");
+}
+
+#[test]
 fn phrase_split_across_fragments_alerts_once_with_both_pieces_as_evidence() {
     let mut call = Call::start(Policy::builtin());
     assert!(call.customer("u1", "いいか、ころ", 1000).is_empty());
