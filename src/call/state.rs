@@ -610,13 +610,7 @@ impl CallSession {
                 self.agent_markers.pop_front();
             }
             self.agent_markers.push_back((fragment.end_ms, hit.term));
-            let evidence = Evidence {
-                speaker: Speaker::Agent,
-                utterance_id: fragment.utterance_id.clone(),
-                excerpt: mask_personal_data(&excerpt(&fragment.text, &hit.span)),
-                start_ms: fragment.start_ms,
-                end_ms: fragment.end_ms,
-            };
+            let evidence = words_of(fragment, &hit.span);
             match &*term.category {
                 "agent_refusal" => self.start_stalemate(fragment.start_ms, &evidence),
                 "agent_warning" if self.warning_stages.len() < 64 => {
@@ -660,13 +654,7 @@ impl CallSession {
                 .iter()
                 .filter(|p| p.term == sighting.term)
                 .fold(0u8, |m, p| m | p.parts);
-            let evidence = Evidence {
-                speaker: Speaker::Customer,
-                utterance_id: fragment.utterance_id.clone(),
-                excerpt: mask_personal_data(&excerpt(&fragment.text, &sighting.span)),
-                start_ms: fragment.start_ms,
-                end_ms: fragment.end_ms,
-            };
+            let evidence = words_of(fragment, &sighting.span);
             if earlier | sighting.parts != full {
                 if self.pending_parts.len() == MAX_SIGHTINGS {
                     self.pending_parts.pop_front();
@@ -854,13 +842,7 @@ impl CallSession {
                 });
             }
         }
-        evidence.push(Evidence {
-            speaker: fragment.speaker,
-            utterance_id: fragment.utterance_id.clone(),
-            excerpt: mask_personal_data(&excerpt(&fragment.text, &hit.span)),
-            start_ms: fragment.start_ms,
-            end_ms: fragment.end_ms,
-        });
+        evidence.push(words_of(fragment, &hit.span));
         evidence.truncate(policy.session.max_evidence);
         evidence
     }
@@ -1018,6 +1000,17 @@ impl CallSession {
             alert_ids: self.alerts.iter().map(|a| a.local_id).collect(),
             alerts_total: self.alerts_total,
         }
+    }
+}
+
+/// Evidence of the words at `span` of a fragment, masked.
+fn words_of(fragment: &Fragment, span: &std::ops::Range<usize>) -> Evidence {
+    Evidence {
+        speaker: fragment.speaker,
+        utterance_id: fragment.utterance_id.clone(),
+        excerpt: mask_personal_data(&excerpt(&fragment.text, span)),
+        start_ms: fragment.start_ms,
+        end_ms: fragment.end_ms,
     }
 }
 
