@@ -1177,7 +1177,12 @@ mod tests {
     /// The labelled sets in the repository, each a folder with `calls/`,
     /// `labels.json` and `baseline.json`: the team's own set, and the blind
     /// dev and test splits written apart from the lexicons (eval/blind).
-    const SETS: &[&str] = &["eval/labelled", "eval/blind/dev", "eval/blind/test"];
+    const SETS: &[&str] = &[
+        "eval/labelled",
+        "eval/blind/dev",
+        "eval/blind/dev2",
+        "eval/blind/test",
+    ];
 
     fn set_dir(set: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join(set)
