@@ -137,12 +137,13 @@ impl Lines<'_> {
         problems: &mut Vec<Diagnostic>,
     ) -> Vec<Located> {
         let mut out: Vec<Located> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for t in templates {
             let origin = self.origin(t.span().start);
             match expand(t.get_ref(), forms) {
                 Ok(phrases) => {
                     for text in phrases {
-                        if !out.iter().any(|o| o.text == text) {
+                        if seen.insert(text.clone()) {
                             out.push(Located {
                                 text,
                                 origin: origin.clone(),

@@ -518,6 +518,36 @@ mod tests {
                 "en/a.toml:4: category \"demand\" is a signal",
             ),
             (
+                "one_part",
+                "category = \"threat\"\n[[term]]\nid = \"x\"\nparts = [[\"a\"]]\n",
+                "en/a.toml:3: term \"x\": a rule has 2 to 8 parts, not 1",
+            ),
+            (
+                "near_out_of_range",
+                "category = \"threat\"\n[[term]]\nid = \"x\"\nparts = [[\"a\"], [\"b\"]]\nnear = 0\n",
+                "en/a.toml:5: near must be between 1 and 60",
+            ),
+            (
+                "not_near_without_parts",
+                "category = \"threat\"\n[[term]]\nid = \"x\"\npatterns = [\"a b\"]\nnot_near = [\"c\"]\n",
+                "en/a.toml:3: term \"x\": not_near applies to a term with parts",
+            ),
+            (
+                "patterns_and_parts",
+                "category = \"threat\"\n[[term]]\nid = \"x\"\npatterns = [\"a b\"]\nparts = [[\"a\"], [\"b\"]]\n",
+                "en/a.toml:3: term \"x\" has both patterns and parts",
+            ),
+            (
+                "unknown_agent_marker",
+                "category = \"personal_attack\"\n[[term]]\nid = \"x\"\npatterns = [\"your name\"]\nafter_agent = [\"agent_refusl\"]\n",
+                "en/a.toml:5: after_agent \"agent_refusl\" of term \"x\" is neither",
+            ),
+            (
+                "broken_template",
+                "category = \"threat\"\n[[term]]\nid = \"x\"\npatterns = [\"[a|b\"]\n",
+                "en/a.toml:4: unclosed [",
+            ),
+            (
                 "bad_id",
                 "category = \"threat\"\n[[term]]\nid = \"Bad Id\"\npatterns = [\"x\"]\n",
                 "en/a.toml:3: term id \"Bad Id\"",
