@@ -587,7 +587,9 @@ fn near_ids(engine: &Engine, text: &str, lang: &str) -> Vec<(String, String)> {
 #[test]
 fn proximity_terms_need_every_part_near_each_other() {
     let engine = engine_from_files(PROXIMITY);
-    let cases: &[(&str, &str, &[(&str, &str)])] = &[
+    /// (language, text, the hits: term id and the words they span)
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let cases: &[Case] = &[
         (
             "en",
             "Be careful on your way home tonight.",
