@@ -809,17 +809,10 @@ fn scan(args: ScanArgs) -> Result<i32> {
                 .iter()
                 .map(|h| {
                     let term = engine.term(h.term);
-                    // A dialogue term alerts only after the agent's words,
-                    // and a scanned line has no agent: it is seen at info.
-                    let severity = if term.after_agent.is_some() {
-                        callguard::category::Severity::Info
-                    } else {
-                        h.severity
-                    };
                     ScanHit {
                         rule: &term.rule,
                         category: &term.category,
-                        severity: severity.as_str(),
+                        severity: h.severity.as_str(),
                         group: term.group.as_deref(),
                         excerpt: mask_personal_data(&line[h.span.clone()]),
                         start: h.span.start,

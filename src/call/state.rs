@@ -644,18 +644,13 @@ impl CallSession {
         for sighting in sightings {
             let term = engine.term(sighting.term);
             let Some(near) = &term.near else { continue };
-            let full: u8 = if near.parts.len() >= 8 {
-                u8::MAX
-            } else {
-                (1u8 << near.parts.len()) - 1
-            };
             let earlier = self
                 .pending_parts
                 .iter()
                 .filter(|p| p.term == sighting.term)
                 .fold(0u8, |m, p| m | p.parts);
             let evidence = words_of(fragment, &sighting.span);
-            if earlier | sighting.parts != full {
+            if earlier | sighting.parts != near.all_parts() {
                 if self.pending_parts.len() == MAX_SIGHTINGS {
                     self.pending_parts.pop_front();
                 }

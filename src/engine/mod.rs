@@ -76,7 +76,9 @@ pub struct Hit {
     pub span: Range<usize>,
     /// The phrase began in the speaker's previous fragment.
     pub continued: bool,
-    /// The term's severity, downgraded one level when framed.
+    /// The term's severity as said here: framed ([`Framing::severity`]),
+    /// and `info` for a dialogue term (`after_agent`), which only the call
+    /// can decide.
     pub severity: Severity,
     pub framing: Framing,
     /// A second-person target (you, お前) is near: aimed at the agent.
@@ -573,8 +575,11 @@ impl Engine {
         if !parts.is_empty() {
             self.proximity(stream, carry, raw, parts, candidates, &mut partial);
         }
+        // The offset map, built only for a fragment with a sighting or a hit.
+        let mut mapped_built = false;
         if !partial.is_empty() {
             normalize_into(original, mapped);
+            mapped_built = true;
             sightings.extend(
                 partial
                     .into_iter()
@@ -639,8 +644,9 @@ impl Engine {
                 }
             }
         }
-        // The offset map, built only now that there is a hit.
-        normalize_into(original, mapped);
+        if !mapped_built {
+            normalize_into(original, mapped);
+        }
         debug_assert_eq!(mapped.as_str(), norm.as_str());
         kept.iter()
             .map(|c| {
@@ -656,7 +662,13 @@ impl Engine {
                     term: TermId(c.term),
                     span,
                     continued: c.start < 0,
-                    severity: c.framing.severity(term.severity, c.addressed),
+                    // A dialogue term waits for the agent's words, which
+                    // only the call knows: on its own it is seen at info.
+                    severity: if term.after_agent.is_some() {
+                        Severity::Info
+                    } else {
+                        c.framing.severity(term.severity, c.addressed)
+                    },
                     framing: c.framing,
                     targeted: c.targeted,
                     addressed: c.addressed,
@@ -684,12 +696,7 @@ impl Engine {
         for run in parts.chunk_by(|a, b| a.term == b.term) {
             let term = &self.lexicon.terms[run[0].term as usize];
             let Some(near) = &term.near else { continue };
-            let full: u8 = if near.parts.len() >= 8 {
-                u8::MAX
-            } else {
-                (1u8 << near.parts.len()) - 1
-            };
-            let found = chain(run, full, near.ordered, |from, to| {
+            let found = chain(run, near.all_parts(), near.ordered, |from, to| {
                 stream.units_between(from, to) <= near.distance
             });
             match found {

@@ -547,6 +547,11 @@ parts = [["your way home", "your car", "your kids"], ["be careful", "accidents h
 near = 6
 not_near = ["drive safe"]
 [[term]]
+id = "surname_again"
+category = "personal_attack"
+patterns = ["your surname"]
+after_agent = ["agent_refusal"]
+[[term]]
 id = "come_down_there"
 parts = [["[i'll|i will|gonna|going to] come"], ["down there", "to your office"]]
 near = 3
@@ -665,4 +670,20 @@ fn an_incomplete_rule_that_may_span_utterances_is_reported_as_a_sighting() {
         &mut scratch,
     );
     assert!(scan.sightings.is_empty());
+}
+
+#[test]
+fn a_dialogue_term_is_info_until_the_call_has_the_agents_words() {
+    let engine = engine_from_files(PROXIMITY);
+    let mut scratch = Scratch::default();
+    let scan = engine.scan(
+        "so what's your surname",
+        Some("en"),
+        Speaker::Customer,
+        None,
+        &mut scratch,
+    );
+    assert_eq!(scan.hits.len(), 1);
+    assert_eq!(engine.term(scan.hits[0].term).id, "surname_again");
+    assert_eq!(scan.hits[0].severity, Severity::Info);
 }

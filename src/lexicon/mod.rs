@@ -91,6 +91,16 @@ pub struct Near {
     pub not_near: Vec<Located>,
 }
 
+impl Near {
+    /// The mask with a bit for every part: what a match must have seen.
+    pub fn all_parts(&self) -> u8 {
+        match self.parts.len() {
+            n if n >= 8 => u8::MAX,
+            n => (1u8 << n) - 1,
+        }
+    }
+}
+
 /// What the agent must have said shortly before for a dialogue rule to
 /// alert: agent category ids (`agent_refusal`) or agent term ids of the
 /// same language. Without it the hit is kept at `info`.
