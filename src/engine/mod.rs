@@ -602,11 +602,17 @@ impl Engine {
         }
         for c in candidates.iter().filter(|_| merge) {
             let category = &self.lexicon.terms[c.term as usize].category;
+            let dialogue = self.lexicon.terms[c.term as usize].after_agent.is_some();
             let covered = kept.iter_mut().any(|k| {
                 // Sorted by start: `c` begins inside or after `k`.
                 let overlaps = c.start < k.end;
-                let same_category = self.lexicon.terms[k.term as usize].category == *category;
-                if overlaps && (k.term == c.term || same_category) {
+                let kept_term = &self.lexicon.terms[k.term as usize];
+                let same_category = kept_term.category == *category;
+                // A dialogue term is info until the call sees the agent's
+                // words: merged with a plain term it could hide a warning
+                // ("tell me your surname" inside a dialogue rule).
+                let same_kind = kept_term.after_agent.is_some() == dialogue;
+                if overlaps && same_kind && (k.term == c.term || same_category) {
                     // The same words: one hit over both spans, with the
                     // graver term (ぶっ殺す + 殺すぞ = ぶっ殺すぞ).
                     let graver = self.lexicon.terms[c.term as usize].severity

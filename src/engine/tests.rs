@@ -552,6 +552,10 @@ category = "personal_attack"
 patterns = ["your surname"]
 after_agent = ["agent_refusal"]
 [[term]]
+id = "tell_me_your_surname"
+category = "personal_attack"
+patterns = ["tell me your surname"]
+[[term]]
 id = "come_down_there"
 parts = [["[i'll|i will|gonna|going to] come"], ["down there", "to your office"]]
 near = 3
@@ -686,4 +690,28 @@ fn a_dialogue_term_is_info_until_the_call_has_the_agents_words() {
     assert_eq!(scan.hits.len(), 1);
     assert_eq!(engine.term(scan.hits[0].term).id, "surname_again");
     assert_eq!(scan.hits[0].severity, Severity::Info);
+}
+
+#[test]
+fn a_dialogue_term_does_not_hide_an_overlapping_plain_term() {
+    let engine = engine_from_files(PROXIMITY);
+    let mut scratch = Scratch::default();
+    let scan = engine.scan(
+        "tell me your surname now",
+        Some("en"),
+        Speaker::Customer,
+        None,
+        &mut scratch,
+    );
+    let mut seen: Vec<(&str, bool)> = scan
+        .hits
+        .iter()
+        .map(|h| (engine.term(h.term).id.as_str(), h.severity > Severity::Info))
+        .collect();
+    seen.sort();
+    // Both kept: the dialogue rule waits for the call, the plain one alerts.
+    assert_eq!(
+        seen,
+        [("surname_again", false), ("tell_me_your_surname", true)]
+    );
 }
