@@ -438,17 +438,27 @@ impl CallSession {
 
     /// Confirms or retracts the provisional alerts of an utterance. With
     /// `final_hits`, the final text decides; without, the latest interim.
+    /// The final text must carry the category at the provisional severity:
+    /// an interim cut before 「…」って言われて reads as a threat, the final
+    /// as a report of one. Returns the categories confirmed.
     fn settle(
         &mut self,
         utterance: OpenUtterance,
         final_hits: Option<(&[Hit], &Fragment, &Engine)>,
         policy: &PolicySet,
         out: &mut Vec<AlertEvent>,
-    ) {
+    ) -> Vec<Arc<str>> {
+        let mut confirmed = Vec::new();
         for p in utterance.provisional {
             let hit = final_hits.and_then(|(hits, f, engine)| {
                 hits.iter()
-                    .find(|h| engine.term(h.term).category == p.category)
+                    .find(|h| {
+                        self.assess(h, engine, policy, f.end_ms).is_some_and(
+                            |(category, _, severity)| {
+                                category == p.category && severity >= p.severity
+                            },
+                        )
+                    })
                     .map(|h| (h, f))
             });
             let keep = match final_hits {
@@ -460,6 +470,7 @@ impl CallSession {
                 None => p.evidence.clone(),
             };
             let status = if keep {
+                confirmed.push(p.category.clone());
                 AlertStatus::Confirmed
             } else {
                 AlertStatus::Retracted
@@ -486,6 +497,7 @@ impl CallSession {
                 action: p.action,
             });
         }
+        confirmed
     }
 
     fn on_customer_final(
@@ -502,13 +514,10 @@ impl CallSession {
             .iter()
             .position(|u| u.id == fragment.utterance_id && !fragment.utterance_id.is_empty())
             .and_then(|i| self.open.remove(i));
-        let settled: Vec<Arc<str>> = provisional
-            .as_ref()
-            .map(|u| u.provisional.iter().map(|p| p.category.clone()).collect())
-            .unwrap_or_default();
-        if let Some(utterance) = provisional {
-            self.settle(utterance, Some((hits, fragment, engine)), policy, out);
-        }
+        let settled = match provisional {
+            Some(utterance) => self.settle(utterance, Some((hits, fragment, engine)), policy, out),
+            None => Vec::new(),
+        };
         // ASR engines loop on silence: an identical consecutive final
         // segment is not the caller repeating himself.
         let text_hash = hash_text(&fragment.text);

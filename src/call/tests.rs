@@ -287,6 +287,32 @@ fn interim_revised_away_is_retracted_by_the_final() {
 }
 
 #[test]
+fn interim_threat_that_the_final_reports_as_quoted_is_retracted() {
+    let mut call = Call::start(Policy::builtin());
+    let first = call.say(Speaker::Customer, "u1", "廊下で ころすぞって", false, 1000);
+    assert_eq!(first[0].status, AlertStatus::Provisional);
+    assert_eq!(first[0].severity, Severity::Critical);
+    // The final carries the cue the interim had not reached: a report of
+    // what someone else said, not a threat at the agent.
+    let last = call.say(
+        Speaker::Customer,
+        "u1",
+        "廊下で「ころすぞ」って言われたんです",
+        true,
+        2000,
+    );
+    let retracted: Vec<_> = last
+        .iter()
+        .filter(|a| a.local_id == first[0].local_id)
+        .map(|a| a.status)
+        .collect();
+    assert_eq!(retracted, [AlertStatus::Retracted]);
+    assert!(last
+        .iter()
+        .all(|a| a.severity < Severity::Warning || a.status == AlertStatus::Retracted));
+}
+
+#[test]
 fn utterance_without_final_is_decided_by_its_latest_interim_at_end() {
     let mut call = Call::start(Policy::builtin());
     call.say(Speaker::Customer, "u1", "ころすぞ", false, 1000);

@@ -49,7 +49,7 @@ use carry::{Mark, MAX_MARKS, TAIL_BYTES};
 use crate::category::{Severity, Speaker};
 use crate::lexicon::{FrameKind, FramePosition, Lexicon, LexiconError, Term, ANY_LANGUAGE};
 use crate::text::normalize::{decode, normalize_text_with, FoldSink};
-use crate::text::{class_of, normalize, normalize_into, CharClass, Normalized};
+use crate::text::{class_of, normalize, normalize_into, reported_quotes, CharClass, Normalized};
 
 /// Index of a term in [`Engine::term`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -654,6 +654,7 @@ impl Engine {
             normalize_into(original, mapped);
         }
         debug_assert_eq!(mapped.as_str(), norm.as_str());
+        let quotes = reported_quotes(original);
         kept.iter()
             .map(|c| {
                 let term = &self.lexicon.terms[c.term as usize];
@@ -664,6 +665,10 @@ impl Engine {
                 } else {
                     0..0
                 };
+                let mut c = *c;
+                if c.framing == Framing::Plain && !span.is_empty() {
+                    self.quoted_by_marks(&mut c, &span, (original, &quotes), raw, mapped);
+                }
                 Hit {
                     term: TermId(c.term),
                     span,
@@ -681,6 +686,41 @@ impl Engine {
                 }
             })
             .collect()
+    }
+
+    /// A hit that begins and ends inside quotation marks that read as
+    /// someone else's words ([`reported_quotes`]; one quote, or a proximity
+    /// rule reaching from one into the next) is quoted; relayed at the agent
+    /// when a target (お前, "you") outside every quote follows the closing
+    /// mark in the same sentence.
+    fn quoted_by_marks(
+        &self,
+        c: &mut Candidate,
+        span: &Range<usize>,
+        (original, quotes): (&str, &[(Range<usize>, usize)]),
+        raw: &[RawMatch],
+        mapped: &Normalized,
+    ) {
+        let inside = |at: usize| quotes.iter().find(|(inner, _)| inner.contains(&at));
+        let (Some(_), Some(&(_, close_end))) = (inside(span.start), inside(span.end - 1)) else {
+            return;
+        };
+        c.framing = Framing::Quoted;
+        c.addressed = raw.iter().any(|x| {
+            let xi = self.patterns[x.pattern as usize];
+            if xi.kind != PatternKind::Frame
+                || self.lexicon.frames[xi.owner as usize].kind != FrameKind::Target
+                || x.start < 0
+            {
+                return false;
+            }
+            let at = mapped
+                .original_range(x.start as usize, x.end as usize)
+                .start;
+            at >= close_end
+                && inside(at).is_none()
+                && !original[close_end..at].contains(['。', '.', '!', '?', '！', '？'])
+        });
     }
 
     /// Proximity terms: one phrase of every part, each within `distance`

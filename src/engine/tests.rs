@@ -233,6 +233,34 @@ fn negation_and_quotation_downgrade_but_keep() {
 }
 
 #[test]
+fn words_in_reported_quotation_marks_are_quoted() {
+    let e = engine();
+    let mut scratch = Scratch::default();
+    let mut scan = |text: &str| {
+        let hits = e
+            .scan(text, Some("ja"), Speaker::Customer, None, &mut scratch)
+            .hits;
+        assert_eq!(hits.len(), 1, "{text}");
+        (hits[0].framing, hits[0].severity)
+    };
+    // No cue phrase the lexicon knows, but the brackets and the particle.
+    assert_eq!(
+        scan("廊下で『お前、殺すぞ』って小声で。"),
+        (Framing::Quoted, Severity::Info)
+    );
+    // Relayed at the agent: a target after the quote, same sentence.
+    assert_eq!(
+        scan("「殺すぞ」って書かれてたぞ、お前"),
+        (Framing::Quoted, Severity::Critical)
+    );
+    // The caller's own words, restated: plain.
+    assert_eq!(
+        scan("だから「殺すぞ」って言ってんだよ"),
+        (Framing::Plain, Severity::Critical)
+    );
+}
+
+#[test]
 fn target_frame_marks_insults_at_the_agent() {
     let e = engine();
     let mut scratch = Scratch::default();

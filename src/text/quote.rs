@@ -1,0 +1,282 @@
+//! Quotations marked by punctuation: 「…」, 『…』, “…” and "…".
+//!
+//! Reporting cues in the lexicons (〜って言われた, "he said") catch reported
+//! speech when the cue is a phrase. A transcript that keeps quotation marks
+//! says more: the words inside are somebody's words *as words*, and in
+//! Japanese the particle after the closing bracket says that they are
+//! relayed (「ぶっ殺すぞ」って小声で, 「死ね」「ゴミ」いうて, 「…」って。).
+//! Two readings are kept plain because the caller is the speaker: a
+//! restatement of the caller's own words (「金返せ」って言ってんだよ, "I told
+//! you, "refund me"") and words the agent is told to pass on (「謝れ」って
+//!上司に伝えとけ).
+//!
+//! ASR output rarely carries quotation marks; typed and human-corrected
+//! transcripts do. Hits are rare, so this runs only on fragments with one.
+
+use std::ops::Range;
+
+/// Pairs of opening and closing marks. ASCII `"` opens and closes.
+const PAIRS: &[(char, char)] = &[
+    ('「', '」'),
+    ('『', '』'),
+    ('“', '”'),
+    ('"', '"'),
+    ('〝', '〟'),
+];
+
+/// Particles that make the bracket before them a quotation of someone's
+/// words (the longest first where one is a prefix of another).
+const JA_PARTICLES: &[&str] = &[
+    "っていう",
+    "という",
+    "っつって",
+    "って",
+    "いうて",
+    "ゆうて",
+    "言うて",
+    "とか",
+    "みたいな",
+    "なんて",
+    "まで",
+    "と",
+];
+
+/// After the particle: the caller insists on what they said themselves.
+const RESTATED: &[&str] = &[
+    "言ってんだ",
+    "言ってんの",
+    "言ってんだろ",
+    "言ってるだろ",
+    "言ってるでしょ",
+    "言ってるじゃん",
+    "言ってるんだよ",
+    "言ったでしょ",
+    "言ったよね",
+    "言ったろ",
+    "言ったじゃん",
+    "言わせ",
+    "何回",
+    "何度",
+    "言ってるの",
+    "お願いしてる",
+    "頼んでる",
+    "言ってます",
+    "申し上げて",
+];
+
+/// After the particle: the words are for the agent to pass on.
+const RELAYED: &[&str] = &[
+    "伝えろ",
+    "伝えとけ",
+    "伝えて",
+    "伝えておけ",
+    "言っとけ",
+    "言っておけ",
+    "言っといて",
+    "言え",
+];
+
+/// Before an English quotation: the caller's own words.
+const EN_SELF: &[&str] = &[
+    "i said",
+    "i told you",
+    "i'm saying",
+    "i am saying",
+    "i keep saying",
+    "i'm telling you",
+    "i am telling you",
+    "i asked",
+    "i'm asking",
+    "i am asking",
+    "i wrote",
+    "i'll write",
+    "i will write",
+    "i'll post",
+    "i will post",
+    "i'm posting",
+    "i'm going to post",
+    "i'm gonna post",
+];
+
+/// How far (in characters) after the closing mark the Japanese cues are
+/// looked for, and before an English quotation its lead-in.
+const CUE_CHARS: usize = 10;
+const LEAD_IN_CHARS: usize = 24;
+
+/// The byte ranges of `text` inside quotation marks that read as someone
+/// else's words, each with the byte offset just past its closing mark.
+pub fn reported_quotes(text: &str) -> Vec<(Range<usize>, usize)> {
+    let quotes = paired(text);
+    let mut reported = vec![false; quotes.len()];
+    // From the last: a bracket followed straight by the next one shares its
+    // reading (「死ね」「ゴミ」いうて).
+    for i in (0..quotes.len()).rev() {
+        let (open, inner, close_end) = &quotes[i];
+        let rest = text[*close_end..].trim_start();
+        let chained = quotes
+            .get(i + 1)
+            .filter(|(mark, inner, _)| inner.start - mark.len_utf8() == text.len() - rest.len());
+        reported[i] = match chained {
+            Some(_) => reported[i + 1],
+            None if *open == '"' || *open == '“' => !english_self_quote(&text[..inner.start]),
+            None => japanese_report(rest),
+        };
+    }
+    let mut out: Vec<(Range<usize>, usize)> = quotes
+        .into_iter()
+        .zip(reported)
+        .filter_map(|((_, inner, end), keep)| keep.then_some((inner, end)))
+        .collect();
+    out.extend(hearsay_clauses(text));
+    out
+}
+
+/// Sentence-final hearsay without brackets: 〜言ったらただじゃすまない、って。
+/// The clause from the sentence start to 「、って」 that closes the
+/// sentence (or leads into a reporting verb) is someone else's words.
+fn hearsay_clauses(text: &str) -> Vec<(Range<usize>, usize)> {
+    let mut out = Vec::new();
+    for (comma, mark) in text.match_indices(['、', ',']) {
+        let after = &text[comma + mark.len()..];
+        let trimmed = after.trim_start();
+        let Some(rest) = trimmed.strip_prefix("って") else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        let closes = rest.is_empty()
+            || rest.starts_with(['。', '.', '!', '！', '?', '？', '…'])
+            || REPORTING_VERBS.iter().any(|v| rest.starts_with(v));
+        if !closes || !japanese_report(trimmed) {
+            continue;
+        }
+        let start = text[..comma]
+            .rfind(['。', '！', '？', '!', '?', '」', '』'])
+            .map(|i| i + text[i..].chars().next().map_or(1, char::len_utf8))
+            .unwrap_or(0);
+        out.push((start..comma, text.len() - rest.len()));
+    }
+    out
+}
+
+/// Verbs that report words received, right after 「、って」.
+const REPORTING_VERBS: &[&str] = &[
+    "言われ",
+    "言って",
+    "言ってき",
+    "書い",
+    "書かれ",
+    "送",
+    "来",
+    "届",
+    "脅",
+    "怒鳴",
+    "叫",
+];
+
+/// Balanced quotations: (opening mark, inner byte range, byte offset past
+/// the closing mark), in order. An unclosed mark quotes nothing.
+fn paired(text: &str) -> Vec<(char, Range<usize>, usize)> {
+    let mut out = Vec::new();
+    let mut open: Vec<(char, usize)> = Vec::new();
+    for (at, c) in text.char_indices() {
+        if let Some(pos) = open
+            .iter()
+            .rposition(|&(o, _)| PAIRS.iter().any(|&(po, pc)| po == o && pc == c))
+        {
+            let (o, start) = open[pos];
+            open.truncate(pos);
+            out.push((o, start..at, at + c.len_utf8()));
+        } else if PAIRS.iter().any(|&(po, _)| po == c) {
+            open.push((c, at + c.len_utf8()));
+        }
+    }
+    out.sort_by_key(|q| q.1.start);
+    out
+}
+
+fn japanese_report(after: &str) -> bool {
+    let Some(particle) = JA_PARTICLES.iter().find(|p| after.starts_with(**p)) else {
+        return false;
+    };
+    let cue: String = after[particle.len()..]
+        .chars()
+        .filter(|c| !c.is_whitespace() && !matches!(c, '、' | ','))
+        .take(CUE_CHARS)
+        .collect();
+    !RESTATED.iter().chain(RELAYED).any(|p| cue.contains(p))
+}
+
+fn english_self_quote(before: &str) -> bool {
+    let lead: String = before
+        .chars()
+        .rev()
+        .take(LEAD_IN_CHARS)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<String>()
+        .to_lowercase()
+        .replace('’', "'");
+    EN_SELF.iter().any(|p| lead.contains(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quoted(text: &str) -> Vec<&str> {
+        reported_quotes(text)
+            .into_iter()
+            .map(|(r, _)| &text[r])
+            .collect()
+    }
+
+    #[test]
+    fn japanese_brackets_with_a_reporting_particle_are_someone_elses_words() {
+        assert_eq!(
+            quoted("『お前、殺すぞ』って小声で言われて。"),
+            ["お前、殺すぞ"]
+        );
+        assert_eq!(
+            quoted("「死ね」「ゴミ」「ぶっ殺すぞ」いうて。"),
+            ["死ね", "ゴミ", "ぶっ殺すぞ"]
+        );
+        assert_eq!(
+            quoted("「家族にも送りつける」って。"),
+            ["家族にも送りつける"]
+        );
+        assert_eq!(quoted("「燃やすぞ」と怒鳴られました"), ["燃やすぞ"]);
+        assert_eq!(quoted("「晒したる」まで書かれとって"), ["晒したる"]);
+        // Hearsay without brackets, closing the sentence.
+        assert_eq!(
+            quoted("誰にも言うな。言ったら家族もただじゃすまない、って。"),
+            ["言ったら家族もただじゃすまない"]
+        );
+        assert!(quoted("ただじゃすまない、って言ってんだよ").is_empty());
+    }
+
+    #[test]
+    fn the_callers_own_words_stay_plain() {
+        assert!(quoted("だから「金返せ」って言ってんだよ").is_empty());
+        assert!(quoted("「土下座しろ」って上司に伝えとけ").is_empty());
+        assert!(quoted("「責任者を出せ」と何回言わせるんだ").is_empty());
+        // A bracket without a particle after it: emphasis, not a report.
+        assert!(quoted("それは「ゴミ」です。").is_empty());
+        // Unclosed: nothing is quoted.
+        assert!(quoted("「殺すぞって言われ").is_empty());
+    }
+
+    #[test]
+    fn english_quotes_unless_the_caller_introduces_them_as_their_own() {
+        assert_eq!(
+            quoted(r#"he messaged my son "go die" last night"#),
+            ["go die"]
+        );
+        assert_eq!(
+            quoted("they wrote “we know where you live”"),
+            ["we know where you live"]
+        );
+        assert!(quoted(r#"I told you, "refund me now""#).is_empty());
+        assert!(quoted(r#"I'm gonna post "Gemma is a thief" tonight"#).is_empty());
+    }
+}
