@@ -139,8 +139,11 @@ def asr_rewrite(text: str) -> str:
 
 
 class Scanner:
-    def __init__(self, binary: str):
+    def __init__(self, binary: str, lexicons: str | None = None):
         self.binary = binary
+        # A lexicon folder to scan with instead of the embedded one: measure
+        # a lexicon change without rebuilding.
+        self.lexicon_args = ["--lexicons", lexicons] if lexicons else []
         self.seconds = 0.0
         self.lines = 0
 
@@ -167,7 +170,7 @@ class Scanner:
         try:
             start = time.monotonic()
             res = subprocess.run(
-                [self.binary, "scan", "--language", language, path],
+                [self.binary, "scan", "--language", language, *self.lexicon_args, path],
                 capture_output=True,
                 text=True,
                 encoding="utf-8",
@@ -817,6 +820,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", default="../shared/corpus", help="shared corpus folder")
     ap.add_argument("--callguard", default="target/release/callguard", help="callguard binary")
+    ap.add_argument("--lexicons", metavar="DIR",
+                    help="lexicon folder to scan with (default: the binary's embedded lexicons)")
     ap.add_argument("--json", metavar="OUT", help="write all figures, rules and errors as JSON")
     ap.add_argument("--check", metavar="BASELINE", help="exit 1 if a figure is worse than BASELINE")
     ap.add_argument("--write-baseline", metavar="FILE", help="write the current figures as baseline")
@@ -832,7 +837,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
 
-    scanner = Scanner(args.callguard)
+    scanner = Scanner(args.callguard, args.lexicons)
     rep = Report()
     started = time.monotonic()
     try:
