@@ -1181,6 +1181,7 @@ mod tests {
         "eval/labelled",
         "eval/blind/dev",
         "eval/blind/dev2",
+        "eval/blind/dev3",
         "eval/blind/test",
     ];
 
