@@ -821,6 +821,7 @@ fn scan(args: ScanArgs) -> Result<i32> {
                             Framing::Plain => "plain",
                             Framing::Negated => "negated",
                             Framing::Quoted => "quoted",
+                            Framing::Figurative => "figurative",
                         },
                         targeted: h.targeted,
                         needs_target: term.needs_target,

@@ -64,6 +64,9 @@ pub enum Framing {
     Negated,
     /// Reported speech ("he told me he'd...", 〜って言われた).
     Quoted,
+    /// Aimed at no person: a pest, a process, a game enemy, an idiom
+    /// ("kill every last wasp", 心臓が止まるかと思った).
+    Figurative,
 }
 
 /// One lexicon term found in a fragment.
@@ -90,15 +93,16 @@ pub struct Hit {
 
 impl Framing {
     /// The severity of a hit of a `base`-severity term said this way. A
-    /// negation costs one level; reported speech drops to `info` (seen, not
-    /// alerting) unless it is relayed at the agent (`addressed`), when the
-    /// threat is as real as if the caller said it.
+    /// negation costs one level; reported speech and figurative words drop
+    /// to `info` (seen, not alerting) unless they are aimed at the agent
+    /// (`addressed`: relayed at them, or a target near the figurative
+    /// words), when the threat is as real as if the caller said it plainly.
     pub fn severity(self, base: Severity, addressed: bool) -> Severity {
         match self {
             Framing::Plain => base,
             Framing::Negated => base.downgraded(),
-            Framing::Quoted if addressed => base,
-            Framing::Quoted => Severity::Info,
+            Framing::Quoted | Framing::Figurative if addressed => base,
+            Framing::Quoted | Framing::Figurative => Severity::Info,
         }
     }
 }
@@ -808,6 +812,7 @@ impl Engine {
     ) -> (Framing, bool, bool) {
         let mut framing = Framing::Plain;
         let mut targeted = false;
+        let mut figurative = false;
         // (start, end) of the reporting cues and second-person targets near
         // the match: hits are rare, so these stay tiny.
         let mut quotes: Vec<(Option<i64>, i64)> = Vec::new();
@@ -851,7 +856,12 @@ impl Engine {
                     targeted = true;
                     targets.push((start, end));
                 }
+                FrameKind::Figurative => figurative = true,
             }
+        }
+        if figurative && framing == Framing::Plain {
+            // お前をゴキブリみたいに潰す is still aimed at the agent.
+            return (Framing::Figurative, targeted, targeted);
         }
         // Relayed at the agent: a second-person reference beyond every
         // reporting cue, on the far side from the quoted words ("he said

@@ -743,3 +743,53 @@ fn a_dialogue_term_does_not_hide_an_overlapping_plain_term() {
         [("surname_again", false), ("tell_me_your_surname", true)]
     );
 }
+
+#[test]
+fn figurative_frames_keep_harm_words_about_pests_at_info_unless_aimed_at_the_agent() {
+    let engine = engine_from_files(&[
+        ("lexicon.toml", "version = \"test.fig\"\n"),
+        (
+            "ja/violence.toml",
+            r#"
+category = "violence"
+[[term]]
+id = "bukkorosu"
+patterns = ["ぶっ殺"]
+"#,
+        ),
+        (
+            "ja/context.toml",
+            r#"
+[[frame]]
+id = "pests"
+kind = "figurative"
+position = "around"
+window = 16
+patterns = ["ゴキブリ", "一匹残らず"]
+[[frame]]
+id = "omae"
+kind = "target"
+position = "around"
+window = 12
+patterns = ["お前"]
+"#,
+        ),
+    ]);
+    let mut scratch = Scratch::default();
+    let mut scan = |text: &str| {
+        let hits = engine
+            .scan(text, Some("ja"), Speaker::Customer, None, &mut scratch)
+            .hits;
+        assert_eq!(hits.len(), 1, "{text}");
+        (hits[0].framing, hits[0].severity)
+    };
+    assert_eq!(
+        scan("台所のゴキブリ、一匹残らずぶっ殺したい"),
+        (Framing::Figurative, Severity::Info)
+    );
+    assert_eq!(
+        scan("お前もゴキブリみたいにぶっ殺すぞ"),
+        (Framing::Figurative, Severity::Critical)
+    );
+    assert_eq!(scan("ぶっ殺すぞ"), (Framing::Plain, Severity::Critical));
+}

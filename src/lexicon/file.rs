@@ -379,11 +379,12 @@ pub(super) fn parse_terms(
             "negation" => FrameKind::Negation,
             "quotation" => FrameKind::Quotation,
             "target" => FrameKind::Target,
+            "figurative" => FrameKind::Figurative,
             other => {
                 problems.push(lines.problem(
                     f.kind.span().start,
                     format!(
-                        "unknown frame kind {other:?} (expected negation, quotation or target)"
+                        "unknown frame kind {other:?} (expected negation, quotation, target or figurative)"
                     ),
                 ));
                 continue;

@@ -119,6 +119,9 @@ pub enum FrameKind {
     Quotation,
     /// A second-person target (you, お前): the insult is aimed at the agent.
     Target,
+    /// What makes a harm word figurative or aimed at no person: pests
+    /// (ゴキブリ, wasps), processes, game enemies, one's own heart in an idiom.
+    Figurative,
 }
 
 /// Where a frame must stand relative to the hit.

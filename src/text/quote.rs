@@ -102,6 +102,8 @@ const EN_SELF: &[&str] = &[
 /// looked for, and before an English quotation its lead-in.
 const CUE_CHARS: usize = 10;
 const LEAD_IN_CHARS: usize = 24;
+/// Characters inside a sentence-closing quotation that make it a message.
+const READ_ALOUD_CHARS: usize = 5;
 
 /// The byte ranges of `text` inside quotation marks that read as someone
 /// else's words, each with the byte offset just past its closing mark.
@@ -119,7 +121,7 @@ pub fn reported_quotes(text: &str) -> Vec<(Range<usize>, usize)> {
         reported[i] = match chained {
             Some(_) => reported[i + 1],
             None if *open == '"' || *open == '“' => !english_self_quote(&text[..inner.start]),
-            None => japanese_report(rest),
+            None => japanese_report(rest) || read_aloud(&text[inner.clone()], rest),
         };
     }
     let mut out: Vec<(Range<usize>, usize)> = quotes
@@ -131,9 +133,10 @@ pub fn reported_quotes(text: &str) -> Vec<(Range<usize>, usize)> {
     out
 }
 
-/// Sentence-final hearsay without brackets: 〜言ったらただじゃすまない、って。
-/// The clause from the sentence start to 「、って」 that closes the
-/// sentence (or leads into a reporting verb) is someone else's words.
+/// Hearsay without brackets: 〜言ったらただじゃすまない、って。 / しばいちゃる、
+/// って息巻いとった. The pause before って sets the words off as quoted; the
+/// clause from the sentence start to 「、って」 is someone else's words
+/// unless the caller restates them (〜、って言ってんだよ).
 fn hearsay_clauses(text: &str) -> Vec<(Range<usize>, usize)> {
     let mut out = Vec::new();
     for (comma, mark) in text.match_indices(['、', ',']) {
@@ -143,10 +146,7 @@ fn hearsay_clauses(text: &str) -> Vec<(Range<usize>, usize)> {
             continue;
         };
         let rest = rest.trim_start();
-        let closes = rest.is_empty()
-            || rest.starts_with(['。', '.', '!', '！', '?', '？', '…'])
-            || REPORTING_VERBS.iter().any(|v| rest.starts_with(v));
-        if !closes || !japanese_report(trimmed) {
+        if !japanese_report(trimmed) {
             continue;
         }
         let start = text[..comma]
@@ -157,21 +157,6 @@ fn hearsay_clauses(text: &str) -> Vec<(Range<usize>, usize)> {
     }
     out
 }
-
-/// Verbs that report words received, right after 「、って」.
-const REPORTING_VERBS: &[&str] = &[
-    "言われ",
-    "言って",
-    "言ってき",
-    "書い",
-    "書かれ",
-    "送",
-    "来",
-    "届",
-    "脅",
-    "怒鳴",
-    "叫",
-];
 
 /// Balanced quotations: (opening mark, inner byte range, byte offset past
 /// the closing mark), in order. An unclosed mark quotes nothing.
@@ -192,6 +177,14 @@ fn paired(text: &str) -> Vec<(char, Range<usize>, usize)> {
     }
     out.sort_by_key(|q| q.1.start);
     out
+}
+
+/// A quotation that closes a sentence (「…」。 or the end of the utterance)
+/// and is long enough to be a message rather than a word set off for
+/// emphasis (それは「ゴミ」です): a note, a text or a screen read aloud.
+fn read_aloud(inner: &str, after: &str) -> bool {
+    let closes = after.is_empty() || after.starts_with(['。', '.', '!', '！', '?', '？', '…']);
+    closes && inner.chars().filter(|c| !c.is_whitespace()).count() >= READ_ALOUD_CHARS
 }
 
 fn japanese_report(after: &str) -> bool {
@@ -253,6 +246,19 @@ mod tests {
             ["言ったら家族もただじゃすまない"]
         );
         assert!(quoted("ただじゃすまない、って言ってんだよ").is_empty());
+        assert_eq!(
+            quoted("電話してくるもんはしばいちゃる、って息巻いとった"),
+            ["電話してくるもんはしばいちゃる"]
+        );
+        // A message read aloud: a long quotation that closes the sentence.
+        assert_eq!(
+            quoted("画面に「データを削除し、ネットに公開する」。どうしたら"),
+            ["データを削除し、ネットに公開する"]
+        );
+        assert_eq!(
+            quoted("「しね」「家特定した 殺しに行く」。ひらがなで"),
+            ["しね", "家特定した 殺しに行く"]
+        );
     }
 
     #[test]
@@ -260,8 +266,9 @@ mod tests {
         assert!(quoted("だから「金返せ」って言ってんだよ").is_empty());
         assert!(quoted("「土下座しろ」って上司に伝えとけ").is_empty());
         assert!(quoted("「責任者を出せ」と何回言わせるんだ").is_empty());
-        // A bracket without a particle after it: emphasis, not a report.
+        // A short bracket without a particle after it: emphasis, not a report.
         assert!(quoted("それは「ゴミ」です。").is_empty());
+        assert!(quoted("「ゴミ」。").is_empty());
         // Unclosed: nothing is quoted.
         assert!(quoted("「殺すぞって言われ").is_empty());
     }
