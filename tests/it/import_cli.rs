@@ -19,7 +19,7 @@ fn run(args: &[&str]) -> (i32, String, String) {
 }
 
 /// Alerts (JSON Lines) of one call.
-fn alerts_of<'a>(stdout: &'a str, call_id: &str) -> Vec<serde_json::Value> {
+fn alerts_of(stdout: &str, call_id: &str) -> Vec<serde_json::Value> {
     stdout
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
