@@ -269,15 +269,20 @@ pub struct WatchArgs {
     /// Only these calls (repeatable).
     #[arg(long = "call")]
     pub calls: Vec<String>,
-    /// Only these categories (repeatable).
+    /// Only these categories (repeatable); the server refuses an id the
+    /// rules in force do not know.
     #[arg(long = "category")]
     pub categories: Vec<String>,
     /// Minimum severity.
     #[arg(long, value_parser = ["info", "warning", "critical"])]
     pub min_severity: Option<String>,
-    /// Start after this event id (the stored alerts after it first).
-    #[arg(long, default_value_t = 0)]
+    /// Start after this event id (the stored alerts after it first);
+    /// 0 (the default) is live alerts from now.
+    #[arg(long, default_value_t = 0, conflicts_with = "from_start")]
     pub after: u64,
+    /// Show the stored alert log from its first alert, then live.
+    #[arg(long)]
+    pub from_start: bool,
 }
 
 #[derive(Args)]
@@ -458,7 +463,7 @@ fn watch(args: WatchArgs) -> Result<i32> {
             categories: args.categories,
             min_severity: min_severity as i32,
             after_event_id: args.after,
-            from_start: false,
+            from_start: args.from_start,
         },
         colour: std::io::stdout().is_terminal(),
     };
