@@ -101,9 +101,17 @@ pub struct ReplayArgs {
     pub paths: Vec<PathBuf>,
     /// Input format: auto (by extension and content), jsonl, aws (Transcribe
     /// batch JSON), aws-stream (captured streaming events, one per line),
-    /// whisper (JSON), vtt, srt.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "jsonl", "aws", "aws-stream", "whisper", "vtt", "srt"])]
+    /// aws-analytics (Call Analytics / Contact Lens, post-call or streaming),
+    /// azure (Speech batch or real-time results), deepgram (REST response or
+    /// live messages), whisper (JSON), vtt, srt, map (JSON records, see --map).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "jsonl", "aws", "aws-stream", "aws-analytics", "azure", "deepgram", "whisper", "vtt", "srt", "map"])]
     pub format: String,
+    /// Which field of JSON records holds what, e.g.
+    /// "text=transcript,speaker=speaker_role,start_ms=start_ms,duration_ms=duration_ms";
+    /// keys: text, speaker, start, end, duration (seconds), start_ms, end_ms,
+    /// duration_ms, utterance, final, call, language, records. Implies --format map.
+    #[arg(long, value_name = "KEY=FIELD,...")]
+    pub map: Option<String>,
     /// Speaker or channel labels to roles, e.g. "spk_0=agent,spk_1=customer"
     /// or "ch_0=agent". Default: role names (agent, customer...) are used as
     /// they are; otherwise the first speaker heard is the agent, the second
@@ -261,15 +269,20 @@ pub struct WatchArgs {
     /// Only these calls (repeatable).
     #[arg(long = "call")]
     pub calls: Vec<String>,
-    /// Only these categories (repeatable).
+    /// Only these categories (repeatable); the server refuses an id the
+    /// rules in force do not know.
     #[arg(long = "category")]
     pub categories: Vec<String>,
     /// Minimum severity.
     #[arg(long, value_parser = ["info", "warning", "critical"])]
     pub min_severity: Option<String>,
-    /// Start after this event id (the stored alerts after it first).
-    #[arg(long, default_value_t = 0)]
+    /// Start after this event id (the stored alerts after it first);
+    /// 0 (the default) is live alerts from now.
+    #[arg(long, default_value_t = 0, conflicts_with = "from_start")]
     pub after: u64,
+    /// Show the stored alert log from its first alert, then live.
+    #[arg(long)]
+    pub from_start: bool,
 }
 
 #[derive(Args)]
@@ -450,7 +463,7 @@ fn watch(args: WatchArgs) -> Result<i32> {
             categories: args.categories,
             min_severity: min_severity as i32,
             after_event_id: args.after,
-            from_start: false,
+            from_start: args.from_start,
         },
         colour: std::io::stdout().is_terminal(),
     };
@@ -472,14 +485,23 @@ fn replay(args: ReplayArgs) -> Result<i32> {
         Some(path) => callguard::policy::Policy::load(path)?,
         None => callguard::policy::Policy::builtin(),
     };
-    let format = match args.format.as_str() {
-        "auto" => None,
-        name => Some(
+    let format = match (args.format.as_str(), &args.map) {
+        ("auto" | "map", Some(_)) => Some(replay::import::Format::Map),
+        ("map", None) => anyhow::bail!("--format map needs --map text=FIELD,..."),
+        ("auto", None) => None,
+        (name, Some(_)) => {
+            anyhow::bail!("--map reads JSON records; it does not go with --format {name}")
+        }
+        (name, None) => Some(
             name.parse::<replay::import::Format>()
                 .map_err(|e| anyhow::anyhow!(e))?,
         ),
     };
     let options = replay::import::ImportOptions {
+        map: match &args.map {
+            Some(map) => Some(map.parse().map_err(|e: String| anyhow::anyhow!(e))?),
+            None => None,
+        },
         call_id: None,
         language: args.language.clone(),
         speakers: match &args.speakers {

@@ -3,7 +3,14 @@
 //! line per alert (coloured by severity on a terminal), and when the
 //! connection drops reconnects with backoff and resumes after the last
 //! event id it printed — nothing is missed, nothing printed twice.
+//!
+//! Each (re)connection prints a `--` line saying where the feed starts
+//! (live from now, the stored log from the start, or after an event id).
+//! A line names its alert id: an update of an alert already shown (a
+//! provisional alert confirmed or retracted) reads as that, not as a new
+//! alert.
 
+use std::collections::{HashSet, VecDeque};
 use std::io::Write;
 use std::time::Duration;
 
@@ -20,15 +27,22 @@ pub struct WatchOptions {
 
 /// Formats one alert as a line.
 pub fn format_alert(alert: &pb::Alert, colour: bool) -> String {
+    format_alert_seen(alert, colour, false)
+}
+
+/// Formats one alert as a line; `seen_before`: an earlier event of the same
+/// alert id was shown, so this one is an update of it.
+pub fn format_alert_seen(alert: &pb::Alert, colour: bool, seen_before: bool) -> String {
     let severity = match pb::Severity::try_from(alert.severity) {
         Ok(pb::Severity::Critical) => "CRITICAL",
         Ok(pb::Severity::Warning) => "WARNING ",
         Ok(pb::Severity::Info) => "info    ",
         _ => "?       ",
     };
-    let status = match pb::AlertStatus::try_from(alert.status) {
-        Ok(pb::AlertStatus::Provisional) => " (provisional)",
-        Ok(pb::AlertStatus::Retracted) => " (RETRACTED)",
+    let status = match (pb::AlertStatus::try_from(alert.status), seen_before) {
+        (Ok(pb::AlertStatus::Provisional), _) => " (provisional)",
+        (Ok(pb::AlertStatus::Retracted), _) => " (RETRACTED)",
+        (Ok(pb::AlertStatus::Confirmed), true) => " (confirmed)",
         _ => "",
     };
     let at = alert.at_ms / 1000;
@@ -38,8 +52,9 @@ pub fn format_alert(alert: &pb::Alert, colour: bool) -> String {
         .map(|e| e.excerpt.as_str())
         .unwrap_or("");
     let line = format!(
-        "#{:<6} {severity} {:<17} call {} [{}:{:02}] {}{status} → {}  «{excerpt}»  ({})",
+        "#{:<6} alert {:<5} {severity} {:<17} call {} [{}:{:02}] {}{status} → {}  «{excerpt}»  ({})",
         alert.event_id,
+        alert.alert_id,
         alert.category,
         alert.call_id,
         at / 60,
@@ -66,6 +81,8 @@ pub async fn watch(
 ) -> Result<(), tonic::Status> {
     let mut request = options.request.clone();
     let mut backoff = Duration::from_millis(200);
+    let mut seen = SeenAlerts::default();
+    let mut connected_before = false;
     loop {
         let stream = async {
             let mut client = pb::alerts_client::AlertsClient::new(
@@ -84,6 +101,19 @@ pub async fn watch(
         let mut stream = match stream {
             Ok(stream) => {
                 backoff = Duration::from_millis(200);
+                let verb = if connected_before {
+                    "reconnected to"
+                } else {
+                    "connected to"
+                };
+                connected_before = true;
+                let _ = writeln!(
+                    out,
+                    "-- {verb} {}: {}",
+                    options.client.server,
+                    starting_point(&request)
+                );
+                let _ = out.flush();
                 stream
             }
             Err(status)
@@ -114,7 +144,9 @@ pub async fn watch(
                         // Resume after the last printed id when reconnecting.
                         request.after_event_id = alert.event_id;
                         request.from_start = false;
-                        let _ = writeln!(out, "{}", format_alert(&alert, options.colour));
+                        let update = seen.insert(alert.alert_id);
+                        let line = format_alert_seen(&alert, options.colour, update);
+                        let _ = writeln!(out, "{line}");
                         let _ = out.flush();
                     }
                 }
@@ -124,6 +156,43 @@ pub async fn watch(
                 }
             }
         }
+    }
+}
+
+/// Where a subscription's feed starts, in words.
+fn starting_point(request: &pb::SubscribeRequest) -> String {
+    if request.after_event_id > 0 {
+        format!("resuming after event {}", request.after_event_id)
+    } else if request.from_start {
+        "the stored alerts from the start, then live".to_owned()
+    } else {
+        "live alerts from now".to_owned()
+    }
+}
+
+/// Alert ids shown, to tell an update from a new alert; the oldest are
+/// forgotten past `SEEN_MAX` so a feed left open for weeks stays small.
+#[derive(Default)]
+struct SeenAlerts {
+    ids: HashSet<u64>,
+    order: VecDeque<u64>,
+}
+
+const SEEN_MAX: usize = 100_000;
+
+impl SeenAlerts {
+    /// Records `id`; true when it was seen before.
+    fn insert(&mut self, id: u64) -> bool {
+        if !self.ids.insert(id) {
+            return true;
+        }
+        self.order.push_back(id);
+        if self.order.len() > SEEN_MAX {
+            if let Some(old) = self.order.pop_front() {
+                self.ids.remove(&old);
+            }
+        }
+        false
     }
 }
 
@@ -152,8 +221,43 @@ mod tests {
         };
         assert_eq!(
             format_alert(&alert, false),
-            "#42     CRITICAL violence          call c1 [0:48] a12 (provisional) → supervisor_takeover  «…ころすぞ…»  (ja/violence/korosu)"
+            "#42     alert 17    CRITICAL violence          call c1 [0:48] a12 (provisional) → supervisor_takeover  «…ころすぞ…»  (ja/violence/korosu)"
         );
+        // The confirmation of an alert already shown reads as its update.
+        let confirmed = pb::Alert {
+            event_id: 43,
+            status: pb::AlertStatus::Confirmed as i32,
+            ..alert.clone()
+        };
+        assert!(format_alert_seen(&confirmed, false, true).starts_with(
+            "#43     alert 17    CRITICAL violence          call c1 [0:48] a12 (confirmed) →"
+        ));
+        assert!(!format_alert(&confirmed, false).contains("(confirmed)"));
         assert!(format_alert(&alert, true).starts_with("\x1b[1;31m"));
+    }
+
+    #[test]
+    fn seen_alerts_tell_updates_and_stay_bounded() {
+        let mut seen = SeenAlerts::default();
+        assert!(!seen.insert(1));
+        assert!(seen.insert(1));
+        for id in 2..=(SEEN_MAX as u64 + 1) {
+            seen.insert(id);
+        }
+        assert_eq!(seen.ids.len(), SEEN_MAX);
+        assert!(!seen.insert(1), "the oldest id was forgotten");
+    }
+
+    #[test]
+    fn starting_points() {
+        let mut r = pb::SubscribeRequest::default();
+        assert_eq!(starting_point(&r), "live alerts from now");
+        r.from_start = true;
+        assert_eq!(
+            starting_point(&r),
+            "the stored alerts from the start, then live"
+        );
+        r.after_event_id = 7;
+        assert_eq!(starting_point(&r), "resuming after event 7");
     }
 }

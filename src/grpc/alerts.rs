@@ -18,6 +18,7 @@ use super::convert::call_summary;
 use super::pb;
 use super::status::{invalid_argument, not_found, store_unavailable};
 use crate::alert::{Alert, AlertFilter};
+use crate::category::BUILTIN_CATEGORIES;
 use crate::serve::metrics;
 use crate::serve::state::Service;
 
@@ -55,6 +56,7 @@ impl pb::alerts_server::Alerts for AlertsService {
         let (after, from_start) = (request.after_event_id, request.from_start);
         let filter =
             AlertFilter::try_from(request).map_err(|e| invalid_argument(e.field, &e.reason))?;
+        check_categories(&self.service, &filter.categories)?;
         // Listen first, then read the head: everything after the head comes
         // through the bus.
         let live = self.service.subscribe_live();
@@ -200,4 +202,29 @@ async fn send(tx: &mpsc::Sender<Reply>, alert: &Alert) -> Result<(), ()> {
         alert: Some(pb::Alert::from(alert)),
     };
     tx.send(Ok(reply)).await.map_err(|_| ())
+}
+
+/// A category filter must name categories the rules in force know (the
+/// built-in ids and those the lexicon set adds): a misspelt one would
+/// otherwise match nothing, silently.
+fn check_categories(service: &Service, categories: &[String]) -> Result<(), Status> {
+    let rules = service.rules();
+    let lexicon = rules.engine.lexicon();
+    for category in categories {
+        if lexicon.category(category).is_none() {
+            let known: Vec<&str> = BUILTIN_CATEGORIES
+                .iter()
+                .map(|(id, ..)| *id)
+                .chain(lexicon.extra_categories.iter().map(String::as_str))
+                .collect();
+            return Err(invalid_argument(
+                "categories",
+                format!(
+                    "unknown category {category:?} (the rules in force know {})",
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

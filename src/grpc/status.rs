@@ -87,3 +87,40 @@ pub fn code_name(code: Code) -> &'static str {
         _ => "UNKNOWN",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bug 5 of issue 15: a rejection carried ALREADY_EXISTS while the
+    /// proto promised only INVALID_ARGUMENT or RESOURCE_EXHAUSTED. Every
+    /// code a refusal can carry is now documented on `Rejection.code`.
+    #[test]
+    fn reply_codes_are_the_documented_ones() {
+        let proto = include_str!("../../proto/callguard/v1/ingest.proto");
+        let doc_start = proto.find("message Rejection").unwrap();
+        let doc = &proto[doc_start..];
+        let refusals = [
+            Refusal::from(&WireError {
+                field: "text",
+                reason: "x".into(),
+            }),
+            Refusal::from(&TableError::Event(EventError::EmptyCallId)),
+            Refusal::from(&TableError::AlreadyStarted("c".into())),
+            Refusal::from(&TableError::TooManyCalls(1)),
+        ];
+        // The two built in ingest.rs beside these.
+        let codes = refusals
+            .iter()
+            .map(|r| r.code)
+            .chain([Code::PermissionDenied, Code::Unavailable]);
+        for code in codes {
+            let name = code_name(code);
+            assert_ne!(name, "UNKNOWN", "{code:?} has no name");
+            assert!(
+                doc.contains(&format!("\"{name}\"")),
+                "{name} is sent but not documented on Rejection.code"
+            );
+        }
+    }
+}

@@ -146,8 +146,12 @@ fn read_file(
         path: path.display().to_string(),
         source,
     })?;
-    match format.or_else(|| import::detect(path, &text)) {
-        Some(import::Format::Jsonl) => {
+    let format = match format {
+        Some(f) => f,
+        None => import::classify(path, &text).map_err(|why| import::undetected(path, &why))?,
+    };
+    match format {
+        import::Format::Jsonl => {
             let text = import::strip_bom(&text);
             // Room for lines of 100 bytes or more (ours are ~200): pages
             // not written to cost nothing, and the file is read once.
@@ -173,12 +177,7 @@ fn read_file(
             }
             Ok(events)
         }
-        Some(format) => import::import(format, path, &text, options),
-        None => Err(import::parse_err(
-            path,
-            1,
-            "unknown transcript format (give one of jsonl, aws, aws-stream, whisper, vtt, srt)",
-        )),
+        format => import::import(format, path, &text, options),
     }
 }
 

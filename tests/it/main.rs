@@ -2,6 +2,7 @@
 
 mod faults;
 mod fuzz_regressions;
+mod import_cli;
 mod lexicon_cli;
 mod live_vs_replay;
 mod loadgen;

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{check_span, json_err, language_tag, push_word, Parsed, Piece, Secs};
+use super::{check_span, from_json, language_tag, push_word, Parsed, Piece, Secs};
 use crate::replay::ReplayError;
 
 const SOFT_MAX_BYTES: usize = 1000;
@@ -160,17 +160,17 @@ impl TryFrom<RawAudioSegment> for AudioSegment {
     }
 }
 
-/// A word with the punctuation after it.
-struct Word {
-    start_ms: u64,
-    end_ms: u64,
-    text: String,
-    label: Option<String>,
-    sentence_end: bool,
+/// A word with the punctuation after it (also Deepgram's words).
+pub(super) struct Word {
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub text: String,
+    pub label: Option<String>,
+    pub sentence_end: bool,
 }
 
 pub(super) fn parse(path: &Path, text: &str) -> Result<Parsed, ReplayError> {
-    let batch: Batch = serde_json::from_str(text).map_err(|e| json_err(path, &e, 1))?;
+    let batch: Batch = from_json(path, text, 1)?;
     let results = batch.results;
     let language = language_tag(results.language_code);
 
@@ -294,7 +294,9 @@ fn fold_words(items: Vec<Item>, mut label: impl FnMut(&Item) -> Option<String>) 
     words
 }
 
-fn group(words: Vec<Word>, split_sentences: bool) -> Vec<Piece> {
+/// Words into utterances: a speaker turn, cut at a sentence end past
+/// `SOFT_MAX_BYTES` (or every sentence when `split_sentences`).
+pub(super) fn group(words: Vec<Word>, split_sentences: bool) -> Vec<Piece> {
     let mut pieces: Vec<Piece> = Vec::new();
     let mut open = false;
     for word in words {

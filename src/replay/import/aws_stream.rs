@@ -15,7 +15,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{check_span, json_err, language_tag, parse_err, push_word, Parsed, Piece, Secs};
+use super::{
+    check_span, from_json_stream, language_tag, parse_err, push_word, Parsed, Piece, Secs,
+};
 use crate::replay::ReplayError;
 
 #[derive(Deserialize)]
@@ -131,31 +133,16 @@ pub(super) fn is_stream_event(value: &serde_json::Value) -> bool {
 }
 
 pub(super) fn parse(path: &Path, text: &str) -> Result<Parsed, ReplayError> {
-    let mut events: Vec<(usize, StreamEvent)> = Vec::new();
-    if text.trim_start().starts_with('[') {
-        let all: Vec<StreamEvent> =
-            serde_json::from_str(text).map_err(|e| json_err(path, &e, 1))?;
-        events.extend(all.into_iter().map(|e| (1, e)));
-    } else {
-        let mut stream = serde_json::Deserializer::from_str(text).into_iter::<StreamEvent>();
-        loop {
-            let before = stream.byte_offset();
-            match stream.next() {
-                None => break,
-                Some(Err(e)) => return Err(json_err(path, &e, 1)),
-                Some(Ok(event)) => events.push((line_of_value(text, before), event)),
-            }
-        }
-    }
+    let events: Vec<(super::At, StreamEvent)> = from_json_stream(path, text)?;
 
     let mut pieces = Vec::new();
     let mut language = None;
     let mut anonymous = 0u64;
-    for (line, event) in events {
+    for (at, event) in events {
         let transcript = event.into_transcript().ok_or_else(|| {
             parse_err(
                 path,
-                line,
+                at.line,
                 "not a transcript event (expected Transcript.Results)",
             )
         })?;
@@ -188,19 +175,12 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Parsed, ReplayError> {
                         format!("{result_id}#{}", i + 1)
                     }),
                     language: lang.clone(),
+                    call_id: None,
                 });
             }
         }
     }
     Ok(Parsed { pieces, language })
-}
-
-/// The 1-based line where the value after byte `offset` starts.
-fn line_of_value(text: &str, offset: usize) -> usize {
-    let rest = text.get(offset..).unwrap_or("");
-    let start = offset + (rest.len() - rest.trim_start().len());
-    text.get(..start)
-        .map_or(1, |t| t.bytes().filter(|b| *b == b'\n').count() + 1)
 }
 
 struct Run {

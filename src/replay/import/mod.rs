@@ -17,14 +17,32 @@
 //! - Whisper JSON (`whisper`): `segments[]` (a `speaker` field, as WhisperX
 //!   writes, is used when present);
 //! - WebVTT (`vtt`): cues, `<v Name>` voice tags name the speaker;
-//! - SRT (`srt`): cues, an optional `Name: ` prefix names the speaker.
+//! - SRT (`srt`): cues, an optional `Name: ` prefix names the speaker;
+//! - Azure Speech (`azure`): batch transcription results
+//!   (`recognizedPhrases`), real-time recognizer results (`RecognitionStatus`
+//!   / `NBest`, interim `Text` hypotheses) and the conversation items given
+//!   to Azure Language (`conversationItems` with `participantId` / `role`);
+//! - Deepgram (`deepgram`): pre-recorded REST responses (`results.channels`,
+//!   `results.utterances`) and live websocket messages (`type: Results` with
+//!   `is_final` / `speech_final`, `UtteranceEnd`);
+//! - Amazon Transcribe Call Analytics and Amazon Connect Contact Lens
+//!   (`aws-analytics`): post-call JSON (`Transcript[]` with
+//!   `ParticipantRole`), streaming `UtteranceEvent`s and Contact Lens
+//!   real-time `Segments` (`Utterance` partials, `Transcript` finals);
+//! - any JSON records (`map`): a JSON array, JSON Lines or concatenated
+//!   objects, fields named by a [`FieldMap`] (`--map text=transcript,...`).
 //!
 //! Speakers: see [`SpeakerMap`]. Times are milliseconds of audio from the
 //! start of the recording, rounded from the source's seconds.
 
 mod aws;
+mod aws_analytics;
 mod aws_stream;
+mod azure;
+mod deepgram;
+mod detect;
 mod jsonl;
+mod map;
 mod srt;
 mod vtt;
 mod whisper;
@@ -36,6 +54,9 @@ use std::str::FromStr;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+
+pub use detect::{classify, detect, Undetected};
+pub use map::FieldMap;
 
 use super::ReplayError;
 use crate::category::Speaker;
@@ -56,17 +77,33 @@ pub enum Format {
     Vtt,
     /// SubRip subtitles.
     Srt,
+    /// Azure Speech batch or real-time results.
+    Azure,
+    /// Deepgram REST responses or live `Results` messages.
+    Deepgram,
+    /// Amazon Transcribe Call Analytics / Contact Lens output.
+    AwsAnalytics,
+    /// JSON records mapped by [`ImportOptions::map`].
+    Map,
 }
 
 impl Format {
-    pub const ALL: [Format; 6] = [
+    pub const ALL: [Format; 10] = [
         Format::Jsonl,
         Format::Aws,
         Format::AwsStream,
         Format::Whisper,
         Format::Vtt,
         Format::Srt,
+        Format::Azure,
+        Format::Deepgram,
+        Format::AwsAnalytics,
+        Format::Map,
     ];
+
+    /// The CLI names, for help and error text.
+    pub const NAMES: &'static str =
+        "jsonl, aws, aws-stream, aws-analytics, azure, deepgram, whisper, vtt, srt, map";
 
     /// The CLI name.
     pub fn as_str(self) -> &'static str {
@@ -77,6 +114,28 @@ impl Format {
             Format::Whisper => "whisper",
             Format::Vtt => "vtt",
             Format::Srt => "srt",
+            Format::Azure => "azure",
+            Format::Deepgram => "deepgram",
+            Format::AwsAnalytics => "aws-analytics",
+            Format::Map => "map",
+        }
+    }
+}
+
+impl Format {
+    /// What a file of this format holds, for error text.
+    pub fn marks(self) -> &'static str {
+        match self {
+            Format::Jsonl => "events with \"type\" and \"call_id\"",
+            Format::Aws => "results.items or results.audio_segments",
+            Format::AwsStream => "Transcript.Results",
+            Format::Whisper => "segments",
+            Format::Vtt => "a WEBVTT line and cues",
+            Format::Srt => "numbered cues with a \"-->\" line",
+            Format::Azure => "recognizedPhrases, RecognitionStatus results or conversationItems",
+            Format::Deepgram => "results.channels or \"Results\" messages",
+            Format::AwsAnalytics => "Transcript[] with ParticipantRole, UtteranceEvent or Segments",
+            Format::Map => "records with the --map fields",
         }
     }
 }
@@ -95,74 +154,10 @@ impl FromStr for Format {
             .find(|f| f.as_str() == s)
             .ok_or_else(|| {
                 format!(
-                    "unknown transcript format {s:?} (expected jsonl, aws, aws-stream, whisper, vtt or srt)"
+                    "unknown transcript format {s:?} (expected one of {})",
+                    Format::NAMES
                 )
             })
-    }
-}
-
-/// Guesses the format of a file from its extension and content; `None`
-/// when nothing fits.
-///
-/// `.vtt` or a leading `WEBVTT` is WebVTT; `.srt` or a numeric cue index
-/// followed by a `-->` line is SRT. JSON is classified by its first value:
-/// `results.transcripts` / `results.items` is AWS batch, `Transcript.Results`
-/// (optionally inside `TranscriptEvent` / `TranscriptResultStream`) is AWS
-/// streaming, `segments` is Whisper and a `type` field is our JSON Lines.
-pub fn detect(path: &Path, text: &str) -> Option<Format> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    match ext.as_deref() {
-        Some("vtt") => return Some(Format::Vtt),
-        Some("srt") => return Some(Format::Srt),
-        _ => {}
-    }
-    let text = strip_bom(text);
-    let trimmed = text.trim_start();
-    if trimmed.starts_with("WEBVTT") {
-        return Some(Format::Vtt);
-    }
-    if looks_like_srt(trimmed) {
-        return Some(Format::Srt);
-    }
-    let first: serde_json::Value = serde_json::Deserializer::from_str(text)
-        .into_iter::<serde_json::Value>()
-        .next()?
-        .ok()?;
-    let first = match &first {
-        serde_json::Value::Array(items) => items.first()?,
-        other => other,
-    };
-    let obj = first.as_object()?;
-    if let Some(results) = obj.get("results").and_then(|r| r.as_object()) {
-        if results.contains_key("transcripts")
-            || results.contains_key("items")
-            || results.contains_key("audio_segments")
-        {
-            return Some(Format::Aws);
-        }
-    }
-    if aws_stream::is_stream_event(first) {
-        return Some(Format::AwsStream);
-    }
-    if obj.get("segments").is_some_and(|s| s.is_array()) {
-        return Some(Format::Whisper);
-    }
-    if obj.get("type").is_some_and(|t| t.is_string()) && obj.contains_key("call_id") {
-        return Some(Format::Jsonl);
-    }
-    None
-}
-
-fn looks_like_srt(text: &str) -> bool {
-    let mut lines = text.lines().map(str::trim);
-    match (lines.next(), lines.next()) {
-        (Some(index), Some(timing)) => {
-            !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()) && timing.contains("-->")
-        }
-        _ => false,
     }
 }
 
@@ -291,10 +286,17 @@ pub struct ImportOptions {
     /// `language_code` / `LanguageCode`, Whisper `language`).
     pub language: Option<String>,
     pub speakers: SpeakerMap,
+    /// Field names for [`Format::Map`] (`--map`).
+    pub map: Option<FieldMap>,
 }
 
 /// Imports one file's text into events: a `start` (call id, language),
-/// the fragments in order (`seq` from 1) and an `end` at the last time.
+/// the fragments in order (`seq` from 1) and an `end` at the last time;
+/// for a file of several calls (Azure conversations, `--map call=...`),
+/// that for each call in the order they first appear.
+///
+/// When the file does not fit `format` but looks like another format, the
+/// error says so ("looks like azure; try --format azure").
 pub fn import(
     format: Format,
     path: &Path,
@@ -303,14 +305,62 @@ pub fn import(
 ) -> Result<Vec<Event>, ReplayError> {
     let text = strip_bom(text);
     let parsed = match format {
+        // No hint here: `replay::read_file` reads JSON Lines itself and
+        // must give the same errors (read_file_reads_like_the_importer).
         Format::Jsonl => return jsonl::parse(path, text),
-        Format::Aws => aws::parse(path, text)?,
-        Format::AwsStream => aws_stream::parse(path, text)?,
-        Format::Whisper => whisper::parse(path, text)?,
-        Format::Vtt => vtt::parse(path, text)?,
-        Format::Srt => srt::parse(path, text)?,
-    };
+        Format::Aws => aws::parse(path, text),
+        Format::AwsStream => aws_stream::parse(path, text),
+        Format::Whisper => whisper::parse(path, text),
+        Format::Vtt => vtt::parse(path, text),
+        Format::Srt => srt::parse(path, text),
+        Format::Azure => azure::parse(path, text),
+        Format::Deepgram => deepgram::parse(path, text),
+        Format::AwsAnalytics => aws_analytics::parse(path, text),
+        Format::Map => match &options.map {
+            Some(map) => map::parse(path, text, map),
+            None => Err(parse_err(
+                path,
+                1,
+                "format map needs the field names: give --map text=FIELD,...",
+            )),
+        },
+    }
+    .map_err(|e| with_hint(e, format, path, text))?;
+    if parsed.pieces.is_empty() {
+        // Read as the wrong format, a file can fit with all its fields
+        // ignored: say so rather than replay an empty call.
+        if let Ok(other) = classify(path, text) {
+            if other != format {
+                return Err(parse_err(
+                    path,
+                    1,
+                    format!(
+                        "no transcript found reading it as {format} (expected {}); \
+                         the file looks like {other}: try --format {other}",
+                        format.marks()
+                    ),
+                ));
+            }
+        }
+    }
     Ok(finish(path, parsed, options))
+}
+
+/// Adds "this file looks like X" to an error when the content says another
+/// format than the one it was read as.
+fn with_hint(e: ReplayError, format: Format, path: &Path, text: &str) -> ReplayError {
+    match (e, classify(path, text)) {
+        (ReplayError::Parse { path, line, message }, Ok(other)) if other != format => {
+            ReplayError::Parse {
+                path,
+                line,
+                message: format!(
+                    "{message} (read as {format}, but the file looks like {other}: try --format {other})"
+                ),
+            }
+        }
+        (e, _) => e,
+    }
 }
 
 /// Reads a file and imports it, detecting the format unless one is given.
@@ -323,16 +373,17 @@ pub fn import_file(
         path: path.display().to_string(),
         source,
     })?;
-    let format =
-        match format.or_else(|| detect(path, &text)) {
-            Some(f) => f,
-            None => return Err(parse_err(
-                path,
-                1,
-                "unknown transcript format (give one of jsonl, aws, aws-stream, whisper, vtt, srt)",
-            )),
-        };
+    let format = match format {
+        Some(f) => f,
+        None => classify(path, &text).map_err(|why| undetected(path, &why))?,
+    };
     import(format, path, &text, options)
+}
+
+/// The error for a file no format claims: what was seen and why it fits
+/// none.
+pub fn undetected(path: &Path, why: &Undetected) -> ReplayError {
+    parse_err(path, 1, why.to_string())
 }
 
 /// One fragment as a format parser sees it, before speakers, sequence
@@ -347,6 +398,9 @@ pub(crate) struct Piece {
     /// `None`: a fresh `u<n>` id.
     pub utterance_id: Option<String>,
     pub language: Option<String>,
+    /// The call this piece belongs to, for files of several calls; `None`:
+    /// the file's call ([`ImportOptions::call_id`] or the file stem).
+    pub call_id: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -363,7 +417,34 @@ fn finish(path: &Path, parsed: Parsed, options: &ImportOptions) -> Vec<Event> {
             .unwrap_or_else(|| "call".to_owned())
     });
     let language = options.language.clone().or(parsed.language);
-    let mut events = Vec::with_capacity(parsed.pieces.len() + 2);
+    // Pieces per call, calls in the order they first appear.
+    let mut calls: Vec<(String, Vec<Piece>)> = Vec::new();
+    for mut piece in parsed.pieces {
+        let id = piece.call_id.take().unwrap_or_else(|| call_id.clone());
+        match calls.iter_mut().find(|(c, _)| *c == id) {
+            Some((_, pieces)) => pieces.push(piece),
+            None => calls.push((id, vec![piece])),
+        }
+    }
+    if calls.is_empty() {
+        calls.push((call_id, Vec::new()));
+    }
+    let mut events = Vec::new();
+    for (call_id, pieces) in calls {
+        finish_call(&mut events, call_id, pieces, language.as_deref(), options);
+    }
+    events
+}
+
+fn finish_call(
+    events: &mut Vec<Event>,
+    call_id: String,
+    pieces: Vec<Piece>,
+    language: Option<&str>,
+    options: &ImportOptions,
+) {
+    let language = language.map(str::to_owned);
+    events.reserve(pieces.len() + 2);
     events.push(Event::Start(CallStart {
         call_id: call_id.clone(),
         language: language.clone(),
@@ -372,7 +453,7 @@ fn finish(path: &Path, parsed: Parsed, options: &ImportOptions) -> Vec<Event> {
     let mut resolver = options.speakers.resolver();
     let mut last_ms = 0;
     let mut next_utterance = 0u64;
-    for (i, p) in parsed.pieces.into_iter().enumerate() {
+    for (i, p) in pieces.into_iter().enumerate() {
         last_ms = last_ms.max(p.end_ms);
         let utterance_id = p.utterance_id.unwrap_or_else(|| {
             next_utterance += 1;
@@ -399,7 +480,6 @@ fn finish(path: &Path, parsed: Parsed, options: &ImportOptions) -> Vec<Event> {
         call_id,
         end_ms: last_ms,
     }));
-    events
 }
 
 pub(crate) fn parse_err(path: &Path, line: usize, message: impl Into<String>) -> ReplayError {
@@ -411,12 +491,243 @@ pub(crate) fn parse_err(path: &Path, line: usize, message: impl Into<String>) ->
 }
 
 /// A serde_json error as a parse error; `first_line` is the line the
-/// parsed text starts on in the file (1 for a whole file).
+/// parsed text starts on in the file (1 for a whole file). The message is
+/// put in plain words ([`humanize`]), without serde's position suffix.
 pub(crate) fn json_err(path: &Path, e: &serde_json::Error, first_line: usize) -> ReplayError {
     let full = e.to_string();
     let suffix = format!(" at line {} column {}", e.line(), e.column());
-    let message = full.strip_suffix(&suffix).unwrap_or(&full).to_owned();
+    let message = full.strip_suffix(&suffix).unwrap_or(&full);
+    let message = match e.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+            format!("not valid JSON: {message}")
+        }
+        _ => humanize(message),
+    };
     parse_err(path, first_line + e.line().saturating_sub(1), message)
+}
+
+/// Deserialises `text` (starting on line `first_line` of the file), naming
+/// the field that did not fit: `results.items[3].start_time: expected a
+/// number of seconds, found true`.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+    first_line: usize,
+) -> Result<T, ReplayError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value: T =
+        serde_path_to_error::deserialize(&mut de).map_err(|e| field_err(path, &e, first_line))?;
+    // Trailing text is an error, as in serde_json::from_str.
+    de.end().map_err(|e| json_err(path, &e, first_line))?;
+    Ok(value)
+}
+
+/// Where a value of a JSON stream starts: its line, and its index when
+/// the file is one JSON array (every element then starts on "line 1").
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct At {
+    pub line: usize,
+    pub index: Option<usize>,
+}
+
+/// Each JSON value of a stream — JSON Lines, objects one after the other,
+/// or one JSON array of them — with where it starts.
+pub(crate) fn from_json_stream<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<Vec<(At, T)>, ReplayError> {
+    if text.trim_start().starts_with('[') {
+        let all: Vec<T> = from_json(path, text, 1)?;
+        return Ok(all
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let at = At {
+                    line: 1,
+                    index: Some(i),
+                };
+                (at, v)
+            })
+            .collect());
+    }
+    let mut out = Vec::new();
+    let mut rest = text;
+    let mut consumed = 0usize;
+    loop {
+        let skipped = rest.len() - rest.trim_start().len();
+        consumed += skipped;
+        rest = &rest[skipped..];
+        if rest.is_empty() {
+            return Ok(out);
+        }
+        let line = line_at(text, consumed);
+        // Find where this value ends, then read it with field paths.
+        let mut probe =
+            serde_json::Deserializer::from_str(rest).into_iter::<serde::de::IgnoredAny>();
+        match probe.next() {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(json_err(path, &e, line)),
+            None => return Ok(out),
+        }
+        let len = probe.byte_offset();
+        let at = At { line, index: None };
+        out.push((at, from_json(path, &rest[..len], line)?));
+        consumed += len;
+        rest = &rest[len..];
+    }
+}
+
+/// A value of a stream as `T`, naming the field that did not fit.
+pub(crate) fn from_value<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    at: At,
+    value: serde_json::Value,
+) -> Result<T, ReplayError> {
+    from_field(path, at, "", value)
+}
+
+/// A value found at `field` (e.g. `Segments[2].Transcript`) of the value at
+/// `at`, as `T`; errors name the whole field path.
+pub(crate) fn from_field<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    at: At,
+    field: &str,
+    value: serde_json::Value,
+) -> Result<T, ReplayError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let err = field_err(path, &e, at.line);
+        let ReplayError::Parse {
+            path,
+            line,
+            message,
+        } = err
+        else {
+            return err;
+        };
+        let mut location = at.index.map(|i| format!("[{i}]")).unwrap_or_default();
+        if !field.is_empty() {
+            if !location.is_empty() {
+                location.push('.');
+            }
+            location.push_str(field);
+        }
+        let message = match (location.is_empty(), message.strip_prefix("the top level: ")) {
+            (true, _) => message,
+            (false, Some(m)) => format!("{location}: {m}"),
+            (false, None) => format!("{location}.{message}"),
+        };
+        ReplayError::Parse {
+            path,
+            line,
+            message,
+        }
+    })
+}
+
+/// The 1-based line of byte `offset`.
+fn line_at(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map_or(1, |t| t.bytes().filter(|b| *b == b'\n').count() + 1)
+}
+
+fn field_err(
+    path: &Path,
+    e: &serde_path_to_error::Error<serde_json::Error>,
+    first_line: usize,
+) -> ReplayError {
+    let inner = e.inner();
+    if matches!(
+        inner.classify(),
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+    ) {
+        return json_err(path, inner, first_line);
+    }
+    let full = inner.to_string();
+    let suffix = format!(" at line {} column {}", inner.line(), inner.column());
+    let message = humanize(full.strip_suffix(&suffix).unwrap_or(&full));
+    let field = e.path().to_string();
+    // A problem with the whole value is reported where it starts (serde
+    // is at its end by then).
+    let (line, message) = if field == "." {
+        (first_line, format!("the top level: {message}"))
+    } else {
+        (
+            first_line + inner.line().saturating_sub(1),
+            format!("{field}: {message}"),
+        )
+    };
+    parse_err(path, line, message)
+}
+
+/// Serde's wording in plain words: "invalid type: map, expected a
+/// sequence" becomes "expected a list, found an object"; "missing field
+/// `end`" becomes "field `end` is missing". Other messages (ours) pass.
+pub(crate) fn humanize(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("invalid type: ") {
+        if let Some((found, expected)) = rest.split_once(", expected ") {
+            return format!(
+                "expected {}, found {}",
+                expected_words(expected),
+                found_words(found)
+            );
+        }
+    }
+    if let Some(rest) = message.strip_prefix("invalid value: ") {
+        if let Some((found, expected)) = rest.split_once(", expected ") {
+            return format!(
+                "expected {}, found {}",
+                expected_words(expected),
+                found_words(found)
+            );
+        }
+    }
+    if let Some(rest) = message.strip_prefix("invalid length ") {
+        if let Some((n, expected)) = rest.split_once(", expected ") {
+            return format!("expected {expected}, found {n} items");
+        }
+    }
+    if let Some(field) = message.strip_prefix("missing field ") {
+        return format!("field {field} is missing");
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant ") {
+        return format!("unknown value {rest}");
+    }
+    message.to_owned()
+}
+
+fn found_words(found: &str) -> String {
+    match found {
+        "map" => "an object".into(),
+        "sequence" => "a list".into(),
+        "null" | "unit" => "null".into(),
+        _ => {
+            for (serde, ours) in [
+                ("string ", "the text "),
+                ("integer ", "the number "),
+                ("floating point ", "the number "),
+                ("boolean ", ""),
+            ] {
+                if let Some(v) = found.strip_prefix(serde) {
+                    return format!("{ours}{}", v.trim_matches('`'));
+                }
+            }
+            found.to_owned()
+        }
+    }
+}
+
+fn expected_words(expected: &str) -> String {
+    if expected.starts_with("struct ") || expected == "a map" {
+        return "an object".into();
+    }
+    match expected {
+        "a sequence" => "a list".into(),
+        "a string" => "text".into(),
+        "a boolean" => "true or false".into(),
+        "u8" | "u16" | "u32" | "u64" | "usize" | "i32" | "i64" => "a whole number".into(),
+        "f32" | "f64" => "a number".into(),
+        _ => expected.to_owned(),
+    }
 }
 
 /// Largest time accepted, in seconds (about 11.5 days of audio).

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{check_span, json_err, language_tag, Parsed, Piece, Secs};
+use super::{check_span, from_json, language_tag, Parsed, Piece, Secs};
 use crate::replay::ReplayError;
 
 #[derive(Deserialize)]
@@ -48,7 +48,7 @@ impl TryFrom<RawSegment> for Segment {
 }
 
 pub(super) fn parse(path: &Path, text: &str) -> Result<Parsed, ReplayError> {
-    let doc: Doc = serde_json::from_str(text).map_err(|e| json_err(path, &e, 1))?;
+    let doc: Doc = from_json(path, text, 1)?;
     let pieces = doc
         .segments
         .into_iter()
