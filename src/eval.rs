@@ -1182,6 +1182,7 @@ mod tests {
         "eval/blind/dev",
         "eval/blind/dev2",
         "eval/blind/dev3",
+        "eval/blind/dev4",
         "eval/blind/test",
     ];
 
