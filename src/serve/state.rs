@@ -509,6 +509,12 @@ impl Service {
         self.store.bus.subscribe()
     }
 
+    /// Receivers of the live bus now (subscriptions and console streams):
+    /// lets tests see that a vanished client was let go.
+    pub fn live_receivers(&self) -> usize {
+        self.store.bus.receiver_count()
+    }
+
     /// Runs `f` with the store locked (no publication can interleave).
     pub fn with_log<R>(&self, f: impl FnOnce(&mut AlertLog) -> R) -> R {
         f(&mut self.store.lock())
