@@ -79,6 +79,7 @@ function applyLanguage() {
   $("lang").value = state.lang;
   for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
   renderAll();
+  if (state.selectedCall) showCall(state.selectedCall);
 }
 
 async function api(path, options) {
