@@ -132,6 +132,7 @@ fn alerts() -> Vec<Alert> {
             raised_at,
             evidence: event.evidence,
             action: event.action.to_string(),
+            handling: None,
         });
     }
     alerts

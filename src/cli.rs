@@ -273,6 +273,9 @@ pub struct WatchArgs {
     /// rules in force do not know.
     #[arg(long = "category")]
     pub categories: Vec<String>,
+    /// Only this agent's calls.
+    #[arg(long = "agent")]
+    pub agent: Option<String>,
     /// Minimum severity.
     #[arg(long, value_parser = ["info", "warning", "critical"])]
     pub min_severity: Option<String>,
@@ -464,6 +467,7 @@ fn watch(args: WatchArgs) -> Result<i32> {
             min_severity: min_severity as i32,
             after_event_id: args.after,
             from_start: args.from_start,
+            agent_id: args.agent.unwrap_or_default(),
         },
         colour: std::io::stdout().is_terminal(),
     };

@@ -792,6 +792,7 @@ mod tests {
                 end_ms: 1000,
             }],
             action: "log_only".into(),
+            handling: None,
         }
     }
 

@@ -15,6 +15,10 @@ pub struct AlertFilter {
     pub call_ids: Vec<String>,
     pub categories: Vec<String>,
     pub min_severity: Option<Severity>,
+    /// Only this agent's calls.
+    pub agent_id: Option<String>,
+    /// Only alerts (and updates) raised at or after this time.
+    pub since: Option<jiff::Timestamp>,
 }
 
 impl AlertFilter {
@@ -24,6 +28,8 @@ impl AlertFilter {
             && (self.call_ids.is_empty() || self.call_ids.contains(&alert.call_id))
             && (self.categories.is_empty() || self.categories.contains(&alert.category))
             && self.min_severity.is_none_or(|min| alert.severity >= min)
+            && self.agent_id.as_ref().is_none_or(|a| *a == alert.agent_id)
+            && self.since.is_none_or(|since| alert.raised_at >= since)
     }
 }
 
@@ -48,6 +54,7 @@ mod tests {
             raised_at: jiff::Timestamp::UNIX_EPOCH,
             evidence: Vec::new(),
             action: "notify".into(),
+            handling: None,
         }
     }
 
@@ -125,12 +132,38 @@ mod tests {
                 false,
             ),
             (
+                "same agent",
+                AlertFilter {
+                    agent_id: Some("a1".into()),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                "other agent",
+                AlertFilter {
+                    agent_id: Some("a2".into()),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                "raised before since",
+                AlertFilter {
+                    since: Some(jiff::Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_secs(1)),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
                 "all fields match",
                 AlertFilter {
                     tenant: Some("acme".into()),
                     call_ids: strings(&["c1"]),
                     categories: strings(&["violence"]),
                     min_severity: Some(Severity::Info),
+                    agent_id: Some("a1".into()),
+                    since: Some(jiff::Timestamp::UNIX_EPOCH),
                 },
                 true,
             ),
@@ -141,6 +174,7 @@ mod tests {
                     call_ids: strings(&["c1"]),
                     categories: strings(&["abuse"]),
                     min_severity: Some(Severity::Info),
+                    ..Default::default()
                 },
                 false,
             ),

@@ -77,4 +77,113 @@ pub struct Alert {
     pub raised_at: jiff::Timestamp,
     pub evidence: Vec<Evidence>,
     pub action: String,
+    /// What supervisors have done about it; absent until someone
+    /// acknowledges, assigns or resolves it (and in replay, always).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handling: Option<Handling>,
+}
+
+/// Where a supervisor has taken an alert. Independent of [`AlertStatus`]
+/// (what the transcript says): a retracted alert may still be resolved,
+/// and a confirmation after an acknowledgement keeps the acknowledgement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HandlingState {
+    /// Someone has seen it and is on it.
+    Acknowledged,
+    /// Handed to a named person (`assignee`).
+    Assigned,
+    /// Dealt with.
+    Resolved,
+}
+
+impl HandlingState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandlingState::Acknowledged => "acknowledged",
+            HandlingState::Assigned => "assigned",
+            HandlingState::Resolved => "resolved",
+        }
+    }
+}
+
+/// The handling of an alert as of its latest update.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handling {
+    pub state: HandlingState,
+    /// Name of the token that made the latest change (never the token).
+    pub by: String,
+    /// Who the alert is assigned to; kept when it is later acknowledged
+    /// or resolved.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub assignee: String,
+    /// The latest change's note.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+    /// When the latest change was made.
+    pub at: jiff::Timestamp,
+}
+
+/// Longest note and assignee accepted (bytes).
+pub const MAX_NOTE_BYTES: usize = 2_000;
+pub const MAX_ASSIGNEE_BYTES: usize = 200;
+
+/// One supervisor's change to an alert's handling, as requested.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandlingChange {
+    pub state: HandlingState,
+    pub by: String,
+    /// Required to assign; ignored (the old one kept) otherwise when empty.
+    pub assignee: String,
+    pub note: String,
+    pub at: jiff::Timestamp,
+}
+
+/// A change that cannot be made, naming the field.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct HandlingChangeError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl HandlingChange {
+    /// Refuses an assignment to nobody and over-long text.
+    pub fn validate(&self) -> Result<(), HandlingChangeError> {
+        let refuse = |field, reason: String| Err(HandlingChangeError { field, reason });
+        if self.state == HandlingState::Assigned && self.assignee.trim().is_empty() {
+            return refuse("assignee", "required to assign an alert".into());
+        }
+        if self.assignee.len() > MAX_ASSIGNEE_BYTES {
+            return refuse(
+                "assignee",
+                format!(
+                    "{} bytes, at most {MAX_ASSIGNEE_BYTES}",
+                    self.assignee.len()
+                ),
+            );
+        }
+        if self.note.len() > MAX_NOTE_BYTES {
+            return refuse(
+                "note",
+                format!("{} bytes, at most {MAX_NOTE_BYTES}", self.note.len()),
+            );
+        }
+        Ok(())
+    }
+
+    /// The handling after this change, given the one before it.
+    pub fn apply(&self, before: Option<&Handling>) -> Handling {
+        let assignee = match self.assignee.trim() {
+            "" => before.map(|h| h.assignee.clone()).unwrap_or_default(),
+            name => name.to_owned(),
+        };
+        Handling {
+            state: self.state,
+            by: self.by.clone(),
+            assignee,
+            note: self.note.clone(),
+            at: self.at,
+        }
+    }
 }

@@ -1,5 +1,5 @@
 //! `callguard.v1.Alerts`: Subscribe (store first, then live, no gap, no
-//! duplicate), ListCalls, GetCall.
+//! duplicate), ListCalls, GetCall, Acknowledge.
 //!
 //! A subscriber is a task with a bounded reply queue. It listens on the live
 //! bus; when it falls behind the bus's fixed buffer (`Lagged`) it goes back
@@ -16,8 +16,8 @@ use tonic::{Request, Response, Status};
 use super::auth::{principal, Permission};
 use super::convert::call_summary;
 use super::pb;
-use super::status::{invalid_argument, not_found, store_unavailable};
-use crate::alert::{Alert, AlertFilter};
+use super::status::{handling_refused, invalid_argument, not_found, store_unavailable};
+use crate::alert::{Alert, AlertFilter, HandlingChange};
 use crate::category::BUILTIN_CATEGORIES;
 use crate::serve::metrics;
 use crate::serve::state::Service;
@@ -89,10 +89,12 @@ impl pb::alerts_server::Alerts for AlertsService {
         let mut request = request.into_inner();
         request.tenant = who.narrow(&request.tenant)?;
         let tenant = (!request.tenant.is_empty()).then_some(request.tenant.as_str());
+        let agent = request.agent_id.as_str();
         let calls = self
             .service
             .list_calls(tenant, request.include_ended)
             .into_iter()
+            .filter(|(snapshot, _)| agent.is_empty() || snapshot.agent_id == agent)
             .map(|(snapshot, ids)| call_summary(&snapshot, ids))
             .collect();
         Ok(Response::new(pb::ListCallsResponse { calls }))
@@ -129,6 +131,42 @@ impl pb::alerts_server::Alerts for AlertsService {
         Ok(Response::new(pb::GetCallResponse {
             call: call.map(|(snapshot, ids)| call_summary(&snapshot, ids)),
             alerts: alerts.iter().map(pb::Alert::from).collect(),
+        }))
+    }
+
+    async fn acknowledge(
+        &self,
+        request: Request<pb::AcknowledgeRequest>,
+    ) -> Result<Response<pb::AcknowledgeResponse>, Status> {
+        self.acknowledge_alert(request).await
+    }
+}
+
+impl AlertsService {
+    /// `Alerts/Acknowledge` (in the trait impl above).
+    async fn acknowledge_alert(
+        &self,
+        request: Request<pb::AcknowledgeRequest>,
+    ) -> Result<Response<pb::AcknowledgeResponse>, Status> {
+        let who = principal(&request)?;
+        who.require(Permission::Acknowledge)?;
+        let request = request.into_inner();
+        let state = super::convert::handling_state_from_wire(request.state)
+            .map_err(|e| invalid_argument(e.field, &e.reason))?;
+        let change = HandlingChange {
+            state,
+            by: who.name.clone(),
+            assignee: request.assignee,
+            note: request.note,
+            at: jiff::Timestamp::now(),
+        };
+        let stored = self
+            .service
+            .change_handling(request.alert_id, who.tenant.as_deref(), change)
+            .await
+            .map_err(|e| handling_refused(&e))?;
+        Ok(Response::new(pb::AcknowledgeResponse {
+            alert: Some(pb::Alert::from(&*stored)),
         }))
     }
 }

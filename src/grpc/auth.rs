@@ -43,6 +43,8 @@ impl Role {
 pub enum Permission {
     Ingest,
     Read,
+    /// Acknowledge, assign or resolve alerts (the roles that read them).
+    Acknowledge,
     Reload,
 }
 
@@ -51,6 +53,7 @@ impl Permission {
         match self {
             Permission::Ingest => "send transcripts",
             Permission::Read => "read calls and alerts",
+            Permission::Acknowledge => "acknowledge alerts",
             Permission::Reload => "reload lexicons",
         }
     }
@@ -93,7 +96,9 @@ impl Principal {
     pub fn require(&self, permission: Permission) -> Result<(), Status> {
         let allowed = match permission {
             Permission::Ingest => matches!(self.role, Role::Ingest | Role::Admin),
-            Permission::Read => matches!(self.role, Role::Supervisor | Role::Admin),
+            Permission::Read | Permission::Acknowledge => {
+                matches!(self.role, Role::Supervisor | Role::Admin)
+            }
             Permission::Reload => self.role == Role::Admin && self.tenant.is_none(),
         };
         if allowed {
@@ -366,6 +371,8 @@ mod tests {
         assert!(denied(ingest.require(Permission::Read)));
         assert!(denied(sup.require(Permission::Ingest)));
         assert!(sup.require(Permission::Read).is_ok());
+        assert!(sup.require(Permission::Acknowledge).is_ok());
+        assert!(denied(ingest.require(Permission::Acknowledge)));
         assert!(denied(sup.require(Permission::Reload)));
         assert!(admin.require(Permission::Reload).is_ok());
         assert!(denied(tadmin.require(Permission::Reload)));

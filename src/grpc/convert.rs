@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::pb;
-use crate::alert::{Alert, AlertFilter, AlertStatus, Evidence};
+use crate::alert::{Alert, AlertFilter, AlertStatus, Evidence, Handling, HandlingState};
 use crate::call::{CallSnapshot, CallStatus, RiskLevel};
 use crate::category::{Severity, Speaker};
 use crate::event::{CallEnd, CallStart, Event, Fragment};
@@ -196,7 +196,38 @@ impl From<&Alert> for pb::Alert {
             raised_at: Some(timestamp_to_wire(a.raised_at)),
             evidence: a.evidence.iter().map(evidence_to_wire).collect(),
             action: a.action.clone(),
+            handling: a.handling.as_ref().map(handling_to_wire),
         }
+    }
+}
+
+fn handling_to_wire(h: &Handling) -> pb::Handling {
+    pb::Handling {
+        state: handling_state_to_wire(h.state) as i32,
+        by: h.by.clone(),
+        assignee: h.assignee.clone(),
+        note: h.note.clone(),
+        at: Some(timestamp_to_wire(h.at)),
+    }
+}
+
+fn handling_state_to_wire(state: HandlingState) -> pb::HandlingState {
+    match state {
+        HandlingState::Acknowledged => pb::HandlingState::Acknowledged,
+        HandlingState::Assigned => pb::HandlingState::Assigned,
+        HandlingState::Resolved => pb::HandlingState::Resolved,
+    }
+}
+
+/// The requested handling state; unspecified acknowledges.
+pub fn handling_state_from_wire(value: i32) -> Result<HandlingState, WireError> {
+    match pb::HandlingState::try_from(value) {
+        Ok(pb::HandlingState::Unspecified | pb::HandlingState::Acknowledged) => {
+            Ok(HandlingState::Acknowledged)
+        }
+        Ok(pb::HandlingState::Assigned) => Ok(HandlingState::Assigned),
+        Ok(pb::HandlingState::Resolved) => Ok(HandlingState::Resolved),
+        Err(_) => Err(wire("state", format!("unknown value {value}"))),
     }
 }
 
@@ -219,6 +250,8 @@ impl TryFrom<pb::SubscribeRequest> for AlertFilter {
             call_ids: r.call_ids,
             categories: r.categories,
             min_severity: severity_from_wire(r.min_severity, "min_severity")?,
+            agent_id: non_empty(r.agent_id),
+            since: None,
         })
     }
 }

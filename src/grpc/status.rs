@@ -88,6 +88,17 @@ pub fn code_name(code: Code) -> &'static str {
     }
 }
 
+/// A refused change of an alert's handling.
+pub fn handling_refused(e: &crate::serve::state::HandlingError) -> Status {
+    use crate::serve::state::HandlingError as E;
+    match e {
+        E::NotFound(_) => Status::not_found(e.to_string()),
+        E::OutOfScope { .. } => Status::permission_denied(e.to_string()),
+        E::Invalid(_) => Status::invalid_argument(e.to_string()),
+        E::Store(_) => Status::unavailable(e.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -465,6 +465,7 @@ fn number(calls: Vec<CallInput>, outputs: Vec<Option<CallOutput>>, engine: &Engi
                 raised_at: base + jiff::SignedDuration::from_millis(a.at_ms as i64),
                 evidence: a.evidence,
                 action: a.action.to_string(),
+                handling: None,
             });
         }
         result.refused.extend(output.refused);

@@ -137,6 +137,7 @@ mod tests {
                 end_ms: 1,
             }],
             action: "supervisor_takeover".into(),
+            handling: None,
         }
     }
 

@@ -11,6 +11,14 @@
 //! subscriber reading the store head under the same lock sees no gap and
 //! no duplicate when it goes live.
 //!
+//! Two kinds of update meet here: the call state machine's (confirmed,
+//! retracted) and a supervisor's (acknowledged, assigned, resolved). Each
+//! is made without knowing what the other did a moment ago, so the writer,
+//! which stores every update in event-id order, merges them: a detection
+//! update keeps the handling of the version before it, a handling update
+//! takes everything else from it. The latest row of an `alert_id` is thus
+//! always the alert's whole state, however the two interleave.
+//!
 //! A second thread copies the WAL into the database file every
 //! [`CHECKPOINT_EVERY`], on a connection of its own, so no commit (and no
 //! alert) waits for a checkpoint.
@@ -26,7 +34,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, oneshot};
 
-use crate::alert::Alert;
+use std::collections::HashMap;
+
+use crate::alert::{Alert, HandlingChange};
 use crate::call::CallerKey;
 use crate::store::{AlertLog, Checkpointer, StoreError};
 
@@ -110,6 +120,9 @@ impl Future for Pending {
 
 enum Job {
     Alerts(Vec<Alert>, oneshot::Sender<Committed>),
+    /// A supervisor's change: the alert as last read (ids assigned), to be
+    /// brought up to date with the version before it at commit time.
+    Handle(Box<Alert>, HandlingChange, oneshot::Sender<Committed>),
     CallerCall(CallerKey, jiff::Timestamp),
 }
 
@@ -162,6 +175,15 @@ impl Committer {
         }
         let (reply, rx) = oneshot::channel();
         self.send(Job::Alerts(alerts, reply));
+        Pending(Some(rx))
+    }
+
+    /// Queues a supervisor's change of an alert's handling; `alert` is its
+    /// latest version as read, with a new `event_id` assigned (in id order,
+    /// like [`alerts`](Self::alerts)).
+    pub fn handle(&self, alert: Alert, change: HandlingChange) -> Pending {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Handle(Box::new(alert), change, reply));
         Pending(Some(rx))
     }
 
@@ -227,19 +249,27 @@ fn run(store: &Store, rx: &mpsc::Receiver<Job>) {
 
 fn commit_group(store: &Store, group: Vec<Job>) {
     let mut alerts = Vec::new();
+    let mut changes = Vec::new();
     let mut calls = Vec::new();
     let mut waiters = Vec::new();
     for job in group {
         match job {
             Job::Alerts(batch, reply) => {
                 waiters.push((batch.len(), reply));
+                changes.extend(batch.iter().map(|_| None));
                 alerts.extend(batch);
+            }
+            Job::Handle(alert, change, reply) => {
+                waiters.push((1, reply));
+                alerts.push(*alert);
+                changes.push(Some(change));
             }
             Job::CallerCall(caller, at) => calls.push((caller, at)),
         }
     }
     let mut log = store.lock();
-    if let Err(e) = log.commit(&alerts, &calls) {
+    let merged = merge_updates(&log, &mut alerts, changes);
+    if let Err(e) = merged.and_then(|()| log.commit(&alerts, &calls)) {
         drop(log);
         store.failed("commit", &e);
         let e = Arc::new(e);
@@ -266,4 +296,45 @@ fn commit_group(store: &Store, group: Vec<Job>) {
     for (batch, reply) in answers {
         let _ = reply.send(Ok(batch));
     }
+}
+
+/// Brings every update in `alerts` (in event-id order) up to date with the
+/// version of its alert stored or queued before it (see the module
+/// documentation). New alerts (an `alert_id` past the committed counter
+/// and not earlier in the group) cost no read.
+fn merge_updates(
+    log: &AlertLog,
+    alerts: &mut [Alert],
+    changes: Vec<Option<HandlingChange>>,
+) -> Result<(), StoreError> {
+    if alerts.is_empty() {
+        return Ok(());
+    }
+    let committed = log.counters()?.last_alert_id;
+    let mut latest: HashMap<u64, usize> = HashMap::new();
+    for (i, change) in changes.into_iter().enumerate() {
+        let id = alerts[i].alert_id;
+        let before = match latest.get(&id) {
+            Some(&j) => Some(alerts[j].clone()),
+            None if id <= committed => log.latest_of_alert(id)?,
+            None => None,
+        };
+        if let Some(before) = before {
+            let alert = &mut alerts[i];
+            match change {
+                None => alert.handling = before.handling,
+                Some(change) => {
+                    let event_id = alert.event_id;
+                    let handling = change.apply(before.handling.as_ref());
+                    *alert = Alert {
+                        event_id,
+                        handling: Some(handling),
+                        ..before
+                    };
+                }
+            }
+        }
+        latest.insert(id, i);
+    }
+    Ok(())
 }

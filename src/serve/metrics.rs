@@ -15,6 +15,8 @@ pub const ALERTS: &str = "callguard_alerts_total";
 pub const ACTIVE_CALLS: &str = "callguard_active_calls";
 /// Subscribe streams open now.
 pub const SUBSCRIBERS: &str = "callguard_subscribers";
+/// Console event streams (`GET /api/v1/events`) open now.
+pub const CONSOLE_STREAMS: &str = "callguard_console_streams";
 /// From an event's arrival to its alerts being committed and published.
 pub const INGEST_TO_ALERT: &str = "callguard_ingest_to_alert_seconds";
 /// Subscribers that fell behind the live buffer and went back to the store.

@@ -1,5 +1,6 @@
 //! `callguard serve`: the live service. Binds gRPC (ingest, alerts, admin,
-//! health, reflection) and HTTP (/metrics, /healthz, /readyz), runs the idle
+//! health, reflection) and HTTP (/metrics, /healthz, /readyz, and the
+//! supervisor console: `console.rs`), runs the idle
 //! sweeper and retention, reloads on SIGHUP, drains on SIGTERM / Ctrl-C.
 //!
 //! Tests start it in-process with [`start`] on `127.0.0.1:0` and stop it
@@ -7,6 +8,7 @@
 
 pub mod commit;
 pub mod config;
+pub mod console;
 pub mod metrics;
 pub mod state;
 
@@ -210,9 +212,13 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         Ok(())
     });
 
-    let router = http_router(service.clone());
+    let router =
+        http_router(service.clone()).merge(console::router(service.clone(), tokens.clone()));
     let mut http_stop = shutdown_rx.clone();
     let http_task = tokio::spawn(async move {
+        // With the peer's address: an open service answers the console to
+        // loopback peers only.
+        let router = router.into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(http_listener, router)
             .with_graceful_shutdown(async move {
                 let _ = http_stop.wait_for(|stop| *stop).await;

@@ -24,7 +24,7 @@ use tokio::sync::broadcast;
 
 use super::commit::{Committer, Pending, Store};
 use super::config::ServeConfig;
-use crate::alert::{Alert, AlertEvent};
+use crate::alert::{Alert, AlertEvent, HandlingChange, HandlingChangeError};
 use crate::call::{
     Applied, CallLimit, CallSnapshot, CallTable, CallerHasher, CallerHistory, TableError,
 };
@@ -77,6 +77,20 @@ pub enum Outcome {
     Refused(TableError),
     /// The event is for a tenant outside the sender's token scope.
     Denied(String),
+}
+
+/// Why an alert's handling could not be changed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlingError {
+    #[error("alert_id: no alert {0}")]
+    NotFound(u64),
+    /// The alert is another tenant's (the message names both).
+    #[error("alert_id: alert {alert_id} belongs to tenant {tenant:?}, outside this scope")]
+    OutOfScope { alert_id: u64, tenant: String },
+    #[error(transparent)]
+    Invalid(#[from] HandlingChangeError),
+    #[error("alert store: {0}")]
+    Store(Arc<crate::store::StoreError>),
 }
 
 /// Per-call bookkeeping the call table does not keep: service-wide alert
@@ -340,6 +354,7 @@ impl Service {
                     raised_at,
                     evidence: e.evidence,
                     action: e.action.to_string(),
+                    handling: None,
                 };
                 (e.local_id, alert)
             })
@@ -451,9 +466,53 @@ impl Service {
             .find(|(s, _)| s.call_id == call_id)
     }
 
+    /// Acknowledges, assigns or resolves an alert: stored as an update of
+    /// the same `alert_id` with a new `event_id`, published like any alert.
+    /// `scope` is the caller's tenant (`None`: all). Returns the update as
+    /// stored (merged with any detection update that came first; see
+    /// `commit.rs`).
+    pub async fn change_handling(
+        &self,
+        alert_id: u64,
+        scope: Option<&str>,
+        change: HandlingChange,
+    ) -> Result<Arc<Alert>, HandlingError> {
+        change.validate()?;
+        let store_err = |e| HandlingError::Store(Arc::new(e));
+        let latest = self
+            .with_log(|log| log.latest_of_alert(alert_id))
+            .map_err(store_err)?
+            .ok_or(HandlingError::NotFound(alert_id))?;
+        if scope.is_some_and(|own| own != latest.tenant) {
+            return Err(HandlingError::OutOfScope {
+                alert_id,
+                tenant: latest.tenant,
+            });
+        }
+        let mut update = latest;
+        update.handling = Some(change.apply(update.handling.as_ref()));
+        // Ids under the ledger lock, queued under it: in id order.
+        let pending = {
+            let mut ledger = lock(&self.ledger);
+            let update = ledger.counters.assign(update);
+            self.committer.handle(update, change)
+        };
+        let stored = pending.await.map_err(HandlingError::Store)?;
+        stored
+            .into_iter()
+            .next()
+            .ok_or(HandlingError::NotFound(alert_id))
+    }
+
     /// A new receiver of live alerts.
     pub fn subscribe_live(&self) -> broadcast::Receiver<Arc<Alert>> {
         self.store.bus.subscribe()
+    }
+
+    /// Receivers of the live bus now (subscriptions and console streams):
+    /// lets tests see that a vanished client was let go.
+    pub fn live_receivers(&self) -> usize {
+        self.store.bus.receiver_count()
     }
 
     /// Runs `f` with the store locked (no publication can interleave).

@@ -124,6 +124,11 @@ const MIGRATIONS: &[&str] = &[
     "
     INSERT INTO meta (key, value) VALUES ('event_id_lease', 0), ('alert_id_lease', 0);
 ",
+    // The latest version of one alert (acknowledgements, the commit
+    // thread's merge of updates) without a scan.
+    "
+    CREATE INDEX alerts_by_alert ON alerts (alert_id, event_id);
+",
 ];
 
 const LAST_EVENT_ID: &str = "last_event_id";
@@ -488,9 +493,32 @@ impl AlertLog {
             sql.push_str(" AND severity >= ?");
             args.push(Value::Integer(severity_rank(min)));
         }
+        // No column of its own: the agent is in the body, and filtering on
+        // it is rare (a team lead's view), so no migration rewrites the log.
+        if let Some(agent) = &filter.agent_id {
+            sql.push_str(" AND json_extract(body, '$.agent_id') = ?");
+            args.push(Value::Text(agent.clone()));
+        }
+        if let Some(since) = filter.since {
+            sql.push_str(" AND raised_at >= ?");
+            args.push(Value::Integer(ts_key(since)));
+        }
         sql.push_str(" ORDER BY event_id LIMIT ?");
         args.push(Value::Integer(sql_limit(limit)));
         self.query_alerts(&sql, params_from_iter(args))
+    }
+
+    /// The latest stored version (largest `event_id`) of one alert: its
+    /// whole current state, detection status and handling.
+    pub fn latest_of_alert(&self, alert_id: u64) -> Result<Option<Alert>, StoreError> {
+        let Ok(id) = i64::try_from(alert_id) else {
+            return Ok(None);
+        };
+        let mut found = self.query_alerts(
+            "SELECT event_id, body FROM alerts WHERE alert_id = ?1 ORDER BY event_id DESC LIMIT 1",
+            params![id],
+        )?;
+        Ok(found.pop())
     }
 
     /// Up to `limit` alerts (and updates) of one call, in `event_id` order.

@@ -23,6 +23,7 @@ fn alert(call_id: &str, tenant: &str, category: &str, severity: Severity) -> Ale
         raised_at: t0(),
         evidence: Vec::new(),
         action: "supervisor_takeover".into(),
+        handling: None,
     }
 }
 
@@ -138,7 +139,11 @@ fn mixed_log(dir: &Path) -> AlertLog {
                 .enumerate()
             {
                 let call = format!("c{}", (i + j + k) % 4);
-                batch.push(alert(&call, tenant, category, severity));
+                batch.push(Alert {
+                    agent_id: format!("a{}", (j + k) % 3),
+                    raised_at: t0() + SignedDuration::from_mins((i * 9 + j * 3 + k) as i64),
+                    ..alert(&call, tenant, category, severity)
+                });
             }
         }
     }
@@ -196,6 +201,22 @@ fn read_after_filters_in_sql_as_matches_does() {
                 call_ids: strings(&["c1", "c2", "it's \"quoted\""]),
                 categories: strings(&["violence", "profanity"]),
                 min_severity: Some(Severity::Critical),
+                agent_id: Some("a2".into()),
+                since: Some(t0() + SignedDuration::from_mins(2)),
+            },
+        ),
+        (
+            "agent",
+            AlertFilter {
+                agent_id: Some("a1".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "since",
+            AlertFilter {
+                since: Some(t0() + SignedDuration::from_mins(10)),
+                ..Default::default()
             },
         ),
     ];
@@ -208,6 +229,37 @@ fn read_after_filters_in_sql_as_matches_does() {
         let want: Vec<Alert> = want.into_iter().filter(|a| a.event_id > 9).collect();
         assert_eq!(got, want, "{name} after 9");
     }
+}
+
+#[test]
+fn latest_of_alert_is_its_last_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = AlertLog::open(dir.path()).unwrap();
+    let mut first = vec![
+        alert("c1", "acme", "violence", Severity::Critical),
+        alert("c2", "acme", "abuse", Severity::Warning),
+    ];
+    log.append(&mut first).unwrap();
+    let mut update = vec![Alert {
+        event_id: 0,
+        status: AlertStatus::Retracted,
+        ..first[0].clone()
+    }];
+    log.append(&mut update).unwrap();
+    let latest = log.latest_of_alert(first[0].alert_id).unwrap().unwrap();
+    assert_eq!(
+        (latest.event_id, latest.status),
+        (3, AlertStatus::Retracted)
+    );
+    assert_eq!(
+        log.latest_of_alert(first[1].alert_id)
+            .unwrap()
+            .unwrap()
+            .event_id,
+        2
+    );
+    assert_eq!(log.latest_of_alert(99).unwrap(), None);
+    assert_eq!(log.latest_of_alert(u64::MAX).unwrap(), None);
 }
 
 #[test]

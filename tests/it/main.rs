@@ -1,5 +1,7 @@
 //! Integration tests: one binary (STYLE.md idea 9), one module per area.
 
+mod browser;
+mod console;
 mod faults;
 mod fuzz_regressions;
 mod import_cli;

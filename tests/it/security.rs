@@ -426,6 +426,7 @@ async fn alerts_past_retention_are_purged_at_start() {
         raised_at: jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * days_ago),
         evidence: Vec::new(),
         action: "supervisor_takeover".into(),
+        handling: None,
     };
     let mut log = callguard::store::AlertLog::open(&data).unwrap();
     log.append(&mut [stored("old-call", 8), stored("recent-call", 6)])
