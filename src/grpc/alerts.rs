@@ -69,6 +69,12 @@ impl pb::alerts_server::Alerts for AlertsService {
             ::metrics::gauge!(metrics::SUBSCRIBERS).increment(1.0);
             tokio::select! {
                 _ = run_subscriber(&service, live, start, &filter, &tx) => {}
+                // The client went (cancel, reset, closed connection): tonic
+                // drops the reply stream, and so the receiver. Without this
+                // arm a subscriber only noticed when it next had a matching
+                // alert to send, and one that never had stayed forever
+                // (issue #18, F1: 20,000 reconnects slowed ingest ×800).
+                _ = tx.closed() => {}
                 // Subscriptions never end by themselves: end them on stop,
                 // so the server can drain.
                 _ = service.stopping() => {}

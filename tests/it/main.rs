@@ -2,6 +2,7 @@
 
 mod faults;
 mod fuzz_regressions;
+mod hostile;
 mod lexicon_cli;
 mod live_vs_replay;
 mod loadgen;
