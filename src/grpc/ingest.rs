@@ -110,7 +110,7 @@ async fn serve_stream(
         // Answers that need no commit leave at once, in order.
         while in_flight.front().is_some_and(|f| f.alerts.is_settled()) {
             let front = in_flight.pop_front().expect("checked above");
-            if !send(&tx, answer(front.head, Ok(Vec::new()))).await {
+            if !send(&tx, answer(&service, front.head, Ok(Vec::new()))).await {
                 return; // the client left
             }
         }
@@ -132,7 +132,7 @@ async fn serve_stream(
         match step {
             Step::Committed(committed) => {
                 let front = in_flight.pop_front().expect("awaited above");
-                if !send(&tx, answer(front.head, committed)).await {
+                if !send(&tx, answer(&service, front.head, committed)).await {
                     return;
                 }
             }
@@ -154,7 +154,7 @@ async fn serve_stream(
                     });
                     for front in in_flight.drain(..) {
                         let committed = front.alerts.await;
-                        if !send(&tx, answer(front.head, committed)).await {
+                        if !send(&tx, answer(&service, front.head, committed)).await {
                             return;
                         }
                     }
@@ -253,8 +253,13 @@ fn apply(
 
 /// The replies an event gets: its ack and its alerts, or why not. An ack
 /// is only sent once the event's alerts are committed, so a client that
-/// sees it knows they are stored.
-fn answer(head: Head, committed: Committed) -> Vec<pb::StreamTranscriptResponse> {
+/// sees it knows they are stored. Alerts the store refused are kept by the
+/// service and raised again when the client resends the event.
+fn answer(
+    service: &Service,
+    head: Head,
+    committed: Committed,
+) -> Vec<pb::StreamTranscriptResponse> {
     let (call_id, seq, duplicate, arrived) = match head {
         Head::Rejected(rejection) => return vec![*rejection],
         Head::Accepted {
@@ -266,12 +271,17 @@ fn answer(head: Head, committed: Committed) -> Vec<pb::StreamTranscriptResponse>
     };
     let alerts = match committed {
         Ok(alerts) => alerts,
-        Err(e) => {
+        Err(failed) => {
             let refusal = Refusal {
                 field: "event",
-                reason: format!("alert store failed, the event's alerts were not delivered: {e}"),
+                reason: format!(
+                    "alert store failed, the event's alerts were not delivered \
+                     (they are kept: resend the event): {}",
+                    failed.error
+                ),
                 code: tonic::Code::Unavailable,
             };
+            service.retain(&call_id, seq, failed);
             return vec![rejection(call_id, seq, &refusal)];
         }
     };

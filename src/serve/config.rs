@@ -32,6 +32,9 @@ pub struct ServeConfig {
     /// against a crash of the process at once and against power loss at
     /// the next checkpoint, a second later (`normal`). See `store`.
     pub store_sync: StoreSync,
+    /// Free bytes on the data dir's file system below which `/readyz`
+    /// reports not ready (a full disk shows before commits fail).
+    pub store_min_free_bytes: u64,
     /// Key of the caller-id hashes; a secret kept in the store when absent.
     pub caller_key_file: Option<PathBuf>,
     pub limits: Limits,
@@ -89,6 +92,7 @@ impl Default for ServeConfig {
             policy: None,
             retention_days: 30,
             store_sync: StoreSync::Normal,
+            store_min_free_bytes: 16 * 1024 * 1024,
             caller_key_file: None,
             limits: Limits::default(),
             tls: None,

@@ -19,6 +19,9 @@ pub const SUBSCRIBERS: &str = "callguard_subscribers";
 pub const INGEST_TO_ALERT: &str = "callguard_ingest_to_alert_seconds";
 /// Subscribers that fell behind the live buffer and went back to the store.
 pub const SUBSCRIBER_CATCHUPS: &str = "callguard_subscriber_catchups_total";
+/// Alerts the store refused that could not be kept to be raised again
+/// (their call ended, or too many for one call): lost, and logged.
+pub const ALERTS_UNSTORED: &str = "callguard_alerts_unstored_total";
 /// Store failures, by `op`.
 pub const STORE_ERRORS: &str = "callguard_store_errors_total";
 /// Alerts per store commit (group commit: one fsync each).

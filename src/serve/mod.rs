@@ -39,6 +39,8 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// before the connection (and its streams) is dropped.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the store is probed with a write, for `/readyz`.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// How often retention runs.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -130,6 +132,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     let rules = Rules::load(&config)?;
     let mut log = AlertLog::open(&config.data_dir)?;
     log.set_sync(config.store_sync)?;
+    log.set_min_free(config.store_min_free_bytes);
     let grpc_listener = bind(config.listen).await?;
     let http_listener = bind(config.http).await?;
     let grpc_addr = grpc_listener
@@ -226,8 +229,10 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     let housekeeping_task = tokio::spawn(async move {
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         let mut purge = tokio::time::interval(PURGE_EVERY);
+        let mut probe = tokio::time::interval(PROBE_EVERY);
         loop {
             tokio::select! {
+                _ = probe.tick() => housekeeping.probe_store(),
                 _ = sweep.tick() => {
                     let s = housekeeping.clone();
                     let _ = tokio::task::spawn_blocking(move || s.sweep()).await;

@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use tokio::sync::broadcast;
 
-use super::commit::{Committer, Pending, Store};
+use super::commit::{Committer, Failed, Pending, Store};
 use super::config::ServeConfig;
 use crate::alert::{Alert, AlertEvent};
 use crate::call::{
@@ -80,11 +80,28 @@ pub enum Outcome {
 }
 
 /// Per-call bookkeeping the call table does not keep: service-wide alert
-/// ids of the call's call-local ones.
+/// ids of the call's call-local ones, and alerts the store refused.
 #[derive(Default)]
 struct CallIds {
     alert_ids: HashMap<u32, u64>,
+    /// Alerts whose commit failed, raised again with the call's next event
+    /// (a resend of the refused one included): the call's state has moved
+    /// past them (seq seen, cooldown running), so without this a store
+    /// outage lost them for good (issue #18, F3).
+    retained: Vec<Retained>,
 }
+
+/// An alert the store refused, kept to be raised again.
+struct Retained {
+    /// The fragment's `seq` that raised it (0 for a start or end): a resend
+    /// of that seq is not a duplicate while it is retained.
+    seq: u64,
+    local_id: u32,
+    alert: Alert,
+}
+
+/// Refused alerts kept per call; beyond, the oldest are dropped (counted).
+const MAX_RETAINED: usize = 256;
 
 /// Locks the live calls are split over (by a hash of the call id).
 const SHARDS: usize = 16;
@@ -208,6 +225,12 @@ impl Service {
         self.store.is_ready()
     }
 
+    /// Queues a probe of the store: readiness follows the last write,
+    /// probe or commit, so it turns without traffic too.
+    pub fn probe_store(&self) {
+        self.committer.probe();
+    }
+
     fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
@@ -285,17 +308,30 @@ impl Service {
         if kind != FRAGMENT {
             metrics::gauge!(super::metrics::ACTIVE_CALLS).set(self.open_calls.open() as f64);
         }
-        let (duplicate, events) = match routed.applied {
+        let (mut duplicate, events) = match routed.applied {
             Applied::Duplicate => (true, Vec::new()),
             Applied::Accepted(events) => (false, events),
         };
-        let Some(snapshot) = routed.snapshot else {
+        let retained = calls
+            .ids
+            .get_mut(event.call_id())
+            .map(|ids| std::mem::take(&mut ids.retained))
+            .unwrap_or_default();
+        if duplicate && retained.iter().any(|r| r.seq == event_seq(&event)) {
+            duplicate = false; // a resend of an event the store refused
+        }
+        let snapshot = match routed.snapshot {
+            Some(snapshot) => Some(snapshot),
+            None if !retained.is_empty() => calls.table.snapshot_of(event.call_id()),
+            None => None,
+        };
+        let Some(snapshot) = snapshot else {
             return Outcome::Accepted {
                 duplicate,
                 alerts: Pending::none(),
             };
         };
-        let alerts = self.publish(&mut calls.ids, &snapshot, events, &rules.engine);
+        let alerts = self.publish(&mut calls.ids, &snapshot, retained, events, &rules.engine);
         if matches!(event, Event::End(_)) {
             self.remember_ended(&mut calls.ids, snapshot);
         }
@@ -315,16 +351,17 @@ impl Service {
         &self,
         call_ids: &mut HashMap<String, CallIds>,
         snapshot: &CallSnapshot,
+        retained: Vec<Retained>,
         events: Vec<AlertEvent>,
         engine: &Engine,
     ) -> Pending {
-        if events.is_empty() {
+        if events.is_empty() && retained.is_empty() {
             return Pending::none();
         }
         let raised_at = jiff::Timestamp::now();
-        let built: Vec<(u32, Alert)> = events
-            .into_iter()
-            .map(|e| {
+        let retained = retained.into_iter().map(|r| (r.local_id, r.alert));
+        let built: Vec<(u32, Alert)> = retained
+            .chain(events.into_iter().map(|e| {
                 let alert = Alert {
                     event_id: 0,
                     alert_id: 0,
@@ -342,9 +379,10 @@ impl Service {
                     action: e.action.to_string(),
                 };
                 (e.local_id, alert)
-            })
+            }))
             .collect();
         let ids = call_ids.entry(snapshot.call_id.clone()).or_default();
+        let mut locals = Vec::with_capacity(built.len());
         // Only the ids under the ledger lock; an update of an alert raised
         // earlier in the same batch finds its id in the map.
         let mut ledger = lock(&self.ledger);
@@ -352,12 +390,59 @@ impl Service {
             .into_iter()
             .map(|(local_id, mut alert)| {
                 alert.alert_id = ids.alert_ids.get(&local_id).copied().unwrap_or(0);
+                locals.push((local_id, alert.alert_id == 0));
                 let alert = ledger.counters.assign(alert);
                 ids.alert_ids.insert(local_id, alert.alert_id);
                 alert
             })
             .collect();
-        self.committer.alerts(alerts)
+        self.committer.alerts(alerts).with_locals(locals)
+    }
+
+    /// Keeps the alerts of an event the store refused, to be raised again
+    /// with the call's next event (see [`CallIds::retained`]), and forgets
+    /// the ids handed out for new ones, so that GetCall and ListCalls list
+    /// only stored alerts.
+    pub fn retain(&self, call_id: &str, seq: u64, failed: Failed) {
+        if failed.alerts.is_empty() {
+            return;
+        }
+        let mut guard = lock(self.shard_of(call_id));
+        let calls = &mut *guard;
+        let n = failed.alerts.len();
+        if calls.table.tenant_of(call_id).is_none() {
+            // The call ended with this event (its final alerts are what
+            // failed): nothing is left to raise them with.
+            metrics::counter!(super::metrics::ALERTS_UNSTORED).increment(n as u64);
+            tracing::error!(
+                call_id,
+                alerts = n,
+                "the alert store refused the alerts of an ending call; they are lost"
+            );
+            return;
+        }
+        let ids = calls.ids.entry(call_id.to_owned()).or_default();
+        for (alert, (local_id, fresh)) in failed.alerts.into_iter().zip(failed.locals) {
+            if fresh && ids.alert_ids.get(&local_id) == Some(&alert.alert_id) {
+                ids.alert_ids.remove(&local_id);
+            }
+            ids.retained.push(Retained {
+                seq,
+                local_id,
+                alert,
+            });
+        }
+        if ids.retained.len() > MAX_RETAINED {
+            let dropped = ids.retained.len() - MAX_RETAINED;
+            ids.retained.drain(..dropped);
+            metrics::counter!(super::metrics::ALERTS_UNSTORED).increment(dropped as u64);
+            tracing::error!(
+                call_id,
+                dropped,
+                "too many alerts refused by the alert store for one call; the oldest are lost"
+            );
+        }
+        tracing::warn!(call_id, seq, alerts = n, "alerts refused by the alert store are kept, to be raised again with the call's next event");
     }
 
     fn remember_ended(&self, call_ids: &mut HashMap<String, CallIds>, snapshot: CallSnapshot) {
@@ -382,8 +467,13 @@ impl Service {
             let closed = calls.table.close_idle(self.now_ms(), &rules.policy);
             for (snapshot, events) in closed {
                 tracing::info!(call_id = %snapshot.call_id, "call closed after idle timeout");
+                let retained = calls
+                    .ids
+                    .get_mut(&snapshot.call_id)
+                    .map(|ids| std::mem::take(&mut ids.retained))
+                    .unwrap_or_default();
                 // Published by the committer; a store failure is reported there.
-                drop(self.publish(&mut calls.ids, &snapshot, events, &rules.engine));
+                drop(self.publish(&mut calls.ids, &snapshot, retained, events, &rules.engine));
                 self.remember_ended(&mut calls.ids, snapshot);
             }
         }
@@ -459,6 +549,14 @@ impl Service {
     /// Runs `f` with the store locked (no publication can interleave).
     pub fn with_log<R>(&self, f: impl FnOnce(&mut AlertLog) -> R) -> R {
         f(&mut self.store.lock())
+    }
+}
+
+/// The `seq` of a fragment (0 for a start or end).
+fn event_seq(event: &Event) -> u64 {
+    match event {
+        Event::Fragment(fragment) => fragment.seq,
+        _ => 0,
     }
 }
 

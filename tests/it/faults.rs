@@ -696,7 +696,9 @@ pub(crate) async fn open_ingest(
     (tx, replies)
 }
 
-pub(crate) async fn next_reply(replies: &mut tonic::Streaming<pb::StreamTranscriptResponse>) -> Reply {
+pub(crate) async fn next_reply(
+    replies: &mut tonic::Streaming<pb::StreamTranscriptResponse>,
+) -> Reply {
     tokio::time::timeout(Duration::from_secs(30), replies.message())
         .await
         .expect("a reply within 30 s")

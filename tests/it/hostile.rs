@@ -21,8 +21,15 @@ async fn f1_cancelled_subscriptions_end_without_an_alert_being_due() {
 
     // One subscriber that stays: the baseline the gauge must come back to.
     let mut alerts = pb::alerts_client::AlertsClient::new(connect(server.grpc).await);
-    let mut staying = alerts.subscribe(subscribe_request(0)).await.unwrap().into_inner();
-    eventually("one subscriber", || async { subscribers().await == Some(1.0) }).await;
+    let mut staying = alerts
+        .subscribe(subscribe_request(0))
+        .await
+        .unwrap()
+        .into_inner();
+    eventually("one subscriber", || async {
+        subscribers().await == Some(1.0)
+    })
+    .await;
 
     // A reconnect loop: subscribe, then cancel (RST_STREAM) on a shared
     // connection, and every tenth one by closing its own connection.
@@ -56,4 +63,243 @@ async fn f1_cancelled_subscriptions_end_without_an_alert_being_due() {
         .await
         .alerts;
     assert_eq!(take(&mut staying, 1).await, raised);
+}
+
+// ---------------------------------------------------------------------------
+// F3. An alert refused during a store outage is gone for good
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f3_an_alert_refused_on_a_full_disk_is_raised_again_when_resent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(disk) = Tmpfs::mount(&tmp.path().join("disk"), "3m") else {
+        return;
+    };
+    let mut config = quiet_config(tmp.path());
+    config.data_dir = disk.path.join("data");
+    config.store_min_free_bytes = 256 * 1024;
+    let server = TestServer::spawn_with(config.clone()).await;
+    let http = server.server.http_addr;
+    let mut sub = server.subscription(0).await;
+    let mut ingest = server.stream().await;
+    let first = ingest
+        .send(fragment("before", 1, "u1", "ぶっ殺すぞ", true))
+        .await;
+    assert_eq!(first.alerts.len(), 1, "{first:?}");
+    assert_eq!(take(&mut sub, 1).await, first.alerts);
+    assert!(http_get(http, "/readyz").await.starts_with("HTTP/1.1 200"));
+
+    // Fill the disk; the WAL soon needs a page it cannot have. (Pipelined
+    // on a stream of its own: one call and one alert per event.)
+    disk.fill();
+    let (tx, mut replies) = open_ingest(server.channel().await).await;
+    let sender = tokio::spawn(async move {
+        for i in 0..20_000 {
+            let event = fragment(&format!("full{i}"), 1, "u1", "ぶっ殺すぞ", true);
+            if tx.send(event).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut refused = None;
+    while refused.is_none() {
+        match next_reply(&mut replies).await {
+            pb::stream_transcript_response::Response::Rejection(rejection) => {
+                assert_eq!(rejection.code, "UNAVAILABLE", "{rejection:?}");
+                refused = Some(rejection.call_id);
+            }
+            pb::stream_transcript_response::Response::Alert(_)
+            | pb::stream_transcript_response::Response::Ack(_) => {}
+        }
+    }
+    sender.abort();
+    drop(replies);
+    let refused = refused.expect("a commit fails on a full disk");
+    eventually("/readyz 503 on a full disk", || async {
+        http_get(http, "/readyz").await.starts_with("HTTP/1.1 503")
+    })
+    .await;
+
+    // GetCall lists no alert id that was not stored.
+    let mut alerts = server.alerts().await;
+    let call = alerts
+        .get_call(pb::GetCallRequest {
+            call_id: refused.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(call.alerts.is_empty(), "{:?}", call.alerts);
+    assert_eq!(call.call.unwrap().alert_ids, Vec::<u64>::new());
+
+    // Space comes back: ready again without any traffic (the probe).
+    disk.free();
+    eventually("/readyz 200 once space is freed", || async {
+        http_get(http, "/readyz").await.starts_with("HTTP/1.1 200")
+    })
+    .await;
+
+    // The resend is no duplicate and raises the alert again.
+    let again = ingest
+        .send(fragment(&refused, 1, "u1", "ぶっ殺すぞ", true))
+        .await;
+    let ack = again.ack.clone().expect("the resend is acknowledged");
+    assert!(!ack.duplicate, "{ack:?}");
+    assert_eq!(again.alerts.len(), 1, "{again:?}");
+    assert_eq!(again.alerts[0].call_id, refused);
+    // Subscribers get it too (after the alerts of the events that followed).
+    loop {
+        let alert = take(&mut sub, 1).await.remove(0);
+        assert!(alert.event_id <= again.alerts[0].event_id, "{alert:?}");
+        if alert.call_id == refused {
+            assert_eq!(alert, again.alerts[0]);
+            break;
+        }
+    }
+    let call = alerts
+        .get_call(pb::GetCallRequest {
+            call_id: refused.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(call.alerts, again.alerts);
+    assert_eq!(call.call.unwrap().alert_ids, vec![again.alerts[0].alert_id]);
+    drop((sub, ingest, alerts));
+    server.stop().await;
+
+    // A restart with the disk full again is never ready: it either cannot
+    // open the store (an error naming the file: the WAL needs a new page)
+    // or starts and says it is not ready (the probe) until space is freed.
+    disk.fill();
+    match callguard::serve::start(config).await {
+        Err(e) => assert!(e.to_string().contains("callguard.db"), "{e}"),
+        Ok(restarted) => {
+            let http = restarted.http_addr;
+            assert!(
+                http_get(http, "/readyz").await.starts_with("HTTP/1.1 503"),
+                "not ready on a full disk after a restart"
+            );
+            disk.free();
+            eventually("ready once space is freed", || async {
+                http_get(http, "/readyz").await.starts_with("HTTP/1.1 200")
+            })
+            .await;
+            restarted.stop().await.unwrap();
+        }
+    }
+}
+
+/// A small tmpfs mounted for one test (needs the right to mount: root, or
+/// CAP_SYS_ADMIN); unmounted when dropped. Tests that need a full disk
+/// skip, saying so, where mounting is not allowed.
+struct Tmpfs {
+    path: std::path::PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(path: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(path).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("skipped: cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)");
+            return None;
+        }
+        Some(Tmpfs {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Fills the file system up (a file of zeros until ENOSPC).
+    fn fill(&self) {
+        use std::io::Write;
+        let mut file = std::fs::File::create(self.path.join("filler")).unwrap();
+        let block = vec![0u8; 4096];
+        while file.write_all(&block).is_ok() {}
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.path.join("filler")).unwrap();
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// F4. A deleted WAL file goes unnoticed
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f4_a_deleted_wal_is_noticed_and_no_acknowledged_alert_is_lost_to_sigkill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), QUIET_POLICY, "");
+    let data = tmp.path().join("data");
+    let mut first = ChildServer::spawn(&data, Some(&config)).await;
+    let url = format!("http://{}", first.grpc);
+    let client = || async {
+        IngestStream::open(
+            callguard::grpc::client::ClientConfig::plain(url.clone())
+                .connect()
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+    };
+    let mut ingest = client().await;
+    let mut acked = Vec::new();
+    for i in 0..30 {
+        let replies = ingest
+            .send(fragment(&format!("w{i}"), 1, "u1", "ぶっ殺すぞ", true))
+            .await;
+        assert!(replies.ack.is_some(), "{replies:?}");
+        acked.extend(replies.alerts);
+    }
+    std::fs::remove_file(data.join("callguard.db-wal")).unwrap();
+
+    eventually("/readyz 503 once the WAL is gone", || async {
+        http_get(first.http, "/readyz")
+            .await
+            .starts_with("HTTP/1.1 503")
+    })
+    .await;
+    for i in 30..60 {
+        let replies = ingest
+            .send(fragment(&format!("w{i}"), 1, "u1", "ぶっ殺すぞ", true))
+            .await;
+        match (replies.ack, replies.rejection) {
+            (Some(_), None) => acked.extend(replies.alerts),
+            (None, Some(rejection)) => assert_eq!(rejection.code, "UNAVAILABLE"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        first.log().contains("WAL file was deleted"),
+        "{}",
+        first.log()
+    );
+    first.kill();
+    drop(first);
+
+    let second = ChildServer::spawn(&data, Some(&config)).await;
+    let mut history = pb::alerts_client::AlertsClient::new(connect(second.grpc).await)
+        .subscribe(pb::SubscribeRequest {
+            from_start: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let stored = take(&mut history, acked.len()).await;
+    assert_eq!(stored, acked, "every acknowledged alert survives the kill");
 }
