@@ -99,13 +99,16 @@ pub struct Failed {
     pub alerts: Vec<Alert>,
     /// Per alert: its call-local id, and whether it was a new alert (its
     /// `alert_id` handed out for it) rather than an update of a stored one.
-    pub locals: Vec<(u32, bool)>,
+    pub locals: Locals,
 }
 
 /// Alerts on their way to the store; resolves once they are committed and
 /// published (at once when there are none).
 #[must_use = "dropping it is fine, but then nobody learns whether the alerts were stored"]
-pub struct Pending(Option<(oneshot::Receiver<Committed>, Vec<(u32, bool)>)>);
+pub struct Pending(Option<(oneshot::Receiver<Committed>, Locals)>);
+
+/// Per alert of a batch: call-local id, and whether it is new (see [`Failed::locals`]).
+pub type Locals = Vec<(u32, bool)>;
 
 impl Pending {
     pub fn none() -> Pending {
@@ -114,7 +117,7 @@ impl Pending {
 
     /// Alerts on their way, with their call-local ids and freshness (see
     /// [`Failed::locals`]) for the case that the store refuses them.
-    pub fn with_locals(self, locals: Vec<(u32, bool)>) -> Pending {
+    pub fn with_locals(self, locals: Locals) -> Pending {
         Pending(self.0.map(|(rx, _)| (rx, locals)))
     }
 

@@ -80,6 +80,15 @@ pub struct Limits {
     /// Ended calls kept for ListCalls / GetCall, and for how long (seconds).
     pub recent_ended_calls: usize,
     pub recent_ended_seconds: u64,
+    /// gRPC connections open at once; a new one beyond is closed at once
+    /// (logged, `callguard_connections_refused_total`). Capped below the
+    /// open-files limit at start.
+    pub max_connections: usize,
+    /// Seconds a new connection has to send its first frame (the HTTP/2
+    /// preface, or the TLS hello).
+    pub first_frame_timeout_seconds: u64,
+    /// Seconds a connection with no open stream is kept.
+    pub idle_connection_timeout_seconds: u64,
 }
 
 impl Default for ServeConfig {
@@ -113,6 +122,9 @@ impl Default for Limits {
             subscriber_buffer: 4_096,
             recent_ended_calls: 1_000,
             recent_ended_seconds: 600,
+            max_connections: 10_000,
+            first_frame_timeout_seconds: 10,
+            idle_connection_timeout_seconds: 300,
         }
     }
 }
@@ -183,6 +195,15 @@ impl ServeConfig {
             return Err(bad(
                 "limits.stream_window_bytes",
                 "must be between 1024 and 2147483647",
+            ));
+        }
+        if l.max_connections == 0 {
+            return Err(bad("limits.max_connections", "must be at least 1"));
+        }
+        if l.first_frame_timeout_seconds == 0 || l.idle_connection_timeout_seconds == 0 {
+            return Err(bad(
+                "limits.first_frame_timeout_seconds",
+                "connection timeouts must be at least 1 second",
             ));
         }
         if l.subscriber_buffer < 16 {

@@ -28,6 +28,12 @@ pub const STORE_ERRORS: &str = "callguard_store_errors_total";
 pub const COMMIT_GROUP: &str = "callguard_commit_group_alerts";
 /// Time of one WAL checkpoint (off the commit path).
 pub const CHECKPOINT_SECONDS: &str = "callguard_store_checkpoint_seconds";
+/// gRPC connections open now.
+pub const CONNECTIONS: &str = "callguard_connections";
+/// Connections closed at accept: `limits.max_connections` reached.
+pub const CONNECTIONS_REFUSED: &str = "callguard_connections_refused_total";
+/// Connections closed by a timeout, by `reason` ("first frame", "idle").
+pub const CONNECTIONS_TIMED_OUT: &str = "callguard_connections_timed_out_total";
 /// Requests refused for a missing or unknown token.
 pub const AUTH_FAILURES: &str = "callguard_auth_failures_total";
 

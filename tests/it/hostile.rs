@@ -3,6 +3,8 @@
 //! real socket. Tests that read process-wide metrics or kill the server run
 //! the binary as a child process, as in `faults.rs`.
 
+use std::time::Duration;
+
 use callguard::grpc::pb;
 
 use crate::faults::*;
@@ -302,4 +304,93 @@ async fn f4_a_deleted_wal_is_noticed_and_no_acknowledged_alert_is_lost_to_sigkil
         .into_inner();
     let stored = take(&mut history, acked.len()).await;
     assert_eq!(stored, acked, "every acknowledged alert survives the kill");
+}
+
+// ---------------------------------------------------------------------------
+// F2. No handshake or idle timeout on accepted TCP connections; no cap
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f2_silent_idle_and_excess_connections_are_closed_and_counted() {
+    const CAP: usize = 40;
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(
+        tmp.path(),
+        QUIET_POLICY,
+        &format!(
+            "max_connections = {CAP}\nfirst_frame_timeout_seconds = 1\nidle_connection_timeout_seconds = 2\n"
+        ),
+    );
+    let server = ChildServer::spawn(&tmp.path().join("data"), Some(&config)).await;
+    assert!(
+        server.log().contains("open-files limit"),
+        "{}",
+        server.log()
+    );
+
+    // A subscriber on its own connection: an open stream keeps it open.
+    let mut alerts = pb::alerts_client::AlertsClient::new(connect(server.grpc).await);
+    let mut staying = alerts
+        .subscribe(subscribe_request(0))
+        .await
+        .unwrap()
+        .into_inner();
+    eventually("one connection", || async {
+        metric(server.http, "callguard_connections").await == Some(1.0)
+    })
+    .await;
+
+    // Connections that send nothing: CAP - 1 fit, the rest are refused.
+    let mut silent = Vec::new();
+    for _ in 0..CAP + 10 {
+        silent.push(tokio::net::TcpStream::connect(server.grpc).await.unwrap());
+    }
+    // (At least 10: a connection closed a moment ago may still hold its place.)
+    eventually("10 connections refused", || async {
+        metric(server.http, "callguard_connections_refused_total")
+            .await
+            .is_some_and(|n| n >= 10.0)
+    })
+    .await;
+    assert!(server.log().contains("limits.max_connections reached"));
+    // Every silent one is closed by the server (after its SETTINGS frame):
+    // refused, or timed out.
+    for mut socket in silent {
+        use tokio::io::AsyncReadExt;
+        let mut sink = Vec::new();
+        // Ok(EOF) or a reset: either way closed.
+        let _closed = tokio::time::timeout(Duration::from_secs(15), socket.read_to_end(&mut sink))
+            .await
+            .expect("a silent connection is closed within 15 s");
+    }
+
+    // A client whose only call is over: closed once idle; the subscriber's
+    // connection stays.
+    let mut once = pb::alerts_client::AlertsClient::new(connect(server.grpc).await);
+    once.list_calls(pb::ListCallsRequest::default())
+        .await
+        .unwrap();
+    eventually("the idle connection closed", || async {
+        metric(server.http, "callguard_connections").await == Some(1.0)
+    })
+    .await;
+    let timed_out = http_get(server.http, "/metrics").await;
+    assert!(
+        timed_out.contains("callguard_connections_timed_out_total{reason=\"idle\"}"),
+        "{timed_out}"
+    );
+
+    // The server still serves, and the subscriber still hears.
+    let mut ingest = IngestStream::open(
+        callguard::grpc::client::ClientConfig::plain(format!("http://{}", server.grpc))
+            .connect()
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let raised = ingest
+        .send(fragment("c1", 1, "u1", "ぶっ殺すぞ", true))
+        .await
+        .alerts;
+    assert_eq!(take(&mut staying, 1).await, raised);
 }
