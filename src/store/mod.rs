@@ -173,6 +173,13 @@ pub enum StoreError {
     },
     #[error("the alert store writer has stopped")]
     Closed,
+    #[error("data directory {dir} is in use by another callguard{}; one server per --data-dir", holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default())]
+    Locked { dir: PathBuf, holder: Option<u32> },
+    #[error("cannot lock data directory {dir}: {source}")]
+    Lock {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the file system of {path} has {free} bytes free, below store_min_free_bytes ({min})")]
     LowSpace { path: PathBuf, free: u64, min: u64 },
     #[error("cannot generate installation secret for {path}: {source}")]
@@ -201,6 +208,8 @@ pub struct AlertLog {
     leased: bool,
     /// Free bytes below which [`probe`](Self::probe) fails (0: no floor).
     min_free: u64,
+    /// The data dir's lock, held for as long as the store is open.
+    _lock: std::fs::File,
 }
 
 impl AlertLog {
@@ -211,6 +220,7 @@ impl AlertLog {
             path: dir.to_path_buf(),
             source,
         })?;
+        let lock = lock_dir(dir)?;
         let path = dir.join(DB_FILE);
         let mut conn = connect(&path)?;
         let mode: String = conn
@@ -240,6 +250,7 @@ impl AlertLog {
             lease,
             leased: false,
             min_free: 0,
+            _lock: lock,
         })
     }
 
@@ -732,6 +743,46 @@ fn read_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// The lock file in a data directory; it holds the owner's pid.
+pub const LOCK_FILE: &str = "callguard.lock";
+
+/// Takes the data directory's advisory lock (`flock`, released by the
+/// kernel when the process dies, so a SIGKILL leaves no stale lock), and
+/// writes our pid in the file for the error a second server gets. Two
+/// servers on one directory would take each other's id leases and each
+/// refuse the other's alerts (issue #18, F5).
+fn lock_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join(LOCK_FILE);
+    let err = |source| StoreError::Lock {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(err)?;
+    #[cfg(unix)]
+    if let Err(e) = rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        if e != rustix::io::Errno::WOULDBLOCK {
+            return Err(err(e.into()));
+        }
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        return Err(StoreError::Locked {
+            dir: dir.to_path_buf(),
+            holder: holder.trim().parse().ok(),
+        });
+    }
+    file.set_len(0).map_err(err)?;
+    file.rewind().map_err(err)?;
+    writeln!(file, "{}", std::process::id()).map_err(err)?;
+    Ok(file)
 }
 
 /// Bytes an unprivileged writer may still use on the file system of `path`.

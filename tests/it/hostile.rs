@@ -394,3 +394,43 @@ async fn f2_silent_idle_and_excess_connections_are_closed_and_counted() {
         .alerts;
     assert_eq!(take(&mut staying, 1).await, raised);
 }
+
+// ---------------------------------------------------------------------------
+// F5. No lock on the data dir
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f5_a_second_server_on_the_same_data_dir_refuses_to_start_naming_the_holder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let first = ChildServer::spawn(&data, None).await;
+    let bin = env!("CARGO_BIN_EXE_callguard");
+    let dir = data.clone();
+    let second = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(bin)
+            .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(&dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap()
+    });
+    let second = tokio::time::timeout(Duration::from_secs(60), second)
+        .await
+        .expect("the second server exits at once")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "in use by another callguard (pid {})",
+            first.pid()
+        )),
+        "{stderr}"
+    );
+    // The first one is unharmed.
+    assert!(http_get(first.http, "/readyz")
+        .await
+        .starts_with("HTTP/1.1 200"));
+}
