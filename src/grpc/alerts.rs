@@ -109,26 +109,17 @@ impl pb::alerts_server::Alerts for AlertsService {
         let who = principal(&request)?;
         who.require(Permission::Read)?;
         let call_id = request.into_inner().call_id;
-        let call = self.service.find_call(&call_id);
+        // Ids are scoped by tenant: another tenant's call of the same id is
+        // a different call, and for this caller it does not exist (NOT_FOUND,
+        // whether or not it does: the answer reveals no other tenant's ids).
+        let call = self.service.find_call(who.tenant.as_deref(), &call_id);
         let mut alerts = self
             .service
             .with_log(|log| log.alerts_of_call(&call_id, CALL_HISTORY))
             .map_err(store_unavailable)?;
+        alerts.retain(|a| who.may_see(&a.tenant));
         if call.is_none() && alerts.is_empty() {
             return Err(not_found(&format!("call_id: no call {call_id:?}")));
-        }
-        // The call, or the stored alerts of an earlier call with this id,
-        // may be another tenant's.
-        alerts.retain(|a| who.may_see(&a.tenant));
-        let visible = match &call {
-            Some((snapshot, _)) => who.may_see(&snapshot.tenant),
-            None => !alerts.is_empty(),
-        };
-        if !visible {
-            return Err(Status::permission_denied(format!(
-                "call_id: call {call_id:?} belongs to a tenant outside the scope of token {:?}",
-                who.name
-            )));
         }
         Ok(Response::new(pb::GetCallResponse {
             call: call.map(|(snapshot, ids)| call_summary(&snapshot, ids)),

@@ -11,7 +11,7 @@
 //! holds too many small unread frames (ENHANCE_YOUR_CALM) — every call on
 //! it would fail.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
@@ -104,6 +104,11 @@ async fn serve_stream(
     tx: ReplySender,
 ) {
     let mut scratch = Scratch::default();
+    let mut calls = StreamCalls {
+        service: service.clone(),
+        scope: who.tenant.clone(),
+        ids: HashSet::new(),
+    };
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let mut reading = true;
     loop {
@@ -137,7 +142,7 @@ async fn serve_stream(
                 }
             }
             Step::Inbound(Ok(Some(message))) => {
-                in_flight.push_back(apply(&service, &who, message, &mut scratch));
+                in_flight.push_back(apply(&service, &who, message, &mut scratch, &mut calls));
             }
             Step::Inbound(Ok(None)) => reading = false,
             Step::Inbound(Err(status)) => {
@@ -162,6 +167,39 @@ async fn serve_stream(
                     return;
                 }
             }
+        }
+    }
+}
+
+/// The calls a stream sent events for and did not end. When the stream
+/// goes (however it goes) they close after `limits.stream_grace_seconds`
+/// instead of the idle timeout, unless another stream takes them up
+/// (issue #18, F6).
+struct StreamCalls {
+    service: Arc<Service>,
+    scope: Option<String>,
+    ids: HashSet<String>,
+}
+
+impl StreamCalls {
+    fn contains(&self, call_id: &str) -> bool {
+        self.ids.contains(call_id)
+    }
+
+    fn insert(&mut self, call_id: String) {
+        self.ids.insert(call_id);
+    }
+
+    fn remove(&mut self, call_id: &str) {
+        self.ids.remove(call_id);
+    }
+}
+
+impl Drop for StreamCalls {
+    fn drop(&mut self) {
+        if !self.ids.is_empty() {
+            let ids = std::mem::take(&mut self.ids);
+            self.service.orphan(self.scope.as_deref(), ids);
         }
     }
 }
@@ -221,6 +259,7 @@ fn apply(
     who: &Principal,
     message: pb::TranscriptEvent,
     scratch: &mut Scratch,
+    calls: &mut StreamCalls,
 ) -> InFlight {
     let arrived = Instant::now();
     let (call_id, seq) = event_ids(&message);
@@ -232,21 +271,38 @@ fn apply(
         Ok(event) => event,
         Err(e) => return refused(&Refusal::from(&e)),
     };
+    let ends = matches!(event, Event::End(_));
     match service.apply(event, who.tenant.as_deref(), scratch) {
-        Outcome::Accepted { duplicate, alerts } => InFlight {
-            head: Head::Accepted {
-                call_id,
-                seq,
-                duplicate,
-                arrived,
-            },
-            alerts,
-        },
+        Outcome::Accepted { duplicate, alerts } => {
+            if ends {
+                calls.remove(&call_id);
+            } else if !calls.contains(&call_id) {
+                calls.insert(call_id.clone());
+            }
+            InFlight {
+                head: Head::Accepted {
+                    call_id,
+                    seq,
+                    duplicate,
+                    arrived,
+                },
+                alerts,
+            }
+        }
         Outcome::Refused(e) => refused(&Refusal::from(&e)),
         Outcome::Denied(reason) => refused(&Refusal {
-            field: "tenant",
+            field: if reason.starts_with("call_id") {
+                "call_id"
+            } else {
+                "tenant"
+            },
             reason,
             code: tonic::Code::PermissionDenied,
+        }),
+        Outcome::Ended(reason) => refused(&Refusal {
+            field: "call_id",
+            reason,
+            code: tonic::Code::FailedPrecondition,
         }),
     }
 }

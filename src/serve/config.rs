@@ -66,6 +66,12 @@ pub struct Limits {
     pub max_text_bytes: usize,
     /// Calls open at once, across all streams.
     pub max_active_calls: usize,
+    /// Calls one tenant may have open at once, so that one tenant cannot
+    /// fill `max_active_calls` for everyone.
+    pub max_active_calls_per_tenant: usize,
+    /// Seconds the calls of an ingest stream that closed without ending
+    /// them stay open (another stream may take them up) before they close.
+    pub stream_grace_seconds: u64,
     /// Concurrent HTTP/2 streams per connection.
     pub max_streams_per_connection: u32,
     /// HTTP/2 flow-control window per stream: how much a client may send
@@ -116,6 +122,8 @@ impl Default for Limits {
         Limits {
             max_text_bytes: crate::event::DEFAULT_MAX_TEXT_BYTES,
             max_active_calls: 50_000,
+            max_active_calls_per_tenant: 10_000,
+            stream_grace_seconds: 60,
             max_streams_per_connection: 1_024,
             stream_window_bytes: 16 * 1024,
             max_message_bytes: 64 * 1024,
@@ -184,6 +192,12 @@ impl ServeConfig {
         }
         if l.max_active_calls == 0 {
             return Err(bad("limits.max_active_calls", "must be at least 1"));
+        }
+        if l.max_active_calls_per_tenant == 0 {
+            return Err(bad(
+                "limits.max_active_calls_per_tenant",
+                "must be at least 1",
+            ));
         }
         if l.max_streams_per_connection == 0 {
             return Err(bad(

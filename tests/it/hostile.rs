@@ -434,3 +434,221 @@ async fn f5_a_second_server_on_the_same_data_dir_refuses_to_start_naming_the_hol
         .await
         .starts_with("HTTP/1.1 200"));
 }
+
+// ---------------------------------------------------------------------------
+// F6, F8, F9: tenants
+
+const GW_ACME: &str = "tok-gw-acme";
+const GW_GLOBEX: &str = "tok-gw-globex";
+const SV_ACME: &str = "tok-sv-acme";
+const SV_GLOBEX: &str = "tok-sv-globex";
+
+/// A server with an ingest and a supervisor token for each of two tenants.
+async fn spawn_tenants(
+    dir: &std::path::Path,
+    tune: impl FnOnce(&mut callguard::serve::ServeConfig),
+) -> TestServer {
+    use callguard::grpc::auth::{hash_token, Role, TokenEntry};
+    let entry = |name: &str, token: &str, role, tenant: &str| TokenEntry {
+        name: name.into(),
+        sha256: hash_token(token),
+        role,
+        tenant: tenant.into(),
+    };
+    let mut config = quiet_config(dir);
+    config.tokens = vec![
+        entry("gw-acme", GW_ACME, Role::Ingest, "acme"),
+        entry("gw-globex", GW_GLOBEX, Role::Ingest, "globex"),
+        entry("sv-acme", SV_ACME, Role::Supervisor, "acme"),
+        entry("sv-globex", SV_GLOBEX, Role::Supervisor, "globex"),
+    ];
+    tune(&mut config);
+    TestServer::spawn_with(config).await
+}
+
+async fn authed(server: &TestServer, token: &str) -> callguard::grpc::client::AuthChannel {
+    callguard::grpc::client::ClientConfig {
+        token: Some(token.to_owned()),
+        ..callguard::grpc::client::ClientConfig::plain(server.url())
+    }
+    .connect()
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f6_one_tenant_cannot_fill_the_service_and_its_abandoned_calls_close_after_the_grace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = spawn_tenants(tmp.path(), |c| {
+        c.limits.max_active_calls = 10;
+        c.limits.max_active_calls_per_tenant = 4;
+        c.limits.stream_grace_seconds = 1;
+    })
+    .await;
+    let mut acme = IngestStream::open(authed(&server, GW_ACME).await)
+        .await
+        .unwrap();
+    for i in 0..4 {
+        let r = acme.send(start_event(&format!("a{i}"), "")).await;
+        assert!(r.ack.is_some(), "{r:?}");
+    }
+    let full = acme.send(start_event("a4", "")).await.rejection.unwrap();
+    assert_eq!(full.code, "RESOURCE_EXHAUSTED");
+    assert!(full.reason.contains("for this tenant"), "{full:?}");
+    // The other tenant is not affected.
+    let mut globex = IngestStream::open(authed(&server, GW_GLOBEX).await)
+        .await
+        .unwrap();
+    assert!(globex.send(start_event("g0", "")).await.ack.is_some());
+
+    // acme's gateway goes without ending its calls: they close after the
+    // grace (seconds), not the idle timeout (minutes).
+    drop(acme);
+    let mut supervisor = pb::alerts_client::AlertsClient::new(authed(&server, SV_ACME).await);
+    let mut open = usize::MAX;
+    for _ in 0..150 {
+        open = supervisor
+            .list_calls(pb::ListCallsRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .calls
+            .len();
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(open, 0, "acme's abandoned calls closed");
+    let mut again = IngestStream::open(authed(&server, GW_ACME).await)
+        .await
+        .unwrap();
+    assert!(again.send(start_event("a5", "")).await.ack.is_some());
+    // globex's call, on a stream still open, stays.
+    let mut globex_sv = pb::alerts_client::AlertsClient::new(authed(&server, SV_GLOBEX).await);
+    let calls = globex_sv
+        .list_calls(pb::ListCallsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .calls;
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    again.close().await;
+    globex.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f8_an_ended_call_id_is_not_reopened_and_ids_are_scoped_by_tenant() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = spawn_tenants(tmp.path(), |_| {}).await;
+    let mut globex = IngestStream::open(authed(&server, GW_GLOBEX).await)
+        .await
+        .unwrap();
+    assert!(globex.send(start_event("shared", "")).await.ack.is_some());
+    let raised = globex
+        .send(fragment("shared", 1, "u1", "ぶっ殺すぞ", true))
+        .await
+        .alerts;
+    assert_eq!(raised.len(), 1);
+    assert!(globex.send(end_event("shared", 5_000)).await.ack.is_some());
+
+    // A late resend after the end: refused, not a new call with the alert
+    // raised a second time; a new start of the id too.
+    for event in [
+        fragment("shared", 1, "u1", "ぶっ殺すぞ", true),
+        start_event("shared", ""),
+    ] {
+        let r = globex.send(event).await;
+        assert!(r.alerts.is_empty(), "{r:?}");
+        let rejection = r.rejection.expect("refused");
+        assert_eq!(
+            (rejection.code.as_str(), rejection.field.as_str()),
+            ("FAILED_PRECONDITION", "call_id")
+        );
+    }
+
+    // acme using the same id gets a call of its own; globex's supervisor
+    // still sees globex's call, alerts and all.
+    let mut acme = IngestStream::open(authed(&server, GW_ACME).await)
+        .await
+        .unwrap();
+    let own = acme
+        .send(fragment("shared", 1, "u1", "ぶっ殺すぞ", true))
+        .await;
+    assert!(own.ack.is_some(), "{own:?}");
+    assert!(own.alerts.iter().all(|a| a.tenant == "acme"), "{own:?}");
+    let mut globex_sv = pb::alerts_client::AlertsClient::new(authed(&server, SV_GLOBEX).await);
+    let call = globex_sv
+        .get_call(pb::GetCallRequest {
+            call_id: "shared".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let summary = call.call.expect("globex's call");
+    assert_eq!(summary.tenant, "globex");
+    assert_eq!(call.alerts, raised);
+    acme.close().await;
+    globex.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f9_no_answer_reveals_another_tenant_s_call_ids() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = spawn_tenants(tmp.path(), |_| {}).await;
+    let mut globex = IngestStream::open(authed(&server, GW_GLOBEX).await)
+        .await
+        .unwrap();
+    assert!(globex.send(start_event("g-live", "")).await.ack.is_some());
+
+    // acme starting, feeding and ending an id globex has live: all its own,
+    // none refused as taken, none naming globex.
+    let mut acme = IngestStream::open(authed(&server, GW_ACME).await)
+        .await
+        .unwrap();
+    for event in [
+        start_event("g-live", ""),
+        fragment("g-live", 1, "u1", "よろしく", true),
+        end_event("g-live", 2_000),
+    ] {
+        let r = acme.send(event).await;
+        assert!(r.ack.is_some(), "{r:?}");
+    }
+    // The one refusal acme can get names only what acme itself sent.
+    let denied = acme
+        .send(start_event("x", "globex"))
+        .await
+        .rejection
+        .unwrap();
+    assert_eq!(denied.code, "PERMISSION_DENIED");
+    // GetCall: another tenant's id and an id nobody has answer the same.
+    assert!(globex.send(start_event("g-secret", "")).await.ack.is_some());
+    let mut acme_sv = pb::alerts_client::AlertsClient::new(authed(&server, SV_ACME).await);
+    let mut status = Vec::new();
+    for call_id in ["g-secret", "nobody"] {
+        let request = pb::GetCallRequest {
+            call_id: call_id.into(),
+        };
+        status.push(acme_sv.get_call(request).await.unwrap_err());
+    }
+    let (theirs, nobody) = (&status[0], &status[1]);
+    assert_eq!(theirs.code(), tonic::Code::NotFound);
+    assert_eq!(nobody.code(), tonic::Code::NotFound);
+    assert_eq!(
+        theirs.message().replace("g-secret", "ID"),
+        nobody.message().replace("nobody", "ID")
+    );
+    // globex's own call is untouched by acme's.
+    let r = globex
+        .send(fragment("g-live", 1, "u1", "ぶっ殺すぞ", true))
+        .await;
+    assert!(
+        r.alerts.iter().all(|a| a.tenant == "globex") && r.alerts.len() == 1,
+        "{r:?}"
+    );
+    acme.close().await;
+    globex.close().await;
+    server.stop().await;
+}
