@@ -44,7 +44,9 @@ impl From<&TableError> for Refusal {
 fn event_field(e: &EventError) -> &'static str {
     match e {
         EventError::EmptyCallId | EventError::UnknownCall(_) => "call_id",
-        EventError::TooLong { field, .. } => field,
+        EventError::TooLong { field, .. }
+        | EventError::TooMany { field, .. }
+        | EventError::TooLate { field, .. } => field,
         EventError::SeqBackwards { .. } => "seq",
         EventError::TimesReversed { .. } => "end_ms",
         EventError::UnknownTimezone(_) => "timezone",

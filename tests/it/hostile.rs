@@ -652,3 +652,67 @@ async fn f9_no_answer_reveals_another_tenant_s_call_ids() {
     globex.close().await;
     server.stop().await;
 }
+
+// ---------------------------------------------------------------------------
+// F10. Times of u64::MAX accepted; talk time wraps
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f10_times_past_24_hours_are_refused_and_talk_time_does_not_wrap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = TestServer::spawn_with(quiet_config(tmp.path())).await;
+    let mut ingest = server.stream().await;
+    assert!(ingest.send(start_event("t1", "acme")).await.ack.is_some());
+    let timed = |seq: u64, start_ms: u64, end_ms: u64| {
+        let mut event = fragment("t1", seq, &format!("u{seq}"), "よろしく", true);
+        if let Some(pb::transcript_event::Event::Fragment(f)) = &mut event.event {
+            (f.start_ms, f.end_ms) = (start_ms, end_ms);
+        }
+        event
+    };
+    let day = callguard::event::MAX_AUDIO_MS;
+    for (seq, start_ms, end_ms, field) in [
+        (1, 0, u64::MAX, "end_ms"),
+        (2, u64::MAX - 1, u64::MAX, "start_ms"),
+        (3, 1_000, day + 1, "end_ms"),
+    ] {
+        let rejection = ingest
+            .send(timed(seq, start_ms, end_ms))
+            .await
+            .rejection
+            .unwrap_or_else(|| panic!("{start_ms}..{end_ms} accepted"));
+        assert_eq!(
+            (rejection.field.as_str(), rejection.code.as_str()),
+            (field, "INVALID_ARGUMENT"),
+            "{rejection:?}"
+        );
+        assert!(rejection.reason.contains("24 h"), "{}", rejection.reason);
+    }
+    // Up to the bound is fine, and talk time adds up without wrapping.
+    assert!(ingest.send(timed(4, 0, day)).await.ack.is_some());
+    assert!(ingest.send(timed(5, 0, day)).await.ack.is_some());
+    let end = ingest
+        .send(end_event("t1", u64::MAX))
+        .await
+        .rejection
+        .unwrap();
+    assert_eq!(end.field, "end_ms");
+    let calls = server
+        .alerts()
+        .await
+        .list_calls(pb::ListCallsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .calls;
+    assert_eq!(calls[0].customer_talk_ms, 2 * day, "{calls:?}");
+    // The label-count error counts entries, not bytes.
+    let mut labelled = start_event("t2", "acme");
+    if let Some(pb::transcript_event::Event::Start(s)) = &mut labelled.event {
+        s.labels = (0..40).map(|i| (format!("k{i}"), "v".into())).collect();
+    }
+    let r = ingest.send(labelled).await.rejection.unwrap();
+    assert_eq!(r.field, "labels");
+    assert!(r.reason.contains("more than 32 entries"), "{}", r.reason);
+    ingest.close().await;
+    server.stop().await;
+}
