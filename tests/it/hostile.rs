@@ -716,3 +716,76 @@ async fn f10_times_past_24_hours_are_refused_and_talk_time_does_not_wrap() {
     ingest.close().await;
     server.stop().await;
 }
+
+// ---------------------------------------------------------------------------
+// F11. ListCalls not paginated
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f11_list_calls_pages_through_every_call_once() {
+    const CALLS: usize = 1_200;
+    let tmp = tempfile::tempdir().unwrap();
+    let server = TestServer::spawn_with(quiet_config(tmp.path())).await;
+    let (tx, mut replies) = open_ingest(server.channel().await).await;
+    let sender = tokio::spawn(async move {
+        for i in 0..CALLS {
+            tx.send(start_event(&format!("p{i:04}"), "acme"))
+                .await
+                .unwrap();
+        }
+        tx
+    });
+    for _ in 0..CALLS {
+        match next_reply(&mut replies).await {
+            pb::stream_transcript_response::Response::Ack(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let tx = sender.await.unwrap();
+
+    let mut alerts = server.alerts().await;
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = alerts
+            .list_calls(pb::ListCallsRequest {
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.calls.len() <= 500, "default page size");
+        assert!(prost::Message::encoded_len(&page) < 4 * 1024 * 1024);
+        seen.extend(page.calls.into_iter().map(|c| c.call_id));
+        pages += 1;
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(pages, 3);
+    let expected: Vec<String> = (0..CALLS).map(|i| format!("p{i:04}")).collect();
+    assert_eq!(seen, expected, "every call once, in order");
+    // A small page size, and a token that is not one.
+    let small = alerts
+        .list_calls(pb::ListCallsRequest {
+            page_size: 7,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(small.calls.len(), 7);
+    assert!(!small.next_page_token.is_empty());
+    let bad = alerts
+        .list_calls(pb::ListCallsRequest {
+            page_token: "zz".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    drop((tx, replies));
+    server.stop().await;
+}
