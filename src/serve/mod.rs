@@ -202,6 +202,9 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     health_reporter
         .set_serving::<pb::alerts_server::AlertsServer<AlertsService>>()
         .await;
+    health_reporter
+        .set_serving::<pb::admin_server::AdminServer<AdminService>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

@@ -789,3 +789,65 @@ async fn f11_list_calls_pages_through_every_call_once() {
     drop((tx, replies));
     server.stop().await;
 }
+
+// ---------------------------------------------------------------------------
+// Unauthenticated floods, health of Admin
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_requests_are_all_counted_but_logged_at_most_every_few_seconds() {
+    use callguard::grpc::auth::{hash_token, Role, TokenEntry};
+    const REQUESTS: usize = 300;
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("callguard.toml");
+    let entry = TokenEntry {
+        name: "root".into(),
+        sha256: hash_token("tok-root"),
+        role: Role::Admin,
+        tenant: "*".into(),
+    };
+    std::fs::write(
+        &config,
+        format!(
+            "[[tokens]]\nname = {:?}\nsha256 = {:?}\nrole = \"admin\"\ntenant = \"*\"\n",
+            entry.name, entry.sha256
+        ),
+    )
+    .unwrap();
+    let server = ChildServer::spawn(&tmp.path().join("data"), Some(&config)).await;
+    let mut alerts = pb::alerts_client::AlertsClient::new(connect(server.grpc).await);
+    for _ in 0..REQUESTS {
+        let refused = alerts.list_calls(pb::ListCallsRequest::default()).await;
+        assert_eq!(refused.unwrap_err().code(), tonic::Code::Unauthenticated);
+    }
+    eventually("every refusal counted", || async {
+        metric(server.http, "callguard_auth_failures_total").await == Some(REQUESTS as f64)
+    })
+    .await;
+    let lines = server.log().matches("not authenticated").count();
+    assert!(
+        (1..=3).contains(&lines),
+        "{lines} lines for {REQUESTS} refusals"
+    );
+
+    // Health answers for every callguard service, Admin included.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(connect(server.grpc).await);
+    for service in [
+        "callguard.v1.Ingest",
+        "callguard.v1.Alerts",
+        "callguard.v1.Admin",
+    ] {
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{service}: {e}"))
+            .into_inner()
+            .status;
+        assert_eq!(
+            status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+            "{service}"
+        );
+    }
+}
