@@ -146,6 +146,10 @@ pub struct Frame {
 /// A validated lexicon set.
 #[derive(Clone, Debug)]
 pub struct Lexicon {
+    /// The manifest's human version and a hash of the content beside it,
+    /// `2026.12.2+1a2b3c4d5e6f`: two different rule sets never share a
+    /// version, even when a folder lost a language and nobody bumped the
+    /// manifest (issue #18, F7).
     pub version: Arc<str>,
     pub terms: Vec<Term>,
     pub frames: Vec<Frame>,
@@ -193,6 +197,19 @@ impl Lexicon {
             },
             None => (String::new(), Vec::new()),
         };
+        // BLAKE3 of every source (path and text, in path order), so the
+        // version follows the content; 48 bits are plenty to tell sets apart.
+        let mut hasher = blake3::Hasher::new();
+        let mut ordered: Vec<&Source> = sources.iter().collect();
+        ordered.sort_by(|a, b| a.path.cmp(&b.path));
+        for source in ordered {
+            for part in [source.path.as_bytes(), source.text.as_bytes()] {
+                hasher.update(&(part.len() as u64).to_le_bytes());
+                hasher.update(part);
+            }
+        }
+        let hash = hasher.finalize().to_hex();
+        let version = format!("{version}+{}", &hash.as_str()[..12]);
         let mut lexicon = Lexicon {
             version: version.into(),
             terms: Vec::new(),
@@ -234,6 +251,39 @@ impl Lexicon {
         } else {
             Err(LexiconError::Invalid(diagnostics))
         }
+    }
+
+    /// The (language, category) pairs this set has terms for.
+    pub fn coverage(&self) -> std::collections::BTreeSet<(String, String)> {
+        self.terms
+            .iter()
+            .map(|t| (t.language.to_string(), t.category.to_string()))
+            .collect()
+    }
+
+    /// What `self` lacks that `in_force` has: whole languages, then
+    /// categories of languages it keeps, as `ja` or `en/violence`. A set
+    /// that lost a folder loads cleanly and would silence every term in
+    /// it, so reload and `lexicon check --against` refuse it unless told
+    /// the removal is meant (`--allow-removal`).
+    pub fn removed_from(&self, in_force: &Lexicon) -> Vec<String> {
+        let new = self.coverage();
+        let languages: std::collections::BTreeSet<&str> =
+            new.iter().map(|(l, _)| l.as_str()).collect();
+        let mut removed: Vec<String> = Vec::new();
+        for (language, category) in in_force.coverage() {
+            if new.contains(&(language.clone(), category.clone())) {
+                continue;
+            }
+            if !languages.contains(language.as_str()) {
+                if !removed.contains(&language) {
+                    removed.push(language);
+                }
+            } else {
+                removed.push(format!("{language}/{category}"));
+            }
+        }
+        removed
     }
 
     /// Checks that need all files: duplicates and exclusions.

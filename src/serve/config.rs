@@ -26,6 +26,9 @@ pub struct ServeConfig {
     pub lexicons: Option<PathBuf>,
     /// Policy file; the built-in policy when absent.
     pub policy: Option<PathBuf>,
+    /// Let SIGHUP reload a lexicon set that lacks a language or category
+    /// the set in force has (refused by default).
+    pub lexicon_allow_removal: bool,
     /// Days alerts and caller counts are kept.
     pub retention_days: u32,
     /// When an alert is durable: before it is published (`full`), or
@@ -105,6 +108,7 @@ impl Default for ServeConfig {
             data_dir: PathBuf::from("callguard-data"),
             lexicons: None,
             policy: None,
+            lexicon_allow_removal: false,
             retention_days: 30,
             store_sync: StoreSync::Normal,
             store_min_free_bytes: 16 * 1024 * 1024,

@@ -384,7 +384,8 @@ async fn wait_for_stop(service: &Arc<Service>) {
             _ = term.recv() => return,
             _ = hup.recv() => {
                 let s = service.clone();
-                match tokio::task::spawn_blocking(move || crate::grpc::admin::reload(&s)).await {
+                let allow = s.config.lexicon_allow_removal;
+                match tokio::task::spawn_blocking(move || crate::grpc::admin::reload(&s, allow)).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => tracing::warn!(error = %e, "SIGHUP reload refused; the rule set in force stays"),
                     Err(e) => tracing::error!(error = %e, "reload task failed"),

@@ -47,6 +47,11 @@ pub enum ReloadError {
     Lexicon(#[from] LexiconError),
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    #[error(
+        "the new lexicons lack what the set in force has: {}; reload with allow_removal (or lexicon_allow_removal = true for SIGHUP) if that is meant",
+        .0.join(", ")
+    )]
+    Removal(Vec<String>),
 }
 
 impl Rules {

@@ -851,3 +851,107 @@ async fn unauthenticated_requests_are_all_counted_but_logged_at_most_every_few_s
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// F7. A lexicon folder missing a whole language is accepted unnoticed
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f7_a_lexicon_set_that_lost_a_language_is_refused_and_versions_follow_content() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lexicons = tmp.path().join("lexicons");
+    for language in ["en", "ja"] {
+        std::fs::create_dir_all(lexicons.join(language)).unwrap();
+    }
+    std::fs::write(lexicons.join("lexicon.toml"), "version = \"v1\"\n").unwrap();
+    let term = |id: &str, phrase: &str| {
+        format!("category = \"violence\"\n[[term]]\nid = \"{id}\"\npatterns = [\"{phrase}\"]\n")
+    };
+    std::fs::write(
+        lexicons.join("en/violence.toml"),
+        term("kill_you", "kill you"),
+    )
+    .unwrap();
+    std::fs::write(
+        lexicons.join("ja/violence.toml"),
+        term("korosu", "ころすぞ"),
+    )
+    .unwrap();
+    let in_force = tmp.path().join("in-force");
+    copy_dir(&lexicons, &in_force);
+    let mut config = quiet_config(tmp.path());
+    config.lexicons = Some(lexicons.clone());
+    let server = TestServer::spawn_with(config).await;
+    let mut admin = server.admin().await;
+    let before = admin
+        .reload_lexicons(pb::ReloadLexiconsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .lexicon_version;
+    assert!(before.starts_with("v1+"), "{before}");
+
+    // The Japanese folder goes; the manifest's version is not bumped.
+    std::fs::remove_dir_all(lexicons.join("ja")).unwrap();
+    let refused = admin
+        .reload_lexicons(pb::ReloadLexiconsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused
+            .message()
+            .contains("lack what the set in force has: ja"),
+        "{refused:?}"
+    );
+    let mut ingest = server.stream().await;
+    let still = ingest.send(fragment("c1", 1, "u1", "ころすぞ", true)).await;
+    assert_eq!(still.alerts.len(), 1, "the Japanese terms stay in force");
+
+    // `lexicon check --against` says so too, and fails.
+    let check = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_callguard"))
+            .args(["lexicon", "check"])
+            .arg(&lexicons)
+            .arg("--against")
+            .arg(&in_force)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = check(&[]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ja"),
+        "{out:?}"
+    );
+    assert!(check(&["--allow-removal"]).status.success());
+
+    // Allowed on purpose: a new version, though the manifest says v1 still.
+    let after = admin
+        .reload_lexicons(pb::ReloadLexiconsRequest {
+            allow_removal: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .lexicon_version;
+    assert!(
+        after.starts_with("v1+") && after != before,
+        "{before} {after}"
+    );
+    ingest.close().await;
+    server.stop().await;
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

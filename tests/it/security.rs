@@ -73,7 +73,11 @@ async fn missing_or_unknown_token_is_unauthenticated_everywhere() {
         );
         let mut admin = pb::admin_client::AdminClient::new(ch);
         assert_eq!(
-            code(admin.reload_lexicons(pb::ReloadLexiconsRequest {}).await),
+            code(
+                admin
+                    .reload_lexicons(pb::ReloadLexiconsRequest::default())
+                    .await
+            ),
             Code::Unauthenticated
         );
     }
@@ -111,7 +115,7 @@ async fn roles_and_tenants_are_enforced() {
         assert_eq!(
             code(
                 pb::admin_client::AdminClient::new(ch)
-                    .reload_lexicons(pb::ReloadLexiconsRequest {})
+                    .reload_lexicons(pb::ReloadLexiconsRequest::default())
                     .await
             ),
             Code::PermissionDenied
@@ -119,7 +123,7 @@ async fn roles_and_tenants_are_enforced() {
     }
     let admin = channel(&server, Some(ADMIN)).await;
     assert!(pb::admin_client::AdminClient::new(admin.clone())
-        .reload_lexicons(pb::ReloadLexiconsRequest {})
+        .reload_lexicons(pb::ReloadLexiconsRequest::default())
         .await
         .is_ok());
 
