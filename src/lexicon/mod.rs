@@ -528,10 +528,29 @@ mod tests {
             "category = \"violence\"\n[[term]]\nid = \"kill\"\npatterns = [\"I'll kill you\"]\n",
         )]))
         .unwrap();
-        assert_eq!(&*lex.version, "t1");
+        // The manifest's version, and a hash of the content beside it.
+        let (human, hash) = lex.version.split_once('+').unwrap();
+        assert_eq!(human, "t1");
+        assert!(hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_eq!(&*lex.terms[0].rule, "en/violence/kill");
         assert_eq!(lex.terms[0].severity, Severity::Critical);
         assert_eq!(lex.languages(), vec!["en"]);
+    }
+
+    #[test]
+    fn versions_follow_content_and_removals_are_named() {
+        let term = |id: &str| {
+            format!("category = \"violence\"\n[[term]]\nid = \"{id}\"\npatterns = [\"{id} you\"]\n")
+        };
+        let both = Lexicon::from_sources(sources(&[
+            ("en/violence.toml", &term("kill")),
+            ("ja/violence.toml", &term("korosu")),
+        ]))
+        .unwrap();
+        let en = Lexicon::from_sources(sources(&[("en/violence.toml", &term("kill"))])).unwrap();
+        assert_ne!(both.version, en.version, "same manifest, different content");
+        assert_eq!(en.removed_from(&both), vec!["ja".to_owned()]);
+        assert!(both.removed_from(&en).is_empty());
     }
 
     #[test]
