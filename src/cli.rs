@@ -91,6 +91,13 @@ pub enum LexiconCommand {
         /// language/id, or the rule name language/category/id.
         #[arg(long, value_name = "ID")]
         expand: Vec<String>,
+        /// The folder in force (what the service runs now): fail when DIR
+        /// lacks a language or category it has.
+        #[arg(long, value_name = "DIR")]
+        against: Option<PathBuf>,
+        /// With --against: accept the removal (still listed).
+        #[arg(long, requires = "against")]
+        allow_removal: bool,
     },
 }
 
@@ -338,8 +345,15 @@ pub fn run(cli: Cli) -> Result<i32> {
                     dir,
                     verbose,
                     expand,
+                    against,
+                    allow_removal,
                 },
-        } => lexicon_check(&dir, verbose, &expand),
+        } => {
+            if let Some(code) = removal_check(&dir, against.as_deref(), allow_removal)? {
+                return Ok(code);
+            }
+            lexicon_check(&dir, verbose, &expand)
+        }
         Command::Scan(args) => scan(args),
         Command::Serve(args) => serve(args),
         Command::Replay(args) => replay(args),
@@ -674,6 +688,32 @@ pub fn load_engine(dir: Option<&Path>) -> Result<Engine> {
     };
     let lexicon = lexicon.context("loading lexicons")?;
     Ok(Engine::build(lexicon)?)
+}
+
+/// `lexicon check --against IN_FORCE`: what `dir` would remove. `Some(1)`
+/// when it removes something and that is not allowed.
+fn removal_check(dir: &Path, in_force: Option<&Path>, allow: bool) -> Result<Option<i32>> {
+    let Some(in_force) = in_force else {
+        return Ok(None);
+    };
+    let (Ok(new), Ok(old)) = (Lexicon::load_dir(dir), Lexicon::load_dir(in_force)) else {
+        return Ok(None); // the full check below reports what does not load
+    };
+    let removed = new.removed_from(&old);
+    if removed.is_empty() {
+        return Ok(None);
+    }
+    let verb = if allow {
+        "removes (allowed)"
+    } else {
+        "error: removes"
+    };
+    eprintln!(
+        "{verb} what {} has: {}",
+        in_force.display(),
+        removed.join(", ")
+    );
+    Ok((!allow).then_some(1))
 }
 
 fn lexicon_check(dir: &Path, verbose: bool, expand: &[String]) -> Result<i32> {

@@ -13,6 +13,9 @@ use crate::category::Speaker;
 /// Limits on what one event may carry, so a peer cannot make a call's state
 /// or a scan unbounded.
 pub const MAX_ID_BYTES: usize = 256;
+/// The latest audio time accepted: 24 hours into a call. Beyond it an event
+/// is refused, so no duration sum can overflow (issue #18, F10).
+pub const MAX_AUDIO_MS: u64 = 24 * 60 * 60 * 1000;
 /// Default longest fragment text (DESIGN: 8 KiB, configurable in the service).
 pub const DEFAULT_MAX_TEXT_BYTES: usize = 8 * 1024;
 
@@ -562,6 +565,12 @@ pub enum EventError {
     EmptyCallId,
     #[error("{field}: longer than {max} bytes")]
     TooLong { field: &'static str, max: usize },
+    #[error("{field}: more than {max} entries")]
+    TooMany { field: &'static str, max: usize },
+    #[error(
+        "{field}: {ms} ms is past the longest call accepted ({MAX_AUDIO_MS} ms, 24 h of audio)"
+    )]
+    TooLate { field: &'static str, ms: u64 },
     #[error("seq: {seq} is behind the last accepted {last}")]
     SeqBackwards { seq: u64, last: u64 },
     #[error("end_ms: {end_ms} is before start_ms {start_ms}")]
@@ -597,14 +606,19 @@ impl Event {
                     jiff::tz::TimeZone::get(tz)
                         .map_err(|_| EventError::UnknownTimezone(tz.clone()))?;
                 }
-                if s.labels.len() > 32
-                    || s.labels
-                        .iter()
-                        .any(|(k, v)| k.len() + v.len() > MAX_ID_BYTES)
+                if s.labels.len() > 32 {
+                    return Err(EventError::TooMany {
+                        field: "labels",
+                        max: 32,
+                    });
+                }
+                if s.labels
+                    .iter()
+                    .any(|(k, v)| k.len() + v.len() > MAX_ID_BYTES)
                 {
                     return Err(EventError::TooLong {
                         field: "labels",
-                        max: 32,
+                        max: MAX_ID_BYTES,
                     });
                 }
             }
@@ -612,6 +626,8 @@ impl Event {
                 check_len("text", &f.text, max_text_bytes)?;
                 check_len("utterance_id", &f.utterance_id, MAX_ID_BYTES)?;
                 check_len("language", f.language.as_deref().unwrap_or(""), 64)?;
+                check_time("start_ms", f.start_ms)?;
+                check_time("end_ms", f.end_ms)?;
                 if f.end_ms < f.start_ms {
                     return Err(EventError::TimesReversed {
                         start_ms: f.start_ms,
@@ -623,8 +639,16 @@ impl Event {
                     return Err(EventError::NotFinite);
                 }
             }
-            Event::End(_) => {}
+            Event::End(end) => check_time("end_ms", end.end_ms)?,
         }
+        Ok(())
+    }
+}
+
+fn check_time(field: &'static str, ms: u64) -> Result<(), EventError> {
+    if ms > MAX_AUDIO_MS {
+        Err(EventError::TooLate { field, ms })
+    } else {
         Ok(())
     }
 }

@@ -312,7 +312,10 @@ impl CallSession {
                 scratch,
             );
             self.carries[who] = Some(scan.carry);
-            self.talk_ms[who] += fragment.end_ms - fragment.start_ms;
+            // Saturating: times are bounded at the edge (event::MAX_AUDIO_MS),
+            // but this sum must not wrap whatever a driver feeds it.
+            self.talk_ms[who] =
+                self.talk_ms[who].saturating_add(fragment.end_ms.saturating_sub(fragment.start_ms));
             if !fragment.utterance_id.is_empty() {
                 if self.recent_finals.len() == RECENT_FINALS {
                     self.recent_finals.pop_front();
@@ -734,7 +737,8 @@ impl CallSession {
     /// stalemate (warning), 60 minutes of call under pressure (critical).
     fn check_timers(&mut self, policy: &PolicySet, now_ms: u64, out: &mut Vec<AlertEvent>) {
         let stalemate_due = self.stalemate_since.as_ref().and_then(|(since, evidence)| {
-            let due = since + policy.restraint.stalemate_minutes * MINUTE_MS;
+            let due =
+                since.saturating_add(policy.restraint.stalemate_minutes.saturating_mul(MINUTE_MS));
             (!self.stalemate_raised && now_ms >= due).then(|| evidence.clone())
         });
         if let Some(evidence) = stalemate_due {
@@ -750,7 +754,7 @@ impl CallSession {
             ));
         }
         let pressure_due = self.pressure_since.as_ref().and_then(|(_, evidence)| {
-            let due = policy.restraint.pressure_minutes * MINUTE_MS;
+            let due = policy.restraint.pressure_minutes.saturating_mul(MINUTE_MS);
             (!self.pressure_raised && now_ms >= due).then(|| evidence.clone())
         });
         if let Some(evidence) = pressure_due {
@@ -778,7 +782,12 @@ impl CallSession {
         else {
             return;
         };
-        if threat_ms.abs_diff(*money_ms) <= policy.combinations.extortion_window_seconds * 1000 {
+        if threat_ms.abs_diff(*money_ms)
+            <= policy
+                .combinations
+                .extortion_window_seconds
+                .saturating_mul(1000)
+        {
             self.extortion_raised = true;
             let at = (*threat_ms).max(*money_ms);
             let evidence = vec![threat.clone(), money.clone()];
@@ -891,7 +900,8 @@ impl CallSession {
         let rule: Arc<str> = rule.into();
         let key = (category.clone(), rule.clone());
         if let Some(&(last_ms, last_severity)) = self.cooldown.get(&key) {
-            let cooling = at_ms < last_ms + policy.escalation.cooldown_seconds * 1000;
+            let cooling = at_ms
+                < last_ms.saturating_add(policy.escalation.cooldown_seconds.saturating_mul(1000));
             if cooling && severity <= last_severity {
                 return None;
             }

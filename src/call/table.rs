@@ -26,6 +26,8 @@ pub enum TableError {
     AlreadyStarted(String),
     #[error("too many active calls (limit {0})")]
     TooManyCalls(usize),
+    #[error("too many active calls for this tenant (limit {0})")]
+    TooManyTenantCalls(usize),
 }
 
 /// What an event did to the table.
@@ -85,6 +87,9 @@ impl CallLimit {
 pub struct CallTable {
     calls: HashMap<String, Entry>,
     limit: Arc<CallLimit>,
+    /// A second limit its calls count against too (the service's per-tenant
+    /// one: a tenant cannot fill the whole service).
+    tenant_limit: Option<Arc<CallLimit>>,
     max_text_bytes: usize,
 }
 
@@ -98,7 +103,37 @@ impl CallTable {
         CallTable {
             calls: HashMap::new(),
             limit,
+            tenant_limit: None,
             max_text_bytes,
+        }
+    }
+
+    /// A table whose calls also count against `tenant_limit`.
+    pub fn sharing_in_tenant(
+        limit: Arc<CallLimit>,
+        tenant_limit: Arc<CallLimit>,
+        max_text_bytes: usize,
+    ) -> CallTable {
+        let mut table = CallTable::sharing(limit, max_text_bytes);
+        table.tenant_limit = Some(tenant_limit);
+        table
+    }
+
+    fn take(&self) -> Result<(), TableError> {
+        self.limit.take()?;
+        if let Some(tenant) = &self.tenant_limit {
+            if tenant.take().is_err() {
+                self.limit.release();
+                return Err(TableError::TooManyTenantCalls(tenant.max));
+            }
+        }
+        Ok(())
+    }
+
+    fn release(&self) {
+        self.limit.release();
+        if let Some(tenant) = &self.tenant_limit {
+            tenant.release();
         }
     }
 
@@ -166,7 +201,7 @@ impl CallTable {
             }
             Event::End(end) => match self.calls.remove(&end.call_id) {
                 Some(mut entry) => {
-                    self.limit.release();
+                    self.release();
                     let set = policy.for_tenant(entry.session.tenant());
                     let alerts = entry.session.on_end(end, set);
                     Ok(Routed {
@@ -190,7 +225,7 @@ impl CallTable {
         policy: &Policy,
         caller_calls: &mut dyn FnMut(&CallStart) -> u32,
     ) -> Result<Vec<AlertEvent>, TableError> {
-        self.limit.take()?;
+        self.take()?;
         let count = if start.caller_id.is_some() {
             caller_calls(start)
         } else {
@@ -233,20 +268,28 @@ impl CallTable {
             })
             .map(|(id, _)| id.clone())
             .collect();
-        let mut closed = Vec::with_capacity(idle.len());
-        for id in idle {
-            let mut entry = self.calls.remove(&id).expect("listed above");
-            self.limit.release();
-            let end = CallEnd {
-                call_id: id,
-                end_ms: entry.session.last_event_ms(),
-            };
-            let alerts = entry
-                .session
-                .on_end(&end, policy.for_tenant(entry.session.tenant()));
-            closed.push((entry.session.snapshot(), alerts));
-        }
-        closed
+        idle.into_iter()
+            .filter_map(|id| self.close(&id, policy))
+            .collect()
+    }
+
+    /// Closes a call as if it had ended at its last audio time (idle, or
+    /// its stream gone); `None` when it is not open.
+    pub fn close(
+        &mut self,
+        call_id: &str,
+        policy: &Policy,
+    ) -> Option<(CallSnapshot, Vec<AlertEvent>)> {
+        let mut entry = self.calls.remove(call_id)?;
+        self.release();
+        let end = CallEnd {
+            call_id: call_id.to_owned(),
+            end_ms: entry.session.last_event_ms(),
+        };
+        let alerts = entry
+            .session
+            .on_end(&end, policy.for_tenant(entry.session.tenant()));
+        Some((entry.session.snapshot(), alerts))
     }
 
     /// Snapshots of every live call, by call id.
@@ -264,6 +307,9 @@ impl Drop for CallTable {
         self.limit
             .open
             .fetch_sub(self.calls.len(), Ordering::Relaxed);
+        if let Some(tenant) = &self.tenant_limit {
+            tenant.open.fetch_sub(self.calls.len(), Ordering::Relaxed);
+        }
     }
 }
 

@@ -21,8 +21,18 @@ impl AdminService {
 
 /// Loads lexicons and policy anew and swaps them in; on error the rule set
 /// in force stays.
-pub fn reload(service: &Service) -> Result<(String, usize), ReloadError> {
+pub fn reload(service: &Service, allow_removal: bool) -> Result<(String, usize), ReloadError> {
     let rules = Rules::load(&service.config)?;
+    let removed = rules
+        .engine
+        .lexicon()
+        .removed_from(service.rules().engine.lexicon());
+    if !removed.is_empty() {
+        if !allow_removal {
+            return Err(ReloadError::Removal(removed));
+        }
+        tracing::warn!(removed = %removed.join(", "), "reload removes languages or categories (allowed)");
+    }
     let answer = (
         rules.engine.version().to_owned(),
         rules.engine.lexicon().terms.len(),
@@ -39,10 +49,14 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::ReloadLexiconsRequest>,
     ) -> Result<Response<pb::ReloadLexiconsResponse>, Status> {
         principal(&request)?.require(Permission::Reload)?;
+        let allow_removal = request.into_inner().allow_removal;
         let service = self.service.clone();
-        let result = tokio::task::spawn_blocking(move || reload(&service))
-            .await
-            .map_err(|e| Status::internal(format!("reload task failed: {e}")))?;
+        let result = tokio::task::spawn_blocking(move || {
+            let allow = allow_removal || service.config.lexicon_allow_removal;
+            reload(&service, allow)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("reload task failed: {e}")))?;
         match result {
             Ok((lexicon_version, terms)) => Ok(Response::new(pb::ReloadLexiconsResponse {
                 lexicon_version,

@@ -242,11 +242,21 @@ impl Tokens {
 #[derive(Clone)]
 pub struct Authenticator {
     tokens: Arc<Tokens>,
+    /// One WARN line per source every few seconds: a client retrying with
+    /// a bad token wrote 4.2 MB of log in 10 s (issue #18). The counter
+    /// `callguard_auth_failures_total` counts every refusal.
+    warnings: Arc<crate::serve::ratelimit::RateLimitedLog>,
 }
+
+/// How often one source may log a refused request.
+const WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Authenticator {
     pub fn new(tokens: Arc<Tokens>) -> Authenticator {
-        Authenticator { tokens }
+        Authenticator {
+            tokens,
+            warnings: Arc::new(crate::serve::ratelimit::RateLimitedLog::new(WARN_EVERY)),
+        }
     }
 }
 
@@ -263,11 +273,15 @@ impl Interceptor for Authenticator {
             }
             Err(status) => {
                 ::metrics::counter!(crate::serve::metrics::AUTH_FAILURES).increment(1);
-                tracing::warn!(
-                    peer = ?request.remote_addr(),
-                    reason = status.message(),
-                    "request refused: not authenticated"
-                );
+                let peer = request.remote_addr();
+                if let Some(suppressed) = self.warnings.allow(peer.map(|p| p.ip())) {
+                    tracing::warn!(
+                        ?peer,
+                        reason = status.message(),
+                        suppressed,
+                        "request refused: not authenticated (at most one line per source every 5 s; suppressed: since the last)"
+                    );
+                }
                 Err(status)
             }
         }

@@ -11,7 +11,7 @@
 //! holds too many small unread frames (ENHANCE_YOUR_CALM) — every call on
 //! it would fail.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
@@ -104,13 +104,18 @@ async fn serve_stream(
     tx: ReplySender,
 ) {
     let mut scratch = Scratch::default();
+    let mut calls = StreamCalls {
+        service: service.clone(),
+        scope: who.tenant.clone(),
+        ids: HashSet::new(),
+    };
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let mut reading = true;
     loop {
         // Answers that need no commit leave at once, in order.
         while in_flight.front().is_some_and(|f| f.alerts.is_settled()) {
             let front = in_flight.pop_front().expect("checked above");
-            if !send(&tx, answer(front.head, Ok(Vec::new()))).await {
+            if !send(&tx, answer(&service, front.head, Ok(Vec::new()))).await {
                 return; // the client left
             }
         }
@@ -132,12 +137,12 @@ async fn serve_stream(
         match step {
             Step::Committed(committed) => {
                 let front = in_flight.pop_front().expect("awaited above");
-                if !send(&tx, answer(front.head, committed)).await {
+                if !send(&tx, answer(&service, front.head, committed)).await {
                     return;
                 }
             }
             Step::Inbound(Ok(Some(message))) => {
-                in_flight.push_back(apply(&service, &who, message, &mut scratch));
+                in_flight.push_back(apply(&service, &who, message, &mut scratch, &mut calls));
             }
             Step::Inbound(Ok(None)) => reading = false,
             Step::Inbound(Err(status)) => {
@@ -154,7 +159,7 @@ async fn serve_stream(
                     });
                     for front in in_flight.drain(..) {
                         let committed = front.alerts.await;
-                        if !send(&tx, answer(front.head, committed)).await {
+                        if !send(&tx, answer(&service, front.head, committed)).await {
                             return;
                         }
                     }
@@ -162,6 +167,39 @@ async fn serve_stream(
                     return;
                 }
             }
+        }
+    }
+}
+
+/// The calls a stream sent events for and did not end. When the stream
+/// goes (however it goes) they close after `limits.stream_grace_seconds`
+/// instead of the idle timeout, unless another stream takes them up
+/// (issue #18, F6).
+struct StreamCalls {
+    service: Arc<Service>,
+    scope: Option<String>,
+    ids: HashSet<String>,
+}
+
+impl StreamCalls {
+    fn contains(&self, call_id: &str) -> bool {
+        self.ids.contains(call_id)
+    }
+
+    fn insert(&mut self, call_id: String) {
+        self.ids.insert(call_id);
+    }
+
+    fn remove(&mut self, call_id: &str) {
+        self.ids.remove(call_id);
+    }
+}
+
+impl Drop for StreamCalls {
+    fn drop(&mut self) {
+        if !self.ids.is_empty() {
+            let ids = std::mem::take(&mut self.ids);
+            self.service.orphan(self.scope.as_deref(), ids);
         }
     }
 }
@@ -221,6 +259,7 @@ fn apply(
     who: &Principal,
     message: pb::TranscriptEvent,
     scratch: &mut Scratch,
+    calls: &mut StreamCalls,
 ) -> InFlight {
     let arrived = Instant::now();
     let (call_id, seq) = event_ids(&message);
@@ -232,29 +271,51 @@ fn apply(
         Ok(event) => event,
         Err(e) => return refused(&Refusal::from(&e)),
     };
+    let ends = matches!(event, Event::End(_));
     match service.apply(event, who.tenant.as_deref(), scratch) {
-        Outcome::Accepted { duplicate, alerts } => InFlight {
-            head: Head::Accepted {
-                call_id,
-                seq,
-                duplicate,
-                arrived,
-            },
-            alerts,
-        },
+        Outcome::Accepted { duplicate, alerts } => {
+            if ends {
+                calls.remove(&call_id);
+            } else if !calls.contains(&call_id) {
+                calls.insert(call_id.clone());
+            }
+            InFlight {
+                head: Head::Accepted {
+                    call_id,
+                    seq,
+                    duplicate,
+                    arrived,
+                },
+                alerts,
+            }
+        }
         Outcome::Refused(e) => refused(&Refusal::from(&e)),
         Outcome::Denied(reason) => refused(&Refusal {
-            field: "tenant",
+            field: if reason.starts_with("call_id") {
+                "call_id"
+            } else {
+                "tenant"
+            },
             reason,
             code: tonic::Code::PermissionDenied,
+        }),
+        Outcome::Ended(reason) => refused(&Refusal {
+            field: "call_id",
+            reason,
+            code: tonic::Code::FailedPrecondition,
         }),
     }
 }
 
 /// The replies an event gets: its ack and its alerts, or why not. An ack
 /// is only sent once the event's alerts are committed, so a client that
-/// sees it knows they are stored.
-fn answer(head: Head, committed: Committed) -> Vec<pb::StreamTranscriptResponse> {
+/// sees it knows they are stored. Alerts the store refused are kept by the
+/// service and raised again when the client resends the event.
+fn answer(
+    service: &Service,
+    head: Head,
+    committed: Committed,
+) -> Vec<pb::StreamTranscriptResponse> {
     let (call_id, seq, duplicate, arrived) = match head {
         Head::Rejected(rejection) => return vec![*rejection],
         Head::Accepted {
@@ -266,12 +327,17 @@ fn answer(head: Head, committed: Committed) -> Vec<pb::StreamTranscriptResponse>
     };
     let alerts = match committed {
         Ok(alerts) => alerts,
-        Err(e) => {
+        Err(failed) => {
             let refusal = Refusal {
                 field: "event",
-                reason: format!("alert store failed, the event's alerts were not delivered: {e}"),
+                reason: format!(
+                    "alert store failed, the event's alerts were not delivered \
+                     (they are kept: resend the event): {}",
+                    failed.error
+                ),
                 code: tonic::Code::Unavailable,
             };
+            service.retain(&call_id, seq, failed);
             return vec![rejection(call_id, seq, &refusal)];
         }
     };

@@ -27,7 +27,9 @@ impl From<&WireError> for Refusal {
 impl From<&TableError> for Refusal {
     fn from(e: &TableError) -> Self {
         let (field, code) = match e {
-            TableError::TooManyCalls(_) => ("call_id", Code::ResourceExhausted),
+            TableError::TooManyCalls(_) | TableError::TooManyTenantCalls(_) => {
+                ("call_id", Code::ResourceExhausted)
+            }
             TableError::AlreadyStarted(_) => ("call_id", Code::AlreadyExists),
             TableError::Event(event) => (event_field(event), Code::InvalidArgument),
         };
@@ -42,7 +44,9 @@ impl From<&TableError> for Refusal {
 fn event_field(e: &EventError) -> &'static str {
     match e {
         EventError::EmptyCallId | EventError::UnknownCall(_) => "call_id",
-        EventError::TooLong { field, .. } => field,
+        EventError::TooLong { field, .. }
+        | EventError::TooMany { field, .. }
+        | EventError::TooLate { field, .. } => field,
         EventError::SeqBackwards { .. } => "seq",
         EventError::TimesReversed { .. } => "end_ms",
         EventError::UnknownTimezone(_) => "timezone",
@@ -55,6 +59,7 @@ pub fn refusal_label(refusal: &Refusal) -> &'static str {
     match refusal.code {
         Code::ResourceExhausted => "limit",
         Code::AlreadyExists => "already_started",
+        Code::FailedPrecondition => "ended",
         _ => refusal.field,
     }
 }
@@ -84,6 +89,7 @@ pub fn code_name(code: Code) -> &'static str {
         Code::Unavailable => "UNAVAILABLE",
         Code::NotFound => "NOT_FOUND",
         Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
         _ => "UNKNOWN",
     }
 }

@@ -149,6 +149,10 @@ pub struct Frame {
 /// A validated lexicon set.
 #[derive(Clone, Debug)]
 pub struct Lexicon {
+    /// The manifest's human version and a hash of the content beside it,
+    /// `2026.12.2+1a2b3c4d5e6f`: two different rule sets never share a
+    /// version, even when a folder lost a language and nobody bumped the
+    /// manifest (issue #18, F7).
     pub version: Arc<str>,
     pub terms: Vec<Term>,
     pub frames: Vec<Frame>,
@@ -196,6 +200,19 @@ impl Lexicon {
             },
             None => (String::new(), Vec::new()),
         };
+        // BLAKE3 of every source (path and text, in path order), so the
+        // version follows the content; 48 bits are plenty to tell sets apart.
+        let mut hasher = blake3::Hasher::new();
+        let mut ordered: Vec<&Source> = sources.iter().collect();
+        ordered.sort_by(|a, b| a.path.cmp(&b.path));
+        for source in ordered {
+            for part in [source.path.as_bytes(), source.text.as_bytes()] {
+                hasher.update(&(part.len() as u64).to_le_bytes());
+                hasher.update(part);
+            }
+        }
+        let hash = hasher.finalize().to_hex();
+        let version = format!("{version}+{}", &hash.as_str()[..12]);
         let mut lexicon = Lexicon {
             version: version.into(),
             terms: Vec::new(),
@@ -237,6 +254,39 @@ impl Lexicon {
         } else {
             Err(LexiconError::Invalid(diagnostics))
         }
+    }
+
+    /// The (language, category) pairs this set has terms for.
+    pub fn coverage(&self) -> std::collections::BTreeSet<(String, String)> {
+        self.terms
+            .iter()
+            .map(|t| (t.language.to_string(), t.category.to_string()))
+            .collect()
+    }
+
+    /// What `self` lacks that `in_force` has: whole languages, then
+    /// categories of languages it keeps, as `ja` or `en/violence`. A set
+    /// that lost a folder loads cleanly and would silence every term in
+    /// it, so reload and `lexicon check --against` refuse it unless told
+    /// the removal is meant (`--allow-removal`).
+    pub fn removed_from(&self, in_force: &Lexicon) -> Vec<String> {
+        let new = self.coverage();
+        let languages: std::collections::BTreeSet<&str> =
+            new.iter().map(|(l, _)| l.as_str()).collect();
+        let mut removed: Vec<String> = Vec::new();
+        for (language, category) in in_force.coverage() {
+            if new.contains(&(language.clone(), category.clone())) {
+                continue;
+            }
+            if !languages.contains(language.as_str()) {
+                if !removed.contains(&language) {
+                    removed.push(language);
+                }
+            } else {
+                removed.push(format!("{language}/{category}"));
+            }
+        }
+        removed
     }
 
     /// Checks that need all files: duplicates and exclusions.
@@ -481,10 +531,29 @@ mod tests {
             "category = \"violence\"\n[[term]]\nid = \"kill\"\npatterns = [\"I'll kill you\"]\n",
         )]))
         .unwrap();
-        assert_eq!(&*lex.version, "t1");
+        // The manifest's version, and a hash of the content beside it.
+        let (human, hash) = lex.version.split_once('+').unwrap();
+        assert_eq!(human, "t1");
+        assert!(hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_eq!(&*lex.terms[0].rule, "en/violence/kill");
         assert_eq!(lex.terms[0].severity, Severity::Critical);
         assert_eq!(lex.languages(), vec!["en"]);
+    }
+
+    #[test]
+    fn versions_follow_content_and_removals_are_named() {
+        let term = |id: &str| {
+            format!("category = \"violence\"\n[[term]]\nid = \"{id}\"\npatterns = [\"{id} you\"]\n")
+        };
+        let both = Lexicon::from_sources(sources(&[
+            ("en/violence.toml", &term("kill")),
+            ("ja/violence.toml", &term("korosu")),
+        ]))
+        .unwrap();
+        let en = Lexicon::from_sources(sources(&[("en/violence.toml", &term("kill"))])).unwrap();
+        assert_ne!(both.version, en.version, "same manifest, different content");
+        assert_eq!(en.removed_from(&both), vec!["ja".to_owned()]);
+        assert!(both.removed_from(&en).is_empty());
     }
 
     #[test]

@@ -55,12 +55,19 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn new(log: AlertLog, bus_capacity: usize) -> Store {
-        Store {
+    /// Probes the store once before anyone is told it is ready: a restart
+    /// on a full disk or a read-only file starts, and says it is not ready.
+    pub fn new(mut log: AlertLog, bus_capacity: usize) -> Store {
+        let probed = log.probe();
+        let store = Store {
             log: Mutex::new(log),
             bus: broadcast::channel(bus_capacity).0,
             ready: AtomicBool::new(true),
+        };
+        if let Err(e) = probed {
+            store.failed("probe", &e);
         }
+        store
     }
 
     /// The store, locked: no commit (and so no publication) interleaves.
@@ -74,9 +81,14 @@ impl Store {
 
     /// Marks the store failed: `/readyz` turns not ready until a write works.
     pub fn failed(&self, op: &'static str, e: &StoreError) {
-        self.ready.store(false, Ordering::Relaxed);
         metrics::counter!(super::metrics::STORE_ERRORS, "op" => op).increment(1);
-        tracing::error!(op, error = %e, "alert store failed; /readyz reports not ready");
+        // One ERROR line when it breaks, not one a second while it stays
+        // broken (the probe runs every second).
+        if self.ready.swap(false, Ordering::Relaxed) {
+            tracing::error!(op, error = %e, "alert store failed; /readyz reports not ready");
+        } else {
+            tracing::debug!(op, error = %e, "alert store still failing");
+        }
     }
 
     fn succeeded(&self) {
@@ -87,16 +99,36 @@ impl Store {
 }
 
 /// What a batch of alerts came to: published, or not stored at all.
-pub type Committed = Result<Vec<Arc<Alert>>, Arc<StoreError>>;
+pub type Committed = Result<Vec<Arc<Alert>>, Failed>;
+
+/// A batch the store refused: the error, and the alerts themselves, so
+/// that they are raised again rather than forgotten (`Service::retain`).
+pub struct Failed {
+    pub error: Arc<StoreError>,
+    /// The alerts as they were queued (empty when the writer was gone).
+    pub alerts: Vec<Alert>,
+    /// Per alert: its call-local id, and whether it was a new alert (its
+    /// `alert_id` handed out for it) rather than an update of a stored one.
+    pub locals: Locals,
+}
 
 /// Alerts on their way to the store; resolves once they are committed and
 /// published (at once when there are none).
 #[must_use = "dropping it is fine, but then nobody learns whether the alerts were stored"]
-pub struct Pending(Option<oneshot::Receiver<Committed>>);
+pub struct Pending(Option<(oneshot::Receiver<Committed>, Locals)>);
+
+/// Per alert of a batch: call-local id, and whether it is new (see [`Failed::locals`]).
+pub type Locals = Vec<(u32, bool)>;
 
 impl Pending {
     pub fn none() -> Pending {
         Pending(None)
+    }
+
+    /// Alerts on their way, with their call-local ids and freshness (see
+    /// [`Failed::locals`]) for the case that the store refuses them.
+    pub fn with_locals(self, locals: Locals) -> Pending {
+        Pending(self.0.map(|(rx, _)| (rx, locals)))
     }
 
     /// No alerts to wait for.
@@ -111,9 +143,19 @@ impl Future for Pending {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Committed> {
         match &mut self.0 {
             None => Poll::Ready(Ok(Vec::new())),
-            Some(rx) => Pin::new(rx)
-                .poll(cx)
-                .map(|r| r.unwrap_or_else(|_| Err(Arc::new(StoreError::Closed)))),
+            Some((rx, locals)) => Pin::new(rx).poll(cx).map(|r| {
+                let committed = r.unwrap_or_else(|_| {
+                    Err(Failed {
+                        error: Arc::new(StoreError::Closed),
+                        alerts: Vec::new(),
+                        locals: Vec::new(),
+                    })
+                });
+                committed.map_err(|mut failed| {
+                    failed.locals = std::mem::take(locals);
+                    failed
+                })
+            }),
         }
     }
 }
@@ -124,6 +166,8 @@ enum Job {
     /// brought up to date with the version before it at commit time.
     Handle(Box<Alert>, HandlingChange, oneshot::Sender<Committed>),
     CallerCall(CallerKey, jiff::Timestamp),
+    /// Prove the store writable (readiness), in turn with the commits.
+    Probe,
 }
 
 /// The writer thread and its queue, and the checkpoint thread. Dropping it
@@ -175,7 +219,12 @@ impl Committer {
         }
         let (reply, rx) = oneshot::channel();
         self.send(Job::Alerts(alerts, reply));
-        Pending(Some(rx))
+        Pending(Some((rx, Vec::new())))
+    }
+
+    /// Queues a probe of the store (`/readyz`; see [`AlertLog::probe`]).
+    pub fn probe(&self) {
+        self.send(Job::Probe);
     }
 
     /// Queues a supervisor's change of an alert's handling; `alert` is its
@@ -184,7 +233,7 @@ impl Committer {
     pub fn handle(&self, alert: Alert, change: HandlingChange) -> Pending {
         let (reply, rx) = oneshot::channel();
         self.send(Job::Handle(Box::new(alert), change, reply));
-        Pending(Some(rx))
+        Pending(Some((rx, Vec::new())))
     }
 
     /// Queues a repeat-caller record (nobody waits for it).
@@ -252,6 +301,7 @@ fn commit_group(store: &Store, group: Vec<Job>) {
     let mut changes = Vec::new();
     let mut calls = Vec::new();
     let mut waiters = Vec::new();
+    let mut probe = false;
     for job in group {
         match job {
             Job::Alerts(batch, reply) => {
@@ -265,16 +315,29 @@ fn commit_group(store: &Store, group: Vec<Job>) {
                 changes.push(Some(change));
             }
             Job::CallerCall(caller, at) => calls.push((caller, at)),
+            Job::Probe => probe = true,
         }
     }
     let mut log = store.lock();
-    let merged = merge_updates(&log, &mut alerts, changes);
-    if let Err(e) = merged.and_then(|()| log.commit(&alerts, &calls)) {
+    // A commit is a probe too; only a group without writes needs one.
+    let written = match merge_updates(&log, &mut alerts, changes) {
+        Err(e) => Err(("commit", e)),
+        Ok(()) if alerts.is_empty() && calls.is_empty() && probe => {
+            log.probe().map_err(|e| ("probe", e))
+        }
+        Ok(()) => log.commit(&alerts, &calls).map_err(|e| ("commit", e)),
+    };
+    if let Err((op, e)) = written {
         drop(log);
-        store.failed("commit", &e);
-        let e = Arc::new(e);
-        for (_, reply) in waiters {
-            let _ = reply.send(Err(e.clone()));
+        store.failed(op, &e);
+        let error = Arc::new(e);
+        let mut alerts = alerts.into_iter();
+        for (n, reply) in waiters {
+            let _ = reply.send(Err(Failed {
+                error: error.clone(),
+                alerts: alerts.by_ref().take(n).collect(),
+                locals: Vec::new(),
+            }));
         }
         return;
     }

@@ -26,12 +26,18 @@ pub struct ServeConfig {
     pub lexicons: Option<PathBuf>,
     /// Policy file; the built-in policy when absent.
     pub policy: Option<PathBuf>,
+    /// Let SIGHUP reload a lexicon set that lacks a language or category
+    /// the set in force has (refused by default).
+    pub lexicon_allow_removal: bool,
     /// Days alerts and caller counts are kept.
     pub retention_days: u32,
     /// When an alert is durable: before it is published (`full`), or
     /// against a crash of the process at once and against power loss at
     /// the next checkpoint, a second later (`normal`). See `store`.
     pub store_sync: StoreSync,
+    /// Free bytes on the data dir's file system below which `/readyz`
+    /// reports not ready (a full disk shows before commits fail).
+    pub store_min_free_bytes: u64,
     /// Key of the caller-id hashes; a secret kept in the store when absent.
     pub caller_key_file: Option<PathBuf>,
     pub limits: Limits,
@@ -63,6 +69,12 @@ pub struct Limits {
     pub max_text_bytes: usize,
     /// Calls open at once, across all streams.
     pub max_active_calls: usize,
+    /// Calls one tenant may have open at once, so that one tenant cannot
+    /// fill `max_active_calls` for everyone.
+    pub max_active_calls_per_tenant: usize,
+    /// Seconds the calls of an ingest stream that closed without ending
+    /// them stay open (another stream may take them up) before they close.
+    pub stream_grace_seconds: u64,
     /// Concurrent HTTP/2 streams per connection.
     pub max_streams_per_connection: u32,
     /// HTTP/2 flow-control window per stream: how much a client may send
@@ -77,6 +89,15 @@ pub struct Limits {
     /// Ended calls kept for ListCalls / GetCall, and for how long (seconds).
     pub recent_ended_calls: usize,
     pub recent_ended_seconds: u64,
+    /// gRPC connections open at once; a new one beyond is closed at once
+    /// (logged, `callguard_connections_refused_total`). Capped below the
+    /// open-files limit at start.
+    pub max_connections: usize,
+    /// Seconds a new connection has to send its first frame (the HTTP/2
+    /// preface, or the TLS hello).
+    pub first_frame_timeout_seconds: u64,
+    /// Seconds a connection with no open stream is kept.
+    pub idle_connection_timeout_seconds: u64,
 }
 
 impl Default for ServeConfig {
@@ -87,8 +108,10 @@ impl Default for ServeConfig {
             data_dir: PathBuf::from("callguard-data"),
             lexicons: None,
             policy: None,
+            lexicon_allow_removal: false,
             retention_days: 30,
             store_sync: StoreSync::Normal,
+            store_min_free_bytes: 16 * 1024 * 1024,
             caller_key_file: None,
             limits: Limits::default(),
             tls: None,
@@ -103,12 +126,17 @@ impl Default for Limits {
         Limits {
             max_text_bytes: crate::event::DEFAULT_MAX_TEXT_BYTES,
             max_active_calls: 50_000,
+            max_active_calls_per_tenant: 10_000,
+            stream_grace_seconds: 60,
             max_streams_per_connection: 1_024,
             stream_window_bytes: 16 * 1024,
             max_message_bytes: 64 * 1024,
             subscriber_buffer: 4_096,
             recent_ended_calls: 1_000,
             recent_ended_seconds: 600,
+            max_connections: 10_000,
+            first_frame_timeout_seconds: 10,
+            idle_connection_timeout_seconds: 300,
         }
     }
 }
@@ -169,6 +197,12 @@ impl ServeConfig {
         if l.max_active_calls == 0 {
             return Err(bad("limits.max_active_calls", "must be at least 1"));
         }
+        if l.max_active_calls_per_tenant == 0 {
+            return Err(bad(
+                "limits.max_active_calls_per_tenant",
+                "must be at least 1",
+            ));
+        }
         if l.max_streams_per_connection == 0 {
             return Err(bad(
                 "limits.max_streams_per_connection",
@@ -179,6 +213,15 @@ impl ServeConfig {
             return Err(bad(
                 "limits.stream_window_bytes",
                 "must be between 1024 and 2147483647",
+            ));
+        }
+        if l.max_connections == 0 {
+            return Err(bad("limits.max_connections", "must be at least 1"));
+        }
+        if l.first_frame_timeout_seconds == 0 || l.idle_connection_timeout_seconds == 0 {
+            return Err(bad(
+                "limits.first_frame_timeout_seconds",
+                "connection timeouts must be at least 1 second",
             ));
         }
         if l.subscriber_buffer < 16 {

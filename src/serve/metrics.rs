@@ -21,12 +21,21 @@ pub const CONSOLE_STREAMS: &str = "callguard_console_streams";
 pub const INGEST_TO_ALERT: &str = "callguard_ingest_to_alert_seconds";
 /// Subscribers that fell behind the live buffer and went back to the store.
 pub const SUBSCRIBER_CATCHUPS: &str = "callguard_subscriber_catchups_total";
+/// Alerts the store refused that could not be kept to be raised again
+/// (their call ended, or too many for one call): lost, and logged.
+pub const ALERTS_UNSTORED: &str = "callguard_alerts_unstored_total";
 /// Store failures, by `op`.
 pub const STORE_ERRORS: &str = "callguard_store_errors_total";
 /// Alerts per store commit (group commit: one fsync each).
 pub const COMMIT_GROUP: &str = "callguard_commit_group_alerts";
 /// Time of one WAL checkpoint (off the commit path).
 pub const CHECKPOINT_SECONDS: &str = "callguard_store_checkpoint_seconds";
+/// gRPC connections open now.
+pub const CONNECTIONS: &str = "callguard_connections";
+/// Connections closed at accept: `limits.max_connections` reached.
+pub const CONNECTIONS_REFUSED: &str = "callguard_connections_refused_total";
+/// Connections closed by a timeout, by `reason` ("first frame", "idle").
+pub const CONNECTIONS_TIMED_OUT: &str = "callguard_connections_timed_out_total";
 /// Requests refused for a missing or unknown token.
 pub const AUTH_FAILURES: &str = "callguard_auth_failures_total";
 

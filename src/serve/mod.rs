@@ -8,8 +8,10 @@
 
 pub mod commit;
 pub mod config;
+pub mod conn;
 pub mod console;
 pub mod metrics;
+pub mod ratelimit;
 pub mod state;
 
 use std::net::SocketAddr;
@@ -41,6 +43,8 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// before the connection (and its streams) is dropped.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the store is probed with a write, for `/readyz`.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// How often retention runs.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -124,14 +128,56 @@ pub(crate) fn no_delay(listener: tokio::net::TcpListener) -> TcpIncoming {
     TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
+/// Raises the soft open-files limit to the hard one (a service default of
+/// 1,024 is a few hundred clients) and says what it got; returns the limit
+/// in force. Once per process.
+fn raise_open_files_limit() -> Option<u64> {
+    static LIMIT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        #[cfg(unix)]
+        {
+            use rustix::process::{getrlimit, setrlimit, Resource};
+            let before = getrlimit(Resource::Nofile);
+            let raised = rustix::process::Rlimit {
+                current: before.maximum,
+                maximum: before.maximum,
+            };
+            match setrlimit(Resource::Nofile, raised) {
+                Ok(()) => {
+                    let now = getrlimit(Resource::Nofile).current;
+                    tracing::info!(soft = ?now, was = ?before.current, "open-files limit raised to the hard limit");
+                    now
+                }
+                Err(error) => {
+                    tracing::warn!(%error, soft = ?before.current, hard = ?before.maximum, "cannot raise the open-files limit");
+                    before.current
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        None
+    })
+}
+
+/// Connections the open-files limit leaves room for, keeping some files
+/// for the store, the HTTP port and the logs.
+fn connection_budget() -> usize {
+    const RESERVED: u64 = 128;
+    raise_open_files_limit().map_or(usize::MAX, |n| {
+        usize::try_from(n.saturating_sub(RESERVED).max(1)).unwrap_or(usize::MAX)
+    })
+}
+
 /// Starts the service; returns once both listeners are bound.
 pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     config.check_exposure().map_err(ServeError::Exposure)?;
+    raise_open_files_limit();
     let tokens = Arc::new(Tokens::from_config(&config.tokens)?);
     let tls = config.tls.as_ref().map(tls_config).transpose()?;
     let rules = Rules::load(&config)?;
     let mut log = AlertLog::open(&config.data_dir)?;
     log.set_sync(config.store_sync)?;
+    log.set_min_free(config.store_min_free_bytes);
     let grpc_listener = bind(config.listen).await?;
     let http_listener = bind(config.http).await?;
     let grpc_addr = grpc_listener
@@ -158,6 +204,9 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     health_reporter
         .set_serving::<pb::alerts_server::AlertsServer<AlertsService>>()
         .await;
+    health_reporter
+        .set_serving::<pb::admin_server::AdminServer<AdminService>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -181,7 +230,14 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     // buffers (streams × stream window). So a server that falls behind
     // slows its clients down instead of dropping every call on a connection.
     // Keepalive pings find clients that vanished without closing.
+    let conns = Arc::new(conn::Conns::default());
+    let conn_limits = conn::ConnLimits {
+        max_connections: limits.max_connections.min(connection_budget()),
+        first_frame: Duration::from_secs(limits.first_frame_timeout_seconds),
+        idle: Duration::from_secs(limits.idle_connection_timeout_seconds),
+    };
     let grpc = builder
+        .layer(conn::CountStreamsLayer(conns.clone()))
         .max_concurrent_streams(Some(limits.max_streams_per_connection))
         .initial_stream_window_size(Some(limits.stream_window_bytes))
         .initial_connection_window_size(Some(config::MAX_WINDOW))
@@ -205,7 +261,8 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         ));
     let mut grpc_stop = shutdown_rx.clone();
     let grpc_task = tokio::spawn(async move {
-        grpc.serve_with_incoming_shutdown(no_delay(grpc_listener), async move {
+        let incoming = conn::incoming(grpc_listener, conn_limits, conns);
+        grpc.serve_with_incoming_shutdown(incoming, async move {
             let _ = grpc_stop.wait_for(|stop| *stop).await;
         })
         .await?;
@@ -232,8 +289,10 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     let housekeeping_task = tokio::spawn(async move {
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         let mut purge = tokio::time::interval(PURGE_EVERY);
+        let mut probe = tokio::time::interval(PROBE_EVERY);
         loop {
             tokio::select! {
+                _ = probe.tick() => housekeeping.probe_store(),
                 _ = sweep.tick() => {
                     let s = housekeeping.clone();
                     let _ = tokio::task::spawn_blocking(move || s.sweep()).await;
@@ -331,7 +390,8 @@ async fn wait_for_stop(service: &Arc<Service>) {
             _ = term.recv() => return,
             _ = hup.recv() => {
                 let s = service.clone();
-                match tokio::task::spawn_blocking(move || crate::grpc::admin::reload(&s)).await {
+                let allow = s.config.lexicon_allow_removal;
+                match tokio::task::spawn_blocking(move || crate::grpc::admin::reload(&s, allow)).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => tracing::warn!(error = %e, "SIGHUP reload refused; the rule set in force stays"),
                     Err(e) => tracing::error!(error = %e, "reload task failed"),

@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use tokio::sync::broadcast;
 
-use super::commit::{Committer, Pending, Store};
+use super::commit::{Committer, Failed, Pending, Store};
 use super::config::ServeConfig;
 use crate::alert::{Alert, AlertEvent, HandlingChange, HandlingChangeError};
 use crate::call::{
@@ -47,6 +47,11 @@ pub enum ReloadError {
     Lexicon(#[from] LexiconError),
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    #[error(
+        "the new lexicons lack what the set in force has: {}; reload with allow_removal (or lexicon_allow_removal = true for SIGHUP) if that is meant",
+        .0.join(", ")
+    )]
+    Removal(Vec<String>),
 }
 
 impl Rules {
@@ -77,6 +82,17 @@ pub enum Outcome {
     Refused(TableError),
     /// The event is for a tenant outside the sender's token scope.
     Denied(String),
+    /// The call ended within `limits.recent_ended_seconds`: its id is not
+    /// opened again (a late resend would raise its alerts a second time).
+    Ended(String),
+}
+
+/// A call's id within the service: ids are scoped by tenant, so that one
+/// tenant's ids neither collide with nor reveal another's (issue #18, F8/F9).
+type Key = (String, String);
+
+fn key_of(tenant: &str, call_id: &str) -> Key {
+    (tenant.to_owned(), call_id.to_owned())
 }
 
 /// Why an alert's handling could not be changed.
@@ -94,19 +110,92 @@ pub enum HandlingError {
 }
 
 /// Per-call bookkeeping the call table does not keep: service-wide alert
-/// ids of the call's call-local ones.
+/// ids of the call's call-local ones, and alerts the store refused.
 #[derive(Default)]
 struct CallIds {
     alert_ids: HashMap<u32, u64>,
+    /// Alerts whose commit failed, raised again with the call's next event
+    /// (a resend of the refused one included): the call's state has moved
+    /// past them (seq seen, cooldown running), so without this a store
+    /// outage lost them for good (issue #18, F3).
+    retained: Vec<Retained>,
 }
+
+/// An alert the store refused, kept to be raised again.
+struct Retained {
+    /// The fragment's `seq` that raised it (0 for a start or end): a resend
+    /// of that seq is not a duplicate while it is retained.
+    seq: u64,
+    local_id: u32,
+    alert: Alert,
+}
+
+/// Refused alerts kept per call; beyond, the oldest are dropped (counted).
+const MAX_RETAINED: usize = 256;
 
 /// Locks the live calls are split over (by a hash of the call id).
 const SHARDS: usize = 16;
 
-/// Some of the live calls.
+/// Some of the live calls (all tenants' calls of some call ids).
 struct Shard {
-    table: CallTable,
-    ids: HashMap<String, CallIds>,
+    /// Live calls, a table per tenant.
+    tables: HashMap<String, CallTable>,
+    ids: HashMap<Key, CallIds>,
+    /// Recently ended calls by call id: (tenant, when it ended). Their ids
+    /// are refused until `limits.recent_ended_seconds` have passed.
+    ended: HashMap<String, Vec<(String, Instant)>>,
+    /// The same, oldest first, to forget them in order.
+    ended_order: VecDeque<(Instant, Key)>,
+    /// Calls whose ingest stream closed without ending them: since when
+    /// (service ms). Closed after `limits.stream_grace_seconds` unless an
+    /// event arrives for them on another stream.
+    orphaned: HashMap<Key, u64>,
+}
+
+/// Ended call ids remembered per shard at most (beyond, the oldest are
+/// forgotten early).
+const MAX_ENDED_IDS: usize = 16_384;
+
+impl Shard {
+    /// The tenants with a live call, or else a recently ended one, of this
+    /// id: how an event from an all-tenant sender (which names no tenant
+    /// on fragments and ends) finds its call.
+    fn tenants_of(&self, call_id: &str) -> Vec<String> {
+        let live: Vec<String> = self
+            .tables
+            .iter()
+            .filter(|(_, table)| table.tenant_of(call_id).is_some())
+            .map(|(tenant, _)| tenant.clone())
+            .collect();
+        if !live.is_empty() {
+            return live;
+        }
+        self.ended
+            .get(call_id)
+            .map(|ended| ended.iter().map(|(t, _)| t.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    fn recently_ended(&self, tenant: &str, call_id: &str) -> bool {
+        self.ended
+            .get(call_id)
+            .is_some_and(|ended| ended.iter().any(|(t, _)| t == tenant))
+    }
+
+    fn forget_ended_before(&mut self, keep: std::time::Duration) {
+        while let Some((at, _)) = self.ended_order.front() {
+            if at.elapsed() <= keep && self.ended_order.len() <= MAX_ENDED_IDS {
+                break;
+            }
+            let (at, (tenant, call_id)) = self.ended_order.pop_front().expect("checked above");
+            if let Some(ended) = self.ended.get_mut(&call_id) {
+                ended.retain(|(t, when)| !(t == &tenant && *when == at));
+                if ended.is_empty() {
+                    self.ended.remove(&call_id);
+                }
+            }
+        }
+    }
 }
 
 /// What all calls share.
@@ -128,6 +217,8 @@ pub struct Service {
     shard_key: std::hash::RandomState,
     /// Open calls across the shards, against `max_active_calls`.
     open_calls: Arc<CallLimit>,
+    /// Open calls per tenant, against `max_active_calls_per_tenant`.
+    tenant_calls: Mutex<HashMap<String, Arc<CallLimit>>>,
     ledger: Mutex<Ledger>,
     store: Arc<Store>,
     committer: Committer,
@@ -170,8 +261,11 @@ impl Service {
         let shards = (0..SHARDS)
             .map(|_| {
                 Mutex::new(Shard {
-                    table: CallTable::sharing(open_calls.clone(), config.limits.max_text_bytes),
+                    tables: HashMap::new(),
                     ids: HashMap::new(),
+                    ended: HashMap::new(),
+                    ended_order: VecDeque::new(),
+                    orphaned: HashMap::new(),
                 })
             })
             .collect();
@@ -182,6 +276,7 @@ impl Service {
             shards,
             shard_key: std::hash::RandomState::new(),
             open_calls,
+            tenant_calls: Mutex::new(HashMap::new()),
             ledger: Mutex::new(Ledger {
                 counters,
                 callers,
@@ -222,6 +317,12 @@ impl Service {
         self.store.is_ready()
     }
 
+    /// Queues a probe of the store: readiness follows the last write,
+    /// probe or commit, so it turns without traffic too.
+    pub fn probe_store(&self) {
+        self.committer.probe();
+    }
+
     fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
@@ -241,6 +342,17 @@ impl Service {
         };
         let mut guard = lock(self.shard_of(event.call_id()));
         let calls = &mut *guard;
+        let tenant = match self.tenant_for(&mut event, scope, calls) {
+            Ok(tenant) => tenant,
+            Err(outcome) => return outcome,
+        };
+        if !matches!(event, Event::End(_)) && calls.recently_ended(&tenant, event.call_id()) {
+            return Outcome::Ended(format!(
+                "call_id: call {:?} has ended; its id is not reused for {} s",
+                event.call_id(),
+                self.config.limits.recent_ended_seconds
+            ));
+        }
         let window = caller_window(&rules.policy);
         let mut caller_calls = |start: &crate::event::CallStart| {
             let (Some(caller), Some(at)) = (start.caller_id.as_deref(), start.started_at) else {
@@ -252,16 +364,25 @@ impl Service {
             self.committer.caller_call(key, at);
             lock(&self.ledger).callers.record(key, at, window)
         };
-        // A fragment that opens a call implicitly opens it in the sender's tenant.
-        let implicit_start = match scope.map(|own| claim_tenant(&mut event, &calls.table, own)) {
-            Some(Err(refusal)) => return Outcome::Denied(refusal),
-            Some(Ok(start)) => start,
-            None => None,
+        let table = match calls.tables.entry(tenant.clone()) {
+            std::collections::hash_map::Entry::Occupied(table) => table.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(self.new_table(&tenant)),
+        };
+        // A fragment that opens a call opens it in the tenant it was sent for.
+        let implicit_start = match &event {
+            Event::Fragment(fragment) if table.tenant_of(&fragment.call_id).is_none() => {
+                Some(CallStart {
+                    call_id: fragment.call_id.clone(),
+                    tenant: tenant.clone(),
+                    language: fragment.language.clone(),
+                    ..CallStart::default()
+                })
+            }
+            _ => None,
         };
         let mut routed = Ok(None);
         if let Some(start) = implicit_start {
-            routed = calls
-                .table
+            routed = table
                 .apply(
                     &Event::Start(start),
                     self.now_ms(),
@@ -273,7 +394,7 @@ impl Service {
                 .map(Some);
         }
         let routed = routed.and_then(|opened| {
-            let mut routed = calls.table.apply(
+            let mut routed = table.apply(
                 &event,
                 self.now_ms(),
                 &rules.engine,
@@ -286,7 +407,7 @@ impl Service {
                     alerts.splice(0..0, first);
                 }
                 if !alerts.is_empty() && routed.snapshot.is_none() {
-                    routed.snapshot = calls.table.snapshot_of(event.call_id());
+                    routed.snapshot = table.snapshot_of(event.call_id());
                 }
             }
             Ok(routed)
@@ -299,21 +420,116 @@ impl Service {
         if kind != FRAGMENT {
             metrics::gauge!(super::metrics::ACTIVE_CALLS).set(self.open_calls.open() as f64);
         }
-        let (duplicate, events) = match routed.applied {
+        let (mut duplicate, events) = match routed.applied {
             Applied::Duplicate => (true, Vec::new()),
             Applied::Accepted(events) => (false, events),
         };
-        let Some(snapshot) = routed.snapshot else {
+        let key = key_of(&tenant, event.call_id());
+        calls.orphaned.remove(&key);
+        let retained = calls
+            .ids
+            .get_mut(&key)
+            .map(|ids| std::mem::take(&mut ids.retained))
+            .unwrap_or_default();
+        if duplicate && retained.iter().any(|r| r.seq == event_seq(&event)) {
+            duplicate = false; // a resend of an event the store refused
+        }
+        let snapshot = match routed.snapshot {
+            Some(snapshot) => Some(snapshot),
+            None if !retained.is_empty() => calls
+                .tables
+                .get(&tenant)
+                .and_then(|table| table.snapshot_of(event.call_id())),
+            None => None,
+        };
+        let Some(snapshot) = snapshot else {
             return Outcome::Accepted {
                 duplicate,
                 alerts: Pending::none(),
             };
         };
-        let alerts = self.publish(&mut calls.ids, &snapshot, events, &rules.engine);
+        let alerts = self.publish(&mut calls.ids, &snapshot, retained, events, &rules.engine);
         if matches!(event, Event::End(_)) {
-            self.remember_ended(&mut calls.ids, snapshot);
+            self.remember_ended(calls, snapshot);
         }
         Outcome::Accepted { duplicate, alerts }
+    }
+
+    /// The tenant an event is for: a start's own (filled in from, and held
+    /// to, the sender's scope); the sender's tenant for a fragment or end;
+    /// for an all-tenant sender, the one tenant with a call of that id
+    /// (none: the default tenant "").
+    fn tenant_for(
+        &self,
+        event: &mut Event,
+        scope: Option<&str>,
+        calls: &Shard,
+    ) -> Result<String, Outcome> {
+        match (event, scope) {
+            (Event::Start(start), Some(own)) => {
+                if start.tenant.is_empty() {
+                    start.tenant = own.to_owned();
+                } else if start.tenant != own {
+                    return Err(Outcome::Denied(format!(
+                        "tenant: this token sends for tenant {own:?}, not {:?}",
+                        start.tenant
+                    )));
+                }
+                Ok(start.tenant.clone())
+            }
+            (Event::Start(start), None) => Ok(start.tenant.clone()),
+            (_, Some(own)) => Ok(own.to_owned()),
+            (event, None) => {
+                let mut tenants = calls.tenants_of(event.call_id());
+                match tenants.len() {
+                    0 => Ok(String::new()),
+                    1 => Ok(tenants.remove(0)),
+                    _ => Err(Outcome::Denied(format!(
+                        "call_id: {} tenants have a call {:?}; send its events with a token scoped to its tenant",
+                        tenants.len(),
+                        event.call_id()
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// A table for a tenant's calls in one shard, counted against the
+    /// service's limit and the tenant's.
+    fn new_table(&self, tenant: &str) -> CallTable {
+        let tenant_limit = lock(&self.tenant_calls)
+            .entry(tenant.to_owned())
+            .or_insert_with(|| CallLimit::new(self.config.limits.max_active_calls_per_tenant))
+            .clone();
+        CallTable::sharing_in_tenant(
+            self.open_calls.clone(),
+            tenant_limit,
+            self.config.limits.max_text_bytes,
+        )
+    }
+
+    /// The ingest stream that sent events for these calls has closed: the
+    /// ones it did not end close after `limits.stream_grace_seconds`,
+    /// unless another stream takes them up (any event for them).
+    pub fn orphan(&self, scope: Option<&str>, call_ids: impl IntoIterator<Item = String>) {
+        let now = self.now_ms();
+        for call_id in call_ids {
+            let mut guard = lock(self.shard_of(&call_id));
+            let calls = &mut *guard;
+            let tenants = match scope {
+                Some(own) => vec![own.to_owned()],
+                None => calls.tenants_of(&call_id),
+            };
+            for tenant in tenants {
+                let live = calls
+                    .tables
+                    .get(&tenant)
+                    .is_some_and(|t| t.tenant_of(&call_id).is_some());
+                if live {
+                    calls.orphaned.insert(key_of(&tenant, &call_id), now);
+                }
+            }
+        }
     }
 
     fn shard_of(&self, call_id: &str) -> &Mutex<Shard> {
@@ -327,18 +543,19 @@ impl Service {
     /// so they reach it in id order.
     fn publish(
         &self,
-        call_ids: &mut HashMap<String, CallIds>,
+        call_ids: &mut HashMap<Key, CallIds>,
         snapshot: &CallSnapshot,
+        retained: Vec<Retained>,
         events: Vec<AlertEvent>,
         engine: &Engine,
     ) -> Pending {
-        if events.is_empty() {
+        if events.is_empty() && retained.is_empty() {
             return Pending::none();
         }
         let raised_at = jiff::Timestamp::now();
-        let built: Vec<(u32, Alert)> = events
-            .into_iter()
-            .map(|e| {
+        let retained = retained.into_iter().map(|r| (r.local_id, r.alert));
+        let built: Vec<(u32, Alert)> = retained
+            .chain(events.into_iter().map(|e| {
                 let alert = Alert {
                     event_id: 0,
                     alert_id: 0,
@@ -357,9 +574,12 @@ impl Service {
                     handling: None,
                 };
                 (e.local_id, alert)
-            })
+            }))
             .collect();
-        let ids = call_ids.entry(snapshot.call_id.clone()).or_default();
+        let ids = call_ids
+            .entry(key_of(&snapshot.tenant, &snapshot.call_id))
+            .or_default();
+        let mut locals = Vec::with_capacity(built.len());
         // Only the ids under the ledger lock; an update of an alert raised
         // earlier in the same batch finds its id in the map.
         let mut ledger = lock(&self.ledger);
@@ -367,16 +587,77 @@ impl Service {
             .into_iter()
             .map(|(local_id, mut alert)| {
                 alert.alert_id = ids.alert_ids.get(&local_id).copied().unwrap_or(0);
+                locals.push((local_id, alert.alert_id == 0));
                 let alert = ledger.counters.assign(alert);
                 ids.alert_ids.insert(local_id, alert.alert_id);
                 alert
             })
             .collect();
-        self.committer.alerts(alerts)
+        self.committer.alerts(alerts).with_locals(locals)
     }
 
-    fn remember_ended(&self, call_ids: &mut HashMap<String, CallIds>, snapshot: CallSnapshot) {
-        let ids = call_ids.remove(&snapshot.call_id).unwrap_or_default();
+    /// Keeps the alerts of an event the store refused, to be raised again
+    /// with the call's next event (see [`CallIds::retained`]), and forgets
+    /// the ids handed out for new ones, so that GetCall and ListCalls list
+    /// only stored alerts.
+    pub fn retain(&self, call_id: &str, seq: u64, failed: Failed) {
+        if failed.alerts.is_empty() {
+            return;
+        }
+        let mut guard = lock(self.shard_of(call_id));
+        let calls = &mut *guard;
+        let n = failed.alerts.len();
+        let tenant = failed.alerts[0].tenant.clone();
+        let live = calls
+            .tables
+            .get(&tenant)
+            .is_some_and(|t| t.tenant_of(call_id).is_some());
+        if !live {
+            // The call ended with this event (its final alerts are what
+            // failed): nothing is left to raise them with.
+            metrics::counter!(super::metrics::ALERTS_UNSTORED).increment(n as u64);
+            tracing::error!(
+                call_id,
+                alerts = n,
+                "the alert store refused the alerts of an ending call; they are lost"
+            );
+            return;
+        }
+        let ids = calls.ids.entry(key_of(&tenant, call_id)).or_default();
+        for (alert, (local_id, fresh)) in failed.alerts.into_iter().zip(failed.locals) {
+            if fresh && ids.alert_ids.get(&local_id) == Some(&alert.alert_id) {
+                ids.alert_ids.remove(&local_id);
+            }
+            ids.retained.push(Retained {
+                seq,
+                local_id,
+                alert,
+            });
+        }
+        if ids.retained.len() > MAX_RETAINED {
+            let dropped = ids.retained.len() - MAX_RETAINED;
+            ids.retained.drain(..dropped);
+            metrics::counter!(super::metrics::ALERTS_UNSTORED).increment(dropped as u64);
+            tracing::error!(
+                call_id,
+                dropped,
+                "too many alerts refused by the alert store for one call; the oldest are lost"
+            );
+        }
+        tracing::warn!(call_id, seq, alerts = n, "alerts refused by the alert store are kept, to be raised again with the call's next event");
+    }
+
+    fn remember_ended(&self, calls: &mut Shard, snapshot: CallSnapshot) {
+        let key = key_of(&snapshot.tenant, &snapshot.call_id);
+        let ids = calls.ids.remove(&key).unwrap_or_default();
+        calls.orphaned.remove(&key);
+        let now = Instant::now();
+        calls
+            .ended
+            .entry(snapshot.call_id.clone())
+            .or_default()
+            .push((snapshot.tenant.clone(), now));
+        calls.ended_order.push_back((now, key));
         let alert_ids = global_ids(&snapshot, &ids);
         let mut ledger = lock(&self.ledger);
         ledger
@@ -391,16 +672,51 @@ impl Service {
     /// ended calls past their keep time. Run periodically.
     pub fn sweep(&self) {
         let rules = self.rules();
+        let now = self.now_ms();
+        let grace = self.config.limits.stream_grace_seconds.saturating_mul(1000);
+        let keep_ended = std::time::Duration::from_secs(self.config.limits.recent_ended_seconds);
         for shard in &self.shards {
             let mut guard = lock(shard);
             let calls = &mut *guard;
-            let closed = calls.table.close_idle(self.now_ms(), &rules.policy);
-            for (snapshot, events) in closed {
-                tracing::info!(call_id = %snapshot.call_id, "call closed after idle timeout");
-                // Published by the committer; a store failure is reported there.
-                drop(self.publish(&mut calls.ids, &snapshot, events, &rules.engine));
-                self.remember_ended(&mut calls.ids, snapshot);
+            let mut closed = Vec::new();
+            for table in calls.tables.values_mut() {
+                closed.extend(
+                    table
+                        .close_idle(now, &rules.policy)
+                        .into_iter()
+                        .map(|c| (c, "idle timeout")),
+                );
             }
+            let orphans: Vec<Key> = calls
+                .orphaned
+                .iter()
+                .filter(|(_, since)| now.saturating_sub(**since) >= grace)
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in orphans {
+                calls.orphaned.remove(&key);
+                let (tenant, call_id) = &key;
+                if let Some(c) = calls
+                    .tables
+                    .get_mut(tenant)
+                    .and_then(|t| t.close(call_id, &rules.policy))
+                {
+                    closed.push((c, "its ingest stream closed"));
+                }
+            }
+            for ((snapshot, events), why) in closed {
+                tracing::info!(call_id = %snapshot.call_id, why, "call closed");
+                let retained = calls
+                    .ids
+                    .get_mut(&key_of(&snapshot.tenant, &snapshot.call_id))
+                    .map(|ids| std::mem::take(&mut ids.retained))
+                    .unwrap_or_default();
+                // Published by the committer; a store failure is reported there.
+                drop(self.publish(&mut calls.ids, &snapshot, retained, events, &rules.engine));
+                self.remember_ended(calls, snapshot);
+            }
+            calls.tables.retain(|_, table| !table.is_empty());
+            calls.forget_ended_before(keep_ended);
         }
         // Callers with no call in the window take no memory.
         let window = caller_window(&rules.policy);
@@ -441,10 +757,17 @@ impl Service {
         let mut out: Vec<(CallSnapshot, Vec<u64>)> = Vec::new();
         for shard in &self.shards {
             let calls = lock(shard);
-            out.extend(calls.table.snapshots().into_iter().map(|s| {
-                let ids = global_ids(&s, calls.ids.get(&s.call_id).unwrap_or(&empty));
-                (s, ids)
-            }));
+            let tables = calls
+                .tables
+                .iter()
+                .filter(|(t, _)| tenant.is_none_or(|want| want == t.as_str()));
+            for (_, table) in tables {
+                out.extend(table.snapshots().into_iter().map(|s| {
+                    let key = key_of(&s.tenant, &s.call_id);
+                    let ids = global_ids(&s, calls.ids.get(&key).unwrap_or(&empty));
+                    (s, ids)
+                }));
+            }
         }
         out.sort_by(|(a, _), (b, _)| a.call_id.cmp(&b.call_id));
         if include_ended {
@@ -459,8 +782,14 @@ impl Service {
         out
     }
 
-    pub fn find_call(&self, call_id: &str) -> Option<(CallSnapshot, Vec<u64>)> {
-        self.list_calls(None, true)
+    /// The call of this id in `tenant` (any tenant: `None`), live first,
+    /// else the most recently ended.
+    pub fn find_call(
+        &self,
+        tenant: Option<&str>,
+        call_id: &str,
+    ) -> Option<(CallSnapshot, Vec<u64>)> {
+        self.list_calls(tenant, true)
             .into_iter()
             .rev()
             .find(|(s, _)| s.call_id == call_id)
@@ -497,7 +826,9 @@ impl Service {
             let update = ledger.counters.assign(update);
             self.committer.handle(update, change)
         };
-        let stored = pending.await.map_err(HandlingError::Store)?;
+        let stored = pending
+            .await
+            .map_err(|failed| HandlingError::Store(failed.error))?;
         stored
             .into_iter()
             .next()
@@ -518,6 +849,14 @@ impl Service {
     /// Runs `f` with the store locked (no publication can interleave).
     pub fn with_log<R>(&self, f: impl FnOnce(&mut AlertLog) -> R) -> R {
         f(&mut self.store.lock())
+    }
+}
+
+/// The `seq` of a fragment (0 for a start or end).
+fn event_seq(event: &Event) -> u64 {
+    match event {
+        Event::Fragment(fragment) => fragment.seq,
+        _ => 0,
     }
 }
 
@@ -543,43 +882,6 @@ fn read_caller_key(path: &std::path::Path) -> Result<Vec<u8>, super::ServeError>
         )));
     }
     Ok(key)
-}
-
-/// Holds `event` to the tenant `own`: fills in a start's missing tenant,
-/// refuses another tenant's call, and returns the start that opens an
-/// unknown call of a fragment in `own`.
-fn claim_tenant(
-    event: &mut Event,
-    table: &CallTable,
-    own: &str,
-) -> Result<Option<CallStart>, String> {
-    let refuse = |tenant: &str| {
-        Err(format!(
-            "tenant: this token sends for tenant {own:?}, not {tenant:?}"
-        ))
-    };
-    match event {
-        Event::Start(start) if start.tenant.is_empty() => start.tenant = own.to_owned(),
-        Event::Start(start) if start.tenant != own => return refuse(&start.tenant),
-        Event::Start(_) => {}
-        Event::Fragment(fragment) => match table.tenant_of(&fragment.call_id) {
-            Some(tenant) if tenant != own => return refuse(tenant),
-            Some(_) => {}
-            None => {
-                return Ok(Some(CallStart {
-                    call_id: fragment.call_id.clone(),
-                    tenant: own.to_owned(),
-                    language: fragment.language.clone(),
-                    ..CallStart::default()
-                }))
-            }
-        },
-        Event::End(end) => match table.tenant_of(&end.call_id) {
-            Some(tenant) if tenant != own => return refuse(tenant),
-            _ => {}
-        },
-    }
-    Ok(None)
 }
 
 fn global_ids(snapshot: &CallSnapshot, ids: &CallIds) -> Vec<u64> {

@@ -178,6 +178,15 @@ pub enum StoreError {
     },
     #[error("the alert store writer has stopped")]
     Closed,
+    #[error("data directory {dir} is in use by another callguard{}; one server per --data-dir", holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default())]
+    Locked { dir: PathBuf, holder: Option<u32> },
+    #[error("cannot lock data directory {dir}: {source}")]
+    Lock {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the file system of {path} has {free} bytes free, below store_min_free_bytes ({min})")]
+    LowSpace { path: PathBuf, free: u64, min: u64 },
     #[error("cannot generate installation secret for {path}: {source}")]
     Random {
         path: PathBuf,
@@ -194,11 +203,18 @@ pub struct AlertLog {
     last_event_id: u64,
     /// Identity of the file at open, to notice it being removed or replaced.
     file_id: Option<FileId>,
+    /// Identity of its WAL at open: a deleted WAL goes on taking commits
+    /// (SQLite writes to the unlinked file) that a restart would not find.
+    wal_id: Option<FileId>,
     sync: StoreSync,
     /// Ids this handle may hand out without moving the lease (`Normal`).
     lease: IdCounters,
     /// This handle moved the lease: give the unused part back on close.
     leased: bool,
+    /// Free bytes below which [`probe`](Self::probe) fails (0: no floor).
+    min_free: u64,
+    /// The data dir's lock, held for as long as the store is open.
+    _lock: std::fs::File,
 }
 
 impl AlertLog {
@@ -209,6 +225,7 @@ impl AlertLog {
             path: dir.to_path_buf(),
             source,
         })?;
+        let lock = lock_dir(dir)?;
         let path = dir.join(DB_FILE);
         let mut conn = connect(&path)?;
         let mode: String = conn
@@ -224,15 +241,21 @@ impl AlertLog {
         let lease = skip_past_lease(&mut conn, &path)?;
         let last_event_id = counter(&conn, LAST_EVENT_ID).map_err(read_err(&path))?;
         tracing::info!(path = %path.display(), last_event_id, "alert store open");
+        // The WAL exists from the first write (the migration's) on, for as
+        // long as a connection is open.
+        let wal_id = file_id(&wal_path(&path));
         let file_id = file_id(&path);
         Ok(AlertLog {
             conn,
             path,
             last_event_id,
             file_id,
+            wal_id,
             sync: StoreSync::Full,
             lease,
             leased: false,
+            min_free: 0,
+            _lock: lock,
         })
     }
 
@@ -245,9 +268,51 @@ impl AlertLog {
         Ok(())
     }
 
+    /// Free space below which the store is reported not ready: a small
+    /// write can succeed on a full disk (SQLite reuses the WAL's pages), so
+    /// only the free space shows a disk about to refuse the next commits.
+    pub fn set_min_free(&mut self, bytes: u64) {
+        self.min_free = bytes;
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Proves the store writable: a small write transaction, after checking
+    /// that the database file and its WAL are still the ones opened.
+    /// `/readyz` runs it every second (`serve::commit`), so a full disk, a
+    /// removed file or a deleted WAL shows within a second, and the end of
+    /// the trouble too. When the WAL was deleted, the commits it holds are
+    /// first copied into the database file (a checkpoint through the open
+    /// descriptor), so a restart finds every alert acknowledged before.
+    pub fn probe(&mut self) -> Result<(), StoreError> {
+        if self.wal_id.is_some() && file_id(&wal_path(&self.path)) != self.wal_id {
+            let saved = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(FULL)", [], |row| {
+                    row.get::<_, i64>(0)
+                });
+            tracing::error!(path = %self.path.display(), ?saved,
+                "the alert store's WAL file was deleted or replaced; committed alerts copied into the database file; restart the service");
+        }
+        if let Some(free) = free_bytes(&self.path).filter(|free| *free < self.min_free) {
+            return Err(StoreError::LowSpace {
+                path: self.path.clone(),
+                free,
+                min: self.min_free,
+            });
+        }
+        let (tx, path) = self.begin_write()?;
+        let write = write_err(path);
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('probe', 1) \
+             ON CONFLICT (key) DO UPDATE SET value = value + 1",
+            [],
+        )
+        .map_err(write)?;
+        tx.commit().map_err(write)
     }
 
     /// Stores `alerts` in one transaction: assigns `alert_id` where it is 0
@@ -680,6 +745,12 @@ impl AlertLog {
     fn begin_write(&mut self) -> Result<(rusqlite::Transaction<'_>, &Path), StoreError> {
         let write = write_err(&self.path);
         still_there(&self.path, self.file_id).map_err(write)?;
+        if self.wal_id.is_some() && file_id(&wal_path(&self.path)) != self.wal_id {
+            return Err(write(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY_DBMOVED),
+                Some("the WAL file was deleted or replaced since the store was opened".into()),
+            )));
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -700,6 +771,65 @@ fn read_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// The lock file in a data directory; it holds the owner's pid.
+pub const LOCK_FILE: &str = "callguard.lock";
+
+/// Takes the data directory's advisory lock (`flock`, released by the
+/// kernel when the process dies, so a SIGKILL leaves no stale lock), and
+/// writes our pid in the file for the error a second server gets. Two
+/// servers on one directory would take each other's id leases and each
+/// refuse the other's alerts (issue #18, F5).
+fn lock_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join(LOCK_FILE);
+    let err = |source| StoreError::Lock {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(err)?;
+    #[cfg(unix)]
+    if let Err(e) = rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        if e != rustix::io::Errno::WOULDBLOCK {
+            return Err(err(e.into()));
+        }
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        return Err(StoreError::Locked {
+            dir: dir.to_path_buf(),
+            holder: holder.trim().parse().ok(),
+        });
+    }
+    file.set_len(0).map_err(err)?;
+    file.rewind().map_err(err)?;
+    writeln!(file, "{}", std::process::id()).map_err(err)?;
+    Ok(file)
+}
+
+/// Bytes an unprivileged writer may still use on the file system of `path`.
+#[cfg(unix)]
+fn free_bytes(path: &Path) -> Option<u64> {
+    let stat = rustix::fs::statvfs(path).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+#[cfg(not(unix))]
+fn free_bytes(_path: &Path) -> Option<u64> {
+    None
+}
+
+/// The WAL beside a database file.
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
 }
 
 /// Which file a path names (device and inode on Unix).

@@ -486,6 +486,9 @@ fn ids_skip_past_the_lease_after_an_unclean_stop() {
     let dir = tempfile::tempdir().unwrap();
     // A crash: the handle is never closed, so the lease is not given back.
     std::mem::forget(leased_log(dir.path()));
+    // A crash also releases the data dir's lock (the kernel closes the
+    // descriptor); `forget` does not, so unlink the locked file instead.
+    std::fs::remove_file(dir.path().join(super::LOCK_FILE)).unwrap();
 
     let mut log = AlertLog::open(dir.path()).unwrap();
     assert_eq!(log.last_event_id(), 2 + LEASE_BLOCK);
@@ -496,6 +499,20 @@ fn ids_skip_past_the_lease_after_an_unclean_stop() {
     // What was committed before the crash is all there.
     let all = log.read_after(0, &AlertFilter::default(), 10).unwrap();
     assert_eq!(event_ids(&all), [1, 2, 3 + LEASE_BLOCK]);
+}
+
+#[test]
+fn a_second_open_of_a_locked_dir_names_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = AlertLog::open(dir.path()).unwrap();
+    let e = AlertLog::open(dir.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("in use by another callguard")
+            && e.contains(&format!("pid {}", std::process::id())),
+        "{e}"
+    );
+    drop(first);
+    AlertLog::open(dir.path()).unwrap();
 }
 
 #[test]

@@ -22,7 +22,7 @@ use crate::support::*;
 
 /// Built-in policy, except that no call raises out_of_hours (whatever the
 /// time the tests run), so every alert below is one the test asked for.
-const QUIET_POLICY: &str = "[business_hours]\nout_of_hours = \"off\"\n";
+pub(crate) const QUIET_POLICY: &str = "[business_hours]\nout_of_hours = \"off\"\n";
 
 // ---------------------------------------------------------------------------
 // 1. A client that vanishes mid-call
@@ -627,7 +627,7 @@ async fn still_good(ingest: &mut IngestStream, seq: &mut u64) {
 }
 
 /// The error status a stream ends with (its first answer).
-async fn stream_status<T>(stream: &mut tonic::Streaming<T>) -> tonic::Status
+pub(crate) async fn stream_status<T>(stream: &mut tonic::Streaming<T>) -> tonic::Status
 where
     T: std::fmt::Debug,
 {
@@ -646,7 +646,7 @@ where
 // Helpers
 
 /// The test configuration with [`QUIET_POLICY`] (written into `dir`).
-fn quiet_config(dir: &Path) -> callguard::serve::ServeConfig {
+pub(crate) fn quiet_config(dir: &Path) -> callguard::serve::ServeConfig {
     let policy = dir.join("policy.toml");
     std::fs::write(&policy, QUIET_POLICY).unwrap();
     let mut config = config(&dir.join("data"));
@@ -656,7 +656,7 @@ fn quiet_config(dir: &Path) -> callguard::serve::ServeConfig {
 
 /// Writes `policy.toml` and a `serve --config` file using it, with extra
 /// `[limits]` lines; returns the config file.
-fn write_config(dir: &Path, policy: &str, limits: &str) -> PathBuf {
+pub(crate) fn write_config(dir: &Path, policy: &str, limits: &str) -> PathBuf {
     let policy_path = dir.join("policy.toml");
     std::fs::write(&policy_path, policy).unwrap();
     let config = dir.join("callguard.toml");
@@ -671,7 +671,7 @@ fn write_config(dir: &Path, policy: &str, limits: &str) -> PathBuf {
     config
 }
 
-async fn connect(addr: SocketAddr) -> Channel {
+pub(crate) async fn connect(addr: SocketAddr) -> Channel {
     Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
@@ -681,7 +681,7 @@ async fn connect(addr: SocketAddr) -> Channel {
 
 /// An ingest stream whose sending and receiving sides are used separately
 /// (to pipeline events instead of one request-reply at a time).
-async fn open_ingest(
+pub(crate) async fn open_ingest(
     channel: Channel,
 ) -> (
     mpsc::Sender<pb::TranscriptEvent>,
@@ -696,7 +696,9 @@ async fn open_ingest(
     (tx, replies)
 }
 
-async fn next_reply(replies: &mut tonic::Streaming<pb::StreamTranscriptResponse>) -> Reply {
+pub(crate) async fn next_reply(
+    replies: &mut tonic::Streaming<pb::StreamTranscriptResponse>,
+) -> Reply {
     tokio::time::timeout(Duration::from_secs(30), replies.message())
         .await
         .expect("a reply within 30 s")
@@ -706,7 +708,7 @@ async fn next_reply(replies: &mut tonic::Streaming<pb::StreamTranscriptResponse>
         .expect("a reply")
 }
 
-async fn assert_serving(server: &TestServer) {
+pub(crate) async fn assert_serving(server: &TestServer) {
     let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
     let status = health
         .check(tonic_health::pb::HealthCheckRequest {
@@ -724,7 +726,7 @@ async fn assert_serving(server: &TestServer) {
 
 /// A TCP relay for one connection to `target`; aborting the task drops both
 /// sockets at once.
-async fn relay(target: SocketAddr) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+pub(crate) async fn relay(target: SocketAddr) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
@@ -735,7 +737,7 @@ async fn relay(target: SocketAddr) -> (SocketAddr, tokio::task::JoinHandle<()>) 
     (addr, task)
 }
 
-async fn http_get(addr: SocketAddr, path: &str) -> String {
+pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
@@ -746,7 +748,7 @@ async fn http_get(addr: SocketAddr, path: &str) -> String {
 }
 
 /// The value of an unlabelled metric in /metrics (None when absent).
-async fn metric(http: SocketAddr, name: &str) -> Option<f64> {
+pub(crate) async fn metric(http: SocketAddr, name: &str) -> Option<f64> {
     let body = http_get(http, "/metrics").await;
     body.lines().find_map(|line| {
         let value = line.strip_prefix(name)?.strip_prefix(' ')?;
@@ -755,7 +757,7 @@ async fn metric(http: SocketAddr, name: &str) -> Option<f64> {
 }
 
 /// Polls `check` until it holds (up to 10 s).
-async fn eventually<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

@@ -4,6 +4,7 @@ mod browser;
 mod console;
 mod faults;
 mod fuzz_regressions;
+mod hostile;
 mod import_cli;
 mod lexicon_cli;
 mod live_vs_replay;

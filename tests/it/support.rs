@@ -299,6 +299,10 @@ impl ChildServer {
         server
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// What it logged so far (the first 64 KiB).
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
