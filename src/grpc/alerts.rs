@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -19,11 +19,11 @@ use super::pb;
 use super::status::{handling_refused, invalid_argument, not_found, store_unavailable};
 use crate::alert::{Alert, AlertFilter, HandlingChange};
 use crate::category::BUILTIN_CATEGORIES;
+use crate::serve::follow::{follow, AlertSink};
 use crate::serve::metrics;
 use crate::serve::state::Service;
+use crate::store::StoreError;
 
-/// Alerts read from the store per query while catching up.
-const PAGE: usize = 512;
 /// Replies queued per subscriber.
 const SUBSCRIBER_QUEUE: usize = 128;
 /// Alerts returned by GetCall.
@@ -115,8 +115,9 @@ impl pb::alerts_server::Alerts for AlertsService {
         let service = self.service.clone();
         tokio::spawn(async move {
             ::metrics::gauge!(metrics::SUBSCRIBERS).increment(1.0);
+            let sink = ReplySink(&tx);
             tokio::select! {
-                _ = run_subscriber(&service, live, start, &filter, &tx) => {}
+                _ = follow(&service, live, start, &filter, &sink) => {}
                 // The client went (cancel, reset, closed connection): tonic
                 // drops the reply stream, and so the receiver. Without this
                 // arm a subscriber only noticed when it next had a matching
@@ -245,75 +246,20 @@ impl AlertsService {
     }
 }
 
-/// Serves one subscriber until it leaves. `last` is the last event id it
-/// has (or need not have) seen.
-async fn run_subscriber(
-    service: &Service,
-    mut live: broadcast::Receiver<Arc<Alert>>,
-    mut last: u64,
-    filter: &AlertFilter,
-    tx: &mpsc::Sender<Reply>,
-) -> Result<(), ()> {
-    last = catch_up(service, last, filter, tx).await?;
-    loop {
-        match live.recv().await {
-            Ok(alert) => {
-                if alert.event_id <= last {
-                    continue; // already sent from the store
-                }
-                last = alert.event_id;
-                if filter.matches(&alert) {
-                    send(tx, &alert).await?;
-                }
-            }
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                // Too slow for the live buffer: read what it missed from the store.
-                ::metrics::counter!(metrics::SUBSCRIBER_CATCHUPS).increment(1);
-                last = catch_up(service, last, filter, tx).await?;
-            }
-            Err(broadcast::error::RecvError::Closed) => return Ok(()),
-        }
-    }
-}
+/// A subscriber's reply stream as the follower's sink.
+struct ReplySink<'a>(&'a mpsc::Sender<Reply>);
 
-/// Sends the stored alerts after `last` and returns the id it is now
-/// caught up to (the store's head when the last page was read).
-async fn catch_up(
-    service: &Service,
-    mut last: u64,
-    filter: &AlertFilter,
-    tx: &mpsc::Sender<Reply>,
-) -> Result<u64, ()> {
-    loop {
-        // Page and head are read under the same lock, so nothing published
-        // in between can be skipped.
-        let read = service.with_log(|log| {
-            log.read_after(last, filter, PAGE)
-                .map(|page| (page, log.last_event_id()))
-        });
-        let (page, head) = match read {
-            Ok(read) => read,
-            Err(e) => {
-                let _ = tx.send(Err(store_unavailable(e))).await;
-                return Err(());
-            }
+impl AlertSink for ReplySink<'_> {
+    async fn send(&self, alert: &Alert) -> Result<(), ()> {
+        let reply = pb::SubscribeResponse {
+            alert: Some(pb::Alert::from(alert)),
         };
-        let full = page.len() == PAGE;
-        for alert in &page {
-            last = alert.event_id;
-            send(tx, alert).await?;
-        }
-        if !full {
-            return Ok(last.max(head));
-        }
+        self.0.send(Ok(reply)).await.map_err(|_| ())
     }
-}
 
-async fn send(tx: &mpsc::Sender<Reply>, alert: &Alert) -> Result<(), ()> {
-    let reply = pb::SubscribeResponse {
-        alert: Some(pb::Alert::from(alert)),
-    };
-    tx.send(Ok(reply)).await.map_err(|_| ())
+    async fn store_failed(&self, error: StoreError) {
+        let _ = self.0.send(Err(store_unavailable(error))).await;
+    }
 }
 
 /// A category filter must name categories the rules in force know (the

@@ -41,11 +41,13 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::follow::{follow, AlertSink};
 use super::state::{HandlingError, Service};
 use crate::alert::{Alert, AlertFilter, AlertStatus, HandlingChange, HandlingState};
 use crate::call::{CallSnapshot, CallStatus, RiskLevel};
 use crate::category::Severity;
 use crate::grpc::auth::{new_token, Permission, Principal, Tokens};
+use crate::store::StoreError;
 
 const INDEX_HTML: &str = include_str!("console/index.html");
 const CONSOLE_JS: &str = include_str!("console/console.js");
@@ -57,7 +59,7 @@ pub const SESSION_COOKIE: &str = "callguard_session";
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// Sessions held at once; a login beyond it gets `503`.
 const MAX_SESSIONS: usize = 10_000;
-/// Alerts read from the store per query (event stream catch-up, pages).
+/// Alerts read from the store per query of `GET /api/v1/alerts`.
 const PAGE: usize = 512;
 /// Most alerts one `GET /api/v1/alerts` returns.
 const MAX_LIMIT: usize = 5_000;
@@ -766,7 +768,7 @@ async fn events(
     tokio::spawn(async move {
         ::metrics::gauge!(super::metrics::CONSOLE_STREAMS).increment(1.0);
         tokio::select! {
-            _ = follow(&service, live, start, &filter, &tx) => {}
+            _ = stream_events(&service, live, start, &filter, &tx) => {}
             _ = tx.closed() => {}
             _ = service.stopping() => {}
         }
@@ -777,11 +779,27 @@ async fn events(
 
 type SseItem = Result<Event, Infallible>;
 
-/// Serves one event-stream client until it leaves or falls too far behind.
-async fn follow(
+/// An event-stream client as the follower's sink: each alert one event,
+/// its `id:` the event id (what the browser resumes from).
+struct EventSink<'a>(&'a mpsc::Sender<SseItem>);
+
+impl AlertSink for EventSink<'_> {
+    async fn send(&self, alert: &Alert) -> Result<(), ()> {
+        let data = serde_json::to_string(alert).map_err(drop)?;
+        let event = Event::default().id(alert.event_id.to_string()).data(data);
+        self.0.send(Ok(event)).await.map_err(drop)
+    }
+
+    /// The stream ends; the browser reconnects with its Last-Event-ID:
+    /// nothing is lost.
+    async fn store_failed(&self, _error: StoreError) {}
+}
+
+/// Serves one event-stream client until it leaves or the store fails.
+async fn stream_events(
     service: &Service,
-    mut live: broadcast::Receiver<Arc<Alert>>,
-    mut last: u64,
+    live: broadcast::Receiver<Arc<Alert>>,
+    last: u64,
     filter: &AlertFilter,
     tx: &mpsc::Sender<SseItem>,
 ) -> Result<(), ()> {
@@ -791,56 +809,5 @@ async fn follow(
         .comment("callguard")))
         .await
         .map_err(drop)?;
-    last = catch_up(service, last, filter, tx).await?;
-    loop {
-        match live.recv().await {
-            Ok(alert) => {
-                if alert.event_id <= last {
-                    continue;
-                }
-                last = alert.event_id;
-                if filter.matches(&alert) {
-                    send(tx, &alert).await?;
-                }
-            }
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                ::metrics::counter!(super::metrics::SUBSCRIBER_CATCHUPS).increment(1);
-                last = catch_up(service, last, filter, tx).await?;
-            }
-            Err(broadcast::error::RecvError::Closed) => return Ok(()),
-        }
-    }
-}
-
-/// Sends the stored alerts after `last`; returns the id now caught up to.
-async fn catch_up(
-    service: &Service,
-    mut last: u64,
-    filter: &AlertFilter,
-    tx: &mpsc::Sender<SseItem>,
-) -> Result<u64, ()> {
-    loop {
-        let read = service.with_log(|log| {
-            log.read_after(last, filter, PAGE)
-                .map(|page| (page, log.last_event_id()))
-        });
-        let Ok((page, head)) = read else {
-            // The browser reconnects with its Last-Event-ID: nothing lost.
-            return Err(());
-        };
-        let full = page.len() == PAGE;
-        for alert in &page {
-            last = alert.event_id;
-            send(tx, alert).await?;
-        }
-        if !full {
-            return Ok(last.max(head));
-        }
-    }
-}
-
-async fn send(tx: &mpsc::Sender<SseItem>, alert: &Alert) -> Result<(), ()> {
-    let data = serde_json::to_string(alert).map_err(drop)?;
-    let event = Event::default().id(alert.event_id.to_string()).data(data);
-    tx.send(Ok(event)).await.map_err(drop)
+    follow(service, live, last, filter, &EventSink(tx)).await
 }

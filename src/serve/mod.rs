@@ -10,6 +10,7 @@ pub mod commit;
 pub mod config;
 pub mod conn;
 pub mod console;
+pub mod follow;
 pub mod metrics;
 pub mod ratelimit;
 pub mod state;
