@@ -505,6 +505,10 @@ fn replay(args: ReplayArgs) -> Result<i32> {
         eprintln!();
     }
     let engine = engine?;
+    // Only the automata of the languages in these calls.
+    engine.prepare_languages(replay::languages(
+        files.iter().filter_map(|f| f.as_ref().ok()),
+    ))?;
     let mut failed = 0;
     let files: Vec<Vec<callguard::event::Event>> = files
         .into_iter()
@@ -640,14 +644,16 @@ fn init_logging(format: &str) {
     }
 }
 
-/// Loads the lexicon set from `dir`, or the embedded one.
+/// Loads the lexicon set from `dir`, or the embedded one, with no
+/// automaton compiled yet: the command compiles the languages it needs
+/// ([`Engine::prepare_languages`]).
 pub fn load_engine(dir: Option<&Path>) -> Result<Engine> {
     let lexicon = match dir {
         Some(dir) => Lexicon::load_dir(dir),
         None => Lexicon::embedded(),
     };
     let lexicon = lexicon.context("loading lexicons")?;
-    Ok(Engine::build(lexicon)?)
+    Ok(Engine::build_lazy(lexicon)?)
 }
 
 fn lexicon_check(dir: &Path, verbose: bool, expand: &[String]) -> Result<i32> {
@@ -775,6 +781,7 @@ struct ScanHit<'a> {
 
 fn scan(args: ScanArgs) -> Result<i32> {
     let engine = load_engine(args.lexicons.as_deref())?;
+    engine.prepare(args.language.as_deref())?;
     let mut scratch = Scratch::default();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -182,6 +182,32 @@ fn read_file(
     }
 }
 
+/// The languages the fragments of these files are scanned in (a
+/// fragment's own, else its call's; `None`: no language, every
+/// language's terms), so that only their automata are compiled.
+pub fn languages<'a>(
+    files: impl IntoIterator<Item = &'a Vec<Event>>,
+) -> std::collections::BTreeSet<Option<&'a str>> {
+    let mut call_language: HashMap<&str, Option<&str>> = HashMap::new();
+    let mut out = std::collections::BTreeSet::new();
+    for event in files.into_iter().flatten() {
+        match event {
+            Event::Start(s) => {
+                call_language.insert(&s.call_id, s.language.as_deref());
+            }
+            Event::Fragment(f) => {
+                let language = f
+                    .language
+                    .as_deref()
+                    .or_else(|| call_language.get(f.call_id.as_str()).copied().flatten());
+                out.insert(language);
+            }
+            Event::End(_) => {}
+        }
+    }
+    out
+}
+
 /// An event refused during replay (it is reported; the call goes on).
 #[derive(Debug)]
 pub struct Refused {
@@ -206,6 +232,13 @@ pub fn replay(events: Vec<Event>, engine: &Engine, policy: &Policy) -> Replayed 
 /// were one list: nothing is copied.
 pub fn replay_files(files: &[Vec<Event>], engine: &Engine, policy: &Policy) -> Replayed {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The automata these calls need, on all cores before the calls start
+    // (else the first worker to need one compiles it while the others wait
+    // or compile it too). A driver that must report a set too large to
+    // compile calls `Engine::prepare_languages` itself first (the CLI does).
+    if let Err(e) = engine.prepare_languages(languages(files)) {
+        panic!("lexicon automaton does not compile: {e}");
+    }
     run_calls(order_calls(files, policy, threads), engine, policy, threads)
 }
 
