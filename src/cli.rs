@@ -510,15 +510,20 @@ fn replay(args: ReplayArgs) -> Result<i32> {
         files.iter().filter_map(|f| f.as_ref().ok()),
     ))?;
     let mut failed = 0;
+    let mut names = Vec::new();
     let files: Vec<Vec<callguard::event::Event>> = files
         .into_iter()
-        .filter_map(|file| {
-            file.map_err(|e| {
-                // One bad file does not lose the others' results.
-                eprintln!("error: {e}");
-                failed += 1;
-            })
-            .ok()
+        .zip(&paths)
+        .filter_map(|(file, path)| {
+            let file = file
+                .map_err(|e| {
+                    // One bad file does not lose the others' results.
+                    eprintln!("error: {e}");
+                    failed += 1;
+                })
+                .ok()?;
+            names.push(path.display().to_string());
+            Some(file)
         })
         .collect();
     if let Some(server) = &args.server {
@@ -526,7 +531,7 @@ fn replay(args: ReplayArgs) -> Result<i32> {
         let events = files.into_iter().flatten().collect();
         return stream_replay(&client, events, args.speed, failed);
     }
-    let result = replay::replay_files(&files, &engine, &policy);
+    let result = replay::replay_named(&files, &names, &engine, &policy);
     let stdout = std::io::stdout();
     let terminal = stdout.is_terminal();
     let report = match args.output.as_deref() {
@@ -553,9 +558,9 @@ fn replay(args: ReplayArgs) -> Result<i32> {
         );
     }
     eprintln!(
-        "replayed {} call(s), {} alert(s){}",
+        "replayed {} call(s), {}{}",
         result.calls,
-        result.alerts.len(),
+        replay::report::Counts::of(&result.alerts),
         if failed > 0 {
             format!(", {failed} file(s) unreadable")
         } else {

@@ -111,6 +111,7 @@ pub fn read_files(
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
+    let ids = file_call_ids(paths);
     let work = || {
         let mut out = Vec::new();
         loop {
@@ -118,7 +119,11 @@ pub fn read_files(
             let Some(path) = paths.get(i) else {
                 return out;
             };
-            out.push((i, read_file(path, format, options)));
+            let mut options = options.clone();
+            if options.call_id.is_none() {
+                options.call_id = Some(ids[i].clone());
+            }
+            out.push((i, read_file(path, format, &options)));
             progress(done.fetch_add(1, Ordering::Relaxed) + 1);
         }
     };
@@ -134,6 +139,64 @@ pub fn read_files(
         .collect()
 }
 
+/// The call id of each input file whose format does not name its calls
+/// (every format but JSON Lines): the file stem (`call.vtt` → `call`),
+/// unless another input of this run has the same stem, then the file name
+/// (`call.vtt`), unless that is shared too, then the path as given. Two
+/// files are never one call because their names look alike; standard
+/// input (`-`) is `stdin`.
+pub fn file_call_ids(paths: &[PathBuf]) -> Vec<String> {
+    let stem = |p: &Path| -> String {
+        if p.as_os_str() == "-" {
+            return "stdin".to_owned();
+        }
+        p.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "call".to_owned())
+    };
+    let name = |p: &Path| -> String {
+        p.file_name()
+            .map_or_else(|| stem(p), |s| s.to_string_lossy().into_owned())
+    };
+    let count = |key: &dyn Fn(&Path) -> String| {
+        let mut n: HashMap<String, usize> = HashMap::new();
+        for p in paths {
+            *n.entry(key(p)).or_default() += 1;
+        }
+        n
+    };
+    let (stems, names) = (count(&stem), count(&name));
+    paths
+        .iter()
+        .map(|p| {
+            if stems[&stem(p)] == 1 {
+                stem(p)
+            } else if names[&name(p)] == 1 {
+                name(p)
+            } else {
+                p.display().to_string()
+            }
+        })
+        .collect()
+}
+
+/// A file's text; `-` is standard input (read once: a second `-` reads
+/// nothing more).
+fn read_text(path: &Path) -> Result<String, ReplayError> {
+    let io = |source| ReplayError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text).map_err(io)?;
+        Ok(text)
+    } else {
+        std::fs::read_to_string(path).map_err(io)
+    }
+}
+
 /// [`import::import_file`], with our own JSON Lines read by
 /// [`Event::from_json`] (same events, same errors: the test
 /// `read_file_reads_like_the_importer` compares them).
@@ -142,10 +205,7 @@ fn read_file(
     format: Option<import::Format>,
     options: &import::ImportOptions,
 ) -> Result<Vec<Event>, ReplayError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ReplayError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let text = read_text(path)?;
     match format.or_else(|| import::detect(path, &text)) {
         Some(import::Format::Jsonl) => {
             let text = import::strip_bom(&text);
@@ -231,6 +291,19 @@ pub fn replay(events: Vec<Event>, engine: &Engine, policy: &Policy) -> Replayed 
 /// [`replay`] of the events of many files, in file order, as if they
 /// were one list: nothing is copied.
 pub fn replay_files(files: &[Vec<Event>], engine: &Engine, policy: &Policy) -> Replayed {
+    replay_named(files, &[], engine, policy)
+}
+
+/// [`replay_files`] with the input files' names (in the same order), which
+/// a refusal quotes: a call id used in two input files is replayed from the
+/// first only, and refused in the others by name — two recordings are not
+/// merged into one call because their ids collide.
+pub fn replay_named(
+    files: &[Vec<Event>],
+    names: &[String],
+    engine: &Engine,
+    policy: &Policy,
+) -> Replayed {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     // The automata these calls need, on all cores before the calls start
     // (else the first worker to need one compiles it while the others wait
@@ -239,7 +312,10 @@ pub fn replay_files(files: &[Vec<Event>], engine: &Engine, policy: &Policy) -> R
     if let Err(e) = engine.prepare_languages(languages(files)) {
         panic!("lexicon automaton does not compile: {e}");
     }
-    run_calls(order_calls(files, policy, threads), engine, policy, threads)
+    let (calls, refused) = order_calls(files, names, policy, threads);
+    let mut result = run_calls(calls, engine, policy, threads);
+    result.refused.splice(0..0, refused);
+    result
 }
 
 /// One call's events with what the calls before it decided (its caller's
@@ -268,7 +344,12 @@ pub fn replay_with_threads(
     threads: usize,
 ) -> Replayed {
     let files = std::slice::from_ref(&events);
-    run_calls(order_calls(files, policy, threads), engine, policy, threads)
+    run_calls(
+        order_calls(files, &[], policy, threads).0,
+        engine,
+        policy,
+        threads,
+    )
 }
 
 /// Calls this many at a time go to a worker: few enough that the cores
@@ -303,7 +384,12 @@ fn run_calls(calls: Vec<CallInput>, engine: &Engine, policy: &Policy, threads: u
 
 /// Groups events by call and orders the calls: by start time, then by first
 /// appearance. Caller counts are decided here, in that order.
-fn order_calls<'a>(files: &'a [Vec<Event>], policy: &Policy, threads: usize) -> Vec<CallInput<'a>> {
+fn order_calls<'a>(
+    files: &'a [Vec<Event>],
+    names: &[String],
+    policy: &Policy,
+    threads: usize,
+) -> (Vec<CallInput<'a>>, Vec<Refused>) {
     // Each file's events by call on all cores, then the files' calls merged
     // in file order.
     let next = AtomicUsize::new(0);
@@ -323,13 +409,30 @@ fn order_calls<'a>(files: &'a [Vec<Event>], policy: &Policy, threads: usize) -> 
         .collect();
     grouped.sort_by_key(|(i, _)| *i);
     let mut calls: Vec<CallInput<'a>> = Vec::new();
-    let mut by_id: HashMap<&'a str, usize> = HashMap::new();
-    for (_, file) in grouped {
+    let mut refused = Vec::new();
+    // Call id → (index in `calls`, the input file it came from).
+    let mut by_id: HashMap<&'a str, (usize, usize)> = HashMap::new();
+    let name = |file: usize| {
+        names
+            .get(file)
+            .cloned()
+            .unwrap_or_else(|| format!("input {}", file + 1))
+    };
+    for (file_index, file) in grouped {
         for call in file {
             match by_id.get(call.call_id) {
-                Some(&i) => calls[i].events.extend(call.events),
+                Some(&(_, first)) if first != file_index => refused.push(Refused {
+                    call_id: call.call_id.to_owned(),
+                    reason: format!(
+                        "call id also used in {}: the {} event(s) of this call in {} were not replayed (give the calls distinct ids)",
+                        name(first),
+                        call.events.len(),
+                        name(file_index)
+                    ),
+                }),
+                Some(&(i, _)) => calls[i].events.extend(call.events),
                 None => {
-                    by_id.insert(call.call_id, calls.len());
+                    by_id.insert(call.call_id, (calls.len(), file_index));
                     calls.push(call);
                 }
             }
@@ -369,7 +472,7 @@ fn order_calls<'a>(files: &'a [Vec<Event>], policy: &Policy, threads: usize) -> 
             }
         }
     }
-    calls
+    (calls, refused)
 }
 
 /// One list of events by call, in order of first appearance.
@@ -510,6 +613,18 @@ fn number(calls: Vec<CallInput>, outputs: Vec<Option<CallOutput>>, engine: &Engi
 mod tests {
     use super::*;
     use crate::lexicon::Lexicon;
+
+    #[test]
+    fn file_call_ids_are_unique_per_run() {
+        let paths: Vec<PathBuf> = ["a/call.vtt", "a/call.srt", "b/call.srt", "x/solo.json", "-"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(
+            file_call_ids(&paths),
+            ["call.vtt", "a/call.srt", "b/call.srt", "solo", "stdin"]
+        );
+    }
 
     fn events(jsonl: &str) -> Vec<Event> {
         jsonl

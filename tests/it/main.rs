@@ -5,6 +5,7 @@ mod fuzz_regressions;
 mod lexicon_cli;
 mod live_vs_replay;
 mod loadgen;
+mod replay_cli;
 mod security;
 mod server;
 mod shipped_lexicons;
