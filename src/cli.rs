@@ -522,7 +522,7 @@ fn replay(args: ReplayArgs) -> Result<i32> {
                     failed += 1;
                 })
                 .ok()?;
-            names.push(path.display().to_string());
+            names.push(replay::InputFile::of(path));
             Some(file)
         })
         .collect();

@@ -5,8 +5,10 @@
 //! of a call in file order; alert and event ids are numbered in that output
 //! order, so the same files always give byte-identical output. Calls that
 //! share a `caller_id` share the repeat-caller count in start-time order.
-//! `raised_at` is the call's `started_at` plus the alert's audio time (the
-//! Unix epoch when the call has no start time) — never the wall clock.
+//! `raised_at` is the call's `started_at` plus the alert's audio time; a
+//! call with no start time (ASR output carries audio offsets only) is dated
+//! by its file's modification time, and by the Unix epoch only when it has
+//! none (standard input) — never by the wall clock.
 
 pub mod import;
 pub mod report;
@@ -294,13 +296,37 @@ pub fn replay_files(files: &[Vec<Event>], engine: &Engine, policy: &Policy) -> R
     replay_named(files, &[], engine, policy)
 }
 
-/// [`replay_files`] with the input files' names (in the same order), which
-/// a refusal quotes: a call id used in two input files is replayed from the
-/// first only, and refused in the others by name — two recordings are not
-/// merged into one call because their ids collide.
+/// What the driver knows of an input file besides its events.
+#[derive(Clone, Debug, Default)]
+pub struct InputFile {
+    /// As the user gave it: a refusal quotes it.
+    pub name: String,
+    /// Dates its calls that have no start time (for `raised_at` only: the
+    /// order of calls and the business-hours rule keep to `started_at`).
+    pub modified: Option<jiff::Timestamp>,
+}
+
+impl InputFile {
+    /// The file's name and modification time (none for `-`).
+    pub fn of(path: &Path) -> InputFile {
+        let modified = (path.as_os_str() != "-")
+            .then(|| std::fs::metadata(path).ok()?.modified().ok())
+            .flatten()
+            .and_then(|t| jiff::Timestamp::try_from(t).ok());
+        InputFile {
+            name: path.display().to_string(),
+            modified,
+        }
+    }
+}
+
+/// [`replay_files`] with what is known of the input files (in the same
+/// order). A call id used in two input files is replayed from the first
+/// only, and refused in the others by name — two recordings are not merged
+/// into one call because their ids collide.
 pub fn replay_named(
     files: &[Vec<Event>],
-    names: &[String],
+    names: &[InputFile],
     engine: &Engine,
     policy: &Policy,
 ) -> Replayed {
@@ -323,6 +349,8 @@ pub fn replay_named(
 struct CallInput<'a> {
     call_id: &'a str,
     started_at: Option<jiff::Timestamp>,
+    /// Its file's modification time: `raised_at`'s base without `started_at`.
+    dated: Option<jiff::Timestamp>,
     caller_calls: u32,
     events: Vec<&'a Event>,
 }
@@ -386,7 +414,7 @@ fn run_calls(calls: Vec<CallInput>, engine: &Engine, policy: &Policy, threads: u
 /// appearance. Caller counts are decided here, in that order.
 fn order_calls<'a>(
     files: &'a [Vec<Event>],
-    names: &[String],
+    names: &[InputFile],
     policy: &Policy,
     threads: usize,
 ) -> (Vec<CallInput<'a>>, Vec<Refused>) {
@@ -415,8 +443,7 @@ fn order_calls<'a>(
     let name = |file: usize| {
         names
             .get(file)
-            .cloned()
-            .unwrap_or_else(|| format!("input {}", file + 1))
+            .map_or_else(|| format!("input {}", file + 1), |f| f.name.clone())
     };
     for (file_index, file) in grouped {
         for call in file {
@@ -433,7 +460,8 @@ fn order_calls<'a>(
                 Some(&(i, _)) => calls[i].events.extend(call.events),
                 None => {
                     by_id.insert(call.call_id, (calls.len(), file_index));
-                    calls.push(call);
+                    let dated = names.get(file_index).and_then(|f| f.modified);
+                    calls.push(CallInput { dated, ..call });
                 }
             }
         }
@@ -490,6 +518,7 @@ fn group(events: &[Event]) -> Vec<CallInput<'_>> {
                 calls.push(CallInput {
                     call_id: id,
                     started_at: None,
+                    dated: None,
                     caller_calls: 0,
                     events: Vec::new(),
                 });
@@ -580,7 +609,10 @@ fn number(calls: Vec<CallInput>, outputs: Vec<Option<CallOutput>>, engine: &Engi
     let mut next_alert_id = 1u64;
     for (call, output) in calls.into_iter().zip(outputs) {
         let Some(output) = output else { continue };
-        let base = call.started_at.unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let base = call
+            .started_at
+            .or(call.dated)
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
         let mut ids: HashMap<u32, u64> = HashMap::new();
         for a in output.alerts {
             let alert_id = *ids.entry(a.local_id).or_insert_with(|| {

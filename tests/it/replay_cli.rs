@@ -158,3 +158,33 @@ fn replay_reads_standard_input() {
     assert!(vtt.status.success(), "{}", stderr(&vtt));
     assert!(alerts(&vtt).iter().all(|a| a["call_id"] == "stdin"));
 }
+
+/// Issue #15: imports without a start time got `raised_at` 1970-01-01.
+/// They are dated by their file's modification time.
+#[test]
+fn imports_without_a_start_time_are_not_dated_1970() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("call.vtt");
+    std::fs::copy(fixtures("import/call.vtt"), &path).unwrap();
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_790_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+    let out = callguard()
+        .args(["replay", "--output", "jsonl"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let alerts = alerts(&out);
+    assert!(!alerts.is_empty());
+    for a in &alerts {
+        let raised: jiff::Timestamp = a["raised_at"].as_str().unwrap().parse().unwrap();
+        let expected = jiff::Timestamp::from_second(1_790_000_000).unwrap()
+            + jiff::SignedDuration::from_millis(a["at_ms"].as_i64().unwrap());
+        assert_eq!(raised, expected, "{a}");
+    }
+}
