@@ -10,6 +10,7 @@
 //! by its file's modification time, and by the Unix epoch only when it has
 //! none (standard input) — never by the wall clock.
 
+pub mod bounded;
 pub mod import;
 pub mod report;
 pub mod stream;
@@ -208,40 +209,54 @@ fn read_file(
     options: &import::ImportOptions,
 ) -> Result<Vec<Event>, ReplayError> {
     let text = read_text(path)?;
-    match format.or_else(|| import::detect(path, &text)) {
+    parse_text(path, &text, format, options)
+}
+
+/// A file's text as events: [`read_file`] after the read.
+fn parse_text(
+    path: &Path,
+    text: &str,
+    format: Option<import::Format>,
+    options: &import::ImportOptions,
+) -> Result<Vec<Event>, ReplayError> {
+    match format.or_else(|| import::detect(path, text)) {
         Some(import::Format::Jsonl) => {
-            let text = import::strip_bom(&text);
+            let text = import::strip_bom(text);
             // Room for lines of 100 bytes or more (ours are ~200): pages
             // not written to cost nothing, and the file is read once.
             let mut events = Vec::with_capacity(text.len() / 100 + 1);
             for (i, line) in text.lines().enumerate() {
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let event =
-                    Event::from_json(line).map_err(|e| import::json_err(path, &e, i + 1))?;
-                if let Event::Fragment(f) = &event {
-                    // As the importer: a number too large for f32 (1e39)
-                    // reads as infinity.
-                    if f.loudness_dbfs.is_some_and(|v| !v.is_finite()) {
-                        return Err(import::parse_err(
-                            path,
-                            i + 1,
-                            "loudness_dbfs: out of range (must be a finite number of dBFS)",
-                        ));
-                    }
-                }
-                events.push(event);
+                events.extend(parse_jsonl_line(path, line, i + 1)?);
             }
             Ok(events)
         }
-        Some(format) => import::import(format, path, &text, options),
+        Some(format) => import::import(format, path, text, options),
         None => Err(import::parse_err(
             path,
             1,
             "unknown transcript format (give one of jsonl, aws, aws-stream, whisper, vtt, srt)",
         )),
     }
+}
+
+/// One line of a JSON Lines file (without its newline): `None` when blank.
+fn parse_jsonl_line(path: &Path, line: &str, number: usize) -> Result<Option<Event>, ReplayError> {
+    if line.trim().is_empty() {
+        return Ok(None);
+    }
+    let event = Event::from_json(line).map_err(|e| import::json_err(path, &e, number))?;
+    if let Event::Fragment(f) = &event {
+        // As the importer: a number too large for f32 (1e39) reads as
+        // infinity.
+        if f.loudness_dbfs.is_some_and(|v| !v.is_finite()) {
+            return Err(import::parse_err(
+                path,
+                number,
+                "loudness_dbfs: out of range (must be a finite number of dBFS)",
+            ));
+        }
+    }
+    Ok(Some(event))
 }
 
 /// The languages the fragments of these files are scanned in (a

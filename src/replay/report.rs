@@ -38,18 +38,36 @@ pub struct Counts {
 
 impl Counts {
     pub fn of(alerts: &[Alert]) -> Counts {
-        let mut last: BTreeMap<u64, AlertStatus> = BTreeMap::new();
-        for a in alerts {
-            last.insert(a.alert_id, a.status);
-        }
-        let retracted = last
+        let mut tally = Tally::default();
+        alerts.iter().for_each(|a| tally.add(a));
+        tally.counts()
+    }
+}
+
+/// [`Counts`] of alerts seen one at a time (a replay that writes them out
+/// as they come): an alert id and its last status each.
+#[derive(Debug, Default)]
+pub struct Tally {
+    last: std::collections::HashMap<u64, AlertStatus>,
+    events: usize,
+}
+
+impl Tally {
+    pub fn add(&mut self, alert: &Alert) {
+        self.last.insert(alert.alert_id, alert.status);
+        self.events += 1;
+    }
+
+    pub fn counts(&self) -> Counts {
+        let retracted = self
+            .last
             .values()
             .filter(|s| **s == AlertStatus::Retracted)
             .count();
         Counts {
-            standing: last.len() - retracted,
+            standing: self.last.len() - retracted,
             retracted,
-            events: alerts.len(),
+            events: self.events,
         }
     }
 }
