@@ -17,8 +17,9 @@
 //!    back — not the events.
 //!
 //! One difference from the in-memory replay, on input it never made sense
-//! of: an event of a call after that call's `end` is refused ("after the
-//! call's end") instead of opening a second session under the same call.
+//! of: a call id used again after that call's `end` in the same file is a
+//! new call (as in `serve`, and as archives that number calls per day
+//! have it), where the in-memory replay merged both into one.
 //! JSON Lines files are streamed; the other formats are one call per file
 //! and are imported whole, as before. Standard input is read once and kept.
 
@@ -241,11 +242,18 @@ struct CallMeta {
     /// The first `start` event was seen (it decides the caller).
     start_seen: bool,
     caller: Option<(CallerKey, jiff::SignedDuration, jiff::Timestamp)>,
+    /// Its `end` was read: a later event of the id is a new call ...
+    ended: bool,
+    /// ... this one (`NONE` until then).
+    next: u32,
 }
+
+const NONE: u32 = u32::MAX;
 
 struct Index {
     /// By first appearance.
     calls: Vec<CallMeta>,
+    /// An id's first call (later ones: `CallMeta::next`).
     by_id: HashMap<u128, u32>,
     /// Output position of each call, and its caller's call count.
     rank: Vec<u32>,
@@ -285,16 +293,33 @@ impl Index {
                     }
                     return;
                 }
-                let next = mine.len() as u32;
-                let i = *local.entry(key).or_insert_with(|| {
+                let fresh = |mine: &mut Vec<CallMeta>| {
                     mine.push(CallMeta {
                         file: file as u32,
                         started_at: None,
                         start_seen: false,
                         caller: None,
+                        ended: false,
+                        next: NONE,
                     });
-                    next
-                });
+                    mine.len() as u32 - 1
+                };
+                let mut i = match local.get(&key) {
+                    Some(&first) => first,
+                    None => {
+                        let first = fresh(&mut mine);
+                        local.insert(key, first);
+                        first
+                    }
+                };
+                while mine[i as usize].next != NONE {
+                    i = mine[i as usize].next;
+                }
+                if mine[i as usize].ended {
+                    let again = fresh(&mut mine);
+                    mine[i as usize].next = again;
+                    i = again;
+                }
                 let meta = &mut mine[i as usize];
                 match &event {
                     Event::Start(s) => {
@@ -322,7 +347,7 @@ impl Index {
                             .or_else(|| start_language.get(&i).cloned().flatten());
                         langs.insert(language);
                     }
-                    Event::End(_) => {}
+                    Event::End(_) => meta.ended = true,
                 }
             });
             start_language.clear();
@@ -333,10 +358,13 @@ impl Index {
                 }
                 Ok(()) => {
                     let base = calls.len() as u32;
-                    let mut order: Vec<(u128, u32)> = local.into_iter().collect();
-                    order.sort_unstable_by_key(|&(_, i)| i);
-                    for (key, i) in order {
+                    for (key, i) in local {
                         by_id.insert(key, base + i);
+                    }
+                    for meta in &mut mine {
+                        if meta.next != NONE {
+                            meta.next += base;
+                        }
                     }
                     calls.append(&mut mine);
                     languages.append(&mut langs);
@@ -425,23 +453,29 @@ fn run(
         // The reader: parses and deals the events out by call.
         let reader = scope.spawn(move || {
             let mut batches: Vec<Vec<(u32, Event)>> = (0..workers).map(|_| Vec::new()).collect();
+            // Each id's call now (a later one after an `end`), and which
+            // calls' `end` was read: as the first pass decided.
+            let mut current: HashMap<u128, u32> = HashMap::new();
             let mut ended = vec![false; index.calls.len()];
-            // Call ids of events after their call's end, refused.
-            let mut after_end: Vec<String> = Vec::new();
             for file in 0..files.inputs.paths.len() {
                 if index.failed[file] {
                     continue;
                 }
                 let _ = files.each_event(file, counters, &mut |event| {
-                    let Some(&call) = index.by_id.get(&id_key(event.call_id())) else {
+                    let key = id_key(event.call_id());
+                    let Some(&first) = index.by_id.get(&key) else {
                         return;
                     };
-                    if index.calls[call as usize].file != file as u32 {
+                    if index.calls[first as usize].file != file as u32 {
                         return; // a duplicate id, refused in the first pass
                     }
+                    let mut call = current.get(&key).copied().unwrap_or(first);
                     if ended[call as usize] {
-                        after_end.push(event.call_id().to_owned());
-                        return;
+                        call = index.calls[call as usize].next;
+                        if call == NONE {
+                            return; // the file changed since the first pass
+                        }
+                        current.insert(key, call);
                     }
                     if let Event::End(_) = event {
                         ended[call as usize] = true;
@@ -463,7 +497,6 @@ fn run(
                     let _ = senders[w].send(Work::FileDone(file as u32));
                 }
             }
-            after_end
         });
         // The collector (this thread): numbers calls in output order.
         let mut held: BTreeMap<u32, Finished> = BTreeMap::new();
@@ -536,13 +569,7 @@ fn run(
             }
         }
         progress(counters.progress());
-        let after_end = reader.join().expect("the replay reader panicked");
-        streamed
-            .refused
-            .extend(after_end.into_iter().map(|call_id| Refused {
-                call_id,
-                reason: "event after the call's end: not replayed".to_owned(),
-            }));
+        reader.join().expect("the replay reader panicked");
         result
     })
 }
@@ -803,5 +830,42 @@ mod tests {
         assert!(reasons(&streamed.refused)
             .iter()
             .any(|r| r.starts_with("c1: call id also used in")));
+    }
+
+    #[test]
+    fn a_call_id_used_again_after_its_end_is_a_new_call() {
+        let engine = Engine::build(Lexicon::embedded().unwrap()).unwrap();
+        let policy = Policy::builtin();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("day.jsonl");
+        let call = "{\"type\":\"start\",\"call_id\":\"c1\",\"language\":\"ja\"}\n\
+            {\"type\":\"fragment\",\"call_id\":\"c1\",\"speaker\":\"customer\",\"text\":\"ぶっ殺すぞ\",\"end_ms\":1000}\n\
+            {\"type\":\"end\",\"call_id\":\"c1\",\"end_ms\":2000}\n";
+        std::fs::write(&path, call.repeat(2)).unwrap();
+        let mut alerts = Vec::new();
+        let streamed = replay_bounded(
+            &Inputs {
+                paths: &[path],
+                format: None,
+                options: &import::ImportOptions::default(),
+            },
+            &engine,
+            &policy,
+            &mut |a| {
+                alerts.push((a.alert_id, a.call_id.clone(), a.rule.clone()));
+                Ok(())
+            },
+            &|_| {},
+        )
+        .unwrap();
+        assert_eq!(streamed.calls, 2);
+        assert!(streamed.refused.is_empty(), "{:?}", streamed.refused);
+        let violence: Vec<u64> = alerts
+            .iter()
+            .filter(|a| a.2.contains("violence"))
+            .map(|a| a.0)
+            .collect();
+        assert_eq!(violence.len(), 2, "{alerts:?}");
+        assert_ne!(violence[0], violence[1]);
     }
 }
