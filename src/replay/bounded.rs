@@ -738,7 +738,7 @@ mod tests {
             }
             calls.push(out);
         }
-        let mut files = vec![String::new(), String::new()];
+        let mut files = [String::new(), String::new()];
         for pair in calls.chunks(4) {
             for (f, file) in files.iter_mut().enumerate() {
                 let (a, b) = (pair.get(f), pair.get(f + 2));
