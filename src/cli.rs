@@ -533,7 +533,6 @@ fn replay_local(
 ) -> Result<i32> {
     use callguard::replay::{self, bounded};
     use std::io::IsTerminal;
-    let engine = load_engine(args.lexicons.as_deref())?;
     let stdout = std::io::stdout();
     let terminal = stdout.is_terminal();
     let report = match args.output.as_deref() {
@@ -569,9 +568,11 @@ fn replay_local(
         format,
         options,
     };
-    let streamed = bounded::replay_bounded(
+    // The lexicons load while the first pass reads the files.
+    let lexicons = args.lexicons.as_deref();
+    let streamed = bounded::replay_bounded_loading(
         &inputs,
-        &engine,
+        || load_engine(lexicons).map_err(|e| std::io::Error::other(format!("{e:#}"))),
         policy,
         &mut |alert| {
             tally.add(alert);

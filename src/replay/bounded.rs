@@ -73,6 +73,23 @@ pub fn replay_bounded(
     emit: &mut dyn FnMut(&Alert) -> std::io::Result<()>,
     progress: &dyn Fn(Progress),
 ) -> std::io::Result<Streamed> {
+    replay_bounded_loading(inputs, || Ok(engine), policy, emit, progress)
+}
+
+/// [`replay_bounded`] with the engine loaded by `load` on another thread
+/// while the first pass reads the files (the lexicon parse is a good part
+/// of a short replay).
+pub fn replay_bounded_loading<E, L>(
+    inputs: &Inputs,
+    load: L,
+    policy: &Policy,
+    emit: &mut dyn FnMut(&Alert) -> std::io::Result<()>,
+    progress: &dyn Fn(Progress),
+) -> std::io::Result<Streamed>
+where
+    E: std::borrow::Borrow<Engine> + Send,
+    L: FnOnce() -> std::io::Result<E> + Send,
+{
     let files = Files::open(inputs);
     let counters = Counters {
         bytes: AtomicU64::new(0),
@@ -80,7 +97,13 @@ pub fn replay_bounded(
         total: files.total_bytes * 2,
     };
     let mut streamed = Streamed::default();
-    let index = Index::build(&files, policy, &counters, &mut streamed);
+    let (index, engine) = std::thread::scope(|scope| {
+        let loading = scope.spawn(load);
+        let index = Index::build(&files, policy, &counters, &mut streamed);
+        (index, loading.join().expect("loading the engine panicked"))
+    });
+    let engine = engine?;
+    let engine: &Engine = engine.borrow();
     // Only the automata of the languages in these calls.
     if let Err(e) = engine.prepare_languages(index.languages.iter().map(Option::as_deref)) {
         return Err(std::io::Error::other(e.to_string()));
@@ -505,16 +528,21 @@ fn run(
         let mut next_event_id = 1u64;
         let mut result = Ok(());
         let mut open = true;
+        // Progress every half second (calls finish all the time, so a
+        // timeout of the receive alone would not do).
+        let every = std::time::Duration::from_millis(500);
+        let mut last_progress = std::time::Instant::now();
         while open || !held.is_empty() {
+            if last_progress.elapsed() >= every {
+                progress(counters.progress());
+                last_progress = std::time::Instant::now();
+            }
             if open {
-                match done_rx.recv_timeout(std::time::Duration::from_millis(500)) {
+                match done_rx.recv_timeout(every) {
                     Ok(finished) => {
                         held.insert(index.rank[finished.call as usize], finished);
                     }
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        progress(counters.progress());
-                        continue;
-                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
                     Err(mpsc::RecvTimeoutError::Disconnected) => open = false,
                 }
             }
