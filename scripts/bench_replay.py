@@ -25,6 +25,17 @@ the same JSON Lines files, in the same run (BENCHMARKS.md, "Replay").
 
 The generator is here, not in the crate: the crate's own traffic
 (`loadgen`) is paced in real time and sent over gRPC.
+
+With `--corpus ../shared/corpus` it measures real public dialogues
+instead (issue #16): every SGD (en) and JMultiWOZ (ja) dialogue as one
+call (user turns as the customer's final fragments, system turns as the
+agent's), written to one file (4,758 calls, 65,470 fragments) and to one
+ten times as large (copies on later days under other call ids: 47,580
+calls, 654,700 fragments). For each file, alternating, `--runs` times:
+the naive Python replay (the baseline above) and `callguard replay FILE`,
+with wall time, CPU time and the peak RSS of each process.
+
+    python3 scripts/bench_replay.py --corpus ../shared/corpus --runs 3
 """
 
 import argparse
@@ -262,13 +273,123 @@ print(lines, hits)
 
 def timed(cmd, stdout):
     """Wall seconds and CPU seconds (user + system) of one run."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    subprocess.run(cmd, stdout=stdout, stderr=subprocess.DEVNULL, check=True)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    wall, cpu, _ = timed_rss(cmd, stdout)
     return wall, cpu
+
+
+def timed_rss(cmd, stdout):
+    """Wall seconds, CPU seconds and peak RSS (MB) of one process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+# ---------------------------------------------------------------------------
+# Real dialogues (--corpus)
+
+
+def corpus_dialogues(corpus):
+    """(language, id, [(speaker, text)]) of every SGD and JMultiWOZ dialogue."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(corpus, "en_sgd_schema_guided", "*", "dialogues_*.json"))):
+        with open(path, encoding="utf-8") as fh:
+            for d in json.load(fh):
+                turns = [
+                    ("customer" if t.get("speaker") == "USER" else "agent", t["utterance"])
+                    for t in d.get("turns", [])
+                ]
+                # dialogue ids repeat across the splits
+                split = os.path.basename(os.path.dirname(path))
+                out.append(("en", f"sgd-{split}-{d['dialogue_id']}", turns))
+    for path in sorted(glob.glob(os.path.join(corpus, "ja_jmultiwoz_tc", "derived", "*.jsonl"))):
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    d = json.loads(line)
+                    turns = [
+                        ("customer" if t.get("role") == "user" else "agent", t["content"])
+                        for t in d.get("turns", [])
+                    ]
+                    out.append(("ja", f"jmw-{d['dialogue_id']}", turns))
+    return out
+
+
+def write_corpus_file(path, dialogues, copies):
+    """The dialogues `copies` times as calls in one JSON Lines file."""
+    dumps = lambda o: json.dumps(o, ensure_ascii=False, separators=(",", ":"))
+    base = 1_790_000_000
+    calls = fragments = 0
+    with open(path, "w", encoding="utf-8") as fh:
+        for k in range(copies):
+            for i, (lang, did, turns) in enumerate(dialogues):
+                cid = f"{did}-{k}"
+                n = k * len(dialogues) + i
+                started = base + k * 86400 * 3 + i * 37
+                fh.write(dumps({
+                    "type": "start", "call_id": cid, "tenant": f"tenant{n % 4}",
+                    "agent_id": f"agent-{n % 300}",
+                    # about one caller in three calls twice or more
+                    "caller_id": f"+81{(n * 7919) % (len(dialogues) * copies * 2 // 3):09d}",
+                    "language": lang,
+                    "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+                    "timezone": "Asia/Tokyo" if lang == "ja" else "America/New_York",
+                }) + "\n")
+                t = 500
+                for u, (who, text) in enumerate(turns, 1):
+                    dur = max(800, (150 if lang == "ja" else 60) * len(text))
+                    fh.write(dumps({
+                        "type": "fragment", "call_id": cid, "seq": u, "speaker": who,
+                        "text": text, "is_final": True, "utterance_id": f"u{u}",
+                        "start_ms": t, "end_ms": t + dur, "language": lang,
+                    }) + "\n")
+                    fragments += 1
+                    t += dur + 400
+                fh.write(dumps({"type": "end", "call_id": cid, "end_ms": t}) + "\n")
+                calls += 1
+    return calls, fragments
+
+
+BASELINE_FILE = BASELINE.replace('sorted(glob.glob(sys.argv[1] + "/*.jsonl"))', "sys.argv[1:]")
+
+
+def corpus_main(args):
+    dialogues = corpus_dialogues(args.corpus)
+    if not dialogues:
+        sys.exit(f"no SGD or JMultiWOZ dialogues under {args.corpus}")
+    os.makedirs(args.dir, exist_ok=True)
+    sets = []
+    for copies in (1, 10):
+        path = os.path.join(args.dir, f"corpus-{copies}x.jsonl")
+        calls, frags = write_corpus_file(path, dialogues, copies)
+        sets.append((path, calls, frags))
+        print(f"{path}: {calls:,} calls, {frags:,} fragments, {os.path.getsize(path) / 1e6:.1f} MB")
+    med = statistics.median
+    out_path = os.path.join(args.dir, "replay.out")
+    for path, calls, frags in sets:
+        py, cg, digests = [], [], set()
+        for r in range(args.runs):
+            py.append(timed_rss([sys.executable, "-c", BASELINE_FILE, path], subprocess.DEVNULL))
+            with open(out_path, "wb") as out:
+                cg.append(timed_rss([args.callguard, "replay", path, "--output", "jsonl"], out))
+            with open(out_path, "rb") as out:
+                digests.add(hashlib.sha256(out.read()).hexdigest()[:16])
+            print(f"  run {r + 1}: python {py[-1][0]:.3f} s, callguard {cg[-1][0]:.3f} s", file=sys.stderr)
+        alerts = sum(1 for _ in open(out_path, "rb"))
+        load = os.getloadavg()
+        print(f"{os.path.basename(path)} ({frags:,} fragments, {calls:,} calls), {args.runs} runs, load {load[0]:.2f} on {os.cpu_count()} cores:")
+        for name, xs in (("python naive", py), ("callguard", cg)):
+            w = med([x[0] for x in xs])
+            print(f"  {name:13} wall median {w:.3f} s (min {min(x[0] for x in xs):.3f}) = {frags / w / 1e6:.2f} M fragments/s; "
+                  f"cpu median {med([x[1] for x in xs]):.2f} s; peak RSS median {med([x[2] for x in xs]):.0f} MB (max {max(x[2] for x in xs):.0f})")
+        print(f"  ratio python / callguard: wall {med([x[0] for x in py]) / med([x[0] for x in cg]):.2f}x, "
+              f"per run {', '.join(f'{p[0] / c[0]:.2f}' for p, c in zip(py, cg))}; "
+              f"cpu {med([x[1] for x in py]) / med([x[1] for x in cg]):.2f}x")
+        print(f"  alerts {alerts:,}; output digest {' '.join(sorted(digests))}")
 
 
 def main():
@@ -286,7 +407,10 @@ def main():
         metavar="CALLGUARD",
         help="another callguard build (e.g. before a change), run in the same rotation",
     )
+    ap.add_argument("--corpus", metavar="DIR", help="real dialogues from ../shared/corpus instead (see above)")
     args = ap.parse_args()
+    if args.corpus:
+        return corpus_main(args)
 
     params = f"{args.calls} {args.files} {args.utterances} {args.seed} v1"
     calls_dir = os.path.join(args.dir, "calls")

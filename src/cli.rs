@@ -530,21 +530,20 @@ fn replay(args: ReplayArgs) -> Result<i32> {
         },
     };
     let paths = replay::collect_paths(&args.paths)?;
+    let Some(server) = &args.server else {
+        return replay_local(&args, &paths, format, &options, &policy);
+    };
+    // To a running serve: the calls are read whole and streamed at their
+    // audio pace; the server does the scanning.
     let progress = std::io::stderr().is_terminal() && paths.len() > 1;
-    // The automata are built while the files are read and parsed.
-    let (engine, files) = std::thread::scope(|scope| {
-        let engine = scope.spawn(|| load_engine(args.lexicons.as_deref()));
-        let files = replay::read_files(&paths, format, &options, &|done| {
-            if progress {
-                eprint!("\rreading {done}/{} files", paths.len());
-            }
-        });
-        (engine.join().expect("building the engine panicked"), files)
+    let files = replay::read_files(&paths, format, &options, &|done| {
+        if progress {
+            eprint!("\rreading {done}/{} files", paths.len());
+        }
     });
     if progress {
         eprintln!();
     }
-    let engine = engine?;
     let mut failed = 0;
     let files: Vec<Vec<callguard::event::Event>> = files
         .into_iter()
@@ -557,41 +556,98 @@ fn replay(args: ReplayArgs) -> Result<i32> {
             .ok()
         })
         .collect();
-    if let Some(server) = &args.server {
-        let client = args.connection.client(server)?;
-        let events = files.into_iter().flatten().collect();
-        return stream_replay(&client, events, args.speed, failed);
-    }
-    let result = replay::replay_files(&files, &engine, &policy);
+    let client = args.connection.client(server)?;
+    let events = files.into_iter().flatten().collect();
+    stream_replay(&client, events, args.speed, failed)
+}
+
+/// `replay` to stdout in bounded memory ([`callguard::replay::bounded`]):
+/// alerts are written as calls finish, in output order; a progress line
+/// (fragments/s, ETA) on stderr when it is a terminal.
+fn replay_local(
+    args: &ReplayArgs,
+    paths: &[PathBuf],
+    format: Option<callguard::replay::import::Format>,
+    options: &callguard::replay::import::ImportOptions,
+    policy: &callguard::policy::Policy,
+) -> Result<i32> {
+    use callguard::replay::{self, bounded};
+    use std::io::IsTerminal;
     let stdout = std::io::stdout();
     let terminal = stdout.is_terminal();
     let report = match args.output.as_deref() {
         Some(choice) => choice == "report",
         None => terminal,
     };
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    if report {
-        out.write_all(replay::report::render(&result.alerts, result.calls, terminal).as_bytes())?;
-    } else {
-        for alert in &result.alerts {
-            serde_json::to_writer(&mut out, alert)?;
-            out.write_all(b"\n")?;
+    let show_progress = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let progress = |p: bounded::Progress| {
+        if !show_progress || p.total_bytes == 0 {
+            return;
         }
+        let seconds = started.elapsed().as_secs_f64();
+        let done = p.bytes as f64 / p.total_bytes as f64;
+        let eta = if done > 0.0 {
+            seconds * (1.0 - done) / done
+        } else {
+            0.0
+        };
+        eprint!(
+            "\r{:>5.1}%  {} fragments, {:.0} fragments/s, ETA {:.0} s   ",
+            done * 100.0,
+            p.fragments,
+            p.fragments as f64 / seconds.max(1e-9),
+            eta
+        );
+    };
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut tally = replay::report::Tally::default();
+    let mut kept = Vec::new();
+    let inputs = bounded::Inputs {
+        paths,
+        format,
+        options,
+    };
+    // The lexicons load while the first pass reads the files.
+    let lexicons = args.lexicons.as_deref();
+    let streamed = bounded::replay_bounded_loading(
+        &inputs,
+        || load_engine(lexicons).map_err(|e| std::io::Error::other(format!("{e:#}"))),
+        policy,
+        &mut |alert| {
+            tally.add(alert);
+            if report {
+                kept.push(alert.clone());
+                Ok(())
+            } else {
+                serde_json::to_writer(&mut out, alert)?;
+                out.write_all(b"\n")
+            }
+        },
+        &progress,
+    )?;
+    if show_progress {
+        eprintln!();
+    }
+    if report {
+        out.write_all(replay::report::render(&kept, streamed.calls, terminal).as_bytes())?;
     }
     out.flush()?;
-    // The process ends now: freeing two million events one by one would
-    // only cost time.
-    std::mem::forget(files);
-    for refused in &result.refused {
+    for e in &streamed.failed {
+        // One bad file does not lose the others' results.
+        eprintln!("error: {e}");
+    }
+    for refused in &streamed.refused {
         eprintln!(
             "refused event of call {}: {}",
             refused.call_id, refused.reason
         );
     }
+    let failed = streamed.failed.len();
     eprintln!(
-        "replayed {} call(s), {} alert(s){}",
-        result.calls,
-        result.alerts.len(),
+        "replayed {} call(s), {}{}",
+        streamed.calls,
+        tally.counts(),
         if failed > 0 {
             format!(", {failed} file(s) unreadable")
         } else {
@@ -680,14 +736,16 @@ fn init_logging(format: &str) {
     }
 }
 
-/// Loads the lexicon set from `dir`, or the embedded one.
+/// Loads the lexicon set from `dir`, or the embedded one, with no
+/// automaton compiled yet: the command compiles the languages it needs
+/// ([`Engine::prepare_languages`]).
 pub fn load_engine(dir: Option<&Path>) -> Result<Engine> {
     let lexicon = match dir {
         Some(dir) => Lexicon::load_dir(dir),
         None => Lexicon::embedded(),
     };
     let lexicon = lexicon.context("loading lexicons")?;
-    Ok(Engine::build(lexicon)?)
+    Ok(Engine::build_lazy(lexicon)?)
 }
 
 /// `lexicon check --against IN_FORCE`: what `dir` would remove. `Some(1)`
@@ -841,6 +899,7 @@ struct ScanHit<'a> {
 
 fn scan(args: ScanArgs) -> Result<i32> {
     let engine = load_engine(args.lexicons.as_deref())?;
+    engine.prepare(args.language.as_deref())?;
     let mut scratch = Scratch::default();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

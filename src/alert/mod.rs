@@ -83,6 +83,43 @@ pub struct Alert {
     pub handling: Option<Handling>,
 }
 
+/// The call an alert event came from, as the driver knows it.
+pub struct AlertOrigin<'a> {
+    pub call_id: &'a str,
+    pub tenant: &'a str,
+    pub agent_id: &'a str,
+    pub lexicon_version: &'a str,
+}
+
+impl Alert {
+    /// The delivered form of a call's alert event, for `serve` and `replay`
+    /// alike. `event_id` and `alert_id` are 0: the driver numbers them
+    /// (service-wide under the ledger lock, or in output order).
+    pub fn from_event(
+        event: AlertEvent,
+        origin: &AlertOrigin,
+        raised_at: jiff::Timestamp,
+    ) -> Alert {
+        Alert {
+            event_id: 0,
+            alert_id: 0,
+            status: event.status,
+            call_id: origin.call_id.to_owned(),
+            tenant: origin.tenant.to_owned(),
+            agent_id: origin.agent_id.to_owned(),
+            category: event.category.to_string(),
+            severity: event.severity,
+            rule: event.rule.to_string(),
+            lexicon_version: origin.lexicon_version.to_owned(),
+            at_ms: event.at_ms,
+            raised_at,
+            evidence: event.evidence,
+            action: event.action.to_string(),
+            handling: None,
+        }
+    }
+}
+
 /// Where a supervisor has taken an alert. Independent of [`AlertStatus`]
 /// (what the transcript says): a retracted alert may still be resolved,
 /// and a confirmation after an acknowledgement keeps the acknowledgement.

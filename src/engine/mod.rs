@@ -36,7 +36,7 @@ mod carry;
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::dfa::DFA;
@@ -49,7 +49,7 @@ use carry::{Mark, MAX_MARKS, TAIL_BYTES};
 use crate::category::{Severity, Speaker};
 use crate::lexicon::{FrameKind, FramePosition, Lexicon, LexiconError, Term, ANY_LANGUAGE};
 use crate::text::normalize::{decode, normalize_text_with, FoldSink};
-use crate::text::{class_of, normalize, normalize_into, reported_quotes, CharClass, Normalized};
+use crate::text::{class_of, normalize_into, reported_quotes, CharClass, Normalized};
 
 /// Index of a term in [`Engine::term`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -157,6 +157,13 @@ struct PatternInfo {
     part: u8,
 }
 
+/// An automaton's pattern ids, and the automaton once compiled.
+struct AutomatonSlot {
+    /// Indices in `Engine::patterns`, in order.
+    ids: Vec<u32>,
+    compiled: OnceLock<LanguageAutomaton>,
+}
+
 struct LanguageAutomaton {
     /// Over [`Alphabet`] codes of the folded text, not its bytes.
     dfa: DFA,
@@ -212,7 +219,12 @@ pub struct Engine {
     generation: u64,
     lexicon: Lexicon,
     patterns: Vec<PatternInfo>,
-    automata: Vec<LanguageAutomaton>,
+    /// Every pattern's folded text, kept to compile an automaton on demand.
+    texts: Vec<String>,
+    /// One per language, then `any_only`, then `all`; each compiled when a
+    /// command first needs it ([`Engine::prepare`]) or all at once
+    /// ([`Engine::build`]).
+    automata: Vec<AutomatonSlot>,
     by_language: HashMap<String, u32>,
     /// The same, as a list: a few entries, looked through per fragment.
     language_list: Vec<(String, u32)>,
@@ -234,14 +246,30 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Compiles a validated lexicon.
+    /// Compiles a validated lexicon, every automaton at once (on as many
+    /// threads as there are cores): what `serve` and a reload use, so no
+    /// fragment ever waits for a compile and a set that cannot compile is
+    /// refused before it replaces the one in force.
     pub fn build(lexicon: Lexicon) -> Result<Engine, LexiconError> {
+        let engine = Engine::build_lazy(lexicon)?;
+        engine.prepare_all()?;
+        Ok(engine)
+    }
+
+    /// A validated lexicon with no automaton compiled yet: a command that
+    /// knows its languages compiles only theirs ([`Engine::prepare`]);
+    /// compiling every language's automaton was most of a command's
+    /// start-up (BENCHMARKS.md, "Start-up").
+    pub fn build_lazy(lexicon: Lexicon) -> Result<Engine, LexiconError> {
         // Every pattern once, normalised, with what it belongs to.
         let mut patterns = Vec::new();
         let mut texts: Vec<String> = Vec::new();
         let mut languages: Vec<Arc<str>> = Vec::new();
+        let mut buffer = Normalized::default();
         let mut add = |kind, owner: usize, part: u8, language: &Arc<str>, text: &str| {
-            let folded = normalize(text).as_str().to_owned();
+            // Text only, no offset map: every phrase is folded at start-up.
+            normalize_text_with(text, &mut buffer, &mut ());
+            let folded = buffer.as_str().to_owned();
             if folded.is_empty() {
                 return;
             }
@@ -282,51 +310,135 @@ impl Engine {
         }
 
         let mut automata = Vec::new();
-        let mut build = |keep: &dyn Fn(&str) -> bool| -> Result<u32, LexiconError> {
-            let ids: Vec<u32> = (0..texts.len() as u32)
+        let mut slot = |keep: &dyn Fn(&str) -> bool| -> u32 {
+            let ids = (0..texts.len() as u32)
                 .filter(|&i| keep(&languages[i as usize]))
                 .collect();
-            // No prefilter: the DFA is stepped by hand, never searched, and
-            // with one its start states would count as special, costing a
-            // call to `collect` per byte in the start state.
-            let alphabet = Alphabet::for_patterns(ids.iter().map(|&i| texts[i as usize].as_str()))
-                .map_err(|e| {
-                    LexiconError::Automaton(format!(
-                        "{} distinct characters in one language's patterns (at most 16,256)",
-                        e.0
-                    ))
-                })?;
-            let dfa = DFA::builder()
-                .match_kind(MatchKind::Standard)
-                .prefilter(false)
-                .build(ids.iter().map(|&i| alphabet.encode(&texts[i as usize])))
-                .map_err(|e| LexiconError::Automaton(e.to_string()))?;
-            automata.push(LanguageAutomaton {
-                dfa,
-                alphabet,
-                patterns: ids,
+            automata.push(AutomatonSlot {
+                ids,
+                compiled: OnceLock::new(),
             });
-            Ok(automata.len() as u32 - 1)
+            automata.len() as u32 - 1
         };
         let mut by_language = HashMap::new();
         for language in lexicon.languages() {
-            let index = build(&|l| l == language || l == ANY_LANGUAGE)?;
+            let index = slot(&|l| l == language || l == ANY_LANGUAGE);
             by_language.insert(language.to_owned(), index);
         }
-        let any_only = build(&|l| l == ANY_LANGUAGE)?;
-        let all = build(&|_| true)?;
+        let any_only = slot(&|l| l == ANY_LANGUAGE);
+        let all = slot(&|_| true);
         let language_list = by_language.iter().map(|(k, &v)| (k.clone(), v)).collect();
         static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Engine {
             generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             lexicon,
             patterns,
+            texts,
             automata,
             by_language,
             language_list,
             any_only,
             all,
         })
+    }
+
+    /// Compiles the automaton that fragments of `language` are scanned
+    /// with (`None`: no language, the one holding every language), unless
+    /// it already is. A scan compiles it itself when needed; calling this
+    /// first reports a set that cannot compile as an error instead.
+    pub fn prepare(&self, language: Option<&str>) -> Result<(), LexiconError> {
+        self.compiled(self.automaton_for(language)).map(|_| ())
+    }
+
+    /// Compiles every automaton not compiled yet: [`Engine::compile_on_cores`].
+    pub fn prepare_all(&self) -> Result<(), LexiconError> {
+        self.compile_on_cores((0..self.automata.len() as u32).collect())
+    }
+
+    /// [`Engine::prepare`] for several languages at once, on all cores.
+    pub fn prepare_languages<'a>(
+        &self,
+        languages: impl IntoIterator<Item = Option<&'a str>>,
+    ) -> Result<(), LexiconError> {
+        let mut indices: Vec<u32> = languages
+            .into_iter()
+            .map(|l| self.automaton_for(l))
+            .collect();
+        indices.sort_unstable();
+        indices.dedup();
+        self.compile_on_cores(indices)
+    }
+
+    /// Compiles these automata on up to as many threads as there are
+    /// cores, the largest first so that the threads finish together.
+    fn compile_on_cores(&self, mut order: Vec<u32>) -> Result<(), LexiconError> {
+        order.retain(|&i| self.automata[i as usize].compiled.get().is_none());
+        order.sort_by_key(|&i| std::cmp::Reverse(self.automata[i as usize].ids.len()));
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let work = || -> Result<(), LexiconError> {
+            loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&index) = order.get(k) else {
+                    return Ok(());
+                };
+                self.compiled(index)?;
+            }
+        };
+        std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..threads.min(order.len()))
+                .map(|_| scope.spawn(work))
+                .collect();
+            let mine = work();
+            helpers
+                .into_iter()
+                .map(|h| h.join().expect("compiling an automaton panicked"))
+                .chain([mine])
+                .collect::<Result<(), LexiconError>>()
+        })
+    }
+
+    /// The automaton at `index`, compiled now if it was not yet. Two
+    /// threads asking at once may both compile it; one result is kept.
+    fn compiled(&self, index: u32) -> Result<&LanguageAutomaton, LexiconError> {
+        let slot = &self.automata[index as usize];
+        if let Some(done) = slot.compiled.get() {
+            return Ok(done);
+        }
+        let texts = &self.texts;
+        let ids = &slot.ids;
+        // No prefilter: the DFA is stepped by hand, never searched, and
+        // with one its start states would count as special, costing a
+        // call to `collect` per byte in the start state.
+        let alphabet = Alphabet::for_patterns(ids.iter().map(|&i| texts[i as usize].as_str()))
+            .map_err(|e| {
+                LexiconError::Automaton(format!(
+                    "{} distinct characters in one language's patterns (at most 16,256)",
+                    e.0
+                ))
+            })?;
+        let dfa = DFA::builder()
+            .match_kind(MatchKind::Standard)
+            .prefilter(false)
+            .build(ids.iter().map(|&i| alphabet.encode(&texts[i as usize])))
+            .map_err(|e| LexiconError::Automaton(e.to_string()))?;
+        Ok(slot.compiled.get_or_init(|| LanguageAutomaton {
+            dfa,
+            alphabet,
+            patterns: ids.clone(),
+        }))
+    }
+
+    /// The automaton at `index` for a scan: compiled on first use. The
+    /// lexicon was validated, so a failure here is a set too large for the
+    /// automaton's limits; callers that can report it call
+    /// [`Engine::prepare`] first (every command does, and `serve` compiles
+    /// all of them before it takes a call).
+    fn automaton(&self, index: u32) -> &LanguageAutomaton {
+        match self.compiled(index) {
+            Ok(automaton) => automaton,
+            Err(e) => panic!("lexicon automaton does not compile: {e}"),
+        }
     }
 
     /// The lexicon set this engine was compiled from.
@@ -397,7 +509,7 @@ impl Engine {
         merge: bool,
     ) -> Scan {
         let automaton_index = self.automaton_for(language);
-        let automaton = &self.automata[automaton_index as usize];
+        let automaton = self.automaton(automaton_index);
         let dfa = &automaton.dfa;
 
         // Continue from the previous fragment when it was scanned by the
@@ -455,7 +567,7 @@ impl Engine {
         language: Option<&str>,
         scratch: &mut Scratch,
     ) -> Vec<usize> {
-        let automaton = &self.automata[self.automaton_for(language) as usize];
+        let automaton = self.automaton(self.automaton_for(language));
         let start = automaton
             .dfa
             .start_state(Anchored::No)

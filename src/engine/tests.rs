@@ -1,6 +1,7 @@
 //! Engine behaviour on a small lexicon written for these tests.
 
 use super::*;
+use crate::text::normalize;
 
 const LEXICON: &[(&str, &str)] = &[
     ("lexicon.toml", "version = \"test.1\"\n"),
@@ -531,7 +532,7 @@ proptest::proptest! {
                 text.push(['漢', '☃', 'x', 'ア'][noise % 4]);
             }
         }
-        let automaton = &engine.automata[engine.automaton_for(Some("ja")) as usize];
+        let automaton = engine.automaton(engine.automaton_for(Some("ja")));
         let start = automaton.dfa.start_state(Anchored::No).expect("unanchored");
         let mut raw = Vec::new();
         let mut sink = ScanSink {

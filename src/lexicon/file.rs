@@ -109,12 +109,24 @@ const MAX_AFTER_AGENT_SECONDS: i64 = 3600;
 struct Lines<'a> {
     file: Arc<str>,
     text: &'a str,
+    /// Byte offset of every newline: a line number is a binary search, not
+    /// a count from the top of the file (quadratic over a file of
+    /// thousands of templates).
+    newlines: Vec<usize>,
 }
 
-impl Lines<'_> {
+impl<'a> Lines<'a> {
+    fn new(source: &'a Source) -> Lines<'a> {
+        Lines {
+            file: source.path.clone().into(),
+            text: &source.text,
+            newlines: newline_offsets(&source.text),
+        }
+    }
+
     fn origin(&self, byte: usize) -> Origin {
-        let upto = &self.text.as_bytes()[..byte.min(self.text.len())];
-        let line = upto.iter().filter(|&&b| b == b'\n').count() as u32 + 1;
+        let byte = byte.min(self.text.len());
+        let line = self.newlines.partition_point(|&n| n < byte) as u32 + 1;
         Origin {
             file: self.file.clone(),
             line,
@@ -178,6 +190,13 @@ impl Lines<'_> {
     }
 }
 
+fn newline_offsets(text: &str) -> Vec<usize> {
+    text.bytes()
+        .enumerate()
+        .filter_map(|(i, b)| (b == b'\n').then_some(i))
+        .collect()
+}
+
 fn syntax_error(lines: &Lines, e: toml::de::Error) -> Diagnostic {
     let at = e.span().map(|s| s.start).unwrap_or(0);
     let message = e.message().trim().replace('\n', " ");
@@ -185,10 +204,7 @@ fn syntax_error(lines: &Lines, e: toml::de::Error) -> Diagnostic {
 }
 
 pub(super) fn parse_manifest(source: &Source) -> Result<Manifest, Diagnostic> {
-    let lines = Lines {
-        file: source.path.clone().into(),
-        text: &source.text,
-    };
+    let lines = Lines::new(source);
     let doc: ManifestDoc = toml::from_str(&source.text).map_err(|e| syntax_error(&lines, e))?;
     if doc.version.trim().is_empty() {
         return Err(lines.problem(0, "version must not be empty".into()));
@@ -213,10 +229,7 @@ pub(super) fn parse_terms(
     language: &str,
     extra_categories: &[String],
 ) -> Result<ParsedFile, Diagnostic> {
-    let lines = Lines {
-        file: source.path.clone().into(),
-        text: &source.text,
-    };
+    let lines = Lines::new(source);
     let doc: FileDoc = toml::from_str(&source.text).map_err(|e| syntax_error(&lines, e))?;
     let language: Arc<str> = language.into();
     let mut problems = Vec::new();

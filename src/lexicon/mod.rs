@@ -294,7 +294,15 @@ impl Lexicon {
         let mut problems = Vec::new();
         let mut ids: HashMap<(&str, &str), &Origin> = HashMap::new();
         let mut patterns: HashMap<(&str, String), (&str, &Origin)> = HashMap::new();
+        // Folded without the offset map, into one reused buffer: this runs
+        // over every written-out phrase at every start-up.
+        let mut buffer = crate::text::Normalized::default();
+        let mut fold = |text: &str| -> String {
+            crate::text::normalize::normalize_text_with(text, &mut buffer, &mut ());
+            buffer.as_str().to_owned()
+        };
         for term in &self.terms {
+            let exclusions: Vec<String> = term.exclude.iter().map(|x| fold(&x.text)).collect();
             if let Some(first) = ids.insert((&term.language, &term.id), &term.origin) {
                 problems.push(Diagnostic {
                     origin: term.origin.clone(),
@@ -305,7 +313,7 @@ impl Lexicon {
                 });
             }
             for pattern in &term.patterns {
-                let folded = normalize(&pattern.text).as_str().to_owned();
+                let folded = fold(&pattern.text);
                 if folded.is_empty() {
                     problems.push(Diagnostic {
                         origin: pattern.origin.clone(),
@@ -325,8 +333,7 @@ impl Lexicon {
                         ),
                     });
                 }
-                for exclusion in &term.exclude {
-                    let excluded = normalize(&exclusion.text);
+                for (exclusion, excluded) in term.exclude.iter().zip(&exclusions) {
                     if !excluded.is_empty() && folded.contains(excluded.as_str()) {
                         problems.push(Diagnostic {
                             origin: exclusion.origin.clone(),
@@ -359,8 +366,8 @@ impl Lexicon {
             }
             if let Some(near) = &term.near {
                 for phrase in near.parts.iter().flatten().chain(&near.not_near) {
-                    let folded = normalize(&phrase.text);
-                    if folded.is_empty() || folded.as_str().len() > MAX_PATTERN_BYTES {
+                    let folded = fold(&phrase.text);
+                    if folded.is_empty() || folded.len() > MAX_PATTERN_BYTES {
                         problems.push(Diagnostic {
                             origin: phrase.origin.clone(),
                             message: format!(
@@ -393,8 +400,8 @@ impl Lexicon {
                     }
                 }
             }
-            for exclusion in &term.exclude {
-                if normalize(&exclusion.text).is_empty() {
+            for (exclusion, excluded) in term.exclude.iter().zip(&exclusions) {
+                if excluded.is_empty() {
                     problems.push(Diagnostic {
                         origin: exclusion.origin.clone(),
                         message: format!("exclusion {:?} normalises to nothing", exclusion.text),

@@ -5,9 +5,12 @@
 //! of a call in file order; alert and event ids are numbered in that output
 //! order, so the same files always give byte-identical output. Calls that
 //! share a `caller_id` share the repeat-caller count in start-time order.
-//! `raised_at` is the call's `started_at` plus the alert's audio time (the
-//! Unix epoch when the call has no start time) — never the wall clock.
+//! `raised_at` is the call's `started_at` plus the alert's audio time; a
+//! call with no start time (ASR output carries audio offsets only) is dated
+//! by its file's modification time, and by the Unix epoch only when it has
+//! none (standard input) — never by the wall clock.
 
+pub mod bounded;
 pub mod import;
 pub mod report;
 pub mod stream;
@@ -16,7 +19,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::alert::{Alert, AlertEvent};
+use crate::alert::{Alert, AlertEvent, AlertOrigin};
 use crate::call::{Applied, CallTable, CallerHasher, CallerHistory};
 use crate::engine::{Engine, Scratch};
 use crate::event::{CallEnd, CallStart, Event};
@@ -111,6 +114,7 @@ pub fn read_files(
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
+    let ids = file_call_ids(paths);
     let work = || {
         let mut out = Vec::new();
         loop {
@@ -118,7 +122,11 @@ pub fn read_files(
             let Some(path) = paths.get(i) else {
                 return out;
             };
-            out.push((i, read_file(path, format, options)));
+            let mut options = options.clone();
+            if options.call_id.is_none() {
+                options.call_id = Some(ids[i].clone());
+            }
+            out.push((i, read_file(path, format, &options)));
             progress(done.fetch_add(1, Ordering::Relaxed) + 1);
         }
     };
@@ -134,6 +142,64 @@ pub fn read_files(
         .collect()
 }
 
+/// The call id of each input file whose format does not name its calls
+/// (every format but JSON Lines): the file stem (`call.vtt` → `call`),
+/// unless another input of this run has the same stem, then the file name
+/// (`call.vtt`), unless that is shared too, then the path as given. Two
+/// files are never one call because their names look alike; standard
+/// input (`-`) is `stdin`.
+pub fn file_call_ids(paths: &[PathBuf]) -> Vec<String> {
+    let stem = |p: &Path| -> String {
+        if p.as_os_str() == "-" {
+            return "stdin".to_owned();
+        }
+        p.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "call".to_owned())
+    };
+    let name = |p: &Path| -> String {
+        p.file_name()
+            .map_or_else(|| stem(p), |s| s.to_string_lossy().into_owned())
+    };
+    let count = |key: &dyn Fn(&Path) -> String| {
+        let mut n: HashMap<String, usize> = HashMap::new();
+        for p in paths {
+            *n.entry(key(p)).or_default() += 1;
+        }
+        n
+    };
+    let (stems, names) = (count(&stem), count(&name));
+    paths
+        .iter()
+        .map(|p| {
+            if stems[&stem(p)] == 1 {
+                stem(p)
+            } else if names[&name(p)] == 1 {
+                name(p)
+            } else {
+                p.display().to_string()
+            }
+        })
+        .collect()
+}
+
+/// A file's text; `-` is standard input (read once: a second `-` reads
+/// nothing more).
+fn read_text(path: &Path) -> Result<String, ReplayError> {
+    let io = |source| ReplayError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text).map_err(io)?;
+        Ok(text)
+    } else {
+        std::fs::read_to_string(path).map_err(io)
+    }
+}
+
 /// [`import::import_file`], with our own JSON Lines read by
 /// [`Event::from_json`] (same events, same errors: the test
 /// `read_file_reads_like_the_importer` compares them).
@@ -142,43 +208,80 @@ fn read_file(
     format: Option<import::Format>,
     options: &import::ImportOptions,
 ) -> Result<Vec<Event>, ReplayError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ReplayError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let text = read_text(path)?;
+    parse_text(path, &text, format, options)
+}
+
+/// A file's text as events: [`read_file`] after the read.
+fn parse_text(
+    path: &Path,
+    text: &str,
+    format: Option<import::Format>,
+    options: &import::ImportOptions,
+) -> Result<Vec<Event>, ReplayError> {
     let format = match format {
         Some(f) => f,
-        None => import::classify(path, &text).map_err(|why| import::undetected(path, &why))?,
+        None => import::classify(path, text).map_err(|why| import::undetected(path, &why))?,
     };
     match format {
         import::Format::Jsonl => {
-            let text = import::strip_bom(&text);
+            let text = import::strip_bom(text);
             // Room for lines of 100 bytes or more (ours are ~200): pages
             // not written to cost nothing, and the file is read once.
             let mut events = Vec::with_capacity(text.len() / 100 + 1);
             for (i, line) in text.lines().enumerate() {
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let event =
-                    Event::from_json(line).map_err(|e| import::json_err(path, &e, i + 1))?;
-                if let Event::Fragment(f) = &event {
-                    // As the importer: a number too large for f32 (1e39)
-                    // reads as infinity.
-                    if f.loudness_dbfs.is_some_and(|v| !v.is_finite()) {
-                        return Err(import::parse_err(
-                            path,
-                            i + 1,
-                            "loudness_dbfs: out of range (must be a finite number of dBFS)",
-                        ));
-                    }
-                }
-                events.push(event);
+                events.extend(parse_jsonl_line(path, line, i + 1)?);
             }
             Ok(events)
         }
-        format => import::import(format, path, &text, options),
+        format => import::import(format, path, text, options),
     }
+}
+
+/// One line of a JSON Lines file (without its newline): `None` when blank.
+fn parse_jsonl_line(path: &Path, line: &str, number: usize) -> Result<Option<Event>, ReplayError> {
+    if line.trim().is_empty() {
+        return Ok(None);
+    }
+    let event = Event::from_json(line).map_err(|e| import::json_err(path, &e, number))?;
+    if let Event::Fragment(f) = &event {
+        // As the importer: a number too large for f32 (1e39) reads as
+        // infinity.
+        if f.loudness_dbfs.is_some_and(|v| !v.is_finite()) {
+            return Err(import::parse_err(
+                path,
+                number,
+                "loudness_dbfs: out of range (must be a finite number of dBFS)",
+            ));
+        }
+    }
+    Ok(Some(event))
+}
+
+/// The languages the fragments of these files are scanned in (a
+/// fragment's own, else its call's; `None`: no language, every
+/// language's terms), so that only their automata are compiled.
+pub fn languages<'a>(
+    files: impl IntoIterator<Item = &'a Vec<Event>>,
+) -> std::collections::BTreeSet<Option<&'a str>> {
+    let mut call_language: HashMap<&str, Option<&str>> = HashMap::new();
+    let mut out = std::collections::BTreeSet::new();
+    for event in files.into_iter().flatten() {
+        match event {
+            Event::Start(s) => {
+                call_language.insert(&s.call_id, s.language.as_deref());
+            }
+            Event::Fragment(f) => {
+                let language = f
+                    .language
+                    .as_deref()
+                    .or_else(|| call_language.get(f.call_id.as_str()).copied().flatten());
+                out.insert(language);
+            }
+            Event::End(_) => {}
+        }
+    }
+    out
 }
 
 /// An event refused during replay (it is reported; the call goes on).
@@ -204,8 +307,55 @@ pub fn replay(events: Vec<Event>, engine: &Engine, policy: &Policy) -> Replayed 
 /// [`replay`] of the events of many files, in file order, as if they
 /// were one list: nothing is copied.
 pub fn replay_files(files: &[Vec<Event>], engine: &Engine, policy: &Policy) -> Replayed {
+    replay_named(files, &[], engine, policy)
+}
+
+/// What the driver knows of an input file besides its events.
+#[derive(Clone, Debug, Default)]
+pub struct InputFile {
+    /// As the user gave it: a refusal quotes it.
+    pub name: String,
+    /// Dates its calls that have no start time (for `raised_at` only: the
+    /// order of calls and the business-hours rule keep to `started_at`).
+    pub modified: Option<jiff::Timestamp>,
+}
+
+impl InputFile {
+    /// The file's name and modification time (none for `-`).
+    pub fn of(path: &Path) -> InputFile {
+        let modified = (path.as_os_str() != "-")
+            .then(|| std::fs::metadata(path).ok()?.modified().ok())
+            .flatten()
+            .and_then(|t| jiff::Timestamp::try_from(t).ok());
+        InputFile {
+            name: path.display().to_string(),
+            modified,
+        }
+    }
+}
+
+/// [`replay_files`] with what is known of the input files (in the same
+/// order). A call id used in two input files is replayed from the first
+/// only, and refused in the others by name — two recordings are not merged
+/// into one call because their ids collide.
+pub fn replay_named(
+    files: &[Vec<Event>],
+    names: &[InputFile],
+    engine: &Engine,
+    policy: &Policy,
+) -> Replayed {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    run_calls(order_calls(files, policy, threads), engine, policy, threads)
+    // The automata these calls need, on all cores before the calls start
+    // (else the first worker to need one compiles it while the others wait
+    // or compile it too). A driver that must report a set too large to
+    // compile calls `Engine::prepare_languages` itself first (the CLI does).
+    if let Err(e) = engine.prepare_languages(languages(files)) {
+        panic!("lexicon automaton does not compile: {e}");
+    }
+    let (calls, refused) = order_calls(files, names, policy, threads);
+    let mut result = run_calls(calls, engine, policy, threads);
+    result.refused.splice(0..0, refused);
+    result
 }
 
 /// One call's events with what the calls before it decided (its caller's
@@ -213,6 +363,8 @@ pub fn replay_files(files: &[Vec<Event>], engine: &Engine, policy: &Policy) -> R
 struct CallInput<'a> {
     call_id: &'a str,
     started_at: Option<jiff::Timestamp>,
+    /// Its file's modification time: `raised_at`'s base without `started_at`.
+    dated: Option<jiff::Timestamp>,
     caller_calls: u32,
     events: Vec<&'a Event>,
 }
@@ -234,7 +386,12 @@ pub fn replay_with_threads(
     threads: usize,
 ) -> Replayed {
     let files = std::slice::from_ref(&events);
-    run_calls(order_calls(files, policy, threads), engine, policy, threads)
+    run_calls(
+        order_calls(files, &[], policy, threads).0,
+        engine,
+        policy,
+        threads,
+    )
 }
 
 /// Calls this many at a time go to a worker: few enough that the cores
@@ -269,7 +426,12 @@ fn run_calls(calls: Vec<CallInput>, engine: &Engine, policy: &Policy, threads: u
 
 /// Groups events by call and orders the calls: by start time, then by first
 /// appearance. Caller counts are decided here, in that order.
-fn order_calls<'a>(files: &'a [Vec<Event>], policy: &Policy, threads: usize) -> Vec<CallInput<'a>> {
+fn order_calls<'a>(
+    files: &'a [Vec<Event>],
+    names: &[InputFile],
+    policy: &Policy,
+    threads: usize,
+) -> (Vec<CallInput<'a>>, Vec<Refused>) {
     // Each file's events by call on all cores, then the files' calls merged
     // in file order.
     let next = AtomicUsize::new(0);
@@ -289,14 +451,31 @@ fn order_calls<'a>(files: &'a [Vec<Event>], policy: &Policy, threads: usize) -> 
         .collect();
     grouped.sort_by_key(|(i, _)| *i);
     let mut calls: Vec<CallInput<'a>> = Vec::new();
-    let mut by_id: HashMap<&'a str, usize> = HashMap::new();
-    for (_, file) in grouped {
+    let mut refused = Vec::new();
+    // Call id → (index in `calls`, the input file it came from).
+    let mut by_id: HashMap<&'a str, (usize, usize)> = HashMap::new();
+    let name = |file: usize| {
+        names
+            .get(file)
+            .map_or_else(|| format!("input {}", file + 1), |f| f.name.clone())
+    };
+    for (file_index, file) in grouped {
         for call in file {
             match by_id.get(call.call_id) {
-                Some(&i) => calls[i].events.extend(call.events),
+                Some(&(_, first)) if first != file_index => refused.push(Refused {
+                    call_id: call.call_id.to_owned(),
+                    reason: format!(
+                        "call id also used in {}: the {} event(s) of this call in {} were not replayed (give the calls distinct ids)",
+                        name(first),
+                        call.events.len(),
+                        name(file_index)
+                    ),
+                }),
+                Some(&(i, _)) => calls[i].events.extend(call.events),
                 None => {
-                    by_id.insert(call.call_id, calls.len());
-                    calls.push(call);
+                    by_id.insert(call.call_id, (calls.len(), file_index));
+                    let dated = names.get(file_index).and_then(|f| f.modified);
+                    calls.push(CallInput { dated, ..call });
                 }
             }
         }
@@ -335,7 +514,7 @@ fn order_calls<'a>(files: &'a [Vec<Event>], policy: &Policy, threads: usize) -> 
             }
         }
     }
-    calls
+    (calls, refused)
 }
 
 /// One list of events by call, in order of first appearance.
@@ -353,6 +532,7 @@ fn group(events: &[Event]) -> Vec<CallInput<'_>> {
                 calls.push(CallInput {
                     call_id: id,
                     started_at: None,
+                    dated: None,
                     caller_calls: 0,
                     events: Vec::new(),
                 });
@@ -443,30 +623,27 @@ fn number(calls: Vec<CallInput>, outputs: Vec<Option<CallOutput>>, engine: &Engi
     let mut next_alert_id = 1u64;
     for (call, output) in calls.into_iter().zip(outputs) {
         let Some(output) = output else { continue };
-        let base = call.started_at.unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let base = call
+            .started_at
+            .or(call.dated)
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let origin = AlertOrigin {
+            call_id: call.call_id,
+            tenant: &output.tenant,
+            agent_id: &output.agent_id,
+            lexicon_version: engine.version(),
+        };
         let mut ids: HashMap<u32, u64> = HashMap::new();
         for a in output.alerts {
             let alert_id = *ids.entry(a.local_id).or_insert_with(|| {
                 next_alert_id += 1;
                 next_alert_id - 1
             });
-            result.alerts.push(Alert {
-                event_id: result.alerts.len() as u64 + 1,
-                alert_id,
-                status: a.status,
-                call_id: call.call_id.to_owned(),
-                tenant: output.tenant.clone(),
-                agent_id: output.agent_id.clone(),
-                category: a.category.to_string(),
-                severity: a.severity,
-                rule: a.rule.to_string(),
-                lexicon_version: engine.version().to_owned(),
-                at_ms: a.at_ms,
-                raised_at: base + jiff::SignedDuration::from_millis(a.at_ms as i64),
-                evidence: a.evidence,
-                action: a.action.to_string(),
-                handling: None,
-            });
+            let raised_at = base + jiff::SignedDuration::from_millis(a.at_ms as i64);
+            let mut alert = Alert::from_event(a, &origin, raised_at);
+            alert.event_id = result.alerts.len() as u64 + 1;
+            alert.alert_id = alert_id;
+            result.alerts.push(alert);
         }
         result.refused.extend(output.refused);
     }
@@ -477,6 +654,18 @@ fn number(calls: Vec<CallInput>, outputs: Vec<Option<CallOutput>>, engine: &Engi
 mod tests {
     use super::*;
     use crate::lexicon::Lexicon;
+
+    #[test]
+    fn file_call_ids_are_unique_per_run() {
+        let paths: Vec<PathBuf> = ["a/call.vtt", "a/call.srt", "b/call.srt", "x/solo.json", "-"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(
+            file_call_ids(&paths),
+            ["call.vtt", "a/call.srt", "b/call.srt", "solo", "stdin"]
+        );
+    }
 
     fn events(jsonl: &str) -> Vec<Event> {
         jsonl

@@ -23,6 +23,66 @@ fn severity_code(severity: Severity) -> &'static str {
     }
 }
 
+/// How many alerts a replay raised, counted one way for the report's
+/// summary and the command's closing line on stderr (they disagreed: one
+/// counted alert events, updates included, the other alerts standing).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Alerts whose last status is not `retracted`.
+    pub standing: usize,
+    /// Alerts whose last status is `retracted`.
+    pub retracted: usize,
+    /// Alert events written: every alert and every update of one.
+    pub events: usize,
+}
+
+impl Counts {
+    pub fn of(alerts: &[Alert]) -> Counts {
+        let mut tally = Tally::default();
+        alerts.iter().for_each(|a| tally.add(a));
+        tally.counts()
+    }
+}
+
+/// [`Counts`] of alerts seen one at a time (a replay that writes them out
+/// as they come): an alert id and its last status each.
+#[derive(Debug, Default)]
+pub struct Tally {
+    last: std::collections::HashMap<u64, AlertStatus>,
+    events: usize,
+}
+
+impl Tally {
+    pub fn add(&mut self, alert: &Alert) {
+        self.last.insert(alert.alert_id, alert.status);
+        self.events += 1;
+    }
+
+    pub fn counts(&self) -> Counts {
+        let retracted = self
+            .last
+            .values()
+            .filter(|s| **s == AlertStatus::Retracted)
+            .count();
+        Counts {
+            standing: self.last.len() - retracted,
+            retracted,
+            events: self.events,
+        }
+    }
+}
+
+impl std::fmt::Display for Counts {
+    /// `7 alert(s) (2 retracted; 9 alert events with updates)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} alert(s) ({} retracted; {} alert events with updates)",
+            self.standing, self.retracted, self.events
+        )
+    }
+}
+
 /// Renders the report of `calls` replayed calls and their alerts (in
 /// output order).
 pub fn render(alerts: &[Alert], calls: usize, colour: bool) -> String {
@@ -97,12 +157,7 @@ pub fn render(alerts: &[Alert], calls: usize, colour: bool) -> String {
         "  calls flagged  {} (an alert at warning or above)",
         flagged.len()
     );
-    let retracted = last.len() - standing.len();
-    let _ = writeln!(
-        out,
-        "  alerts         {} ({retracted} retracted)",
-        standing.len()
-    );
+    let _ = writeln!(out, "  alerts         {}", Counts::of(alerts));
     for ((category, severity), n) in per {
         let _ = writeln!(out, "    {category:<18} {:<8} {n}", severity.as_str());
     }
@@ -157,7 +212,10 @@ mod tests {
         assert!(text.contains("(retracted)"));
         assert!(text.contains("calls read     3"));
         assert!(text.contains("calls flagged  1"));
-        assert!(text.contains("alerts         1 (1 retracted)"));
+        assert!(
+            text.contains("alerts         1 alert(s) (1 retracted; 3 alert events with updates)"),
+            "{text}"
+        );
         assert!(text.contains("verbal_abuse       warning  1"));
         assert!(!text.contains('\x1b'));
         assert!(render(&alerts, 3, true).contains("\x1b[1;31m"));

@@ -24,7 +24,7 @@ use tokio::sync::broadcast;
 
 use super::commit::{Committer, Failed, Pending, Store};
 use super::config::ServeConfig;
-use crate::alert::{Alert, AlertEvent, HandlingChange, HandlingChangeError};
+use crate::alert::{Alert, AlertEvent, AlertOrigin, HandlingChange, HandlingChangeError};
 use crate::call::{
     Applied, CallLimit, CallSnapshot, CallTable, CallerHasher, CallerHistory, TableError,
 };
@@ -556,24 +556,14 @@ impl Service {
         let retained = retained.into_iter().map(|r| (r.local_id, r.alert));
         let built: Vec<(u32, Alert)> = retained
             .chain(events.into_iter().map(|e| {
-                let alert = Alert {
-                    event_id: 0,
-                    alert_id: 0,
-                    status: e.status,
-                    call_id: snapshot.call_id.clone(),
-                    tenant: snapshot.tenant.clone(),
-                    agent_id: snapshot.agent_id.clone(),
-                    category: e.category.to_string(),
-                    severity: e.severity,
-                    rule: e.rule.to_string(),
-                    lexicon_version: engine.version().to_owned(),
-                    at_ms: e.at_ms,
-                    raised_at,
-                    evidence: e.evidence,
-                    action: e.action.to_string(),
-                    handling: None,
+                let origin = AlertOrigin {
+                    call_id: &snapshot.call_id,
+                    tenant: &snapshot.tenant,
+                    agent_id: &snapshot.agent_id,
+                    lexicon_version: engine.version(),
                 };
-                (e.local_id, alert)
+                let local_id = e.local_id;
+                (local_id, Alert::from_event(e, &origin, raised_at))
             }))
             .collect();
         let ids = call_ids

@@ -9,6 +9,7 @@ mod import_cli;
 mod lexicon_cli;
 mod live_vs_replay;
 mod loadgen;
+mod replay_cli;
 mod security;
 mod server;
 mod shipped_lexicons;
