@@ -8,7 +8,7 @@
 //! Two readings are kept plain because the caller is the speaker: a
 //! restatement of the caller's own words (「金返せ」って言ってんだよ, "I told
 //! you, "refund me"") and words the agent is told to pass on (「謝れ」って
-//!上司に伝えとけ).
+//! 上司に伝えとけ).
 //!
 //! ASR output rarely carries quotation marks; typed and human-corrected
 //! transcripts do. Hits are rare, so this runs only on fragments with one.
