@@ -1,43 +1,72 @@
 //! Metric names in one place (`callguard_<noun>_<unit>[_total]`), with
-//! bounded labels only: never a call id, tenant or caller.
+//! bounded labels only: never a call id, tenant or caller. What each one
+//! measures is its `# HELP` text in [`HELP`].
 
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-/// Events taken, by `type` (start, fragment, end).
 pub const EVENTS: &str = "callguard_events_total";
-/// Events refused, by `reason` (the field, or "limit").
 pub const REJECTIONS: &str = "callguard_rejections_total";
-/// Alerts and alert updates, by `category` and `severity`.
 pub const ALERTS: &str = "callguard_alerts_total";
-/// Calls open now.
 pub const ACTIVE_CALLS: &str = "callguard_active_calls";
-/// Subscribe streams open now.
 pub const SUBSCRIBERS: &str = "callguard_subscribers";
-/// Console event streams (`GET /api/v1/events`) open now.
 pub const CONSOLE_STREAMS: &str = "callguard_console_streams";
-/// From an event's arrival to its alerts being committed and published.
 pub const INGEST_TO_ALERT: &str = "callguard_ingest_to_alert_seconds";
-/// Subscribers that fell behind the live buffer and went back to the store.
 pub const SUBSCRIBER_CATCHUPS: &str = "callguard_subscriber_catchups_total";
-/// Alerts the store refused that could not be kept to be raised again
-/// (their call ended, or too many for one call): lost, and logged.
 pub const ALERTS_UNSTORED: &str = "callguard_alerts_unstored_total";
-/// Store failures, by `op`.
 pub const STORE_ERRORS: &str = "callguard_store_errors_total";
-/// Alerts per store commit (group commit: one fsync each).
 pub const COMMIT_GROUP: &str = "callguard_commit_group_alerts";
-/// Time of one WAL checkpoint (off the commit path).
 pub const CHECKPOINT_SECONDS: &str = "callguard_store_checkpoint_seconds";
-/// gRPC connections open now.
+/// Recorded by the store itself (below `serve`), under this name.
+pub const STORE_WRITE_SECONDS: &str = "callguard_store_write_seconds";
 pub const CONNECTIONS: &str = "callguard_connections";
-/// Connections closed at accept: `limits.max_connections` reached.
 pub const CONNECTIONS_REFUSED: &str = "callguard_connections_refused_total";
-/// Connections closed by a timeout, by `reason` ("first frame", "idle").
 pub const CONNECTIONS_TIMED_OUT: &str = "callguard_connections_timed_out_total";
-/// Requests refused for a missing or unknown token.
 pub const AUTH_FAILURES: &str = "callguard_auth_failures_total";
+
+/// How a metric is recorded (its Prometheus `# TYPE`).
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Every metric with its `# HELP` text, described once when the recorder
+/// is installed, so that `/metrics` explains itself to whoever scrapes it.
+const HELP: &[(&str, Kind, &str)] = &[
+    (EVENTS, Kind::Counter, "Events taken, by type (start, fragment, end)."),
+    (REJECTIONS, Kind::Counter, "Events refused, by reason (the field, or limit)."),
+    (ALERTS, Kind::Counter, "Alerts and alert updates, by category and severity."),
+    (ACTIVE_CALLS, Kind::Gauge, "Calls open now."),
+    (SUBSCRIBERS, Kind::Gauge, "Subscribe streams open now."),
+    (CONSOLE_STREAMS, Kind::Gauge, "Console event streams (GET /api/v1/events) open now."),
+    (INGEST_TO_ALERT, Kind::Histogram, "From an event's arrival to its alerts being committed and published."),
+    (SUBSCRIBER_CATCHUPS, Kind::Counter, "Subscribers that fell behind the live buffer and went back to the store."),
+    (ALERTS_UNSTORED, Kind::Counter, "Alerts the store refused that could not be kept to be raised again (their call ended, or too many for one call): lost, and logged."),
+    (STORE_ERRORS, Kind::Counter, "Store failures, by op."),
+    (COMMIT_GROUP, Kind::Histogram, "Alerts per store commit (group commit: one fsync each)."),
+    (CHECKPOINT_SECONDS, Kind::Histogram, "Time of one WAL checkpoint (off the commit path)."),
+    (
+        STORE_WRITE_SECONDS,
+        Kind::Histogram,
+        "Time of one store commit transaction (alerts and caller counts).",
+    ),
+    (CONNECTIONS, Kind::Gauge, "gRPC connections open now."),
+    (CONNECTIONS_REFUSED, Kind::Counter, "Connections closed at accept: limits.max_connections reached."),
+    (CONNECTIONS_TIMED_OUT, Kind::Counter, "Connections closed by a timeout, by reason (first frame, idle)."),
+    (AUTH_FAILURES, Kind::Counter, "Requests refused for a missing or unknown token."),
+];
+
+fn describe() {
+    for (name, kind, help) in HELP {
+        match kind {
+            Kind::Counter => metrics::describe_counter!(*name, *help),
+            Kind::Gauge => metrics::describe_gauge!(*name, *help),
+            Kind::Histogram => metrics::describe_histogram!(*name, *help),
+        }
+    }
+}
 
 /// The process-wide Prometheus recorder (installed once; test servers in
 /// one process share it).
@@ -59,6 +88,31 @@ pub fn prometheus() -> &'static PrometheusHandle {
         // Another recorder may already be installed (an embedding program):
         // then our handle still renders what this recorder would have seen.
         let _ = metrics::set_global_recorder(recorder);
+        describe();
         handle
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A metric added without its `# HELP` text fails here.
+    #[test]
+    fn every_metric_has_help_text() {
+        let source = include_str!("metrics.rs");
+        let names: Vec<&str> = source
+            .lines()
+            .filter_map(|l| l.strip_prefix("pub const "))
+            .filter_map(|l| l.split('"').nth(1))
+            .collect();
+        assert!(!names.is_empty());
+        for name in names {
+            assert!(
+                HELP.iter()
+                    .any(|(n, _, help)| *n == name && !help.is_empty()),
+                "{name} has no # HELP text"
+            );
+        }
+    }
 }

@@ -415,6 +415,16 @@ async fn health_reflection_metrics_and_readiness_answer() {
     let metrics = http_get(server.server.http_addr, "/metrics").await;
     assert!(metrics.contains("callguard_events_total"), "{metrics}");
     assert!(metrics.contains("callguard_alerts_total"), "{metrics}");
+    // Every metric explains itself to whoever scrapes it.
+    for line in metrics.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE callguard_") {
+            let name = rest.split_whitespace().next().unwrap_or_default();
+            assert!(
+                metrics.contains(&format!("# HELP callguard_{name} ")),
+                "callguard_{name} has no # HELP line:\n{metrics}"
+            );
+        }
+    }
     assert!(http_get(server.server.http_addr, "/healthz")
         .await
         .starts_with("HTTP/1.1 200"));
