@@ -2,10 +2,21 @@
 
 mod cli;
 
-use clap::Parser;
+use callguard::lexicon::Lexicon;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() {
-    let cli = cli::Cli::parse();
+    // `--version` names the lexicons built in too: an alert's
+    // `lexicon_version` can be matched to the binary that raised it.
+    let version = format!(
+        "{} (lexicons {})",
+        env!("CARGO_PKG_VERSION"),
+        Lexicon::embedded_version()
+    );
+    let matches = cli::Cli::command()
+        .version(version.leak() as &'static str)
+        .get_matches();
+    let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli::run(cli) {
         Ok(code) => std::process::exit(code),
         // Output piped into `head` or a pager that quit: what was wanted

@@ -162,6 +162,26 @@ pub struct Lexicon {
 
 include!(concat!(env!("OUT_DIR"), "/embedded_lexicons.rs"));
 
+/// The manifest's version with a BLAKE3 hash of every source (path and
+/// text, in path order) beside it, so the version follows the content; 48
+/// bits are plenty to tell sets apart.
+fn content_version<'a>(
+    manifest: &str,
+    sources: impl Iterator<Item = (&'a str, &'a str)>,
+) -> String {
+    let mut hasher = blake3::Hasher::new();
+    let mut ordered: Vec<(&str, &str)> = sources.collect();
+    ordered.sort_by(|a, b| a.0.cmp(b.0));
+    for (path, text) in ordered {
+        for part in [path.as_bytes(), text.as_bytes()] {
+            hasher.update(&(part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+    }
+    let hash = hasher.finalize().to_hex();
+    format!("{manifest}+{}", &hash.as_str()[..12])
+}
+
 impl Lexicon {
     /// The lexicons shipped in the repository, embedded at build time.
     pub fn embedded() -> Result<Lexicon, LexiconError> {
@@ -173,6 +193,25 @@ impl Lexicon {
             })
             .collect();
         Lexicon::from_sources(sources)
+    }
+
+    /// The version of the embedded lexicons (manifest version and content
+    /// hash, as [`Lexicon::version`] would say), without compiling them:
+    /// what `--version` prints.
+    pub fn embedded_version() -> String {
+        let manifest = EMBEDDED_LEXICONS
+            .iter()
+            .find(|(path, _)| *path == "lexicon.toml")
+            .and_then(|(path, text)| {
+                file::parse_manifest(&Source {
+                    path: (*path).to_owned(),
+                    text: (*text).to_owned(),
+                })
+                .ok()
+            })
+            .map(|m| m.version)
+            .unwrap_or_default();
+        content_version(&manifest, EMBEDDED_LEXICONS.iter().copied())
     }
 
     /// Reads every `*.toml` below `dir` (the manifest and language folders).
@@ -200,19 +239,7 @@ impl Lexicon {
             },
             None => (String::new(), Vec::new()),
         };
-        // BLAKE3 of every source (path and text, in path order), so the
-        // version follows the content; 48 bits are plenty to tell sets apart.
-        let mut hasher = blake3::Hasher::new();
-        let mut ordered: Vec<&Source> = sources.iter().collect();
-        ordered.sort_by(|a, b| a.path.cmp(&b.path));
-        for source in ordered {
-            for part in [source.path.as_bytes(), source.text.as_bytes()] {
-                hasher.update(&(part.len() as u64).to_le_bytes());
-                hasher.update(part);
-            }
-        }
-        let hash = hasher.finalize().to_hex();
-        let version = format!("{version}+{}", &hash.as_str()[..12]);
+        let version = content_version(&version, sources.iter().map(|s| (&*s.path, &*s.text)));
         let mut lexicon = Lexicon {
             version: version.into(),
             terms: Vec::new(),

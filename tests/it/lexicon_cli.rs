@@ -22,6 +22,35 @@ fn check_passes_on_shipped_lexicons() {
     assert!(stdout.trim_end().ends_with("ok"), "{stdout}");
 }
 
+/// `--version` names the built-in lexicons as alerts do (`lexicon_version`:
+/// the manifest's version and a content hash), the same as `lexicon check`
+/// of the shipped folder reports.
+#[test]
+fn version_names_the_built_in_lexicons() {
+    let out = callguard().arg("--version").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let shipped = callguard()
+        .args(["lexicon", "check"])
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lexicons"))
+        .output()
+        .unwrap();
+    let check = String::from_utf8_lossy(&shipped.stdout);
+    let version = check
+        .split("(version ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no version in {check}"));
+    assert!(version.contains('+'), "{version}");
+    assert_eq!(
+        stdout.trim(),
+        format!(
+            "callguard {} (lexicons {version})",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}
+
 #[test]
 fn check_reports_file_and_line_and_fails() {
     let dir = tempfile::tempdir().unwrap();
