@@ -318,14 +318,7 @@ async fn sigkill_mid_stream_loses_no_alert_the_client_was_sent() {
     let old_event = stored.last().unwrap().event_id;
     let old_alert = stored.iter().map(|a| a.alert_id).max().unwrap();
 
-    let mut ingest = IngestStream::open(
-        callguard::grpc::client::ClientConfig::plain(format!("http://{}", second.grpc))
-            .connect()
-            .await
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    let mut ingest = IngestStream::open_plain(second.grpc).await;
     let after = ingest
         .send(fragment("after-restart", 1, "u1", "ぶっ殺すぞ", true))
         .await

@@ -52,14 +52,7 @@ async fn f1_cancelled_subscriptions_end_without_an_alert_being_due() {
     .await;
 
     // The one that stayed is still served.
-    let mut ingest = IngestStream::open(
-        callguard::grpc::client::ClientConfig::plain(format!("http://{}", server.grpc))
-            .connect()
-            .await
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    let mut ingest = IngestStream::open_plain(server.grpc).await;
     let raised = ingest
         .send(fragment("c1", 1, "u1", "ぶっ殺すぞ", true))
         .await
@@ -380,14 +373,7 @@ async fn f2_silent_idle_and_excess_connections_are_closed_and_counted() {
     );
 
     // The server still serves, and the subscriber still hears.
-    let mut ingest = IngestStream::open(
-        callguard::grpc::client::ClientConfig::plain(format!("http://{}", server.grpc))
-            .connect()
-            .await
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    let mut ingest = IngestStream::open_plain(server.grpc).await;
     let raised = ingest
         .send(fragment("c1", 1, "u1", "ぶっ殺すぞ", true))
         .await

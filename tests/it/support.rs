@@ -114,6 +114,15 @@ impl IngestStream {
         Ok(IngestStream { tx, replies })
     }
 
+    /// Opens a stream on a plain (no TLS, no token) connection to `addr`.
+    pub async fn open_plain(addr: std::net::SocketAddr) -> IngestStream {
+        let channel = ClientConfig::plain(format!("http://{addr}"))
+            .connect()
+            .await
+            .unwrap();
+        IngestStream::open(channel).await.unwrap()
+    }
+
     /// Sends one event and reads its replies (ack or rejection, then the
     /// alerts that follow it, until the next event's answer would come).
     pub async fn send(&mut self, event: pb::TranscriptEvent) -> Replies {
