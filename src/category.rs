@@ -220,6 +220,12 @@ pub const BUILTIN_CATEGORIES: &[(&str, CategoryKind, Severity, Speaker)] = &[
         Severity::Info,
         Speaker::Agent,
     ),
+    (
+        "agent_concern",
+        CategoryKind::AgentMarker,
+        Severity::Info,
+        Speaker::Agent,
+    ),
 ];
 
 /// Looks up a built-in category.

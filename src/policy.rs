@@ -101,6 +101,11 @@ pub struct Combinations {
     /// A threat or exposure threat and a money demand this close together
     /// are the extortion pattern (critical).
     pub extortion_window_seconds: u64,
+    /// After the agent's concern for the caller's safety ("are you hurt?",
+    /// お怪我はございませんか), the caller is telling of an incident done to
+    /// them: violence, threat, intimidation and abuse words in the turn just
+    /// before and for this long after are kept at `info`. 0 turns it off.
+    pub reported_incident_seconds: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]

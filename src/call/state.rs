@@ -22,6 +22,16 @@ const RECENT_AGENT_MARKERS: usize = 16;
 /// Parts of multi-utterance proximity rules kept, waiting for the rest.
 const MAX_SIGHTINGS: usize = 32;
 
+/// Categories a caller may be telling of rather than doing: what someone
+/// else did or said to them, once the agent answers with concern.
+const NARRATABLE: [&str; 4] = ["violence", "threat", "intimidation", "verbal_abuse"];
+/// Customer alerts remembered for the agent's answer (`agent_concern`).
+const MAX_ANSWERABLE: usize = 16;
+/// How far back the agent's concern reaches: the caller's account just told.
+const CONCERN_LOOKBACK_MS: u64 = 60_000;
+/// A self-harm hit this recent makes the agent's concern an answer to it.
+const SELF_HARM_RECENT_MS: u64 = 300_000;
+
 /// Groups with a meaning of their own (lexicons/README.md).
 const GROUP_MONEY: &str = "money";
 const GROUP_DOGEZA: &str = "dogeza";
@@ -121,6 +131,16 @@ struct AlertSummary {
     status: AlertStatus,
 }
 
+/// A customer alert in a [`NARRATABLE`] category, kept until the agent
+/// answers: concern for the caller's safety turns it into a report.
+struct Answerable {
+    local_id: u32,
+    category: Arc<str>,
+    rule: Arc<str>,
+    at_ms: u64,
+    evidence: Vec<Evidence>,
+}
+
 /// One call's state.
 pub struct CallSession {
     call_id: String,
@@ -149,6 +169,11 @@ pub struct CallSession {
     last_threat: Option<(u64, Evidence)>,
     last_money: Option<(u64, Evidence)>,
     extortion_raised: bool,
+    /// Audio ms of the agent's last concern for the caller's safety.
+    concern_at: Option<u64>,
+    /// Audio ms of the customer's last self-harm words.
+    self_harm_at: Option<u64>,
+    answerable: VecDeque<Answerable>,
     warning_stages: Vec<u64>,
     /// The agent's recent markers (audio ms, term): what `after_agent`
     /// terms look back at.
@@ -203,6 +228,9 @@ impl CallSession {
             last_threat: None,
             last_money: None,
             extortion_raised: false,
+            concern_at: None,
+            self_harm_at: None,
+            answerable: VecDeque::new(),
             warning_stages: Vec::new(),
             agent_markers: VecDeque::new(),
             customer_finals: 0,
@@ -331,7 +359,9 @@ impl CallSession {
                     policy,
                     &mut out,
                 ),
-                Speaker::Agent => self.on_agent_final(fragment, &scan.hits, engine),
+                Speaker::Agent => {
+                    self.on_agent_final(fragment, &scan.hits, engine, policy, &mut out)
+                }
             }
             let text_hash = hash_text(&fragment.text);
             // The previous final's buffers are reused: one final per
@@ -489,7 +519,7 @@ impl CallSession {
             if let Some(summary) = self.alerts.iter_mut().find(|a| a.local_id == p.local_id) {
                 summary.status = status;
             }
-            out.push(AlertEvent {
+            let event = AlertEvent {
                 local_id: p.local_id,
                 status,
                 category: p.category,
@@ -498,7 +528,11 @@ impl CallSession {
                 at_ms: self.last_event_ms,
                 evidence,
                 action: p.action,
-            });
+            };
+            if keep {
+                self.keep_answerable(Some(&event));
+            }
+            out.push(event);
         }
         confirmed
     }
@@ -557,17 +591,22 @@ impl CallSession {
                         Some((fragment.end_ms, evidence[evidence.len() - 1].clone()));
                 }
             }
+            if &*category == "self_harm" {
+                self.self_harm_at = Some(fragment.end_ms);
+            }
             if settled.contains(&category) {
                 continue; // confirmed above, same alert
             }
-            out.extend(self.raise(
+            let raised = self.raise(
                 policy,
                 &category,
                 &rule,
                 severity,
                 fragment.end_ms,
                 evidence,
-            ));
+            );
+            self.keep_answerable(raised.as_ref());
+            out.extend(raised);
         }
         self.complete_parts(fragment, sightings, engine, policy, out);
         for group in groups_seen {
@@ -615,7 +654,14 @@ impl CallSession {
         self.check_extortion(policy, out);
     }
 
-    fn on_agent_final(&mut self, fragment: &Fragment, hits: &[Hit], engine: &Engine) {
+    fn on_agent_final(
+        &mut self,
+        fragment: &Fragment,
+        hits: &[Hit],
+        engine: &Engine,
+        policy: &PolicySet,
+        out: &mut Vec<AlertEvent>,
+    ) {
         for hit in hits {
             let term = engine.term(hit.term);
             if self.agent_markers.len() == RECENT_AGENT_MARKERS {
@@ -628,9 +674,96 @@ impl CallSession {
                 "agent_warning" if self.warning_stages.len() < 64 => {
                     self.warning_stages.push(fragment.end_ms)
                 }
+                "agent_concern" => self.on_agent_concern(fragment.end_ms, evidence, policy, out),
                 _ => {}
             }
         }
+    }
+
+    /// The agent asked after the caller's safety: what the caller just said
+    /// was an account of something done to them. Their recent alerts in a
+    /// [`NARRATABLE`] category are updated to `info` (same alert id, the
+    /// agent's words added as evidence, the strike given back), and the same
+    /// words stay at `info` for `reported_incident_seconds`. Not after the
+    /// caller's own self-harm words: then the concern answers those.
+    fn on_agent_concern(
+        &mut self,
+        at_ms: u64,
+        said: Evidence,
+        policy: &PolicySet,
+        out: &mut Vec<AlertEvent>,
+    ) {
+        let window = policy
+            .combinations
+            .reported_incident_seconds
+            .saturating_mul(1000);
+        if window == 0
+            || self
+                .self_harm_at
+                .is_some_and(|t| at_ms.saturating_sub(t) <= SELF_HARM_RECENT_MS)
+        {
+            return;
+        }
+        self.concern_at = Some(at_ms);
+        let since = at_ms.saturating_sub(CONCERN_LOOKBACK_MS);
+        let action: Arc<str> = policy.escalation.info_action.as_str().into();
+        for told in std::mem::take(&mut self.answerable) {
+            if told.at_ms < since {
+                continue;
+            }
+            let Some(summary) = self
+                .alerts
+                .iter_mut()
+                .find(|a| a.local_id == told.local_id && a.status != AlertStatus::Retracted)
+            else {
+                continue;
+            };
+            summary.severity = Severity::Info;
+            self.strikes = self.strikes.saturating_sub(1);
+            self.cooldown
+                .remove(&(told.category.clone(), told.rule.clone()));
+            let mut evidence = told.evidence;
+            evidence.truncate(policy.session.max_evidence.saturating_sub(1));
+            evidence.push(said.clone());
+            out.push(AlertEvent {
+                local_id: told.local_id,
+                status: AlertStatus::Confirmed,
+                category: told.category,
+                severity: Severity::Info,
+                rule: told.rule,
+                at_ms,
+                evidence,
+                action: action.clone(),
+            });
+        }
+    }
+
+    /// Keeps a customer alert the agent's concern may turn into a report.
+    fn keep_answerable(&mut self, raised: Option<&AlertEvent>) {
+        let Some(alert) = raised else { return };
+        if alert.severity < Severity::Warning || !NARRATABLE.contains(&&*alert.category) {
+            return;
+        }
+        if self.answerable.len() == MAX_ANSWERABLE {
+            self.answerable.pop_front();
+        }
+        self.answerable.push_back(Answerable {
+            local_id: alert.local_id,
+            category: alert.category.clone(),
+            rule: alert.rule.clone(),
+            at_ms: alert.at_ms,
+            evidence: alert.evidence.clone(),
+        });
+    }
+
+    /// Is the caller telling of an incident the agent answered with concern?
+    fn telling_of_incident(&self, policy: &PolicySet, at_ms: u64) -> bool {
+        let window = policy
+            .combinations
+            .reported_incident_seconds
+            .saturating_mul(1000);
+        self.concern_at
+            .is_some_and(|t| at_ms >= t && at_ms - t <= window)
     }
 
     /// Multi-utterance proximity rules: parts seen in this final join those
@@ -701,7 +834,9 @@ impl CallSession {
             if severity >= Severity::Warning && term.kind == CategoryKind::Harassment {
                 self.note_pressure(fragment.end_ms, &all);
             }
-            out.extend(self.raise(policy, &category, &rule, severity, fragment.end_ms, all));
+            let raised = self.raise(policy, &category, &rule, severity, fragment.end_ms, all);
+            self.keep_answerable(raised.as_ref());
+            out.extend(raised);
         }
     }
 
@@ -837,6 +972,9 @@ impl CallSession {
                 // Fair on its own (asking a name once): seen, not alerting.
                 severity = Severity::Info;
             }
+        }
+        if NARRATABLE.contains(&&*term.category) && self.telling_of_incident(policy, at_ms) {
+            severity = Severity::Info; // told of, after the agent's concern
         }
         Some((term.category.clone(), term.rule.clone(), severity))
     }

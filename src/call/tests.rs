@@ -94,6 +94,14 @@ id = "namae_kotowari"
 category = "agent_refusal"
 patterns = ["お名前はお伝えできません"]
 [[term]]
+id = "okega"
+category = "agent_concern"
+patterns = ["お怪我はございませんか"]
+[[term]]
+id = "shinitai"
+category = "self_harm"
+patterns = ["死にたい"]
+[[term]]
 id = "kaerimichi"
 category = "threat"
 parts = [["帰り道"], ["気をつけ"]]
@@ -784,4 +792,71 @@ fn same_events_give_same_alerts() {
         call.alerts
     };
     assert_eq!(run(), run());
+}
+
+#[test]
+fn the_agents_concern_turns_the_callers_account_into_a_report() {
+    let mut call = Call::start(Policy::builtin());
+    // The caller tells what a stranger shouted at her.
+    let told = call.customer("u1", "いきなり、ころすぞって", 5000);
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0].severity, Severity::Critical);
+    let answered = call.say(Speaker::Agent, "a1", "お怪我はございませんか", true, 8000);
+    assert_eq!(answered.len(), 1, "{answered:?}");
+    let update = &answered[0];
+    assert_eq!(update.local_id, told[0].local_id, "the same alert, updated");
+    assert_eq!(update.severity, Severity::Info);
+    assert_eq!(update.status, AlertStatus::Confirmed);
+    assert_eq!(update.rule, told[0].rule, "the rule that fired stays named");
+    let agent_words = update.evidence.last().unwrap();
+    assert_eq!(agent_words.speaker, Speaker::Agent);
+    assert!(agent_words.excerpt.contains("お怪我"));
+    assert_eq!(
+        call.session.snapshot().strikes,
+        0,
+        "the strike is given back"
+    );
+    // What she tells next, in the same account, stays at info.
+    let more = call.customer("u2", "ばかやろう、ぶっ殺すって", 20_000);
+    assert!(
+        more.iter().all(|a| a.severity == Severity::Info),
+        "{more:?}"
+    );
+    // Long after, the same words are aimed at the agent again.
+    let later = call.customer("u3", "お前ころすぞ", 20_000 + 3 * MIN);
+    assert_eq!(later[0].severity, Severity::Critical);
+}
+
+#[test]
+fn the_agents_concern_after_self_harm_words_downgrades_nothing() {
+    let mut call = Call::start(Policy::builtin());
+    call.customer("u1", "もう死にたい、ばかやろう", 5000);
+    let answered = call.say(Speaker::Agent, "a1", "お怪我はございませんか", true, 8000);
+    assert!(answered.is_empty(), "{answered:?}");
+    let next = call.customer("u2", "ぶっ殺す", 12_000);
+    assert_eq!(next[0].severity, Severity::Critical);
+}
+
+#[test]
+fn the_agents_concern_reaches_only_the_account_just_told_and_can_be_turned_off() {
+    let mut call = Call::start(Policy::builtin());
+    call.customer("u1", "お前ころすぞ", 5000);
+    // Two minutes later the agent asks after an unrelated incident.
+    let answered = call.say(
+        Speaker::Agent,
+        "a1",
+        "お怪我はございませんか",
+        true,
+        5000 + 2 * MIN,
+    );
+    assert!(answered.is_empty(), "{answered:?}");
+
+    let policy = Policy::from_toml("[combinations]\nreported_incident_seconds = 0\n", "p").unwrap();
+    let mut call = Call::start(policy);
+    call.customer("u1", "いきなり、ころすぞって", 5000);
+    assert!(call
+        .say(Speaker::Agent, "a1", "お怪我はございませんか", true, 8000)
+        .is_empty());
+    let next = call.customer("u2", "ぶっ殺す", 12_000);
+    assert_eq!(next[0].severity, Severity::Critical);
 }
