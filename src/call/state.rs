@@ -35,6 +35,7 @@ const SELF_HARM_RECENT_MS: u64 = 300_000;
 /// Groups with a meaning of their own (lexicons/README.md).
 const GROUP_MONEY: &str = "money";
 const GROUP_DOGEZA: &str = "dogeza";
+const GROUP_BELITTLING: &str = "belittling";
 
 /// Overall risk of a call, derived from its alerts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -174,6 +175,8 @@ pub struct CallSession {
     /// Audio ms of the customer's last self-harm words.
     self_harm_at: Option<u64>,
     answerable: VecDeque<Answerable>,
+    /// The customer's put-downs (`belittling` group), each mild alone.
+    put_downs: Vec<Evidence>,
     warning_stages: Vec<u64>,
     /// The agent's recent markers (audio ms, term): what `after_agent`
     /// terms look back at.
@@ -231,6 +234,7 @@ impl CallSession {
             concern_at: None,
             self_harm_at: None,
             answerable: VecDeque::new(),
+            put_downs: Vec::new(),
             warning_stages: Vec::new(),
             agent_markers: VecDeque::new(),
             customer_finals: 0,
@@ -571,6 +575,17 @@ impl CallSession {
                 if hit.framing == Framing::Plain && !groups_seen.contains(group) {
                     groups_seen.push(group.clone());
                 }
+                let told_here = self
+                    .put_downs
+                    .last()
+                    .is_some_and(|e| e.utterance_id == fragment.utterance_id);
+                if &**group == GROUP_BELITTLING
+                    && hit.framing == Framing::Plain
+                    && !told_here
+                    && self.put_downs.len() < policy.session.max_evidence
+                {
+                    self.put_downs.push(words_of(fragment, &hit.span));
+                }
                 if &**group == GROUP_MONEY && hit.framing == Framing::Plain {
                     self.last_money = Some((
                         fragment.end_ms,
@@ -615,6 +630,22 @@ impl CallSession {
                 *c += 1;
                 *c
             };
+            if &*group == GROUP_BELITTLING {
+                // Put-downs spread over the call: each mild, the pattern abuse.
+                if count == policy.repetition.same_demand {
+                    let evidence = self.put_downs.clone();
+                    self.note_pressure(fragment.end_ms, &evidence);
+                    out.extend(self.raise(
+                        policy,
+                        "verbal_abuse",
+                        "counter/verbal_abuse/belittling",
+                        Severity::Warning,
+                        fragment.end_ms,
+                        evidence,
+                    ));
+                }
+                continue;
+            }
             let evidence = Evidence {
                 speaker: Speaker::Customer,
                 utterance_id: fragment.utterance_id.clone(),

@@ -102,6 +102,12 @@ id = "shinitai"
 category = "self_harm"
 patterns = ["死にたい"]
 [[term]]
+id = "sonna_koto_mo"
+category = "verbal_abuse"
+group = "belittling"
+severity = "info"
+patterns = ["そんなことも分からない", "小学生でも分かる", "向いてない"]
+[[term]]
 id = "kaerimichi"
 category = "threat"
 parts = [["帰り道"], ["気をつけ"]]
@@ -859,4 +865,24 @@ fn the_agents_concern_reaches_only_the_account_just_told_and_can_be_turned_off()
         .is_empty());
     let next = call.customer("u2", "ぶっ殺す", 12_000);
     assert_eq!(next[0].severity, Severity::Critical);
+}
+
+#[test]
+fn put_downs_spread_over_a_call_add_up_to_verbal_abuse() {
+    let mut call = Call::start(Policy::builtin());
+    let one = call.customer("u1", "そんなことも分からないんですか", 5000);
+    assert!(one.iter().all(|a| a.severity == Severity::Info), "{one:?}");
+    call.customer("u2", "小学生でも分かるでしょう", 20_000);
+    // The same put-down again in one utterance counts once.
+    call.customer("u3", "この仕事向いてないですね、向いてない", 40_000);
+    let abuse: Vec<_> = call
+        .alerts
+        .iter()
+        .filter(|a| a.severity == Severity::Warning)
+        .collect();
+    assert_eq!(abuse.len(), 1, "{:?}", call.alerts);
+    assert_eq!(&*abuse[0].category, "verbal_abuse");
+    assert_eq!(&*abuse[0].rule, "counter/verbal_abuse/belittling");
+    assert_eq!(abuse[0].evidence.len(), 3, "every put-down is evidence");
+    assert!(abuse[0].evidence[0].excerpt.contains("そんなことも"));
 }
