@@ -1,4 +1,5 @@
-//! Quotations marked by punctuation: 「…」, 『…』, “…” and "…".
+//! Quotations marked by punctuation: 「…」, 『…』, “…”, "…", and single
+//! quotes ‘…’ / '…' where they cannot be apostrophes.
 //!
 //! Reporting cues in the lexicons (〜って言われた, "he said") catch reported
 //! speech when the cue is a phrase. A transcript that keeps quotation marks
@@ -108,7 +109,9 @@ const READ_ALOUD_CHARS: usize = 5;
 /// The byte ranges of `text` inside quotation marks that read as someone
 /// else's words, each with the byte offset just past its closing mark.
 pub fn reported_quotes(text: &str) -> Vec<(Range<usize>, usize)> {
-    let quotes = paired(text);
+    let mut quotes = paired(text);
+    quotes.extend(single_quoted(text));
+    quotes.sort_by_key(|q| q.1.start);
     let mut reported = vec![false; quotes.len()];
     // From the last: a bracket followed straight by the next one shares its
     // reading (「死ね」「ゴミ」いうて).
@@ -120,7 +123,9 @@ pub fn reported_quotes(text: &str) -> Vec<(Range<usize>, usize)> {
             .filter(|(mark, inner, _)| inner.start - mark.len_utf8() == text.len() - rest.len());
         reported[i] = match chained {
             Some(_) => reported[i + 1],
-            None if *open == '"' || *open == '“' => !english_self_quote(&text[..inner.start]),
+            None if matches!(*open, '"' | '“' | '\'' | '‘') => {
+                !english_self_quote(&text[..inner.start])
+            }
             None => japanese_report(rest) || read_aloud(&text[inner.clone()], rest),
         };
     }
@@ -176,6 +181,44 @@ fn paired(text: &str) -> Vec<(char, Range<usize>, usize)> {
         }
     }
     out.sort_by_key(|q| q.1.start);
+    out
+}
+
+/// English single quotes, as British transcripts mark a message read out
+/// ('Pay up or you will see what happens.'). The same mark is an
+/// apostrophe (don't, the kids' room), so a quote opens only at the start
+/// of a word and closes only after the end of one, not between letters;
+/// an ASCII `'` closes only after sentence punctuation, where a possessive
+/// never stands.
+fn single_quoted(text: &str) -> Vec<(char, Range<usize>, usize)> {
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let at = |i: usize| chars.get(i).map(|&(_, c)| c);
+    let mut out = Vec::new();
+    let mut open: Option<(char, usize)> = None;
+    for (i, &(pos, c)) in chars.iter().enumerate() {
+        let before = i.checked_sub(1).and_then(at);
+        let after = at(i + 1);
+        match open {
+            None if matches!(c, '\'' | '‘')
+                && before
+                    .is_none_or(|b| b.is_whitespace() || matches!(b, ':' | '(' | '—' | '-'))
+                && after.is_some_and(char::is_alphanumeric) =>
+            {
+                open = Some((c, pos + c.len_utf8()));
+            }
+            Some((o, start)) if matches!(c, '\'' | '’') => {
+                let closes_word = before.is_some_and(|b| !b.is_whitespace())
+                    && !after.is_some_and(char::is_alphanumeric);
+                let after_sentence =
+                    before.is_some_and(|b| matches!(b, '.' | ',' | '!' | '?' | '…'));
+                if closes_word && (o == '‘' || after_sentence) {
+                    out.push((o, start..pos, pos + c.len_utf8()));
+                    open = None;
+                }
+            }
+            _ => {}
+        }
+    }
     out
 }
 
@@ -285,5 +328,22 @@ mod tests {
         );
         assert!(quoted(r#"I told you, "refund me now""#).is_empty());
         assert!(quoted(r#"I'm gonna post "Gemma is a thief" tonight"#).is_empty());
+    }
+
+    #[test]
+    fn english_single_quotes_are_quotations_only_where_they_cannot_be_apostrophes() {
+        assert_eq!(
+            quoted("the text said 'Pay now or you will see what happens.' Then it rang off"),
+            ["Pay now or you will see what happens."]
+        );
+        assert_eq!(
+            quoted("a note on the car: ‘Move it or I’ll smash it’ and a drawing"),
+            ["Move it or I’ll smash it"]
+        );
+        // Apostrophes and possessives quote nothing.
+        assert!(quoted("I don't know, the kids' room is a mess, it's fine").is_empty());
+        assert!(quoted("'cause you're useless, that's why").is_empty());
+        // The caller's own words stay plain.
+        assert!(quoted("I told you 'refund me now.' and I meant it").is_empty());
     }
 }
