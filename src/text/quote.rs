@@ -35,6 +35,10 @@ const JA_PARTICLES: &[&str] = &[
     "いうて",
     "ゆうて",
     "言うて",
+    "ちゅうて",
+    "やて",
+    "て言",
+    "て書",
     "とか",
     "みたいな",
     "なんて",
@@ -144,13 +148,19 @@ pub fn reported_quotes(text: &str) -> Vec<(Range<usize>, usize)> {
 /// unless the caller restates them (〜、って言ってんだよ).
 fn hearsay_clauses(text: &str) -> Vec<(Range<usize>, usize)> {
     let mut out = Vec::new();
-    for (comma, mark) in text.match_indices(['、', ',']) {
+    for (comma, mark) in text.match_indices(['、', ',', ' ', '\u{3000}']) {
         let after = &text[comma + mark.len()..];
         let trimmed = after.trim_start();
         let Some(rest) = trimmed.strip_prefix("って") else {
             continue;
         };
         let rest = rest.trim_start();
+        // ASR text sets words apart with spaces, not pauses: there only a
+        // って that closes the utterance or sentence is the pause.
+        let spaced = !matches!(mark, "、" | ",");
+        if spaced && !(rest.is_empty() || rest.starts_with(['。', '！', '？', '!', '?'])) {
+            continue;
+        }
         if !japanese_report(trimmed) {
             continue;
         }
@@ -292,6 +302,18 @@ mod tests {
         assert_eq!(
             quoted("電話してくるもんはしばいちゃる、って息巻いとった"),
             ["電話してくるもんはしばいちゃる"]
+        );
+        // ASR spacing: a って closing the utterance is the pause.
+        assert_eq!(
+            quoted("次 来たら ただじゃおかねえ からな って"),
+            ["次 来たら ただじゃおかねえ からな"]
+        );
+        assert!(quoted("ただじゃおかねえ って 言ってんだよ").is_empty());
+        assert!(quoted("ただじゃおかねえ って 何度も").is_empty());
+        // Kansai reporting particles.
+        assert_eq!(
+            quoted("LINEで「縁起でもないことすんなや、しばくで」やて。"),
+            ["縁起でもないことすんなや、しばくで"]
         );
         // A message read aloud: a long quotation that closes the sentence.
         assert_eq!(
