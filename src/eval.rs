@@ -1184,6 +1184,7 @@ mod tests {
         "eval/blind/dev2",
         "eval/blind/dev3",
         "eval/blind/dev4",
+        "eval/blind/dev5",
         "eval/blind/test",
     ];
 
