@@ -47,6 +47,7 @@ pub struct PolicySet {
     pub restraint: Restraint,
     pub repeat_callers: RepeatCallers,
     pub combinations: Combinations,
+    pub accumulation: Accumulation,
     pub session: SessionLimits,
     pub escalation: Escalation,
     /// Per-category overrides: severity, action, on/off.
@@ -106,6 +107,27 @@ pub struct Combinations {
     /// them: violence, threat, intimidation and abuse words in the turn just
     /// before and for this long after are kept at `info`. 0 turns it off.
     pub reported_incident_seconds: u64,
+}
+
+/// Hits that are mild alone and add up over a call (lexicon groups
+/// `belittling` and `self_harm_hint`): how many of the customer's
+/// utterances must hold one before the category is raised at warning.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Accumulation {
+    pub belittling: u32,
+    pub self_harm_hints: u32,
+}
+
+impl Accumulation {
+    /// Utterances needed for a group; 0 (never) for any other group.
+    pub fn needed(&self, group: &str) -> u32 {
+        match group {
+            "belittling" => self.belittling,
+            "self_harm_hint" => self.self_harm_hints,
+            _ => 0,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -277,6 +299,14 @@ impl PolicySet {
                 self.restraint.pressure_minutes,
             ),
             ("repeat_callers.calls", u64::from(self.repeat_callers.calls)),
+            (
+                "accumulation.belittling",
+                u64::from(self.accumulation.belittling),
+            ),
+            (
+                "accumulation.self_harm_hints",
+                u64::from(self.accumulation.self_harm_hints),
+            ),
             (
                 "repeat_callers.window_hours",
                 self.repeat_callers.window_hours,

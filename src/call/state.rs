@@ -35,7 +35,17 @@ const SELF_HARM_RECENT_MS: u64 = 300_000;
 /// Groups with a meaning of their own (lexicons/README.md).
 const GROUP_MONEY: &str = "money";
 const GROUP_DOGEZA: &str = "dogeza";
-const GROUP_BELITTLING: &str = "belittling";
+/// Groups whose hits are mild alone and add up over a call: the group, the
+/// category it raises (at warning) once enough of the customer's
+/// utterances hold one (`[accumulation]` in the policy), and its rule.
+const ACCUMULATING: [(&str, &str, &str); 2] = [
+    (
+        "belittling",
+        "verbal_abuse",
+        "counter/verbal_abuse/belittling",
+    ),
+    ("self_harm_hint", "self_harm", "counter/self_harm/hints"),
+];
 
 /// Overall risk of a call, derived from its alerts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -175,8 +185,8 @@ pub struct CallSession {
     /// Audio ms of the customer's last self-harm words.
     self_harm_at: Option<u64>,
     answerable: VecDeque<Answerable>,
-    /// The customer's put-downs (`belittling` group), each mild alone.
-    put_downs: Vec<Evidence>,
+    /// Evidence of the [`ACCUMULATING`] groups' hits, one per utterance.
+    mild: Vec<(Arc<str>, Evidence)>,
     warning_stages: Vec<u64>,
     /// The agent's recent markers (audio ms, term): what `after_agent`
     /// terms look back at.
@@ -234,7 +244,7 @@ impl CallSession {
             concern_at: None,
             self_harm_at: None,
             answerable: VecDeque::new(),
-            put_downs: Vec::new(),
+            mild: Vec::new(),
             warning_stages: Vec::new(),
             agent_markers: VecDeque::new(),
             customer_finals: 0,
@@ -575,16 +585,8 @@ impl CallSession {
                 if hit.framing == Framing::Plain && !groups_seen.contains(group) {
                     groups_seen.push(group.clone());
                 }
-                let told_here = self
-                    .put_downs
-                    .last()
-                    .is_some_and(|e| e.utterance_id == fragment.utterance_id);
-                if &**group == GROUP_BELITTLING
-                    && hit.framing == Framing::Plain
-                    && !told_here
-                    && self.put_downs.len() < policy.session.max_evidence
-                {
-                    self.put_downs.push(words_of(fragment, &hit.span));
+                if hit.framing == Framing::Plain {
+                    self.keep_mild(group, fragment, hit, policy);
                 }
                 if &**group == GROUP_MONEY && hit.framing == Framing::Plain {
                     self.last_money = Some((
@@ -630,15 +632,22 @@ impl CallSession {
                 *c += 1;
                 *c
             };
-            if &*group == GROUP_BELITTLING {
-                // Put-downs spread over the call: each mild, the pattern abuse.
-                if count == policy.repetition.same_demand {
-                    let evidence = self.put_downs.clone();
-                    self.note_pressure(fragment.end_ms, &evidence);
+            if let Some(&(_, category, rule)) = ACCUMULATING.iter().find(|a| a.0 == &*group) {
+                // Each mild alone; spread over the call, the pattern counts.
+                if count == policy.accumulation.needed(&group) {
+                    let evidence: Vec<Evidence> = self
+                        .mild
+                        .iter()
+                        .filter(|(g, _)| *g == group)
+                        .map(|(_, e)| e.clone())
+                        .collect();
+                    if category == "verbal_abuse" {
+                        self.note_pressure(fragment.end_ms, &evidence);
+                    }
                     out.extend(self.raise(
                         policy,
-                        "verbal_abuse",
-                        "counter/verbal_abuse/belittling",
+                        category,
+                        rule,
                         Severity::Warning,
                         fragment.end_ms,
                         evidence,
@@ -766,6 +775,26 @@ impl CallSession {
                 evidence,
                 action: action.clone(),
             });
+        }
+    }
+
+    /// Keeps the evidence of an [`ACCUMULATING`] group's hit, one per
+    /// utterance and group, as many as an alert can carry.
+    fn keep_mild(&mut self, group: &Arc<str>, fragment: &Fragment, hit: &Hit, policy: &PolicySet) {
+        if !ACCUMULATING.iter().any(|a| a.0 == &**group) {
+            return;
+        }
+        let mut kept = self.mild.iter().filter(|(g, _)| g == group);
+        let told_here = kept
+            .clone()
+            .any(|(_, e)| e.utterance_id == fragment.utterance_id && e.end_ms == fragment.end_ms);
+        if !told_here
+            && kept
+                .nth(policy.session.max_evidence.saturating_sub(1))
+                .is_none()
+        {
+            self.mild
+                .push((group.clone(), words_of(fragment, &hit.span)));
         }
     }
 

@@ -108,6 +108,12 @@ group = "belittling"
 severity = "info"
 patterns = ["そんなことも分からない", "小学生でも分かる", "向いてない"]
 [[term]]
+id = "mi_no_mawari"
+category = "self_harm"
+group = "self_harm_hint"
+severity = "info"
+patterns = ["身の回りの整理", "手紙を書いておいた"]
+[[term]]
 id = "kaerimichi"
 category = "threat"
 parts = [["帰り道"], ["気をつけ"]]
@@ -885,4 +891,28 @@ fn put_downs_spread_over_a_call_add_up_to_verbal_abuse() {
     assert_eq!(&*abuse[0].rule, "counter/verbal_abuse/belittling");
     assert_eq!(abuse[0].evidence.len(), 3, "every put-down is evidence");
     assert!(abuse[0].evidence[0].excerpt.contains("そんなことも"));
+}
+
+#[test]
+fn hints_of_self_harm_in_two_utterances_raise_self_harm() {
+    let mut call = Call::start(Policy::builtin());
+    let one = call.customer("u1", "もう身の回りの整理はしたんです", 5000);
+    assert!(one.iter().all(|a| a.severity == Severity::Info), "{one:?}");
+    let two = call.customer("u2", "子どもたちには手紙を書いておいたので", 30_000);
+    let raised: Vec<_> = two
+        .iter()
+        .filter(|a| a.severity == Severity::Warning)
+        .collect();
+    assert_eq!(raised.len(), 1, "{two:?}");
+    assert_eq!(&*raised[0].category, "self_harm");
+    assert_eq!(&*raised[0].rule, "counter/self_harm/hints");
+    assert_eq!(raised[0].evidence.len(), 2);
+    assert_eq!(call.session.snapshot().strikes, 0, "welfare, not a strike");
+
+    // The policy sets how many utterances it takes.
+    let policy = Policy::from_toml("[accumulation]\nself_harm_hints = 3\n", "p").unwrap();
+    let mut call = Call::start(policy);
+    call.customer("u1", "もう身の回りの整理はしたんです", 5000);
+    let two = call.customer("u2", "子どもたちには手紙を書いておいたので", 30_000);
+    assert!(two.iter().all(|a| a.severity == Severity::Info), "{two:?}");
 }
