@@ -67,6 +67,45 @@ const RESTATED: &[&str] = &[
     "頼んでる",
     "言ってます",
     "申し上げて",
+    "言ってるだけ",
+    "言っただけ",
+    "言ってるんです",
+    "言ってるんだ",
+    "思って",
+    "思う",
+    "思った",
+    "おもって",
+    "おもう",
+];
+
+/// After a spaced って in ASR text: the words before were heard or read
+/// (言われて, 書いてあって, 気味が悪くて), not the caller's own.
+const SPACED_REPORT: &[&str] = &[
+    "言われ",
+    "いわれ",
+    "言って",
+    "いって",
+    "言う",
+    "いう",
+    "ゆう",
+    "書いて",
+    "かいて",
+    "書かれ",
+    "かかれ",
+    "来て",
+    "きて",
+    "送られ",
+    "送って",
+    "叫",
+    "怒鳴",
+    "どな",
+    "聞こえ",
+    "きこえ",
+    "脅",
+    "気味",
+    "きみ",
+    "怖",
+    "こわ",
 ];
 
 /// After the particle: the words are for the agent to pass on.
@@ -155,10 +194,20 @@ fn hearsay_clauses(text: &str) -> Vec<(Range<usize>, usize)> {
             continue;
         };
         let rest = rest.trim_start();
-        // ASR text sets words apart with spaces, not pauses: there only a
-        // って that closes the utterance or sentence is the pause.
+        // ASR text sets words apart with spaces, not pauses: there a って
+        // is a quotation's only when it closes the utterance or sentence,
+        // or a verb of hearing or reading follows.
         let spaced = !matches!(mark, "、" | ",");
-        if spaced && !(rest.is_empty() || rest.starts_with(['。', '！', '？', '!', '?'])) {
+        let closes = rest.is_empty() || rest.starts_with(['。', '！', '？', '!', '?']);
+        let heard = || {
+            let cue: String = rest
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .take(4)
+                .collect();
+            SPACED_REPORT.iter().any(|p| cue.starts_with(p))
+        };
+        if spaced && !closes && !heard() {
             continue;
         }
         if !japanese_report(trimmed) {
@@ -310,6 +359,12 @@ mod tests {
         );
         assert!(quoted("ただじゃおかねえ って 言ってんだよ").is_empty());
         assert!(quoted("ただじゃおかねえ って 何度も").is_empty());
+        assert_eq!(
+            quoted("紙に 勝手に使ったら殺す って 気味が わるくて"),
+            ["紙に 勝手に使ったら殺す"]
+        );
+        assert!(quoted("お前 ぶっ殺す って 思ってる からな").is_empty());
+        assert!(quoted("暗い 道も ありますし お気をつけて って 言ってるだけ です").is_empty());
         // Kansai reporting particles.
         assert_eq!(
             quoted("LINEで「縁起でもないことすんなや、しばくで」やて。"),
