@@ -1185,6 +1185,7 @@ mod tests {
         "eval/blind/dev3",
         "eval/blind/dev4",
         "eval/blind/dev5",
+        "eval/blind/dev6",
         "eval/blind/test",
     ];
 
