@@ -219,12 +219,20 @@ mod tests {
         let body = render(BodyKind::Json, &alert());
         let sig = sign(b"s3cret", 1_767_225_600, &body);
         assert!(verify(b"s3cret", 1_767_225_600, &body, &sig));
-        let cases: &[(&str, &[u8], u64, &[u8], &str)] = &[
+        /// Name, secret, timestamp, body, signature.
+        type Case<'a> = (&'a str, &'a [u8], u64, &'a [u8], &'a str);
+        let cases: &[Case] = &[
             ("other secret", b"s3cres", 1_767_225_600, &body, &sig),
             ("other timestamp", b"s3cret", 1_767_225_601, &body, &sig),
             ("other body", b"s3cret", 1_767_225_600, b"{}", &sig),
             ("no prefix", b"s3cret", 1_767_225_600, &body, &sig[7..]),
-            ("odd hex", b"s3cret", 1_767_225_600, &body, &sig[..sig.len() - 1]),
+            (
+                "odd hex",
+                b"s3cret",
+                1_767_225_600,
+                &body,
+                &sig[..sig.len() - 1],
+            ),
             ("empty", b"s3cret", 1_767_225_600, &body, ""),
         ];
         for (name, secret, ts, body, sig) in cases {
@@ -248,12 +256,16 @@ mod tests {
         let text = body["text"].as_str().unwrap();
         assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
         assert!(
-            text.starts_with("[CRITICAL] violence on call c1 (tenant acme, agent a12): confirmed\n"),
+            text.starts_with(
+                "[CRITICAL] violence on call c1 (tenant acme, agent a12): confirmed\n"
+            ),
             "{text}"
         );
         assert!(text.contains("&lt;!here&gt; &amp; &lt;@U1&gt;"), "{text}");
         assert!(!text.contains('<'), "{text}");
-        assert!(text.ends_with("Action: supervisor_takeover · rule ja/violence/korosu · alert 17, event 42"));
+        assert!(text.ends_with(
+            "Action: supervisor_takeover · rule ja/violence/korosu · alert 17, event 42"
+        ));
     }
 
     #[test]
@@ -266,15 +278,20 @@ mod tests {
             note: "taking over".into(),
             at: jiff::Timestamp::UNIX_EPOCH,
         });
-        let body: serde_json::Value =
-            serde_json::from_slice(&render(BodyKind::Teams, &a)).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&render(BodyKind::Teams, &a)).unwrap();
         assert_eq!(body["type"], "message");
         let card = &body["attachments"][0];
-        assert_eq!(card["contentType"], "application/vnd.microsoft.card.adaptive");
+        assert_eq!(
+            card["contentType"],
+            "application/vnd.microsoft.card.adaptive"
+        );
         assert_eq!(card["content"]["type"], "AdaptiveCard");
         let blocks = card["content"]["body"].as_array().unwrap();
         let texts: Vec<&str> = blocks.iter().map(|b| b["text"].as_str().unwrap()).collect();
-        assert!(texts[0].ends_with("confirmed, assigned by sv-acme (assigned to Sato)"), "{texts:?}");
+        assert!(
+            texts[0].ends_with("confirmed, assigned by sv-acme (assigned to Sato)"),
+            "{texts:?}"
+        );
         assert_eq!(blocks[0]["color"], "Attention");
         assert!(texts.contains(&"Note: taking over"), "{texts:?}");
     }

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::Bytes;
-use hyper::header::{HeaderMap, HeaderValue, CONNECTION, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT};
+use hyper::header::{
+    HeaderMap, HeaderValue, CONNECTION, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT,
+};
 use hyper::{Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -82,7 +84,9 @@ impl Target {
         if !url.contains("://") {
             return Err(bad("no scheme: http:// or https://"));
         }
-        let uri: Uri = url.parse().map_err(|e: hyper::http::uri::InvalidUri| bad(&e.to_string()))?;
+        let uri: Uri = url
+            .parse()
+            .map_err(|e: hyper::http::uri::InvalidUri| bad(&e.to_string()))?;
         let https = match uri.scheme_str() {
             Some("https") => true,
             Some("http") => false,
@@ -91,9 +95,14 @@ impl Target {
         };
         let authority = uri.authority().ok_or_else(|| bad("no host"))?;
         if authority.as_str().contains('@') {
-            return Err(bad("user:password@ in the URL: not supported (sign with the secret)"));
+            return Err(bad(
+                "user:password@ in the URL: not supported (sign with the secret)",
+            ));
         }
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         if host.is_empty() {
             return Err(bad("no host"));
         }
@@ -107,7 +116,9 @@ impl Target {
             Some((TlsConnector::from(tls_config(ca_file)?), name))
         } else {
             if ca_file.is_some() {
-                return Err(Problem::CaFile("ca_file is set but the URL is http://".into()));
+                return Err(Problem::CaFile(
+                    "ca_file is set but the URL is http://".into(),
+                ));
             }
             None
         };
@@ -219,7 +230,10 @@ fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Probl
             .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
             .map_err(|e| Problem::CaFile(format!("{}: {e}", path.display())))?;
         if certs.is_empty() {
-            return Err(Problem::CaFile(format!("{}: no certificate", path.display())));
+            return Err(Problem::CaFile(format!(
+                "{}: no certificate",
+                path.display()
+            )));
         }
         for cert in certs {
             roots
@@ -247,10 +261,16 @@ mod tests {
     #[test]
     fn urls_are_parsed_or_refused_with_a_reason() {
         let t = Target::parse("http://127.0.0.1:8080/hook?x=1", None).unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("127.0.0.1", 8080, "/hook?x=1"));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.as_str()),
+            ("127.0.0.1", 8080, "/hook?x=1")
+        );
         assert_eq!(t.origin(), "http://127.0.0.1:8080");
         let t = Target::parse("http://[::1]/", None).unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.authority.as_str()), ("::1", 80, "[::1]"));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.authority.as_str()),
+            ("::1", 80, "[::1]")
+        );
         let t = Target::parse("http://example.com", None).unwrap();
         assert_eq!(t.path, "/");
         let refused = [
@@ -270,10 +290,13 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("URL is http://"), "{e}");
-        let e = Target::parse("https://example.com/", Some(Path::new("/nonexistent/ca.pem")))
-            .err()
-            .unwrap()
-            .to_string();
+        let e = Target::parse(
+            "https://example.com/",
+            Some(Path::new("/nonexistent/ca.pem")),
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(e.contains("/nonexistent/ca.pem"), "{e}");
     }
 }

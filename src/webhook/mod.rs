@@ -212,11 +212,14 @@ pub fn build(entries: &[WebhookEntry]) -> Result<Vec<Webhook>, WebhookConfigErro
         if entry.url.is_empty() {
             return Err(fail("url", Problem::Missing));
         }
-        let target =
-            client::Target::parse(&entry.url, entry.ca_file.as_deref()).map_err(|p| {
-                let field = if matches!(p, Problem::CaFile(_)) { "ca_file" } else { "url" };
-                fail(field, p)
-            })?;
+        let target = client::Target::parse(&entry.url, entry.ca_file.as_deref()).map_err(|p| {
+            let field = if matches!(p, Problem::CaFile(_)) {
+                "ca_file"
+            } else {
+                "url"
+            };
+            fail(field, p)
+        })?;
         let secret = read_secret(entry).map_err(|(field, p)| fail(field, p))?;
         if entry.timeout_ms < 100 {
             return Err(fail("timeout_ms", Problem::TooSmall(100)));
@@ -258,11 +261,14 @@ fn read_secret(entry: &WebhookEntry) -> Result<Vec<u8>, (&'static str, Problem)>
                     Problem::SecretFile(format!("{}: {e}", path.display())),
                 )
             })?;
-            ("secret_file", text.trim_end_matches(['\r', '\n']).to_owned())
+            (
+                "secret_file",
+                text.trim_end_matches(['\r', '\n']).to_owned(),
+            )
         }
         (None, None, Some(var)) => {
-            let value = std::env::var(var)
-                .map_err(|_| ("secret_env", Problem::SecretEnv(var.clone())))?;
+            let value =
+                std::env::var(var).map_err(|_| ("secret_env", Problem::SecretEnv(var.clone())))?;
             ("secret_env", value)
         }
         (None, None, None) => return Err(("secret", Problem::Missing)),
@@ -334,7 +340,11 @@ mod tests {
         assert_eq!(ok.len(), 2);
         type Edit = fn(&mut Vec<WebhookEntry>);
         let cases: &[(&str, Edit, &str)] = &[
-            ("no name", |e| e[0].name.clear(), "webhooks[0]: name: required"),
+            (
+                "no name",
+                |e| e[0].name.clear(),
+                "webhooks[0]: name: required",
+            ),
             (
                 "bad name",
                 |e| e[0].name = "../etc".into(),
@@ -345,7 +355,11 @@ mod tests {
                 |e| e.push(entry("pager")),
                 "webhooks[1] (pager): name: also the name of webhooks[0]",
             ),
-            ("no url", |e| e[0].url.clear(), "webhooks[0] (pager): url: required"),
+            (
+                "no url",
+                |e| e[0].url.clear(),
+                "webhooks[0] (pager): url: required",
+            ),
             (
                 "bad url",
                 |e| e[0].url = "hooks.slack.com/services/T0".into(),
@@ -383,7 +397,11 @@ mod tests {
                 },
                 "secret_file: cannot read /nonexistent/hook.secret",
             ),
-            ("tiny timeout", |e| e[0].timeout_ms = 1, "timeout_ms: must be at least 100"),
+            (
+                "tiny timeout",
+                |e| e[0].timeout_ms = 1,
+                "timeout_ms: must be at least 100",
+            ),
             (
                 "retry order",
                 |e| e[0].retry_max_ms = 5,

@@ -62,10 +62,14 @@ impl OffsetFile {
         })?;
         let path = dir.join(format!("{name}.offset"));
         let found = match std::fs::read_to_string(&path) {
-            Ok(text) => Some(text.trim().parse::<u64>().map_err(|_| OffsetError::Corrupt {
-                path: path.clone(),
-                found: text.chars().take(40).collect(),
-            })?),
+            Ok(text) => Some(
+                text.trim()
+                    .parse::<u64>()
+                    .map_err(|_| OffsetError::Corrupt {
+                        path: path.clone(),
+                        found: text.chars().take(40).collect(),
+                    })?,
+            ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(source) => return Err(OffsetError::Read { path, source }),
         };
@@ -127,7 +131,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(tmp.path().join(DIR)).unwrap();
         std::fs::write(tmp.path().join("webhooks/pager.offset"), "forty-two").unwrap();
-        let e = OffsetFile::open(tmp.path(), "pager").unwrap_err().to_string();
+        let e = OffsetFile::open(tmp.path(), "pager")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("pager.offset") && e.contains("forty-two"), "{e}");
     }
 }

@@ -17,7 +17,9 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::StatusCode;
 use tokio::task::JoinHandle;
 
-use super::body::{render, sign, EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WEBHOOK_HEADER};
+use super::body::{
+    render, sign, EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WEBHOOK_HEADER,
+};
 use super::offset::{OffsetError, OffsetFile};
 use super::Webhook;
 use crate::alert::{Alert, AlertFilter};
@@ -91,8 +93,7 @@ async fn tick(service: &Service, sink: &Sink) {
     loop {
         every.tick().await;
         let head = service.with_log(|log| log.last_event_id());
-        sink.lag
-            .set(head.saturating_sub(sink.position()) as f64);
+        sink.lag.set(head.saturating_sub(sink.position()) as f64);
         if sink.position() > sink.file.saved() {
             sink.save().await;
         }
@@ -115,7 +116,9 @@ struct Sink {
 
 /// How one alert's delivery ended.
 enum Delivery {
-    Delivered { attempts: u32 },
+    Delivered {
+        attempts: u32,
+    },
     /// Refused for good by the endpoint (a 3xx or 4xx other than 408/429).
     Rejected(StatusCode),
 }
@@ -264,7 +267,13 @@ fn retryable(status: StatusCode) -> bool {
 /// attempt up to `max`, scaled by `jitter` in [0.5, 1] so that webhooks
 /// failing together do not retry together, and never less than the
 /// endpoint's `Retry-After` (itself capped at `max`).
-fn backoff(min: Duration, max: Duration, attempt: u32, asked: Option<Duration>, jitter: f64) -> Duration {
+fn backoff(
+    min: Duration,
+    max: Duration,
+    attempt: u32,
+    asked: Option<Duration>,
+    jitter: f64,
+) -> Duration {
     let doubled = min.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
     let delay = doubled.min(max).mul_f64(jitter.clamp(0.5, 1.0));
     match asked {
@@ -323,7 +332,11 @@ mod tests {
             (301, false),
         ];
         for (code, want) in cases {
-            assert_eq!(retryable(StatusCode::from_u16(code).unwrap()), want, "{code}");
+            assert_eq!(
+                retryable(StatusCode::from_u16(code).unwrap()),
+                want,
+                "{code}"
+            );
         }
     }
 }
