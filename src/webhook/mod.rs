@@ -416,6 +416,61 @@ mod tests {
         }
     }
 
+    /// Through the config file, as a user meets the errors.
+    #[test]
+    fn config_file_entries_and_their_errors() {
+        use crate::serve::ServeConfig;
+        let good = r#"
+[[webhooks]]
+name = "acme-oncall"
+url = "https://hooks.slack.com/services/T000/B000/XXXX"
+body = "slack"
+secret = "0123456789abcdef"
+tenant = "acme"
+min_severity = "critical"
+categories = ["violence", "threat"]
+
+[[webhooks]]
+name = "tickets"
+url = "http://127.0.0.1:8080/callguard"
+secret = "0123456789abcdef"
+"#;
+        let config = ServeConfig::parse(good, "serve.toml").unwrap();
+        let hooks = build(&config.webhooks).unwrap();
+        assert_eq!(hooks[0].body, BodyKind::Slack);
+        assert_eq!(hooks[0].filter.min_severity, Some(Severity::Critical));
+        assert_eq!(hooks[1].body, BodyKind::Json);
+        assert_eq!(hooks[1].timeout, Duration::from_secs(10));
+        let cases = [
+            (
+                good.replace("\"slack\"", "\"discord\""),
+                "serve.toml:5: unknown variant `discord`, expected one of `json`, `slack`, `teams`",
+            ),
+            (
+                good.replace("\"tickets\"", "\"acme-oncall\""),
+                "webhooks: webhooks[1] (acme-oncall): name: also the name of webhooks[0]",
+            ),
+            (
+                good.replacen("0123456789abcdef", "", 1),
+                "webhooks: webhooks[0] (acme-oncall): secret: empty",
+            ),
+            (
+                good.replace("http://127.0.0.1:8080/callguard", "127.0.0.1:8080"),
+                "webhooks[1] (tickets): url: not a usable URL: no scheme",
+            ),
+            (
+                good.replace("tenant = ", "tennant = "),
+                "unknown field `tennant`",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = ServeConfig::parse(&text, "serve.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+    }
+
     #[test]
     fn secret_file_drops_the_trailing_newline_and_debug_hides_secrets() {
         let tmp = tempfile::tempdir().unwrap();
