@@ -24,6 +24,7 @@ use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 
 use crate::faults::{eventually, http_get};
+use crate::security::make_pki;
 use crate::support::*;
 
 const SECRET: &str = "test-webhook-secret-0123456789";
@@ -573,4 +574,134 @@ async fn restarts_resume_after_the_offset_without_loss_or_flood() {
     .await;
     server.stop().await;
     up.stop().await;
+}
+
+/// An HTTPS receiver with `cert` and `key` (PEM files): answers every
+/// request 204 and records it. A small HTTP/1.1 reader of its own (one
+/// request per connection, as callguard sends them).
+async fn https_receiver(
+    receiver: Arc<Receiver>,
+    cert: &Path,
+    key: &Path,
+) -> (SocketAddr, JoinHandle<()>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls::{crypto, ServerConfig};
+    let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    let config = ServerConfig::builder_with_provider(Arc::new(crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (acceptor, receiver) = (acceptor.clone(), receiver.clone());
+            tokio::spawn(async move {
+                // A client that does not trust us ends the handshake.
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut tls = BufReader::new(tls);
+                let mut request_line = String::new();
+                tls.read_line(&mut request_line).await.unwrap();
+                let hook = request_line
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|path| path.strip_prefix("/hook/"))
+                    .unwrap()
+                    .to_owned();
+                let mut headers = HeaderMap::new();
+                loop {
+                    let mut line = String::new();
+                    tls.read_line(&mut line).await.unwrap();
+                    let Some((name, value)) = line.trim_end().split_once(": ") else {
+                        break;
+                    };
+                    headers.insert(
+                        axum::http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+                            .unwrap(),
+                        value.parse().unwrap(),
+                    );
+                }
+                let length: usize = headers["content-length"].to_str().unwrap().parse().unwrap();
+                let mut body = vec![0; length];
+                tls.read_exact(&mut body).await.unwrap();
+                receiver.posts.lock().unwrap().push(Post {
+                    hook,
+                    headers,
+                    body: body.into(),
+                });
+                receiver.arrived.notify_waiters();
+                let mut tls = tls.into_inner();
+                tls.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                    .await
+                    .unwrap();
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_endpoints_are_verified_against_the_ca_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ours = tmp.path().join("ours");
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&ours).unwrap();
+    std::fs::create_dir_all(&other).unwrap();
+    let pki = make_pki(&ours);
+    let stranger = make_pki(&other);
+    let receiver = Arc::new(Receiver::default());
+    let (addr, task) = https_receiver(receiver.clone(), &pki.server_cert, &pki.server_key).await;
+    let https = |name: &str, ca: &Path| WebhookEntry {
+        url: format!("https://localhost:{}/hook/{name}", addr.port()),
+        ca_file: Some(ca.to_path_buf()),
+        ..hook(name, addr)
+    };
+    let data = tmp.path().join("data");
+    let server = TestServer::spawn_with(with_hooks(
+        &data,
+        vec![
+            https("tls-trusted", &pki.ca),
+            https("tls-untrusted", &stranger.ca),
+        ],
+    ))
+    .await;
+    let http = server.server.http_addr;
+    let sent = ids(&call(&server, "tls-1", "acme", "ぶっ殺すぞ").await);
+    let posts = receiver.wait_for("tls-trusted", &sent).await;
+    posts.iter().for_each(Post::assert_signed);
+    assert_eq!(
+        posts
+            .iter()
+            .map(|p| p.alert().call_id)
+            .collect::<BTreeSet<_>>()
+            .len(),
+        1
+    );
+    // A certificate of another CA is refused: TLS failures, retried, and
+    // nothing reaches the receiver.
+    eventually("untrusted certificate refused", || async move {
+        let m = metrics_text(http).await;
+        m.lines().any(|l| {
+            l.starts_with("callguard_webhook_failures_total{")
+                && l.contains("webhook=\"tls-untrusted\"")
+                && l.contains("reason=\"tls\"")
+        })
+    })
+    .await;
+    assert!(receiver.posts("tls-untrusted").is_empty());
+    server.stop().await;
+    task.abort();
 }
