@@ -147,12 +147,17 @@ impl Target {
         body: Bytes,
         timeout: Duration,
     ) -> Result<Answer, SendError> {
-        tokio::time::timeout(timeout, self.exchange(headers, body))
+        tokio::time::timeout(timeout, self.exchange(headers, body, timeout))
             .await
             .unwrap_or(Err(SendError::Timeout))
     }
 
-    async fn exchange(&self, headers: HeaderMap, body: Bytes) -> Result<Answer, SendError> {
+    async fn exchange(
+        &self,
+        headers: HeaderMap,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Answer, SendError> {
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(SendError::Connect)?;
@@ -163,22 +168,30 @@ impl Target {
                     .connect(name.clone(), tcp)
                     .await
                     .map_err(SendError::Tls)?;
-                self.request(tls, headers, body).await
+                self.request(tls, headers, body, timeout).await
             }
-            None => self.request(tcp, headers, body).await,
+            None => self.request(tcp, headers, body, timeout).await,
         }
     }
 
-    async fn request<S>(&self, io: S, headers: HeaderMap, body: Bytes) -> Result<Answer, SendError>
+    async fn request<S>(
+        &self,
+        io: S,
+        headers: HeaderMap,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Answer, SendError>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(io)).await?;
         // The connection is driven by its own task; it ends when the
-        // exchange is over (or with the timeout, when `sender` is dropped).
+        // exchange is over, or when `sender` is dropped at the timeout
+        // (hyper closes a connection whose request was given up). The
+        // bound is insurance against a peer that keeps it open anyway.
         tokio::spawn(async move {
-            let _ = connection.await;
+            let _ = tokio::time::timeout(timeout, connection).await;
         });
         let mut request = Request::post(self.path.as_str())
             .body(Full::new(body))
