@@ -25,3 +25,4 @@ pub mod serve;
 pub mod store;
 pub mod text;
 pub mod watch;
+pub mod webhook;

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::grpc::auth::{TokenEntry, Tokens};
 use crate::store::StoreSync;
+use crate::webhook::WebhookEntry;
 
 /// The largest HTTP/2 flow-control window (2^31 - 1).
 pub const MAX_WINDOW: u32 = (1 << 31) - 1;
@@ -47,6 +48,8 @@ pub struct ServeConfig {
     pub allow_plaintext: bool,
     /// Bearer tokens; none means the service is open (loopback only).
     pub tokens: Vec<TokenEntry>,
+    /// Endpoints alerts are POSTed to (`crate::webhook`).
+    pub webhooks: Vec<WebhookEntry>,
 }
 
 /// PEM files for the gRPC port's TLS.
@@ -117,6 +120,7 @@ impl Default for ServeConfig {
             tls: None,
             allow_plaintext: false,
             tokens: Vec::new(),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -231,6 +235,7 @@ impl ServeConfig {
             return Err(bad("retention_days", "must be at least 1"));
         }
         Tokens::from_config(&config.tokens).map_err(|e| bad("tokens", &e.to_string()))?;
+        crate::webhook::build(&config.webhooks).map_err(|e| bad("webhooks", &e.to_string()))?;
         config.check_exposure().map_err(|m| bad("listen", &m))?;
         Ok(config)
     }

@@ -24,6 +24,12 @@ pub const CONNECTIONS: &str = "callguard_connections";
 pub const CONNECTIONS_REFUSED: &str = "callguard_connections_refused_total";
 pub const CONNECTIONS_TIMED_OUT: &str = "callguard_connections_timed_out_total";
 pub const AUTH_FAILURES: &str = "callguard_auth_failures_total";
+pub const WEBHOOK_DELIVERED: &str = "callguard_webhook_delivered_total";
+pub const WEBHOOK_FAILURES: &str = "callguard_webhook_failures_total";
+pub const WEBHOOK_REJECTED: &str = "callguard_webhook_rejected_total";
+pub const WEBHOOK_RETRYING: &str = "callguard_webhook_retrying";
+pub const WEBHOOK_LAG: &str = "callguard_webhook_lag_events";
+pub const WEBHOOK_OFFSET_ERRORS: &str = "callguard_webhook_offset_errors_total";
 
 /// How a metric is recorded (its Prometheus `# TYPE`).
 enum Kind {
@@ -56,6 +62,12 @@ const HELP: &[(&str, Kind, &str)] = &[
     (CONNECTIONS_REFUSED, Kind::Counter, "Connections closed at accept: limits.max_connections reached."),
     (CONNECTIONS_TIMED_OUT, Kind::Counter, "Connections closed by a timeout, by reason (first frame, idle)."),
     (AUTH_FAILURES, Kind::Counter, "Requests refused for a missing or unknown token."),
+    (WEBHOOK_DELIVERED, Kind::Counter, "Alerts a webhook's endpoint accepted (2xx), by webhook."),
+    (WEBHOOK_FAILURES, Kind::Counter, "Webhook attempts that failed and will be retried, by webhook and reason (connect, tls, http, timeout, status: 408, 429, 5xx)."),
+    (WEBHOOK_REJECTED, Kind::Counter, "Alerts a webhook's endpoint refused for good (3xx, 4xx but 408 and 429): logged and skipped, by webhook."),
+    (WEBHOOK_RETRYING, Kind::Gauge, "1 while a webhook is retrying an alert its endpoint has not taken, by webhook."),
+    (WEBHOOK_LAG, Kind::Gauge, "Event ids between the alert log's head and what a webhook has finished with, by webhook."),
+    (WEBHOOK_OFFSET_ERRORS, Kind::Counter, "Webhook offsets that could not be saved (a restart may send those alerts again), by webhook."),
 ];
 
 fn describe() {

@@ -76,6 +76,8 @@ pub enum ServeError {
     Tls(String),
     #[error("caller key file {0}")]
     CallerKey(String),
+    #[error("webhooks: {0}")]
+    Webhook(#[from] crate::webhook::WebhookStartError),
 }
 
 /// A started service.
@@ -196,6 +198,8 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     let limits = config.limits.clone();
     metrics::prometheus(); // install the recorder before the service registers its metrics
     let service = Arc::new(Service::new(config, rules, log)?);
+    // One task each, following the log; they end with the service.
+    let webhooks = crate::webhook::start(&service)?;
     let (shutdown, shutdown_rx) = watch::channel(false);
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -323,7 +327,15 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         http_addr,
         service,
         shutdown,
-        tasks: vec![grpc_task, http_task, housekeeping_task],
+        tasks: [grpc_task, http_task, housekeeping_task]
+            .into_iter()
+            .chain(webhooks.into_iter().map(|task| {
+                tokio::spawn(async move {
+                    let _ = task.await;
+                    Ok(())
+                })
+            }))
+            .collect(),
     })
 }
 

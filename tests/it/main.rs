@@ -15,3 +15,4 @@ mod server;
 mod shipped_lexicons;
 mod support;
 mod watch;
+mod webhook;

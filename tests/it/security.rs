@@ -260,15 +260,15 @@ async fn exposed_without_tokens_or_tls_refuses_to_start() {
 
 /// A CA, a server certificate for 127.0.0.1 / localhost and a client
 /// certificate, as PEM files in `dir`.
-struct Pki {
-    ca: std::path::PathBuf,
-    server_cert: std::path::PathBuf,
-    server_key: std::path::PathBuf,
+pub(crate) struct Pki {
+    pub(crate) ca: std::path::PathBuf,
+    pub(crate) server_cert: std::path::PathBuf,
+    pub(crate) server_key: std::path::PathBuf,
     client_cert: std::path::PathBuf,
     client_key: std::path::PathBuf,
 }
 
-fn make_pki(dir: &std::path::Path) -> Pki {
+pub(crate) fn make_pki(dir: &std::path::Path) -> Pki {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let write = |name: &str, pem: String| {
         let path = dir.join(name);

@@ -1,0 +1,490 @@
+//! Webhooks: alerts POSTed to HTTP endpoints (a Slack channel, a Teams
+//! workflow, a ticketing system), configured as `[[webhooks]]`.
+//!
+//! Each webhook is one task that follows the durable alert log exactly as
+//! a `Subscribe` client does (`serve::follow`: the live bus, and the store
+//! whenever it falls behind) and POSTs every alert its filter passes, in
+//! `event_id` order, one at a time, signed (`body.rs`). Delivery is at
+//! least once:
+//!
+//! - an alert is finished with when its endpoint answers 2xx, or refuses
+//!   it for good (a 3xx or 4xx other than 408 and 429: logged, counted in
+//!   `callguard_webhook_rejected_total`, and skipped, so that one bad
+//!   request cannot block every later alert); anything else — no
+//!   connection, a timeout, 408, 429, 5xx — is retried with exponential
+//!   backoff (`retry_min_ms` doubling to `retry_max_ms`, jittered, at
+//!   least the `Retry-After` asked for), without end: nothing is dropped
+//!   while an endpoint is down;
+//! - the offset it has finished with is written to `DATA_DIR/webhooks/
+//!   NAME.offset` after each delivery (`offset.rs`), so a restart resumes
+//!   after it: no loss, and no flood of old alerts (at most the one in
+//!   flight at the stop is sent again; receivers drop it by
+//!   `X-Callguard-Event-Id`);
+//! - a webhook with no offset yet starts at the log's end: adding one to a
+//!   service with a year of alerts does not send that year.
+//!
+//! A dead or slow endpoint holds up its own task only: the bus never waits
+//! for a receiver (a lagging one is served from the store later), every
+//! request has a timeout, and each webhook has its own task and offset.
+
+mod body;
+mod client;
+mod offset;
+mod worker;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::task::JoinHandle;
+
+pub use body::{
+    render, sign, verify, BodyKind, EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+    WEBHOOK_HEADER,
+};
+pub use offset::OffsetError;
+
+use crate::alert::AlertFilter;
+use crate::category::Severity;
+use crate::serve::state::Service;
+
+/// One `[[webhooks]]` entry of the config, as written.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookEntry {
+    /// Unique; names the offset file, the metrics' `webhook` label and the
+    /// logs (letters, digits, `-`, `_`).
+    pub name: String,
+    /// `http://` or `https://`. Treated as a secret (chat services put a
+    /// token in the path): logs show its scheme, host and port only.
+    pub url: String,
+    pub body: BodyKind,
+    /// The HMAC key, exactly one of: inline, a file's contents (trailing
+    /// newline dropped), an environment variable's value.
+    pub secret: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    pub secret_env: Option<String>,
+    /// Filters as `Subscribe`'s: every one set must match.
+    pub tenant: Option<String>,
+    pub call_ids: Vec<String>,
+    pub categories: Vec<String>,
+    pub min_severity: Option<Severity>,
+    pub agent_id: Option<String>,
+    /// Connect to status line, per attempt.
+    pub timeout_ms: u64,
+    /// First retry delay, doubled per failed attempt up to `retry_max_ms`.
+    pub retry_min_ms: u64,
+    pub retry_max_ms: u64,
+    /// PEM CA certificates the endpoint's TLS certificate may chain to
+    /// instead of the system's roots (a private CA).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for WebhookEntry {
+    fn default() -> Self {
+        WebhookEntry {
+            name: String::new(),
+            url: String::new(),
+            body: BodyKind::Json,
+            secret: None,
+            secret_file: None,
+            secret_env: None,
+            tenant: None,
+            call_ids: Vec::new(),
+            categories: Vec::new(),
+            min_severity: None,
+            agent_id: None,
+            timeout_ms: 10_000,
+            retry_min_ms: 1_000,
+            retry_max_ms: 300_000,
+            ca_file: None,
+        }
+    }
+}
+
+/// Never the secret or the URL's path (the config is printed at debug).
+impl std::fmt::Debug for WebhookEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookEntry")
+            .field("name", &self.name)
+            .field("body", &self.body)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("secret_file", &self.secret_file)
+            .field("secret_env", &self.secret_env)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A `[[webhooks]]` entry that cannot be used, naming it and the key.
+#[derive(Debug, thiserror::Error)]
+#[error("webhooks[{index}]{}: {field}: {problem}", if name.is_empty() { String::new() } else { format!(" ({name})") })]
+pub struct WebhookConfigError {
+    pub index: usize,
+    pub name: String,
+    pub field: &'static str,
+    pub problem: Problem,
+}
+
+/// What is wrong with one key of a `[[webhooks]]` entry.
+#[derive(Debug, thiserror::Error)]
+pub enum Problem {
+    #[error("required")]
+    Missing,
+    #[error("{0:?}: use 1 to 64 letters, digits, '-' or '_'")]
+    BadName(String),
+    #[error("also the name of webhooks[{0}]; names must be unique")]
+    Duplicate(usize),
+    #[error("not a usable URL: {0}")]
+    BadUrl(String),
+    #[error("empty; an HMAC key needs at least 16 bytes")]
+    EmptySecret,
+    #[error("{0} bytes; an HMAC key needs at least 16 (e.g. `openssl rand -hex 32`)")]
+    ShortSecret(usize),
+    #[error("give exactly one of secret, secret_file, secret_env")]
+    SecretSources,
+    #[error("cannot read {0}")]
+    SecretFile(String),
+    #[error("environment variable {0} is not set or not UTF-8")]
+    SecretEnv(String),
+    #[error("must be at least {0}")]
+    TooSmall(u64),
+    #[error("below retry_min_ms")]
+    RetryOrder,
+    #[error("{0}")]
+    CaFile(String),
+    #[error("unknown category {0:?} for the rules in force")]
+    UnknownCategory(String),
+}
+
+/// Shortest HMAC key accepted, bytes.
+const MIN_SECRET_BYTES: usize = 16;
+
+/// A checked webhook, ready to run.
+pub struct Webhook {
+    pub name: String,
+    target: client::Target,
+    body: BodyKind,
+    secret: Vec<u8>,
+    filter: AlertFilter,
+    timeout: Duration,
+    retry_min: Duration,
+    retry_max: Duration,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("name", &self.name)
+            .field("origin", &self.target.origin())
+            .field("body", &self.body)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks every entry (names, URLs, secrets, timings) and reads the
+/// secrets; the first problem is the error.
+pub fn build(entries: &[WebhookEntry]) -> Result<Vec<Webhook>, WebhookConfigError> {
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut hooks = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.iter().enumerate() {
+        let fail = |field, problem| WebhookConfigError {
+            index,
+            name: entry.name.clone(),
+            field,
+            problem,
+        };
+        if entry.name.is_empty() {
+            return Err(fail("name", Problem::Missing));
+        }
+        let valid_name = entry.name.len() <= 64
+            && entry
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid_name {
+            return Err(fail("name", Problem::BadName(entry.name.clone())));
+        }
+        if let Some(first) = names.insert(&entry.name, index) {
+            return Err(fail("name", Problem::Duplicate(first)));
+        }
+        if entry.url.is_empty() {
+            return Err(fail("url", Problem::Missing));
+        }
+        let target = client::Target::parse(&entry.url, entry.ca_file.as_deref()).map_err(|p| {
+            let field = if matches!(p, Problem::CaFile(_)) {
+                "ca_file"
+            } else {
+                "url"
+            };
+            fail(field, p)
+        })?;
+        let secret = read_secret(entry).map_err(|(field, p)| fail(field, p))?;
+        if entry.timeout_ms < 100 {
+            return Err(fail("timeout_ms", Problem::TooSmall(100)));
+        }
+        if entry.retry_min_ms < 10 {
+            return Err(fail("retry_min_ms", Problem::TooSmall(10)));
+        }
+        if entry.retry_max_ms < entry.retry_min_ms {
+            return Err(fail("retry_max_ms", Problem::RetryOrder));
+        }
+        hooks.push(Webhook {
+            name: entry.name.clone(),
+            target,
+            body: entry.body,
+            secret,
+            filter: AlertFilter {
+                tenant: entry.tenant.clone(),
+                call_ids: entry.call_ids.clone(),
+                categories: entry.categories.clone(),
+                min_severity: entry.min_severity,
+                agent_id: entry.agent_id.clone(),
+                since: None,
+            },
+            timeout: Duration::from_millis(entry.timeout_ms),
+            retry_min: Duration::from_millis(entry.retry_min_ms),
+            retry_max: Duration::from_millis(entry.retry_max_ms),
+        });
+    }
+    Ok(hooks)
+}
+
+fn read_secret(entry: &WebhookEntry) -> Result<Vec<u8>, (&'static str, Problem)> {
+    let (field, value) = match (&entry.secret, &entry.secret_file, &entry.secret_env) {
+        (Some(s), None, None) => ("secret", s.clone()),
+        (None, Some(path), None) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                (
+                    "secret_file",
+                    Problem::SecretFile(format!("{}: {e}", path.display())),
+                )
+            })?;
+            (
+                "secret_file",
+                text.trim_end_matches(['\r', '\n']).to_owned(),
+            )
+        }
+        (None, None, Some(var)) => {
+            let value =
+                std::env::var(var).map_err(|_| ("secret_env", Problem::SecretEnv(var.clone())))?;
+            ("secret_env", value)
+        }
+        (None, None, None) => return Err(("secret", Problem::Missing)),
+        _ => return Err(("secret", Problem::SecretSources)),
+    };
+    match value.len() {
+        0 => Err((field, Problem::EmptySecret)),
+        n if n < MIN_SECRET_BYTES => Err((field, Problem::ShortSecret(n))),
+        _ => Ok(value.into_bytes()),
+    }
+}
+
+/// Why the webhooks could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookStartError {
+    #[error(transparent)]
+    Config(#[from] WebhookConfigError),
+    #[error(transparent)]
+    Offset(#[from] OffsetError),
+}
+
+/// Starts one task per configured webhook; each ends when the service
+/// stops, after saving its offset. A category filter must name a category
+/// the rules in force know (a misspelt one would match nothing, silently).
+pub fn start(service: &Arc<Service>) -> Result<Vec<JoinHandle<()>>, WebhookStartError> {
+    let entries = &service.config.webhooks;
+    let hooks = build(entries)?;
+    let rules = service.rules();
+    for (index, hook) in hooks.iter().enumerate() {
+        if let Some(unknown) = hook
+            .filter
+            .categories
+            .iter()
+            .find(|c| rules.engine.lexicon().category(c).is_none())
+        {
+            return Err(WebhookConfigError {
+                index,
+                name: hook.name.clone(),
+                field: "categories",
+                problem: Problem::UnknownCategory(unknown.clone()),
+            }
+            .into());
+        }
+    }
+    let mut tasks = Vec::with_capacity(hooks.len());
+    for hook in hooks {
+        let (file, saved) = offset::OffsetFile::open(&service.config.data_dir, &hook.name)?;
+        tasks.push(worker::spawn(service.clone(), Arc::new(hook), file, saved)?);
+    }
+    Ok(tasks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str) -> WebhookEntry {
+        WebhookEntry {
+            name: name.into(),
+            url: "http://127.0.0.1:9/hook".into(),
+            secret: Some("0123456789abcdef0123".into()),
+            ..WebhookEntry::default()
+        }
+    }
+
+    #[test]
+    fn entries_are_checked_and_errors_name_the_key() {
+        let ok = build(&[entry("pager"), entry("chat")]).unwrap();
+        assert_eq!(ok.len(), 2);
+        type Edit = fn(&mut Vec<WebhookEntry>);
+        let cases: &[(&str, Edit, &str)] = &[
+            (
+                "no name",
+                |e| e[0].name.clear(),
+                "webhooks[0]: name: required",
+            ),
+            (
+                "bad name",
+                |e| e[0].name = "../etc".into(),
+                "webhooks[0] (../etc): name: \"../etc\": use 1 to 64",
+            ),
+            (
+                "duplicate",
+                |e| e.push(entry("pager")),
+                "webhooks[1] (pager): name: also the name of webhooks[0]",
+            ),
+            (
+                "no url",
+                |e| e[0].url.clear(),
+                "webhooks[0] (pager): url: required",
+            ),
+            (
+                "bad url",
+                |e| e[0].url = "hooks.slack.com/services/T0".into(),
+                "url: not a usable URL: no scheme",
+            ),
+            ("no secret", |e| e[0].secret = None, "secret: required"),
+            (
+                "empty secret",
+                |e| e[0].secret = Some(String::new()),
+                "secret: empty",
+            ),
+            (
+                "short secret",
+                |e| e[0].secret = Some("short".into()),
+                "secret: 5 bytes",
+            ),
+            (
+                "two secrets",
+                |e| e[0].secret_env = Some("X".into()),
+                "secret: give exactly one of",
+            ),
+            (
+                "unset env",
+                |e| {
+                    e[0].secret = None;
+                    e[0].secret_env = Some("CALLGUARD_TEST_UNSET_WEBHOOK_SECRET".into());
+                },
+                "secret_env: environment variable CALLGUARD_TEST_UNSET_WEBHOOK_SECRET is not set",
+            ),
+            (
+                "missing file",
+                |e| {
+                    e[0].secret = None;
+                    e[0].secret_file = Some("/nonexistent/hook.secret".into());
+                },
+                "secret_file: cannot read /nonexistent/hook.secret",
+            ),
+            (
+                "tiny timeout",
+                |e| e[0].timeout_ms = 1,
+                "timeout_ms: must be at least 100",
+            ),
+            (
+                "retry order",
+                |e| e[0].retry_max_ms = 5,
+                "retry_max_ms: below retry_min_ms",
+            ),
+        ];
+        for (case, edit, want) in cases {
+            let mut entries = vec![entry("pager")];
+            edit(&mut entries);
+            let e = build(&entries).unwrap_err().to_string();
+            assert!(e.contains(want), "{case}: {e}");
+        }
+    }
+
+    /// Through the config file, as a user meets the errors.
+    #[test]
+    fn config_file_entries_and_their_errors() {
+        use crate::serve::ServeConfig;
+        let good = r#"
+[[webhooks]]
+name = "acme-oncall"
+url = "https://hooks.slack.com/services/T000/B000/XXXX"
+body = "slack"
+secret = "0123456789abcdef"
+tenant = "acme"
+min_severity = "critical"
+categories = ["violence", "threat"]
+
+[[webhooks]]
+name = "tickets"
+url = "http://127.0.0.1:8080/callguard"
+secret = "0123456789abcdef"
+"#;
+        let config = ServeConfig::parse(good, "serve.toml").unwrap();
+        let hooks = build(&config.webhooks).unwrap();
+        assert_eq!(hooks[0].body, BodyKind::Slack);
+        assert_eq!(hooks[0].filter.min_severity, Some(Severity::Critical));
+        assert_eq!(hooks[1].body, BodyKind::Json);
+        assert_eq!(hooks[1].timeout, Duration::from_secs(10));
+        let cases = [
+            (
+                good.replace("\"slack\"", "\"discord\""),
+                "serve.toml:5: unknown variant `discord`, expected one of `json`, `slack`, `teams`",
+            ),
+            (
+                good.replace("\"tickets\"", "\"acme-oncall\""),
+                "webhooks: webhooks[1] (acme-oncall): name: also the name of webhooks[0]",
+            ),
+            (
+                good.replacen("0123456789abcdef", "", 1),
+                "webhooks: webhooks[0] (acme-oncall): secret: empty",
+            ),
+            (
+                good.replace("http://127.0.0.1:8080/callguard", "127.0.0.1:8080"),
+                "webhooks[1] (tickets): url: not a usable URL: no scheme",
+            ),
+            (
+                good.replace("tenant = ", "tennant = "),
+                "unknown field `tennant`",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = ServeConfig::parse(&text, "serve.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+    }
+
+    #[test]
+    fn secret_file_drops_the_trailing_newline_and_debug_hides_secrets() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("hook.secret");
+        std::fs::write(&path, "0123456789abcdef\n").unwrap();
+        let mut e = entry("pager");
+        e.secret = None;
+        e.secret_file = Some(path);
+        assert_eq!(build(&[e]).unwrap()[0].secret, b"0123456789abcdef");
+        let mut e = entry("chat");
+        e.url = "http://hooks.example.com/services/T000/B000/XXXX".into();
+        let shown = format!("{e:?} {:?}", build(&[e.clone()]).unwrap()[0]);
+        assert!(!shown.contains("0123456789abcdef0123"), "{shown}");
+        assert!(!shown.contains("XXXX"), "{shown}");
+        assert!(shown.contains("http://hooks.example.com"), "{shown}");
+    }
+}
