@@ -23,5 +23,6 @@ pub mod policy;
 pub mod replay;
 pub mod serve;
 pub mod store;
+pub mod telemetry;
 pub mod text;
 pub mod watch;

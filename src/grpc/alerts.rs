@@ -20,7 +20,7 @@ use super::status::{handling_refused, invalid_argument, not_found, store_unavail
 use crate::alert::{Alert, AlertFilter, HandlingChange};
 use crate::category::BUILTIN_CATEGORIES;
 use crate::serve::follow::{follow, AlertSink};
-use crate::serve::metrics;
+use crate::telemetry::metrics;
 use crate::serve::state::Service;
 use crate::store::StoreError;
 

@@ -245,7 +245,7 @@ pub struct Authenticator {
     /// One WARN line per source every few seconds: a client retrying with
     /// a bad token wrote 4.2 MB of log in 10 s (issue #18). The counter
     /// `callguard_auth_failures_total` counts every refusal.
-    warnings: Arc<crate::serve::ratelimit::RateLimitedLog>,
+    warnings: Arc<crate::telemetry::ratelimit::RateLimitedLog>,
 }
 
 /// How often one source may log a refused request.
@@ -255,7 +255,7 @@ impl Authenticator {
     pub fn new(tokens: Arc<Tokens>) -> Authenticator {
         Authenticator {
             tokens,
-            warnings: Arc::new(crate::serve::ratelimit::RateLimitedLog::new(WARN_EVERY)),
+            warnings: Arc::new(crate::telemetry::ratelimit::RateLimitedLog::new(WARN_EVERY)),
         }
     }
 }
@@ -272,7 +272,7 @@ impl Interceptor for Authenticator {
                 Ok(request)
             }
             Err(status) => {
-                ::metrics::counter!(crate::serve::metrics::AUTH_FAILURES).increment(1);
+                ::metrics::counter!(crate::telemetry::metrics::AUTH_FAILURES).increment(1);
                 let peer = request.remote_addr();
                 if let Some(suppressed) = self.warnings.allow(peer.map(|p| p.ip())) {
                     tracing::warn!(

@@ -29,7 +29,7 @@ use super::status::{code_name, refusal_label, Refusal};
 use crate::engine::Scratch;
 use crate::event::Event;
 use crate::serve::commit::{Committed, Pending};
-use crate::serve::metrics;
+use crate::telemetry::metrics;
 use crate::serve::state::{Outcome, Service};
 
 /// Replies buffered per stream before the handler waits for the client.

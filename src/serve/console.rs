@@ -162,7 +162,7 @@ impl From<tonic::Status> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status == StatusCode::UNAUTHORIZED {
-            ::metrics::counter!(super::metrics::AUTH_FAILURES).increment(1);
+            ::metrics::counter!(crate::telemetry::metrics::AUTH_FAILURES).increment(1);
         }
         let body = json!({"code": self.code, "message": self.message});
         let mut response = (self.status, json_body(&body)).into_response();
@@ -766,13 +766,13 @@ async fn events(
     let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
     let service = console.service.clone();
     tokio::spawn(async move {
-        ::metrics::gauge!(super::metrics::CONSOLE_STREAMS).increment(1.0);
+        ::metrics::gauge!(crate::telemetry::metrics::CONSOLE_STREAMS).increment(1.0);
         tokio::select! {
             _ = stream_events(&service, live, start, &filter, &tx) => {}
             _ = tx.closed() => {}
             _ = service.stopping() => {}
         }
-        ::metrics::gauge!(super::metrics::CONSOLE_STREAMS).decrement(1.0);
+        ::metrics::gauge!(crate::telemetry::metrics::CONSOLE_STREAMS).decrement(1.0);
     });
     Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }

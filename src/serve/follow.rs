@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use super::metrics;
+use crate::telemetry::metrics;
 use super::state::Service;
 use crate::alert::{Alert, AlertFilter};
 use crate::store::StoreError;

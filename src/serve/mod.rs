@@ -11,8 +11,6 @@ pub mod config;
 pub mod conn;
 pub mod console;
 pub mod follow;
-pub mod metrics;
-pub mod ratelimit;
 pub mod state;
 
 use std::net::SocketAddr;
@@ -35,6 +33,7 @@ use crate::grpc::auth::{Authenticator, TokenConfigError, Tokens};
 use crate::grpc::ingest::IngestService;
 use crate::grpc::pb;
 use crate::store::{AlertLog, StoreError};
+use crate::telemetry::metrics;
 
 /// How often idle calls are closed and ended calls forgotten.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);

@@ -286,7 +286,7 @@ impl Service {
             store,
             hasher: CallerHasher::new(&secret),
             events_counted: ["start", "fragment", "end"]
-                .map(|kind| metrics::counter!(super::metrics::EVENTS, "type" => kind)),
+                .map(|kind| metrics::counter!(crate::telemetry::metrics::EVENTS, "type" => kind)),
             started: Instant::now(),
             stopping: tokio::sync::watch::channel(false).0,
         })
@@ -418,7 +418,7 @@ impl Service {
         };
         self.events_counted[kind].increment(1);
         if kind != FRAGMENT {
-            metrics::gauge!(super::metrics::ACTIVE_CALLS).set(self.open_calls.open() as f64);
+            metrics::gauge!(crate::telemetry::metrics::ACTIVE_CALLS).set(self.open_calls.open() as f64);
         }
         let (mut duplicate, events) = match routed.applied {
             Applied::Duplicate => (true, Vec::new()),
@@ -605,7 +605,7 @@ impl Service {
         if !live {
             // The call ended with this event (its final alerts are what
             // failed): nothing is left to raise them with.
-            metrics::counter!(super::metrics::ALERTS_UNSTORED).increment(n as u64);
+            metrics::counter!(crate::telemetry::metrics::ALERTS_UNSTORED).increment(n as u64);
             tracing::error!(
                 call_id,
                 alerts = n,
@@ -627,7 +627,7 @@ impl Service {
         if ids.retained.len() > MAX_RETAINED {
             let dropped = ids.retained.len() - MAX_RETAINED;
             ids.retained.drain(..dropped);
-            metrics::counter!(super::metrics::ALERTS_UNSTORED).increment(dropped as u64);
+            metrics::counter!(crate::telemetry::metrics::ALERTS_UNSTORED).increment(dropped as u64);
             tracing::error!(
                 call_id,
                 dropped,
@@ -722,7 +722,7 @@ impl Service {
         {
             ledger.ended.pop_front();
         }
-        metrics::gauge!(super::metrics::ACTIVE_CALLS).set(self.open_calls.open() as f64);
+        metrics::gauge!(crate::telemetry::metrics::ACTIVE_CALLS).set(self.open_calls.open() as f64);
     }
 
     /// Applies retention to the store.

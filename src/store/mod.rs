@@ -357,7 +357,7 @@ impl AlertLog {
             Some(lease) => self.commit_leasing(alerts, calls, lease),
             None => self.commit_inner(alerts, calls, None),
         };
-        metrics::histogram!("callguard_store_write_seconds")
+        metrics::histogram!(crate::telemetry::metrics::STORE_WRITE_SECONDS)
             .record(started.elapsed().as_secs_f64());
         if result.is_ok() {
             if let Some(last) = alerts.iter().map(|a| a.event_id).max() {
