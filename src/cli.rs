@@ -365,7 +365,7 @@ pub fn run(cli: Cli) -> Result<i32> {
 }
 
 fn token(command: TokenCommand) -> Result<i32> {
-    use callguard::grpc::auth::{hash_token, new_token};
+    use callguard::auth::{hash_token, new_token};
     match command {
         TokenCommand::New { name, role, tenant } => {
             if tenant.trim().is_empty() {

@@ -9,6 +9,7 @@
 //! nothing of the transport; the service and replay drive it. See ARCHITECTURE.md.
 
 pub mod alert;
+pub mod auth;
 pub mod call;
 pub mod category;
 pub mod engine;

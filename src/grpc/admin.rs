@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::auth::{principal, Permission};
+use super::auth::principal;
+use crate::auth::Permission;
 use super::pb;
 use super::status::reload_refused;
 use crate::serve::state::{ReloadError, Rules, Service};

@@ -13,7 +13,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::auth::{principal, Permission};
+use super::auth::principal;
+use crate::auth::Permission;
 use super::convert::call_summary;
 use super::pb;
 use super::status::{handling_refused, invalid_argument, not_found, store_unavailable};

@@ -21,7 +21,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::auth::{principal, Permission, Principal};
+use super::auth::principal;
+use crate::auth::{Permission, Principal};
 use super::convert::event_ids;
 use super::pb;
 use super::pb::stream_transcript_response::Response as Reply;

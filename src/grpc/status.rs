@@ -4,6 +4,7 @@
 use tonic::{Code, Status};
 
 use super::convert::WireError;
+use crate::auth::AuthError;
 use crate::call::TableError;
 use crate::event::EventError;
 
@@ -92,6 +93,22 @@ pub fn code_name(code: Code) -> &'static str {
         Code::FailedPrecondition => "FAILED_PRECONDITION",
         _ => "UNKNOWN",
     }
+}
+
+/// A caller the tokens refused: `UNAUTHENTICATED` (no or unknown token),
+/// `PERMISSION_DENIED` (role or tenant scope), so handlers use `?`.
+impl From<AuthError> for Status {
+    fn from(e: AuthError) -> Status {
+        match e {
+            AuthError::Unauthenticated(message) => Status::unauthenticated(message),
+            AuthError::Denied(message) => Status::permission_denied(message),
+        }
+    }
+}
+
+/// A request that never passed the authenticating interceptor.
+pub fn no_authentication() -> Status {
+    Status::unauthenticated("no authentication on this service")
 }
 
 /// A refused change of an alert's handling.

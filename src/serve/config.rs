@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::grpc::auth::{TokenEntry, Tokens};
+use crate::auth::{TokenEntry, Tokens};
 use crate::store::StoreSync;
 
 /// The largest HTTP/2 flow-control window (2^31 - 1).
@@ -302,7 +302,7 @@ mod tests {
                 "unknown variant `boss`",
             ),
         ];
-        let hash = crate::grpc::auth::hash_token("t");
+        let hash = crate::auth::hash_token("t");
         let exposed = format!(
             "listen = \"0.0.0.0:50051\"\n[[tokens]]\nname = \"gw\"\nsha256 = \"{hash}\"\nrole = \"ingest\"\ntenant = \"acme\"\n"
         );

@@ -46,7 +46,7 @@ use super::state::{HandlingError, Service};
 use crate::alert::{Alert, AlertFilter, AlertStatus, HandlingChange, HandlingState};
 use crate::call::{CallSnapshot, CallStatus, RiskLevel};
 use crate::category::Severity;
-use crate::grpc::auth::{new_token, Permission, Principal, Tokens};
+use crate::auth::{new_token, AuthError, Permission, Principal, Tokens};
 use crate::store::StoreError;
 
 const INDEX_HTML: &str = include_str!("console/index.html");
@@ -145,17 +145,15 @@ impl ApiError {
     }
 }
 
-impl From<tonic::Status> for ApiError {
-    fn from(status: tonic::Status) -> ApiError {
-        let http = match status.code() {
-            tonic::Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-            tonic::Code::PermissionDenied => StatusCode::FORBIDDEN,
-            tonic::Code::NotFound => StatusCode::NOT_FOUND,
-            tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
-            tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+/// A caller the tokens refused: 401 or 403, as the gRPC side answers
+/// `UNAUTHENTICATED` or `PERMISSION_DENIED`.
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> ApiError {
+        let http = match e {
+            AuthError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            AuthError::Denied(_) => StatusCode::FORBIDDEN,
         };
-        ApiError::new(http, status.message())
+        ApiError::new(http, e.to_string())
     }
 }
 

@@ -29,7 +29,8 @@ use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::grpc::admin::AdminService;
 use crate::grpc::alerts::AlertsService;
-use crate::grpc::auth::{Authenticator, TokenConfigError, Tokens};
+use crate::auth::{TokenConfigError, Tokens};
+use crate::grpc::auth::Authenticator;
 use crate::grpc::ingest::IngestService;
 use crate::grpc::pb;
 use crate::store::{AlertLog, StoreError};
