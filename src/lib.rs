@@ -12,6 +12,7 @@ pub mod alert;
 pub mod auth;
 pub mod call;
 pub mod category;
+pub mod config;
 pub mod engine;
 pub mod eval;
 pub mod event;

@@ -7,7 +7,6 @@
 //! with [`RunningServer::stop`].
 
 pub mod commit;
-pub mod config;
 pub mod conn;
 pub mod console;
 pub mod follow;
@@ -21,7 +20,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{ServeConfig, TlsFiles};
+pub use crate::config::{ServeConfig, TlsFiles};
+use crate::config;
 use state::{ReloadError, Rules, Service};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;

@@ -23,7 +23,7 @@ use std::time::Instant;
 use tokio::sync::broadcast;
 
 use super::commit::{Committer, Failed, Pending, Store};
-use super::config::ServeConfig;
+use crate::config::ServeConfig;
 use crate::alert::{Alert, AlertEvent, AlertOrigin, HandlingChange, HandlingChangeError};
 use crate::call::{
     Applied, CallLimit, CallSnapshot, CallTable, CallerHasher, CallerHistory, TableError,

@@ -1,5 +1,7 @@
 //! `callguard serve` configuration: built-in defaults, then `--config FILE`
 //! (TOML, every key documented in README.md), then command-line flags.
+//! Plain data below the live state, which keeps it and reads its limits;
+//! `serve` applies the listener and HTTP/2 parts.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
