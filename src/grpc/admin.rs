@@ -5,9 +5,9 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::auth::principal;
-use crate::auth::Permission;
 use super::pb;
 use super::status::reload_refused;
+use crate::auth::Permission;
 use crate::serve::state::{ReloadError, Rules, Service};
 
 pub struct AdminService {

@@ -22,16 +22,16 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::principal;
-use crate::auth::{Permission, Principal};
 use super::convert::event_ids;
 use super::pb;
 use super::pb::stream_transcript_response::Response as Reply;
 use super::status::{code_name, refusal_label, Refusal};
+use crate::auth::{Permission, Principal};
 use crate::engine::Scratch;
 use crate::event::Event;
 use crate::serve::commit::{Committed, Pending};
-use crate::telemetry::metrics;
 use crate::serve::state::{Outcome, Service};
+use crate::telemetry::metrics;
 
 /// Replies buffered per stream before the handler waits for the client.
 const REPLY_BUFFER: usize = 64;

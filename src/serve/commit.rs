@@ -276,7 +276,8 @@ fn checkpoint_until_stopped(checkpointer: &Checkpointer, stop: &mpsc::Receiver<(
                 tracing::trace!(?progress, "checkpoint");
             }
             Err(error) => {
-                metrics::counter!(crate::telemetry::metrics::STORE_ERRORS, "op" => "checkpoint").increment(1);
+                metrics::counter!(crate::telemetry::metrics::STORE_ERRORS, "op" => "checkpoint")
+                    .increment(1);
                 tracing::warn!(%error, "checkpoint failed; retrying");
             }
         }

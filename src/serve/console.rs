@@ -44,9 +44,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::follow::{follow, AlertSink};
 use super::state::{HandlingError, Service};
 use crate::alert::{Alert, AlertFilter, AlertStatus, HandlingChange, HandlingState};
+use crate::auth::{new_token, AuthError, Permission, Principal, Tokens};
 use crate::call::{CallSnapshot, CallStatus, RiskLevel};
 use crate::category::Severity;
-use crate::auth::{new_token, AuthError, Permission, Principal, Tokens};
 use crate::store::StoreError;
 
 const INDEX_HTML: &str = include_str!("console/index.html");

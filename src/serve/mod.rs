@@ -20,16 +20,16 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use crate::config::{ServeConfig, TlsFiles};
 use crate::config;
+pub use crate::config::{ServeConfig, TlsFiles};
 use state::{ReloadError, Rules, Service};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
+use crate::auth::{TokenConfigError, Tokens};
 use crate::grpc::admin::AdminService;
 use crate::grpc::alerts::AlertsService;
-use crate::auth::{TokenConfigError, Tokens};
 use crate::grpc::auth::Authenticator;
 use crate::grpc::ingest::IngestService;
 use crate::grpc::pb;

@@ -23,11 +23,11 @@ use std::time::Instant;
 use tokio::sync::broadcast;
 
 use super::commit::{Committer, Failed, Pending, Store};
-use crate::config::ServeConfig;
 use crate::alert::{Alert, AlertEvent, AlertOrigin, HandlingChange, HandlingChangeError};
 use crate::call::{
     Applied, CallLimit, CallSnapshot, CallTable, CallerHasher, CallerHistory, TableError,
 };
+use crate::config::ServeConfig;
 use crate::engine::{Engine, Scratch};
 use crate::event::{CallStart, Event};
 use crate::lexicon::{Lexicon, LexiconError};
@@ -418,7 +418,8 @@ impl Service {
         };
         self.events_counted[kind].increment(1);
         if kind != FRAGMENT {
-            metrics::gauge!(crate::telemetry::metrics::ACTIVE_CALLS).set(self.open_calls.open() as f64);
+            metrics::gauge!(crate::telemetry::metrics::ACTIVE_CALLS)
+                .set(self.open_calls.open() as f64);
         }
         let (mut duplicate, events) = match routed.applied {
             Applied::Duplicate => (true, Vec::new()),
