@@ -20,6 +20,7 @@ pub mod event;
 pub mod fuzz_checks;
 pub mod grpc;
 pub mod lexicon;
+pub mod live;
 pub mod loadgen;
 pub mod policy;
 pub mod replay;

@@ -20,8 +20,8 @@ use super::status::{handling_refused, invalid_argument, not_found, store_unavail
 use crate::alert::{Alert, AlertFilter, HandlingChange};
 use crate::auth::Permission;
 use crate::category::BUILTIN_CATEGORIES;
-use crate::serve::follow::{follow, AlertSink};
-use crate::serve::state::Service;
+use crate::live::follow::{follow, AlertSink};
+use crate::live::Service;
 use crate::store::StoreError;
 use crate::telemetry::metrics;
 

@@ -29,8 +29,8 @@ use super::status::{code_name, refusal_label, Refusal};
 use crate::auth::{Permission, Principal};
 use crate::engine::Scratch;
 use crate::event::Event;
-use crate::serve::commit::{Committed, Pending};
-use crate::serve::state::{Outcome, Service};
+use crate::live::commit::{Committed, Pending};
+use crate::live::{Outcome, Service};
 use crate::telemetry::metrics;
 
 /// Replies buffered per stream before the handler waits for the client.

@@ -7,6 +7,7 @@ use super::convert::WireError;
 use crate::auth::AuthError;
 use crate::call::TableError;
 use crate::event::EventError;
+use crate::live::HandlingError;
 
 /// The field, reason and status code of a refused event.
 pub struct Refusal {
@@ -112,8 +113,8 @@ pub fn no_authentication() -> Status {
 }
 
 /// A refused change of an alert's handling.
-pub fn handling_refused(e: &crate::serve::state::HandlingError) -> Status {
-    use crate::serve::state::HandlingError as E;
+pub fn handling_refused(e: &HandlingError) -> Status {
+    use HandlingError as E;
     match e {
         E::NotFound(_) => Status::not_found(e.to_string()),
         E::OutOfScope { .. } => Status::permission_denied(e.to_string()),

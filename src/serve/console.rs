@@ -41,12 +41,12 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::follow::{follow, AlertSink};
-use super::state::{HandlingError, Service};
 use crate::alert::{Alert, AlertFilter, AlertStatus, HandlingChange, HandlingState};
 use crate::auth::{new_token, AuthError, Permission, Principal, Tokens};
 use crate::call::{CallSnapshot, CallStatus, RiskLevel};
 use crate::category::Severity;
+use crate::live::follow::{follow, AlertSink};
+use crate::live::{HandlingError, Service};
 use crate::store::StoreError;
 
 const INDEX_HTML: &str = include_str!("console/index.html");

@@ -6,11 +6,8 @@
 //! Tests start it in-process with [`start`] on `127.0.0.1:0` and stop it
 //! with [`RunningServer::stop`].
 
-pub mod commit;
 pub mod conn;
 pub mod console;
-pub mod follow;
-pub mod state;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,7 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::config;
 pub use crate::config::{ServeConfig, TlsFiles};
-use state::{ReloadError, Rules, Service};
+use crate::live::{OpenError, ReloadError, Rules, Service};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
@@ -74,8 +71,8 @@ pub enum ServeError {
     Tokens(#[from] TokenConfigError),
     #[error("TLS: {0}")]
     Tls(String),
-    #[error("caller key file {0}")]
-    CallerKey(String),
+    #[error(transparent)]
+    Open(#[from] OpenError),
 }
 
 /// A started service.
@@ -392,7 +389,7 @@ async fn wait_for_stop(service: &Arc<Service>) {
             _ = hup.recv() => {
                 let s = service.clone();
                 let allow = s.config.lexicon_allow_removal;
-                match tokio::task::spawn_blocking(move || crate::grpc::admin::reload(&s, allow)).await {
+                match tokio::task::spawn_blocking(move || s.reload(allow)).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => tracing::warn!(error = %e, "SIGHUP reload refused; the rule set in force stays"),
                     Err(e) => tracing::error!(error = %e, "reload task failed"),

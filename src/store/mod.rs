@@ -282,7 +282,7 @@ impl AlertLog {
 
     /// Proves the store writable: a small write transaction, after checking
     /// that the database file and its WAL are still the ones opened.
-    /// `/readyz` runs it every second (`serve::commit`), so a full disk, a
+    /// `/readyz` runs it every second (`live::commit`), so a full disk, a
     /// removed file or a deleted WAL shows within a second, and the end of
     /// the trouble too. When the WAL was deleted, the commits it holds are
     /// first copied into the database file (a checkpoint through the open
