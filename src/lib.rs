@@ -13,6 +13,7 @@ pub mod auth;
 pub mod call;
 pub mod category;
 pub mod config;
+pub mod console;
 pub mod engine;
 pub mod eval;
 pub mod event;

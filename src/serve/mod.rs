@@ -1,13 +1,12 @@
 //! `callguard serve`: the live service. Binds gRPC (ingest, alerts, admin,
 //! health, reflection) and HTTP (/metrics, /healthz, /readyz, and the
-//! supervisor console: `console.rs`), runs the idle
+//! supervisor console, `crate::console`), runs the idle
 //! sweeper and retention, reloads on SIGHUP, drains on SIGTERM / Ctrl-C.
 //!
 //! Tests start it in-process with [`start`] on `127.0.0.1:0` and stop it
 //! with [`RunningServer::stop`].
 
 pub mod conn;
-pub mod console;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::config;
 pub use crate::config::{ServeConfig, TlsFiles};
+use crate::console;
 use crate::live::{OpenError, ReloadError, Rules, Service};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;

@@ -49,9 +49,9 @@ use crate::live::follow::{follow, AlertSink};
 use crate::live::{HandlingError, Service};
 use crate::store::StoreError;
 
-const INDEX_HTML: &str = include_str!("console/index.html");
-const CONSOLE_JS: &str = include_str!("console/console.js");
-const CONSOLE_CSS: &str = include_str!("console/console.css");
+const INDEX_HTML: &str = include_str!("index.html");
+const CONSOLE_JS: &str = include_str!("console.js");
+const CONSOLE_CSS: &str = include_str!("console.css");
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "callguard_session";
