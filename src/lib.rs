@@ -30,3 +30,6 @@ pub mod store;
 pub mod telemetry;
 pub mod text;
 pub mod watch;
+
+#[cfg(test)]
+mod layers;
