@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::auth::principal;
 use super::pb;
-use super::status::reload_refused;
+use super::status::{reload_refused, reload_task_failed};
 use crate::auth::Permission;
 use crate::live::Service;
 
@@ -34,7 +34,7 @@ impl pb::admin_server::Admin for AdminService {
             service.reload(allow)
         })
         .await
-        .map_err(|e| Status::internal(format!("reload task failed: {e}")))?;
+        .map_err(reload_task_failed)?;
         match result {
             Ok((lexicon_version, terms)) => Ok(Response::new(pb::ReloadLexiconsResponse {
                 lexicon_version,
