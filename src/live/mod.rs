@@ -12,3 +12,6 @@ pub mod follow;
 pub mod state;
 
 pub use state::{HandlingError, OpenError, Outcome, ReloadError, Rules, Service};
+
+#[cfg(test)]
+mod tests;
