@@ -227,21 +227,17 @@ impl Tokens {
         if self.is_open() {
             return Ok(Arc::new(Principal::open()));
         }
-        let header = header.ok_or_else(|| {
-            AuthError::Unauthenticated(
-                "missing token: send the header `authorization: Bearer <token>`",
-            )
-        })?;
+        let header = header.ok_or(AuthError::Unauthenticated(
+            "missing token: send the header `authorization: Bearer <token>`",
+        ))?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                AuthError::Unauthenticated(
-                    "malformed authorization header: expected `Bearer <token>`",
-                )
-            })?;
+            .ok_or(AuthError::Unauthenticated(
+                "malformed authorization header: expected `Bearer <token>`",
+            ))?;
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         self.by_hash
             .get(&hash)
