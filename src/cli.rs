@@ -5,7 +5,7 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use callguard::category::Speaker;
@@ -66,8 +66,8 @@ pub enum TokenCommand {
         /// Who holds the token (shown in logs).
         #[arg(long)]
         name: String,
-        #[arg(long, value_parser = ["ingest", "supervisor", "admin"])]
-        role: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
         /// The tenant the token serves, or "*" for all.
         #[arg(long)]
         tenant: String,
@@ -111,8 +111,8 @@ pub struct ReplayArgs {
     /// aws-analytics (Call Analytics / Contact Lens, post-call or streaming),
     /// azure (Speech batch or real-time results), deepgram (REST response or
     /// live messages), whisper (JSON), vtt, srt, map (JSON records, see --map).
-    #[arg(long, default_value = "auto", value_parser = ["auto", "jsonl", "aws", "aws-stream", "aws-analytics", "azure", "deepgram", "whisper", "vtt", "srt", "map"])]
-    pub format: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub format: FormatArg,
     /// Which field of JSON records holds what, e.g.
     /// "text=transcript,speaker=speaker_role,start_ms=start_ms,duration_ms=duration_ms";
     /// keys: text, speaker, start, end, duration (seconds), start_ms, end_ms,
@@ -145,8 +145,8 @@ pub struct ReplayArgs {
     pub speed: f64,
     /// jsonl (alerts, DESIGN section 3) or report (timeline and summary).
     /// Default: report on a terminal, jsonl when piped.
-    #[arg(long, value_parser = ["jsonl", "report"])]
-    pub output: Option<String>,
+    #[arg(long, value_enum)]
+    pub output: Option<OutputArg>,
 }
 
 #[derive(Args)]
@@ -284,8 +284,8 @@ pub struct WatchArgs {
     #[arg(long = "agent")]
     pub agent: Option<String>,
     /// Minimum severity.
-    #[arg(long, value_parser = ["info", "warning", "critical"])]
-    pub min_severity: Option<String>,
+    #[arg(long, value_enum)]
+    pub min_severity: Option<SeverityArg>,
     /// Start after this event id (the stored alerts after it first);
     /// 0 (the default) is live alerts from now.
     #[arg(long, default_value_t = 0, conflicts_with = "from_start")]
@@ -310,8 +310,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Log format.
-    #[arg(long, default_value = "human", value_parser = ["human", "json"])]
-    pub log_format: String,
+    #[arg(long, value_enum, default_value = "human")]
+    pub log_format: LogFormat,
 }
 
 #[derive(Args)]
@@ -331,6 +331,83 @@ pub struct ScanArgs {
     /// (phrases split across lines are found).
     #[arg(long)]
     pub stream: bool,
+}
+
+// The fixed choices of the flags above. Variants carry `//` comments, not
+// doc comments: clap would print a doc comment as a per-value help list.
+// Spellings are clap's kebab-case of the variant (AwsStream: aws-stream).
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Ingest,
+    Supervisor,
+    Admin,
+}
+
+impl RoleArg {
+    fn role(self) -> callguard::auth::Role {
+        use callguard::auth::Role;
+        match self {
+            RoleArg::Ingest => Role::Ingest,
+            RoleArg::Supervisor => Role::Supervisor,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    // by extension and content
+    Auto,
+    Jsonl,
+    Aws,
+    AwsStream,
+    AwsAnalytics,
+    Azure,
+    Deepgram,
+    Whisper,
+    Vtt,
+    Srt,
+    Map,
+}
+
+impl FormatArg {
+    /// The importer's format; `None` for auto.
+    fn format(self) -> Option<callguard::replay::import::Format> {
+        use callguard::replay::import::Format;
+        Some(match self {
+            FormatArg::Auto => return None,
+            FormatArg::Jsonl => Format::Jsonl,
+            FormatArg::Aws => Format::Aws,
+            FormatArg::AwsStream => Format::AwsStream,
+            FormatArg::AwsAnalytics => Format::AwsAnalytics,
+            FormatArg::Azure => Format::Azure,
+            FormatArg::Deepgram => Format::Deepgram,
+            FormatArg::Whisper => Format::Whisper,
+            FormatArg::Vtt => Format::Vtt,
+            FormatArg::Srt => Format::Srt,
+            FormatArg::Map => Format::Map,
+        })
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputArg {
+    Jsonl,
+    Report,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SeverityArg {
+    Info,
+    Warning,
+    Critical,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
 }
 
 fn parse_speaker(s: &str) -> Result<Speaker, String> {
@@ -365,7 +442,7 @@ pub fn run(cli: Cli) -> Result<i32> {
 }
 
 fn token(command: TokenCommand) -> Result<i32> {
-    use callguard::grpc::auth::{hash_token, new_token};
+    use callguard::auth::{hash_token, new_token};
     match command {
         TokenCommand::New { name, role, tenant } => {
             if tenant.trim().is_empty() {
@@ -377,9 +454,10 @@ fn token(command: TokenCommand) -> Result<i32> {
             eprintln!("\nconfig entry (holds only the hash):");
             let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
             eprintln!(
-                "[[tokens]]\nname = {}\nsha256 = \"{}\"\nrole = \"{role}\"\ntenant = {}",
+                "[[tokens]]\nname = {}\nsha256 = \"{}\"\nrole = \"{}\"\ntenant = {}",
                 quote(&name),
                 hash_token(&token),
+                role.role().as_str(),
                 quote(&tenant)
             );
         }
@@ -466,11 +544,11 @@ fn eval(args: EvalArgs) -> Result<i32> {
 fn watch(args: WatchArgs) -> Result<i32> {
     use callguard::grpc::pb;
     use std::io::IsTerminal;
-    let min_severity = match args.min_severity.as_deref() {
-        Some("info") => pb::Severity::Info,
-        Some("warning") => pb::Severity::Warning,
-        Some("critical") => pb::Severity::Critical,
-        _ => pb::Severity::Unspecified,
+    let min_severity = match args.min_severity {
+        Some(SeverityArg::Info) => pb::Severity::Info,
+        Some(SeverityArg::Warning) => pb::Severity::Warning,
+        Some(SeverityArg::Critical) => pb::Severity::Critical,
+        None => pb::Severity::Unspecified,
     };
     let options = callguard::watch::WatchOptions {
         client: args.connection.client(&args.server)?,
@@ -503,17 +581,14 @@ fn replay(args: ReplayArgs) -> Result<i32> {
         Some(path) => callguard::policy::Policy::load(path)?,
         None => callguard::policy::Policy::builtin(),
     };
-    let format = match (args.format.as_str(), &args.map) {
-        ("auto" | "map", Some(_)) => Some(replay::import::Format::Map),
-        ("map", None) => anyhow::bail!("--format map needs --map text=FIELD,..."),
-        ("auto", None) => None,
-        (name, Some(_)) => {
+    let format = match (args.format, &args.map) {
+        (FormatArg::Auto | FormatArg::Map, Some(_)) => Some(replay::import::Format::Map),
+        (FormatArg::Map, None) => anyhow::bail!("--format map needs --map text=FIELD,..."),
+        (chosen, Some(_)) => {
+            let name = chosen.format().map_or("auto", |f| f.as_str());
             anyhow::bail!("--map reads JSON records; it does not go with --format {name}")
         }
-        (name, None) => Some(
-            name.parse::<replay::import::Format>()
-                .map_err(|e| anyhow::anyhow!(e))?,
-        ),
+        (chosen, None) => chosen.format(),
     };
     let options = replay::import::ImportOptions {
         map: match &args.map {
@@ -575,8 +650,8 @@ fn replay_local(
     use std::io::IsTerminal;
     let stdout = std::io::stdout();
     let terminal = stdout.is_terminal();
-    let report = match args.output.as_deref() {
-        Some(choice) => choice == "report",
+    let report = match args.output {
+        Some(choice) => choice == OutputArg::Report,
         None => terminal,
     };
     let show_progress = std::io::stderr().is_terminal();
@@ -699,7 +774,7 @@ fn stream_replay(
 }
 
 fn serve(args: ServeArgs) -> Result<i32> {
-    init_logging(&args.log_format);
+    init_logging(args.log_format);
     let mut config = match &args.config {
         Some(path) => callguard::serve::ServeConfig::load(path)?,
         None => callguard::serve::ServeConfig::default(),
@@ -723,13 +798,13 @@ fn serve(args: ServeArgs) -> Result<i32> {
 
 /// Logs through `tracing`: human-readable or JSON lines, level from
 /// RUST_LOG (default info). Transcript text is never logged at info.
-fn init_logging(format: &str) {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if format == "json" {
+    if format == LogFormat::Json {
         builder.json().init();
     } else {
         builder.init();

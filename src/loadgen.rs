@@ -1231,7 +1231,7 @@ impl EchoServer {
         let addr = listener.local_addr().map_err(LoadError::Echo)?;
         let (stop, mut stop_rx) = watch::channel(false);
         // The same stream limit per connection as `serve`.
-        let streams = crate::serve::config::Limits::default().max_streams_per_connection;
+        let streams = crate::config::Limits::default().max_streams_per_connection;
         let server = tonic::transport::Server::builder()
             .max_concurrent_streams(Some(streams))
             .add_service(pb::ingest_server::IngestServer::new(Echo));

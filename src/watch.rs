@@ -14,8 +14,9 @@ use std::collections::{HashSet, VecDeque};
 use std::io::Write;
 use std::time::Duration;
 
-use crate::grpc::client::{ClientConfig, ClientError};
+use crate::grpc::client::ClientConfig;
 use crate::grpc::pb;
+use crate::grpc::status;
 
 /// What to watch.
 #[derive(Clone, Debug, Default)]
@@ -86,11 +87,12 @@ pub async fn watch(
     loop {
         let stream = async {
             let mut client = pb::alerts_client::AlertsClient::new(
-                options.client.connect().await.map_err(|e| match e {
-                    ClientError::Connect { .. } => tonic::Status::unavailable(e.to_string()),
-                    // Bad address, unreadable certificate: retrying will not help.
-                    _ => tonic::Status::invalid_argument(e.to_string()),
-                })?,
+                // Bad address, unreadable certificate: retrying will not help.
+                options
+                    .client
+                    .connect()
+                    .await
+                    .map_err(|e| status::client_failed(&e))?,
             );
             client
                 .subscribe(request.clone())

@@ -1,13 +1,14 @@
-//! `callguard.v1.Admin/ReloadLexicons` (SIGHUP does the same).
+//! `callguard.v1.Admin/ReloadLexicons`: [`Service::reload`], as SIGHUP does.
 
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::auth::{principal, Permission};
+use super::auth::principal;
 use super::pb;
-use super::status::reload_refused;
-use crate::serve::state::{ReloadError, Rules, Service};
+use super::status::{reload_refused, reload_task_failed};
+use crate::auth::Permission;
+use crate::live::Service;
 
 pub struct AdminService {
     service: Arc<Service>,
@@ -17,29 +18,6 @@ impl AdminService {
     pub fn new(service: Arc<Service>) -> AdminService {
         AdminService { service }
     }
-}
-
-/// Loads lexicons and policy anew and swaps them in; on error the rule set
-/// in force stays.
-pub fn reload(service: &Service, allow_removal: bool) -> Result<(String, usize), ReloadError> {
-    let rules = Rules::load(&service.config)?;
-    let removed = rules
-        .engine
-        .lexicon()
-        .removed_from(service.rules().engine.lexicon());
-    if !removed.is_empty() {
-        if !allow_removal {
-            return Err(ReloadError::Removal(removed));
-        }
-        tracing::warn!(removed = %removed.join(", "), "reload removes languages or categories (allowed)");
-    }
-    let answer = (
-        rules.engine.version().to_owned(),
-        rules.engine.lexicon().terms.len(),
-    );
-    service.replace_rules(rules);
-    tracing::info!(version = %answer.0, terms = answer.1, "lexicons and policy reloaded");
-    Ok(answer)
 }
 
 #[tonic::async_trait]
@@ -53,10 +31,10 @@ impl pb::admin_server::Admin for AdminService {
         let service = self.service.clone();
         let result = tokio::task::spawn_blocking(move || {
             let allow = allow_removal || service.config.lexicon_allow_removal;
-            reload(&service, allow)
+            service.reload(allow)
         })
         .await
-        .map_err(|e| Status::internal(format!("reload task failed: {e}")))?;
+        .map_err(reload_task_failed)?;
         match result {
             Ok((lexicon_version, terms)) => Ok(Response::new(pb::ReloadLexiconsResponse {
                 lexicon_version,

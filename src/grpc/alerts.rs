@@ -13,16 +13,17 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::auth::{principal, Permission};
+use super::auth::principal;
 use super::convert::call_summary;
 use super::pb;
 use super::status::{handling_refused, invalid_argument, not_found, store_unavailable};
 use crate::alert::{Alert, AlertFilter, HandlingChange};
+use crate::auth::Permission;
 use crate::category::BUILTIN_CATEGORIES;
-use crate::serve::follow::{follow, AlertSink};
-use crate::serve::metrics;
-use crate::serve::state::Service;
+use crate::live::follow::{follow, AlertSink};
+use crate::live::Service;
 use crate::store::StoreError;
+use crate::telemetry::metrics;
 
 /// Replies queued per subscriber.
 const SUBSCRIBER_QUEUE: usize = 128;

@@ -105,7 +105,7 @@ impl ClientConfig {
         // while the stream windows still bound what is buffered.
         let mut endpoint = Endpoint::from_shared(url.clone())
             .map_err(|e| address_error(e.to_string()))?
-            .initial_connection_window_size(crate::serve::config::MAX_WINDOW);
+            .initial_connection_window_size(crate::config::MAX_WINDOW);
         if self.wants_tls() {
             if url.starts_with("http://") {
                 return Err(address_error(

@@ -21,16 +21,17 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::auth::{principal, Permission, Principal};
+use super::auth::principal;
 use super::convert::event_ids;
 use super::pb;
 use super::pb::stream_transcript_response::Response as Reply;
-use super::status::{code_name, refusal_label, Refusal};
+use super::status::{code_name, inbound_failure, refusal_label, Refusal};
+use crate::auth::{Permission, Principal};
 use crate::engine::Scratch;
 use crate::event::Event;
-use crate::serve::commit::{Committed, Pending};
-use crate::serve::metrics;
-use crate::serve::state::{Outcome, Service};
+use crate::live::commit::{Committed, Pending};
+use crate::live::{Outcome, Service};
+use crate::telemetry::metrics;
 
 /// Replies buffered per stream before the handler waits for the client.
 const REPLY_BUFFER: usize = 64;
@@ -214,23 +215,6 @@ async fn send(tx: &ReplySender, replies: Vec<pb::StreamTranscriptResponse>) -> b
     true
 }
 
-/// The status a client gets for a message the server could not decode
-/// (`None`: the client went away; nobody is listening).
-fn inbound_failure(status: &Status) -> Option<Status> {
-    match status.code() {
-        // tonic: "decoded message length too large"
-        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted => Some(
-            Status::resource_exhausted(format!("event too large: {}", status.message())),
-        ),
-        // prost decode errors and framing errors
-        tonic::Code::Internal => Some(Status::invalid_argument(format!(
-            "malformed event: {}",
-            status.message()
-        ))),
-        _ => None,
-    }
-}
-
 fn reply(response: Reply) -> pb::StreamTranscriptResponse {
     pb::StreamTranscriptResponse {
         response: Some(response),
@@ -290,20 +274,8 @@ fn apply(
             }
         }
         Outcome::Refused(e) => refused(&Refusal::from(&e)),
-        Outcome::Denied(reason) => refused(&Refusal {
-            field: if reason.starts_with("call_id") {
-                "call_id"
-            } else {
-                "tenant"
-            },
-            reason,
-            code: tonic::Code::PermissionDenied,
-        }),
-        Outcome::Ended(reason) => refused(&Refusal {
-            field: "call_id",
-            reason,
-            code: tonic::Code::FailedPrecondition,
-        }),
+        Outcome::Denied(reason) => refused(&Refusal::denied(reason)),
+        Outcome::Ended(reason) => refused(&Refusal::ended(reason)),
     }
 }
 
@@ -328,15 +300,7 @@ fn answer(
     let alerts = match committed {
         Ok(alerts) => alerts,
         Err(failed) => {
-            let refusal = Refusal {
-                field: "event",
-                reason: format!(
-                    "alert store failed, the event's alerts were not delivered \
-                     (they are kept: resend the event): {}",
-                    failed.error
-                ),
-                code: tonic::Code::Unavailable,
-            };
+            let refusal = Refusal::store_failed(&failed.error);
             service.retain(&call_id, seq, failed);
             return vec![rejection(call_id, seq, &refusal)];
         }

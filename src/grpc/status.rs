@@ -3,9 +3,12 @@
 
 use tonic::{Code, Status};
 
+use super::client::ClientError;
 use super::convert::WireError;
+use crate::auth::AuthError;
 use crate::call::TableError;
 use crate::event::EventError;
+use crate::live::HandlingError;
 
 /// The field, reason and status code of a refused event.
 pub struct Refusal {
@@ -41,6 +44,44 @@ impl From<&TableError> for Refusal {
     }
 }
 
+impl Refusal {
+    /// The event's tenant (or a call of that id) is outside the sender's
+    /// token scope; the reason names which.
+    pub fn denied(reason: String) -> Refusal {
+        Refusal {
+            field: if reason.starts_with("call_id") {
+                "call_id"
+            } else {
+                "tenant"
+            },
+            reason,
+            code: Code::PermissionDenied,
+        }
+    }
+
+    /// The call ended recently: its id is not opened again.
+    pub fn ended(reason: String) -> Refusal {
+        Refusal {
+            field: "call_id",
+            reason,
+            code: Code::FailedPrecondition,
+        }
+    }
+
+    /// The store failed the commit of the event's alerts (kept by the
+    /// service and raised again when the event is resent).
+    pub fn store_failed(e: impl std::fmt::Display) -> Refusal {
+        Refusal {
+            field: "event",
+            reason: format!(
+                "alert store failed, the event's alerts were not delivered \
+                 (they are kept: resend the event): {e}"
+            ),
+            code: Code::Unavailable,
+        }
+    }
+}
+
 fn event_field(e: &EventError) -> &'static str {
     match e {
         EventError::EmptyCallId | EventError::UnknownCall(_) => "call_id",
@@ -61,6 +102,38 @@ pub fn refusal_label(refusal: &Refusal) -> &'static str {
         Code::AlreadyExists => "already_started",
         Code::FailedPrecondition => "ended",
         _ => refusal.field,
+    }
+}
+
+/// The status a client gets for a message the server could not decode
+/// (`None`: the client went away; nobody is listening).
+pub fn inbound_failure(status: &Status) -> Option<Status> {
+    match status.code() {
+        // tonic: "decoded message length too large"
+        Code::OutOfRange | Code::ResourceExhausted => Some(Status::resource_exhausted(format!(
+            "event too large: {}",
+            status.message()
+        ))),
+        // prost decode errors and framing errors
+        Code::Internal => Some(Status::invalid_argument(format!(
+            "malformed event: {}",
+            status.message()
+        ))),
+        _ => None,
+    }
+}
+
+/// The blocking task of a reload died (a panic in the loader).
+pub fn reload_task_failed(e: impl std::fmt::Display) -> Status {
+    Status::internal(format!("reload task failed: {e}"))
+}
+
+/// Our own client (`watch`) could not connect: `UNAVAILABLE` is worth a
+/// retry; a bad address or an unreadable certificate is not.
+pub fn client_failed(e: &ClientError) -> Status {
+    match e {
+        ClientError::Connect { .. } => Status::unavailable(e.to_string()),
+        _ => Status::invalid_argument(e.to_string()),
     }
 }
 
@@ -94,9 +167,25 @@ pub fn code_name(code: Code) -> &'static str {
     }
 }
 
+/// A caller the tokens refused: `UNAUTHENTICATED` (no or unknown token),
+/// `PERMISSION_DENIED` (role or tenant scope), so handlers use `?`.
+impl From<AuthError> for Status {
+    fn from(e: AuthError) -> Status {
+        match e {
+            AuthError::Unauthenticated(message) => Status::unauthenticated(message),
+            AuthError::Denied(message) => Status::permission_denied(message),
+        }
+    }
+}
+
+/// A request that never passed the authenticating interceptor.
+pub fn no_authentication() -> Status {
+    Status::unauthenticated("no authentication on this service")
+}
+
 /// A refused change of an alert's handling.
-pub fn handling_refused(e: &crate::serve::state::HandlingError) -> Status {
-    use crate::serve::state::HandlingError as E;
+pub fn handling_refused(e: &HandlingError) -> Status {
+    use HandlingError as E;
     match e {
         E::NotFound(_) => Status::not_found(e.to_string()),
         E::OutOfScope { .. } => Status::permission_denied(e.to_string()),
@@ -125,12 +214,11 @@ mod tests {
             Refusal::from(&TableError::Event(EventError::EmptyCallId)),
             Refusal::from(&TableError::AlreadyStarted("c".into())),
             Refusal::from(&TableError::TooManyCalls(1)),
+            Refusal::denied("tenant: x".into()),
+            Refusal::ended("call_id: x".into()),
+            Refusal::store_failed("x"),
         ];
-        // The two built in ingest.rs beside these.
-        let codes = refusals
-            .iter()
-            .map(|r| r.code)
-            .chain([Code::PermissionDenied, Code::Unavailable]);
+        let codes = refusals.iter().map(|r| r.code);
         for code in codes {
             let name = code_name(code);
             assert_ne!(name, "UNKNOWN", "{code:?} has no name");

@@ -29,8 +29,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-use super::metrics;
-use super::ratelimit::RateLimitedLog;
+use crate::telemetry::metrics;
+use crate::telemetry::ratelimit::RateLimitedLog;
 
 /// Bytes a connection must send before the first-frame timeout: the HTTP/2
 /// client preface (a TLS ClientHello is longer), so a client trickling a

@@ -1,19 +1,12 @@
 //! `callguard serve`: the live service. Binds gRPC (ingest, alerts, admin,
 //! health, reflection) and HTTP (/metrics, /healthz, /readyz, and the
-//! supervisor console: `console.rs`), runs the idle
+//! supervisor console, `crate::console`), runs the idle
 //! sweeper and retention, reloads on SIGHUP, drains on SIGTERM / Ctrl-C.
 //!
 //! Tests start it in-process with [`start`] on `127.0.0.1:0` and stop it
 //! with [`RunningServer::stop`].
 
-pub mod commit;
-pub mod config;
 pub mod conn;
-pub mod console;
-pub mod follow;
-pub mod metrics;
-pub mod ratelimit;
-pub mod state;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,18 +16,22 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{ServeConfig, TlsFiles};
-use state::{ReloadError, Rules, Service};
+use crate::config;
+pub use crate::config::{ServeConfig, TlsFiles};
+use crate::console;
+use crate::live::{OpenError, ReloadError, Rules, Service};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
+use crate::auth::{TokenConfigError, Tokens};
 use crate::grpc::admin::AdminService;
 use crate::grpc::alerts::AlertsService;
-use crate::grpc::auth::{Authenticator, TokenConfigError, Tokens};
+use crate::grpc::auth::Authenticator;
 use crate::grpc::ingest::IngestService;
 use crate::grpc::pb;
 use crate::store::{AlertLog, StoreError};
+use crate::telemetry::metrics;
 
 /// How often idle calls are closed and ended calls forgotten.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -74,8 +71,8 @@ pub enum ServeError {
     Tokens(#[from] TokenConfigError),
     #[error("TLS: {0}")]
     Tls(String),
-    #[error("caller key file {0}")]
-    CallerKey(String),
+    #[error(transparent)]
+    Open(#[from] OpenError),
     #[error("webhooks: {0}")]
     Webhook(#[from] crate::webhook::WebhookStartError),
 }
@@ -404,7 +401,7 @@ async fn wait_for_stop(service: &Arc<Service>) {
             _ = hup.recv() => {
                 let s = service.clone();
                 let allow = s.config.lexicon_allow_removal;
-                match tokio::task::spawn_blocking(move || crate::grpc::admin::reload(&s, allow)).await {
+                match tokio::task::spawn_blocking(move || s.reload(allow)).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => tracing::warn!(error = %e, "SIGHUP reload refused; the rule set in force stays"),
                     Err(e) => tracing::error!(error = %e, "reload task failed"),

@@ -282,7 +282,7 @@ impl AlertLog {
 
     /// Proves the store writable: a small write transaction, after checking
     /// that the database file and its WAL are still the ones opened.
-    /// `/readyz` runs it every second (`serve::commit`), so a full disk, a
+    /// `/readyz` runs it every second (`live::commit`), so a full disk, a
     /// removed file or a deleted WAL shows within a second, and the end of
     /// the trouble too. When the WAL was deleted, the commits it holds are
     /// first copied into the database file (a checkpoint through the open
@@ -357,7 +357,7 @@ impl AlertLog {
             Some(lease) => self.commit_leasing(alerts, calls, lease),
             None => self.commit_inner(alerts, calls, None),
         };
-        metrics::histogram!("callguard_store_write_seconds")
+        metrics::histogram!(crate::telemetry::metrics::STORE_WRITE_SECONDS)
             .record(started.elapsed().as_secs_f64());
         if result.is_ok() {
             if let Some(last) = alerts.iter().map(|a| a.event_id).max() {

@@ -48,7 +48,7 @@ pub use offset::OffsetError;
 
 use crate::alert::AlertFilter;
 use crate::category::Severity;
-use crate::serve::state::Service;
+use crate::live::Service;
 
 /// One `[[webhooks]]` entry of the config, as written.
 #[derive(Clone, Deserialize)]
@@ -419,7 +419,7 @@ mod tests {
     /// Through the config file, as a user meets the errors.
     #[test]
     fn config_file_entries_and_their_errors() {
-        use crate::serve::ServeConfig;
+        use crate::config::ServeConfig;
         let good = r#"
 [[webhooks]]
 name = "acme-oncall"

@@ -23,10 +23,10 @@ use super::body::{
 use super::offset::{OffsetError, OffsetFile};
 use super::Webhook;
 use crate::alert::{Alert, AlertFilter};
-use crate::serve::follow::{follow, AlertSink};
-use crate::serve::metrics;
-use crate::serve::state::Service;
+use crate::live::follow::{follow, AlertSink};
+use crate::live::Service;
 use crate::store::StoreError;
+use crate::telemetry::metrics;
 
 /// How often the lag gauge is updated and a position moved only by
 /// alerts the filter passed over is saved.

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use callguard::grpc::auth::{hash_token, Role, TokenEntry};
+use callguard::auth::{hash_token, Role, TokenEntry};
 use callguard::grpc::client::ClientConfig;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;

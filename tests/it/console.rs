@@ -2,7 +2,7 @@
 //! assigning and resolving alerts (gRPC and HTTP), the JSON endpoints, the
 //! event stream with `Last-Event-ID` resume, and who may do what.
 
-use callguard::grpc::auth::{hash_token, Role, TokenEntry};
+use callguard::auth::{hash_token, Role, TokenEntry};
 use callguard::grpc::client::ClientConfig;
 use callguard::grpc::pb;
 use tonic::Code;

@@ -434,7 +434,7 @@ async fn spawn_tenants(
     dir: &std::path::Path,
     tune: impl FnOnce(&mut callguard::serve::ServeConfig),
 ) -> TestServer {
-    use callguard::grpc::auth::{hash_token, Role, TokenEntry};
+    use callguard::auth::{hash_token, Role, TokenEntry};
     let entry = |name: &str, token: &str, role, tenant: &str| TokenEntry {
         name: name.into(),
         sha256: hash_token(token),
@@ -781,7 +781,7 @@ async fn f11_list_calls_pages_through_every_call_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthenticated_requests_are_all_counted_but_logged_at_most_every_few_seconds() {
-    use callguard::grpc::auth::{hash_token, Role, TokenEntry};
+    use callguard::auth::{hash_token, Role, TokenEntry};
     const REQUESTS: usize = 300;
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("callguard.toml");

@@ -1,6 +1,6 @@
 //! Tokens, roles and tenants, TLS and mutual TLS, against a real server.
 
-use callguard::grpc::auth::{hash_token, Role, TokenEntry};
+use callguard::auth::{hash_token, Role, TokenEntry};
 use callguard::grpc::client::{AuthChannel, ClientConfig};
 use callguard::grpc::pb;
 use callguard::serve::{start, ServeConfig, ServeError, TlsFiles};

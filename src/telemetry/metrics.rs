@@ -18,7 +18,6 @@ pub const ALERTS_UNSTORED: &str = "callguard_alerts_unstored_total";
 pub const STORE_ERRORS: &str = "callguard_store_errors_total";
 pub const COMMIT_GROUP: &str = "callguard_commit_group_alerts";
 pub const CHECKPOINT_SECONDS: &str = "callguard_store_checkpoint_seconds";
-/// Recorded by the store itself (below `serve`), under this name.
 pub const STORE_WRITE_SECONDS: &str = "callguard_store_write_seconds";
 pub const CONNECTIONS: &str = "callguard_connections";
 pub const CONNECTIONS_REFUSED: &str = "callguard_connections_refused_total";

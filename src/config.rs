@@ -1,12 +1,14 @@
 //! `callguard serve` configuration: built-in defaults, then `--config FILE`
 //! (TOML, every key documented in README.md), then command-line flags.
+//! Plain data below the live state, which keeps it and reads its limits;
+//! `serve` applies the listener and HTTP/2 parts.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::grpc::auth::{TokenEntry, Tokens};
+use crate::auth::{TokenEntry, Tokens};
 use crate::store::StoreSync;
 use crate::webhook::WebhookEntry;
 
@@ -307,7 +309,7 @@ mod tests {
                 "unknown variant `boss`",
             ),
         ];
-        let hash = crate::grpc::auth::hash_token("t");
+        let hash = crate::auth::hash_token("t");
         let exposed = format!(
             "listen = \"0.0.0.0:50051\"\n[[tokens]]\nname = \"gw\"\nsha256 = \"{hash}\"\nrole = \"ingest\"\ntenant = \"acme\"\n"
         );

@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use super::metrics;
 use super::state::Service;
 use crate::alert::{Alert, AlertFilter};
 use crate::store::StoreError;
+use crate::telemetry::metrics;
 
 /// Alerts read from the store per query while catching up.
 const PAGE: usize = 512;

@@ -41,17 +41,17 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::follow::{follow, AlertSink};
-use super::state::{HandlingError, Service};
 use crate::alert::{Alert, AlertFilter, AlertStatus, HandlingChange, HandlingState};
+use crate::auth::{new_token, AuthError, Permission, Principal, Tokens};
 use crate::call::{CallSnapshot, CallStatus, RiskLevel};
 use crate::category::Severity;
-use crate::grpc::auth::{new_token, Permission, Principal, Tokens};
+use crate::live::follow::{follow, AlertSink};
+use crate::live::{HandlingError, Service};
 use crate::store::StoreError;
 
-const INDEX_HTML: &str = include_str!("console/index.html");
-const CONSOLE_JS: &str = include_str!("console/console.js");
-const CONSOLE_CSS: &str = include_str!("console/console.css");
+const INDEX_HTML: &str = include_str!("index.html");
+const CONSOLE_JS: &str = include_str!("console.js");
+const CONSOLE_CSS: &str = include_str!("console.css");
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "callguard_session";
@@ -145,24 +145,22 @@ impl ApiError {
     }
 }
 
-impl From<tonic::Status> for ApiError {
-    fn from(status: tonic::Status) -> ApiError {
-        let http = match status.code() {
-            tonic::Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-            tonic::Code::PermissionDenied => StatusCode::FORBIDDEN,
-            tonic::Code::NotFound => StatusCode::NOT_FOUND,
-            tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
-            tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+/// A caller the tokens refused: 401 or 403, as the gRPC side answers
+/// `UNAUTHENTICATED` or `PERMISSION_DENIED`.
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> ApiError {
+        let http = match e {
+            AuthError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            AuthError::Denied(_) => StatusCode::FORBIDDEN,
         };
-        ApiError::new(http, status.message())
+        ApiError::new(http, e.to_string())
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status == StatusCode::UNAUTHORIZED {
-            ::metrics::counter!(super::metrics::AUTH_FAILURES).increment(1);
+            ::metrics::counter!(crate::telemetry::metrics::AUTH_FAILURES).increment(1);
         }
         let body = json!({"code": self.code, "message": self.message});
         let mut response = (self.status, json_body(&body)).into_response();
@@ -766,13 +764,13 @@ async fn events(
     let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
     let service = console.service.clone();
     tokio::spawn(async move {
-        ::metrics::gauge!(super::metrics::CONSOLE_STREAMS).increment(1.0);
+        ::metrics::gauge!(crate::telemetry::metrics::CONSOLE_STREAMS).increment(1.0);
         tokio::select! {
             _ = stream_events(&service, live, start, &filter, &tx) => {}
             _ = tx.closed() => {}
             _ = service.stopping() => {}
         }
-        ::metrics::gauge!(super::metrics::CONSOLE_STREAMS).decrement(1.0);
+        ::metrics::gauge!(crate::telemetry::metrics::CONSOLE_STREAMS).decrement(1.0);
     });
     Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }

@@ -81,7 +81,7 @@ impl Store {
 
     /// Marks the store failed: `/readyz` turns not ready until a write works.
     pub fn failed(&self, op: &'static str, e: &StoreError) {
-        metrics::counter!(super::metrics::STORE_ERRORS, "op" => op).increment(1);
+        metrics::counter!(crate::telemetry::metrics::STORE_ERRORS, "op" => op).increment(1);
         // One ERROR line when it breaks, not one a second while it stays
         // broken (the probe runs every second).
         if self.ready.swap(false, Ordering::Relaxed) {
@@ -271,12 +271,13 @@ fn checkpoint_until_stopped(checkpointer: &Checkpointer, stop: &mpsc::Receiver<(
         let started = Instant::now();
         match checkpointer.run() {
             Ok(progress) => {
-                metrics::histogram!(super::metrics::CHECKPOINT_SECONDS)
+                metrics::histogram!(crate::telemetry::metrics::CHECKPOINT_SECONDS)
                     .record(started.elapsed().as_secs_f64());
                 tracing::trace!(?progress, "checkpoint");
             }
             Err(error) => {
-                metrics::counter!(super::metrics::STORE_ERRORS, "op" => "checkpoint").increment(1);
+                metrics::counter!(crate::telemetry::metrics::STORE_ERRORS, "op" => "checkpoint")
+                    .increment(1);
                 tracing::warn!(%error, "checkpoint failed; retrying");
             }
         }
@@ -342,13 +343,13 @@ fn commit_group(store: &Store, group: Vec<Job>) {
         return;
     }
     store.succeeded();
-    metrics::histogram!(super::metrics::COMMIT_GROUP).record(alerts.len() as f64);
+    metrics::histogram!(crate::telemetry::metrics::COMMIT_GROUP).record(alerts.len() as f64);
     let mut alerts = alerts.into_iter().map(Arc::new);
     let mut answers = Vec::with_capacity(waiters.len());
     for (n, reply) in waiters {
         let batch: Vec<Arc<Alert>> = alerts.by_ref().take(n).collect();
         for alert in &batch {
-            metrics::counter!(super::metrics::ALERTS, "category" => alert.category.clone(), "severity" => alert.severity.as_str())
+            metrics::counter!(crate::telemetry::metrics::ALERTS, "category" => alert.category.clone(), "severity" => alert.severity.as_str())
                 .increment(1);
             // No receiver is fine: nobody is subscribed right now.
             let _ = store.bus.send(alert.clone());

@@ -23,16 +23,16 @@ use std::time::Instant;
 use tokio::sync::broadcast;
 
 use super::commit::{Committer, Failed, Pending, Store};
-use super::config::ServeConfig;
 use crate::alert::{Alert, AlertEvent, AlertOrigin, HandlingChange, HandlingChangeError};
 use crate::call::{
     Applied, CallLimit, CallSnapshot, CallTable, CallerHasher, CallerHistory, TableError,
 };
+use crate::config::ServeConfig;
 use crate::engine::{Engine, Scratch};
 use crate::event::{CallStart, Event};
 use crate::lexicon::{Lexicon, LexiconError};
 use crate::policy::{Policy, PolicyError};
-use crate::store::{AlertLog, IdCounters};
+use crate::store::{AlertLog, IdCounters, StoreError};
 
 /// The rule set in force: swapped whole on reload.
 pub struct Rules {
@@ -72,6 +72,15 @@ impl Rules {
     }
 }
 
+/// Why the live state could not be set up from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("alert store: {0}")]
+    Store(#[from] StoreError),
+    #[error("caller key file {0}")]
+    CallerKey(String),
+}
+
 /// An event's outcome, as the ingest stream reports it.
 pub enum Outcome {
     /// Applied; its alerts (if any) are on their way to the store.
@@ -106,7 +115,7 @@ pub enum HandlingError {
     #[error(transparent)]
     Invalid(#[from] HandlingChangeError),
     #[error("alert store: {0}")]
-    Store(Arc<crate::store::StoreError>),
+    Store(Arc<StoreError>),
 }
 
 /// Per-call bookkeeping the call table does not keep: service-wide alert
@@ -239,11 +248,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Service {
-    pub fn new(
-        config: ServeConfig,
-        rules: Rules,
-        mut log: AlertLog,
-    ) -> Result<Service, super::ServeError> {
+    pub fn new(config: ServeConfig, rules: Rules, mut log: AlertLog) -> Result<Service, OpenError> {
         let counters = log.counters()?;
         let mut callers = CallerHistory::default();
         let window = caller_window(&rules.policy);
@@ -286,7 +291,7 @@ impl Service {
             store,
             hasher: CallerHasher::new(&secret),
             events_counted: ["start", "fragment", "end"]
-                .map(|kind| metrics::counter!(super::metrics::EVENTS, "type" => kind)),
+                .map(|kind| metrics::counter!(crate::telemetry::metrics::EVENTS, "type" => kind)),
             started: Instant::now(),
             stopping: tokio::sync::watch::channel(false).0,
         })
@@ -294,6 +299,29 @@ impl Service {
 
     pub fn rules(&self) -> Arc<Rules> {
         self.rules.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Loads lexicons and policy anew and swaps them in; on error the rule
+    /// set in force stays. The admin RPC and SIGHUP both come here.
+    pub fn reload(&self, allow_removal: bool) -> Result<(String, usize), ReloadError> {
+        let rules = Rules::load(&self.config)?;
+        let removed = rules
+            .engine
+            .lexicon()
+            .removed_from(self.rules().engine.lexicon());
+        if !removed.is_empty() {
+            if !allow_removal {
+                return Err(ReloadError::Removal(removed));
+            }
+            tracing::warn!(removed = %removed.join(", "), "reload removes languages or categories (allowed)");
+        }
+        let answer = (
+            rules.engine.version().to_owned(),
+            rules.engine.lexicon().terms.len(),
+        );
+        self.replace_rules(rules);
+        tracing::info!(version = %answer.0, terms = answer.1, "lexicons and policy reloaded");
+        Ok(answer)
     }
 
     /// Swaps in a new rule set; calls continue on it from their next event.
@@ -418,7 +446,8 @@ impl Service {
         };
         self.events_counted[kind].increment(1);
         if kind != FRAGMENT {
-            metrics::gauge!(super::metrics::ACTIVE_CALLS).set(self.open_calls.open() as f64);
+            metrics::gauge!(crate::telemetry::metrics::ACTIVE_CALLS)
+                .set(self.open_calls.open() as f64);
         }
         let (mut duplicate, events) = match routed.applied {
             Applied::Duplicate => (true, Vec::new()),
@@ -605,7 +634,7 @@ impl Service {
         if !live {
             // The call ended with this event (its final alerts are what
             // failed): nothing is left to raise them with.
-            metrics::counter!(super::metrics::ALERTS_UNSTORED).increment(n as u64);
+            metrics::counter!(crate::telemetry::metrics::ALERTS_UNSTORED).increment(n as u64);
             tracing::error!(
                 call_id,
                 alerts = n,
@@ -627,7 +656,7 @@ impl Service {
         if ids.retained.len() > MAX_RETAINED {
             let dropped = ids.retained.len() - MAX_RETAINED;
             ids.retained.drain(..dropped);
-            metrics::counter!(super::metrics::ALERTS_UNSTORED).increment(dropped as u64);
+            metrics::counter!(crate::telemetry::metrics::ALERTS_UNSTORED).increment(dropped as u64);
             tracing::error!(
                 call_id,
                 dropped,
@@ -722,7 +751,7 @@ impl Service {
         {
             ledger.ended.pop_front();
         }
-        metrics::gauge!(super::metrics::ACTIVE_CALLS).set(self.open_calls.open() as f64);
+        metrics::gauge!(crate::telemetry::metrics::ACTIVE_CALLS).set(self.open_calls.open() as f64);
     }
 
     /// Applies retention to the store.
@@ -861,9 +890,8 @@ fn caller_window(policy: &Policy) -> jiff::SignedDuration {
 }
 
 /// Reads a caller-id key file: at least 32 bytes of secret.
-fn read_caller_key(path: &std::path::Path) -> Result<Vec<u8>, super::ServeError> {
-    let bad =
-        |message: String| super::ServeError::CallerKey(format!("{}: {message}", path.display()));
+fn read_caller_key(path: &std::path::Path) -> Result<Vec<u8>, OpenError> {
+    let bad = |message: String| OpenError::CallerKey(format!("{}: {message}", path.display()));
     let key = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
     if key.len() < 32 {
         return Err(bad(format!(
