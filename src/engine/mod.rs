@@ -643,6 +643,16 @@ impl Engine {
     ) -> Vec<Hit> {
         candidates.clear();
         parts.clear();
+        // Exclusions are rare; looking them up once keeps the check below
+        // from walking every raw match (most are not_near and part
+        // phrases) for every term match.
+        let exclusions: Vec<(u32, i64, i64)> = raw
+            .iter()
+            .filter_map(|x| {
+                let xi = self.patterns[x.pattern as usize];
+                (xi.kind == PatternKind::Exclusion).then_some((xi.owner, x.start, x.end))
+            })
+            .collect();
         for m in raw {
             let info = self.patterns[m.pattern as usize];
             if !matches!(info.kind, PatternKind::Term | PatternKind::Part) || m.end <= 0 {
@@ -658,13 +668,9 @@ impl Engine {
             if term.standalone && !self.standalone_ok(stream, norm, m) {
                 continue;
             }
-            let excluded = raw.iter().any(|x| {
-                let xi = self.patterns[x.pattern as usize];
-                xi.kind == PatternKind::Exclusion
-                    && xi.owner == info.owner
-                    && x.start < m.end
-                    && m.start < x.end
-            });
+            let excluded = exclusions
+                .iter()
+                .any(|&(owner, start, end)| owner == info.owner && start < m.end && m.start < end);
             if excluded {
                 continue;
             }
