@@ -308,8 +308,23 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         }
     });
 
-    tracing::info!(%grpc_addr, %http_addr, version = %service.rules().engine.version(), "callguard serving");
     let config = &service.config;
+    let lexicons = config
+        .lexicons
+        .as_ref()
+        .map_or_else(|| "built-in".to_owned(), |p| p.display().to_string());
+    let policy = config
+        .policy
+        .as_ref()
+        .map_or_else(|| "built-in".to_owned(), |p| p.display().to_string());
+    tracing::info!(
+        %grpc_addr,
+        %http_addr,
+        version = %service.rules().engine.version(),
+        %lexicons,
+        %policy,
+        "callguard serving"
+    );
     match (config.tls.is_some(), tokens.is_open()) {
         (_, true) => tracing::warn!(
             "no tokens configured: the service is open to anyone who can reach {grpc_addr} (loopback only)"

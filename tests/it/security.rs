@@ -404,6 +404,14 @@ async fn logs_at_info_carry_no_transcript_text_and_no_caller_id() {
     server.kill();
     let log = server.log();
     assert!(log.contains("callguard serving"), "{log}");
+    // The start line says which lexicons and policy are in force.
+    let serving: serde_json::Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["message"] == "callguard serving")
+        .expect("a JSON start line");
+    assert_eq!(serving["fields"]["lexicons"], "built-in", "{serving}");
+    assert_eq!(serving["fields"]["policy"], "built-in", "{serving}");
     for secret in ["secretword", "殺す", "4111", "someone@", "5555-0199", "+81"] {
         assert!(!log.contains(secret), "{secret:?} in the log:\n{log}");
     }
