@@ -109,6 +109,13 @@ pub struct Combinations {
     pub reported_incident_seconds: u64,
 }
 
+impl Combinations {
+    /// `reported_incident_seconds` in audio milliseconds (0: off).
+    pub fn reported_incident_ms(&self) -> u64 {
+        self.reported_incident_seconds.saturating_mul(1000)
+    }
+}
+
 /// Hits that are mild alone and add up over a call (lexicon groups
 /// `belittling` and `self_harm_hint`): how many of the customer's
 /// utterances must hold one before the category is raised at warning.

@@ -733,10 +733,7 @@ impl CallSession {
         policy: &PolicySet,
         out: &mut Vec<AlertEvent>,
     ) {
-        let window = policy
-            .combinations
-            .reported_incident_seconds
-            .saturating_mul(1000);
+        let window = policy.combinations.reported_incident_ms();
         if window == 0
             || self
                 .self_harm_at
@@ -818,10 +815,7 @@ impl CallSession {
 
     /// Is the caller telling of an incident the agent answered with concern?
     fn telling_of_incident(&self, policy: &PolicySet, at_ms: u64) -> bool {
-        let window = policy
-            .combinations
-            .reported_incident_seconds
-            .saturating_mul(1000);
+        let window = policy.combinations.reported_incident_ms();
         self.concern_at
             .is_some_and(|t| at_ms >= t && at_ms - t <= window)
     }
