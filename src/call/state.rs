@@ -354,6 +354,11 @@ impl CallSession {
                 scratch,
             );
             self.carries[who] = Some(scan.carry);
+            // The other speaker's turn is over (a reading out of theirs
+            // that lasted one turn with it).
+            if let Some(other) = self.carries[1 - who].as_mut() {
+                other.end_turn();
+            }
             // Saturating: times are bounded at the edge (event::MAX_AUDIO_MS),
             // but this sum must not wrap whatever a driver feeds it.
             self.talk_ms[who] =
@@ -876,7 +881,11 @@ impl CallSession {
                 span: sighting.span.clone(),
                 continued: false,
                 severity: term.severity,
-                framing: Framing::Plain,
+                framing: if sighting.reported {
+                    Framing::Quoted
+                } else {
+                    Framing::Plain
+                },
                 targeted: false,
                 addressed: false,
             };

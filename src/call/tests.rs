@@ -83,6 +83,12 @@ kind = "quotation"
 position = "after"
 window = 20
 patterns = ["って言われた"]
+[[frame]]
+id = "yomimasu"
+kind = "read_out"
+position = "before"
+turns = 2
+patterns = ["読みますね"]
 [[term]]
 id = "shita_no_namae"
 category = "personal_attack"
@@ -631,6 +637,23 @@ fn reported_speech_is_info_unless_relayed_at_the_agent() {
     );
     let relayed = call.customer("u3", "ぶっ殺すって言われたってお前の上司に伝えとけ", 3000);
     assert_eq!(relayed[0].severity, Severity::Critical, "{relayed:?}");
+}
+
+#[test]
+fn a_message_read_out_is_info_until_the_agent_has_answered_it() {
+    let mut call = Call::start(Policy::builtin());
+    // "I'll read it out" — "Please do." — the message, over two fragments.
+    call.customer("u1", "届いたメッセージ、読みますね", 1000);
+    call.say(Speaker::Agent, "a1", "はい、お願いします", true, 2000);
+    let read = call.customer("u2", "金を払わないなら、家は分かってるから", 3000);
+    let read_more = call.customer("u3", "ぶっ殺すぞ", 4000);
+    assert!(read.is_empty(), "{read:?}");
+    assert_eq!(read_more.len(), 1);
+    assert_eq!(read_more[0].severity, Severity::Info);
+    // The agent answered: what the caller says now is their own.
+    call.say(Speaker::Agent, "a2", "それは怖かったですね", true, 5000);
+    let own = call.customer("u4", "本当にぶっ殺すぞ", 6000);
+    assert_eq!(own[0].severity, Severity::Critical, "{own:?}");
 }
 
 #[test]

@@ -45,6 +45,9 @@ pub struct Carry {
     /// separator is fed before the next one, so `kill` | `you` reads as
     /// `kill you` while `ころ` | `すぞ` reads as `ころすぞ`.
     pub(super) ends_with_word: bool,
+    /// The speaker is reading out someone else's words: turns of theirs the
+    /// reading still lasts, this one included (0: not reading).
+    pub(super) reading_out: u8,
 }
 
 impl Carry {
@@ -54,5 +57,17 @@ impl Carry {
 
     pub(super) fn marks(&self) -> &[Mark] {
         &self.marks[..self.marks_len as usize]
+    }
+
+    /// The other speaker has spoken: this speaker's turn is over, and with
+    /// it a reading out that lasted one turn.
+    pub fn end_turn(&mut self) {
+        self.reading_out = self.reading_out.saturating_sub(1);
+    }
+
+    /// Is the speaker reading out someone else's words at the end of the
+    /// fragment this carry follows?
+    pub fn reading_out(&self) -> bool {
+        self.reading_out > 0
     }
 }

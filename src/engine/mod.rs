@@ -30,6 +30,11 @@
 //! - Exclusions cancel a hit of their own term that they overlap; negation
 //!   and quotation frames downgrade it one severity level; target frames mark
 //!   it as aimed at the agent.
+//! - **`not_near` phrases stay out of the automata.** They only matter
+//!   around a completed proximity chain, which is rare, yet they were most
+//!   of the automaton's matches (62 % of raw matches on the bench stream):
+//!   each is looked for by substring search in the few bytes around a chain
+//!   when one completes ([`Engine::not_near_cancels`]).
 
 mod alphabet;
 mod carry;
@@ -128,6 +133,7 @@ pub struct Scratch {
     raw: Vec<RawMatch>,
     candidates: Vec<Candidate>,
     parts: Vec<PartSeen>,
+    read_out: Vec<(i64, i64)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,7 +143,8 @@ enum PatternKind {
     Frame,
     /// A phrase of one part of a proximity term (`PatternInfo::part`).
     Part,
-    /// A `not_near` phrase of a proximity term.
+    /// A `not_near` phrase of a proximity term: kept in
+    /// `Engine::not_near`, never in an automaton.
     NotNear,
 }
 
@@ -200,6 +207,8 @@ pub struct Sighting {
     pub parts: u8,
     /// Byte range of the parts' words in the original fragment text.
     pub span: Range<usize>,
+    /// Seen while the speaker was reading out someone else's words.
+    pub reported: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -221,6 +230,10 @@ pub struct Engine {
     patterns: Vec<PatternInfo>,
     /// Every pattern's folded text, kept to compile an automaton on demand.
     texts: Vec<String>,
+    /// The folded `not_near` phrases, searched only around a completed
+    /// proximity chain; `not_near_of[term]` is the term's range of them.
+    not_near: Vec<(PatternInfo, String)>,
+    not_near_of: Vec<Range<u32>>,
     /// One per language, then `any_only`, then `all`; each compiled when a
     /// command first needs it ([`Engine::prepare`]) or all at once
     /// ([`Engine::build`]).
@@ -265,25 +278,17 @@ impl Engine {
         let mut patterns = Vec::new();
         let mut texts: Vec<String> = Vec::new();
         let mut languages: Vec<Arc<str>> = Vec::new();
+        let mut not_near = Vec::new();
+        let mut not_near_of = Vec::with_capacity(lexicon.terms.len());
         let mut buffer = Normalized::default();
+        // `add` holds `buffer`; the not_near phrases fold in their own.
+        let mut spare = Normalized::default();
         let mut add = |kind, owner: usize, part: u8, language: &Arc<str>, text: &str| {
-            // Text only, no offset map: every phrase is folded at start-up.
-            normalize_text_with(text, &mut buffer, &mut ());
-            let folded = buffer.as_str().to_owned();
-            if folded.is_empty() {
-                return;
+            if let Some((info, folded)) = fold_pattern(&mut buffer, kind, owner, part, text) {
+                patterns.push(info);
+                texts.push(folded);
+                languages.push(language.clone());
             }
-            let is_word = |c: Option<char>| c.and_then(class_of) == Some(CharClass::Word);
-            patterns.push(PatternInfo {
-                kind,
-                owner: owner as u32,
-                word_left: is_word(folded.chars().next()),
-                word_right: is_word(folded.chars().next_back()),
-                len: folded.len() as u32,
-                part,
-            });
-            texts.push(folded);
-            languages.push(language.clone());
         };
         for (i, term) in lexicon.terms.iter().enumerate() {
             for p in &term.patterns {
@@ -292,16 +297,20 @@ impl Engine {
             for p in &term.exclude {
                 add(PatternKind::Exclusion, i, 0, &term.language, &p.text);
             }
+            let first_not_near = not_near.len() as u32;
             if let Some(near) = &term.near {
                 for (k, part) in near.parts.iter().enumerate() {
                     for p in part {
                         add(PatternKind::Part, i, k as u8, &term.language, &p.text);
                     }
                 }
-                for p in &near.not_near {
-                    add(PatternKind::NotNear, i, 0, &term.language, &p.text);
-                }
+                not_near.extend(
+                    near.not_near.iter().filter_map(|p| {
+                        fold_pattern(&mut spare, PatternKind::NotNear, i, 0, &p.text)
+                    }),
+                );
             }
+            not_near_of.push(first_not_near..not_near.len() as u32);
         }
         for (i, frame) in lexicon.frames.iter().enumerate() {
             for p in &frame.patterns {
@@ -334,6 +343,8 @@ impl Engine {
             lexicon,
             patterns,
             texts,
+            not_near,
+            not_near_of,
             automata,
             by_language,
             language_list,
@@ -535,11 +546,19 @@ impl Engine {
         normalize_text_with(text, &mut scratch.normalized, &mut sink);
         let (state, seam_space) = (sink.state, sink.seam_space);
         let norm = scratch.normalized.as_str().as_bytes();
-        let stream = Stream {
+        let mut stream = Stream {
             tail: carry.map_or(&[][..], |c| c.tail()),
             shift: i64::from(seam_space),
             norm,
+            read_out: &[],
         };
+        let reading_out = self.read_out_spans(
+            &stream,
+            carry.map_or(0, |c| c.reading_out),
+            &scratch.raw,
+            &mut scratch.read_out,
+        );
+        stream.read_out = &scratch.read_out;
 
         let mut sightings = Vec::new();
         let hits = self.evaluate(
@@ -552,7 +571,13 @@ impl Engine {
             merge,
             (text, &mut scratch.mapped),
         );
-        let next = self.next_carry(automaton_index, state, &stream, carry, &scratch.raw);
+        let next = self.next_carry(
+            automaton_index,
+            (state, reading_out),
+            &stream,
+            carry,
+            &scratch.raw,
+        );
         Scan {
             hits,
             sightings,
@@ -587,6 +612,7 @@ impl Engine {
             tail: &[],
             shift: 0,
             norm: scratch.normalized.as_str().as_bytes(),
+            read_out: &[],
         };
         let mut frames: Vec<usize> = scratch
             .raw
@@ -599,6 +625,50 @@ impl Engine {
             .collect();
         frames.dedup();
         frames
+    }
+
+    /// Where in this fragment the speaker reads out someone else's words:
+    /// from a read-out cue (or the start, when the carry says the reading
+    /// goes on) to an end cue or the end of the fragment. Returns the turns
+    /// the reading still lasts at the fragment's end (0: it ended).
+    fn read_out_spans(
+        &self,
+        stream: &Stream,
+        carried_turns: u8,
+        raw: &[RawMatch],
+        spans: &mut Vec<(i64, i64)>,
+    ) -> u8 {
+        spans.clear();
+        // An announcement ("can I read you the message?") lasts into the
+        // next turn only when the agent answers it before the reading; a
+        // caller who goes on in the same turn is reading now.
+        let mut turns = carried_turns.min(1);
+        let mut from = (turns > 0).then_some(i64::MIN);
+        // Raw matches come in the order they end.
+        for x in raw {
+            let xi = self.patterns[x.pattern as usize];
+            if xi.kind != PatternKind::Frame {
+                continue;
+            }
+            let frame = &self.lexicon.frames[xi.owner as usize];
+            match frame.kind {
+                FrameKind::ReadOut if on_word_boundaries(&xi, stream, x) => {
+                    from.get_or_insert(x.end);
+                    turns = turns.max(frame.turns);
+                }
+                FrameKind::ReadOutEnd if on_word_boundaries(&xi, stream, x) => {
+                    if let Some(start) = from.take() {
+                        spans.push((start, x.start));
+                    }
+                    turns = 0;
+                }
+                _ => {}
+            }
+        }
+        if let Some(start) = from {
+            spans.push((start, i64::MAX));
+        }
+        turns
     }
 
     fn collect(
@@ -709,6 +779,7 @@ impl Engine {
                         term: TermId(term),
                         parts: mask,
                         span: mapped.original_range(start.max(0) as usize, end.max(0) as usize),
+                        reported: stream.read_out_covers(start, end),
                     }),
             );
         }
@@ -869,15 +940,7 @@ impl Engine {
             });
             match found {
                 Some((start, end)) => {
-                    let cancelled = raw.iter().any(|x| {
-                        let xi = self.patterns[x.pattern as usize];
-                        xi.kind == PatternKind::NotNear
-                            && xi.owner == run[0].term
-                            && on_word_boundaries(&xi, stream, x)
-                            && stream.units_between(x.end, start) <= near.distance
-                            && stream.units_between(end, x.start) <= near.distance
-                    });
-                    if cancelled {
+                    if self.not_near_cancels(run[0].term, near.distance, stream, start..end) {
                         continue;
                     }
                     let span = RawMatch {
@@ -906,6 +969,50 @@ impl Engine {
         }
     }
 
+    /// Is a `not_near` phrase of `term` within `distance` of the chain at
+    /// `chain`? Found as the automaton would have found it: an occurrence
+    /// ending in this fragment (it may begin in the carried tail), on word
+    /// boundaries.
+    fn not_near_cancels(
+        &self,
+        term: u32,
+        distance: usize,
+        stream: &Stream,
+        chain: Range<i64>,
+    ) -> bool {
+        let range = self.not_near_of[term as usize].clone();
+        if range.is_empty() {
+            return false;
+        }
+        let joined = stream.joined();
+        let origin = joined.len() as i64 - stream.norm.len() as i64;
+        self.not_near[range.start as usize..range.end as usize]
+            .iter()
+            .any(|(info, text)| {
+                let finder = memchr::memmem::Finder::new(text.as_bytes());
+                let mut from = 0;
+                // Every occurrence, overlapping ones included, as the
+                // automaton reports them.
+                while let Some(at) = finder.find(&joined[from..]) {
+                    let start = (from + at) as i64 - origin;
+                    let found = RawMatch {
+                        pattern: 0,
+                        start,
+                        end: start + i64::from(info.len),
+                    };
+                    from += at + 1;
+                    if found.end > 0
+                        && on_word_boundaries(info, stream, &found)
+                        && stream.units_between(found.end, chain.start) <= distance
+                        && stream.units_between(chain.end, found.start) <= distance
+                    {
+                        return true;
+                    }
+                }
+                false
+            })
+    }
+
     fn standalone_ok(&self, stream: &Stream, norm: &Normalized, m: &RawMatch) -> bool {
         let cjk = |c: Option<char>| c.and_then(class_of) == Some(CharClass::Cjk);
         let left_ok = m.start <= 0
@@ -928,6 +1035,11 @@ impl Engine {
         raw: &[RawMatch],
         m: &RawMatch,
     ) -> (Framing, bool, bool) {
+        if stream.read_out_covers(m.start, m.end) {
+            // Read out from a message or a screen: the "you" in it is the
+            // caller, never the agent.
+            return (Framing::Quoted, false, false);
+        }
         let mut framing = Framing::Plain;
         let mut targeted = false;
         let mut figurative = false;
@@ -975,6 +1087,7 @@ impl Engine {
                     targets.push((start, end));
                 }
                 FrameKind::Figurative => figurative = true,
+                FrameKind::ReadOut | FrameKind::ReadOutEnd => {}
             }
         }
         if figurative && framing == Framing::Plain {
@@ -1003,7 +1116,7 @@ impl Engine {
     fn next_carry(
         &self,
         automaton: u32,
-        state: StateID,
+        (state, reading_out): (StateID, u8),
         stream: &Stream,
         previous: Option<&Carry>,
         raw: &[RawMatch],
@@ -1046,6 +1159,7 @@ impl Engine {
             let frame = self.lexicon.frames.get(xi.owner as usize)?;
             (xi.kind == PatternKind::Frame
                 && frame.position != FramePosition::After
+                && !matches!(frame.kind, FrameKind::ReadOut | FrameKind::ReadOutEnd)
                 && on_word_boundaries(&xi, stream, x))
             .then_some((xi.owner, x.end))
         });
@@ -1082,6 +1196,7 @@ impl Engine {
             marks,
             marks_len: marks_len as u8,
             ends_with_word,
+            reading_out,
         }
     }
 }
@@ -1200,9 +1315,18 @@ struct Stream<'a> {
     tail: &'a [u8],
     shift: i64,
     norm: &'a [u8],
+    /// Where the speaker reads out someone else's words (start, end).
+    read_out: &'a [(i64, i64)],
 }
 
 impl Stream<'_> {
+    /// Do these positions lie in words read out from someone else?
+    fn read_out_covers(&self, start: i64, end: i64) -> bool {
+        self.read_out
+            .iter()
+            .any(|&(from, to)| from <= start && end <= to)
+    }
+
     fn byte(&self, pos: i64) -> Option<u8> {
         if pos >= 0 {
             return self.norm.get(pos as usize).copied();
@@ -1213,6 +1337,12 @@ impl Stream<'_> {
         let from_end = -(pos + self.shift); // 1 = last tail byte
         let len = self.tail.len() as i64;
         (from_end <= len).then(|| self.tail[(len - from_end) as usize])
+    }
+
+    /// The stream's bytes in one piece: tail, seam space, this fragment.
+    fn joined(&self) -> Vec<u8> {
+        let space: &[u8] = if self.shift == 1 { b" " } else { b"" };
+        [self.tail, space, self.norm].concat()
     }
 
     /// The character that ends right before `pos`.
@@ -1348,6 +1478,32 @@ fn chain(
         }
     }
     None
+}
+
+/// A lexicon phrase folded as fragments are (text only, no offset map),
+/// with what it belongs to; `None` when nothing of it survives folding.
+fn fold_pattern(
+    buffer: &mut Normalized,
+    kind: PatternKind,
+    owner: usize,
+    part: u8,
+    text: &str,
+) -> Option<(PatternInfo, String)> {
+    normalize_text_with(text, buffer, &mut ());
+    let folded = buffer.as_str();
+    if folded.is_empty() {
+        return None;
+    }
+    let is_word = |c: Option<char>| c.and_then(class_of) == Some(CharClass::Word);
+    let info = PatternInfo {
+        kind,
+        owner: owner as u32,
+        word_left: is_word(folded.chars().next()),
+        word_right: is_word(folded.chars().next_back()),
+        len: folded.len() as u32,
+        part,
+    };
+    Some((info, folded.to_owned()))
 }
 
 /// Latin patterns (terms and frames alike) need a non-word character or

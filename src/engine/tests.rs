@@ -794,3 +794,123 @@ patterns = ["お前"]
     );
     assert_eq!(scan("ぶっ殺すぞ"), (Framing::Plain, Severity::Critical));
 }
+
+/// [`LEXICON`] with read-out frames: an inline cue, an announced one
+/// (two turns) and an end cue.
+fn read_out_engine() -> Engine {
+    let frames = r#"
+[[frame]]
+id = "it_says"
+kind = "read_out"
+position = "before"
+patterns = ["it says"]
+[[frame]]
+id = "can_i_read"
+kind = "read_out"
+position = "before"
+turns = 2
+patterns = ["can I read you"]
+[[frame]]
+id = "end_quote"
+kind = "read_out_end"
+position = "before"
+patterns = ["end quote"]
+"#;
+    let mut files = LEXICON.to_vec();
+    files.push(("en/read_out.toml", frames));
+    engine_from_files(&files)
+}
+
+#[test]
+fn a_reading_out_lasts_the_rest_of_the_turn_whatever_its_length() {
+    let engine = read_out_engine();
+    let mut scratch = Scratch::default();
+    let mut scan = |text: &str, carry: Option<&Carry>| {
+        engine.scan(text, Some("en"), Speaker::Customer, carry, &mut scratch)
+    };
+    let framings = |scan: &Scan| scan.hits.iter().map(|h| h.framing).collect::<Vec<_>>();
+    // Far beyond any frame window, still read out; the "you" is the caller.
+    let first = scan(
+        "so it says, and I am reading this exactly as it came in on my phone last \
+         night at about ten, pay by friday or we will kill you",
+        None,
+    );
+    assert_eq!(framings(&first), [Framing::Quoted]);
+    assert_eq!(first.hits[0].severity, Severity::Info);
+    assert!(!first.hits[0].addressed);
+    // The caller's next fragment of the same turn: still reading.
+    let second = scan("kill you and your family", Some(&first.carry));
+    assert_eq!(framings(&second), [Framing::Quoted]);
+    // The agent spoke: the caller's own words again.
+    let mut carry = second.carry.clone();
+    carry.end_turn();
+    assert!(!carry.reading_out());
+    let third = scan("I'll kill you", Some(&carry));
+    assert_eq!(framings(&third), [Framing::Plain]);
+    // Before the cue, the caller's own words.
+    let before = scan("I'll kill you, it says so here", None);
+    assert_eq!(framings(&before), [Framing::Plain]);
+}
+
+#[test]
+fn an_end_cue_closes_the_reading_and_an_announcement_lasts_two_turns() {
+    let engine = read_out_engine();
+    let mut scratch = Scratch::default();
+    let mut scan = |text: &str, carry: Option<&Carry>| {
+        engine.scan(text, Some("en"), Speaker::Customer, carry, &mut scratch)
+    };
+    let ended = scan("it says we will kill you, end quote, and now I'll kill you", None);
+    let framings: Vec<Framing> = ended.hits.iter().map(|h| h.framing).collect();
+    assert_eq!(framings, [Framing::Quoted, Framing::Plain]);
+    assert!(!ended.carry.reading_out());
+
+    // "Can I read you the message?" — "Go ahead." — the words.
+    let announced = scan("can I read you the message he left", None);
+    let mut carry = announced.carry.clone();
+    carry.end_turn();
+    assert!(carry.reading_out(), "the agent's go-ahead does not end it");
+    let read = scan("we will kill you", Some(&carry));
+    assert_eq!(read.hits[0].framing, Framing::Quoted);
+    let mut carry = read.carry.clone();
+    carry.end_turn();
+    let own = scan("kill you", Some(&carry));
+    assert_eq!(own.hits[0].framing, Framing::Plain);
+    // Announced and read in the same turn: the reading ends with the turn.
+    let announced = scan("can I read you the message", None);
+    let read = scan("we will kill you", Some(&announced.carry));
+    assert_eq!(read.hits[0].framing, Framing::Quoted);
+    let mut carry = read.carry.clone();
+    carry.end_turn();
+    assert!(!carry.reading_out());
+}
+
+#[test]
+fn a_not_near_phrase_reaching_back_over_the_seam_still_cancels() {
+    let engine = engine_from_files(PROXIMITY);
+    let mut scratch = Scratch::default();
+    let first = engine.scan(
+        "so drive",
+        Some("en"),
+        Speaker::Customer,
+        None,
+        &mut scratch,
+    );
+    // "drive | safe, be careful on your way home": the not_near phrase
+    // began in the previous fragment.
+    let second = engine.scan(
+        "safe, be careful on your way home",
+        Some("en"),
+        Speaker::Customer,
+        Some(&first.carry),
+        &mut scratch,
+    );
+    assert!(second.hits.is_empty(), "{:?}", second.hits);
+    let alone = engine.scan(
+        "be careful on your way home",
+        Some("en"),
+        Speaker::Customer,
+        Some(&first.carry),
+        &mut scratch,
+    );
+    assert_eq!(alone.hits.len(), 1);
+}

@@ -83,6 +83,8 @@ struct FrameDoc {
     kind: Spanned<String>,
     position: Spanned<String>,
     window: Option<Spanned<i64>>,
+    /// read_out frames only: turns the reading lasts (1 or 2).
+    turns: Option<Spanned<i64>>,
     patterns: Vec<Spanned<String>>,
     #[serde(default, rename = "match")]
     must_match: Vec<Spanned<String>>,
@@ -95,6 +97,8 @@ const MAX_TERM_PHRASES: usize = 800;
 /// Default frame window, in normalised characters.
 const DEFAULT_WINDOW: usize = 12;
 const MAX_WINDOW: i64 = 200;
+/// A reading out lasts this turn and, at most, the speaker's next.
+const MAX_READ_OUT_TURNS: i64 = 2;
 /// Default and largest distance between the parts of a proximity rule.
 const DEFAULT_NEAR: usize = 8;
 const MAX_NEAR: i64 = 60;
@@ -393,11 +397,14 @@ pub(super) fn parse_terms(
             "quotation" => FrameKind::Quotation,
             "target" => FrameKind::Target,
             "figurative" => FrameKind::Figurative,
+            "read_out" => FrameKind::ReadOut,
+            "read_out_end" => FrameKind::ReadOutEnd,
             other => {
                 problems.push(lines.problem(
                     f.kind.span().start,
                     format!(
-                        "unknown frame kind {other:?} (expected negation, quotation, target or figurative)"
+                        "unknown frame kind {other:?} (expected negation, quotation, target, \
+                         figurative, read_out or read_out_end)"
                     ),
                 ));
                 continue;
@@ -426,6 +433,27 @@ pub(super) fn parse_terms(
             Some(w) => *w.get_ref() as usize,
             None => DEFAULT_WINDOW,
         };
+        let turns = match (&f.turns, kind) {
+            (None, FrameKind::ReadOut) => 1,
+            (None, _) => 0,
+            (Some(t), FrameKind::ReadOut) if (1..=MAX_READ_OUT_TURNS).contains(t.get_ref()) => {
+                *t.get_ref() as u8
+            }
+            (Some(t), FrameKind::ReadOut) => {
+                problems.push(lines.problem(
+                    t.span().start,
+                    format!("turns must be between 1 and {MAX_READ_OUT_TURNS}"),
+                ));
+                continue;
+            }
+            (Some(t), _) => {
+                problems.push(lines.problem(
+                    t.span().start,
+                    "turns applies to a read_out frame only".to_owned(),
+                ));
+                continue;
+            }
+        };
         if f.patterns.is_empty() {
             problems.push(lines.problem(
                 f.id.span().start,
@@ -438,6 +466,7 @@ pub(super) fn parse_terms(
             kind,
             position,
             window,
+            turns,
             patterns: lines.expanded(&f.patterns, DEFAULT_FORMS, &mut problems),
             must_match: f.must_match.iter().map(|p| lines.located(p)).collect(),
             origin: lines.origin(spanned.span().start),

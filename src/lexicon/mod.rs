@@ -122,6 +122,14 @@ pub enum FrameKind {
     /// What makes a harm word figurative or aimed at no person: pests
     /// (ゴキブリ, wasps), processes, game enemies, one's own heart in an idiom.
     Figurative,
+    /// The speaker starts reading out someone else's words ("it says,
+    /// quote", "can I read you the voicemail?", 文面を読みます): the rest of
+    /// the speaker's turn is reported speech, however long, for
+    /// [`Frame::turns`] turns. `window` and `position` do not apply.
+    ReadOut,
+    /// The reading ends ("end quote", "that was it"): what follows in the
+    /// turn is the speaker's own words again.
+    ReadOutEnd,
 }
 
 /// Where a frame must stand relative to the hit.
@@ -141,6 +149,10 @@ pub struct Frame {
     pub position: FramePosition,
     /// Normalised characters allowed between frame and hit.
     pub window: usize,
+    /// For [`FrameKind::ReadOut`]: how many of the speaker's turns the
+    /// reading lasts, this one included (2 for an announcement answered by
+    /// the agent's "go ahead"); 0 for other kinds.
+    pub turns: u8,
     pub patterns: Vec<Located>,
     pub must_match: Vec<Located>,
     pub origin: Origin,
