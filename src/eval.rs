@@ -1186,6 +1186,7 @@ mod tests {
         "eval/blind/dev4",
         "eval/blind/dev5",
         "eval/blind/dev6",
+        "eval/blind/dev7",
         "eval/blind/test",
     ];
 
