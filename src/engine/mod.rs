@@ -1059,6 +1059,18 @@ impl Engine {
                 x.end,
             ))
         });
+        // Discourse "you" ("I'm telling you", "can you believe"): rare,
+        // looked up only when a frame is near a hit.
+        let discourse: Vec<(i64, i64)> = raw
+            .iter()
+            .filter(|x| {
+                let xi = self.patterns[x.pattern as usize];
+                xi.kind == PatternKind::Frame
+                    && self.lexicon.frames[xi.owner as usize].kind == FrameKind::NotTarget
+                    && on_word_boundaries(&xi, stream, x)
+            })
+            .map(|x| (x.start, x.end))
+            .collect();
         for (frame_index, start, end) in here.chain(carried) {
             let frame = &self.lexicon.frames[frame_index as usize];
             let before = end <= m.end
@@ -1082,12 +1094,14 @@ impl Engine {
                     }
                     quotes.push((start, end));
                 }
+                FrameKind::Target
+                    if start.is_some_and(|s| discourse.iter().any(|&(ds, de)| ds < end && s < de)) => {}
                 FrameKind::Target => {
                     targeted = true;
                     targets.push((start, end));
                 }
                 FrameKind::Figurative => figurative = true,
-                FrameKind::ReadOut | FrameKind::ReadOutEnd => {}
+                FrameKind::ReadOut | FrameKind::ReadOutEnd | FrameKind::NotTarget => {}
             }
         }
         if figurative && framing == Framing::Plain {
@@ -1159,7 +1173,10 @@ impl Engine {
             let frame = self.lexicon.frames.get(xi.owner as usize)?;
             (xi.kind == PatternKind::Frame
                 && frame.position != FramePosition::After
-                && !matches!(frame.kind, FrameKind::ReadOut | FrameKind::ReadOutEnd)
+                && !matches!(
+                    frame.kind,
+                    FrameKind::ReadOut | FrameKind::ReadOutEnd | FrameKind::NotTarget
+                )
                 && on_word_boundaries(&xi, stream, x))
             .then_some((xi.owner, x.end))
         });

@@ -914,3 +914,28 @@ fn a_not_near_phrase_reaching_back_over_the_seam_still_cancels() {
     );
     assert_eq!(alone.hits.len(), 1);
 }
+
+#[test]
+fn a_discourse_you_does_not_make_an_insult_targeted() {
+    let frames = r#"
+[[frame]]
+id = "telling_you"
+kind = "not_target"
+position = "around"
+patterns = ["I'm telling you", "can you believe"]
+"#;
+    let mut files = LEXICON.to_vec();
+    files.push(("en/discourse.toml", frames));
+    let engine = engine_from_files(&files);
+    let mut scratch = Scratch::default();
+    let mut targeted = |text: &str| {
+        let scan = engine.scan(text, Some("en"), Speaker::Customer, None, &mut scratch);
+        assert_eq!(scan.hits.len(), 1, "{text}: {:?}", scan.hits);
+        scan.hits[0].targeted
+    };
+    assert!(!targeted("the app is useless, I'm telling you"));
+    assert!(!targeted("can you believe how useless this update is"));
+    // A second "you" that is not discourse still aims it at the agent.
+    assert!(targeted("I'm telling you, you are useless"));
+    assert!(targeted("the app is useless and so are you"));
+}

@@ -399,12 +399,13 @@ pub(super) fn parse_terms(
             "figurative" => FrameKind::Figurative,
             "read_out" => FrameKind::ReadOut,
             "read_out_end" => FrameKind::ReadOutEnd,
+            "not_target" => FrameKind::NotTarget,
             other => {
                 problems.push(lines.problem(
                     f.kind.span().start,
                     format!(
                         "unknown frame kind {other:?} (expected negation, quotation, target, \
-                         figurative, read_out or read_out_end)"
+                         figurative, read_out, read_out_end or not_target)"
                     ),
                 ));
                 continue;

@@ -130,6 +130,9 @@ pub enum FrameKind {
     /// The reading ends ("end quote", "that was it"): what follows in the
     /// turn is the speaker's own words again.
     ReadOutEnd,
+    /// A second person that addresses nobody ("I'm telling you", "can you
+    /// believe", "thank you"): a target frame it overlaps does not count.
+    NotTarget,
 }
 
 /// Where a frame must stand relative to the hit.
