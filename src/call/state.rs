@@ -46,6 +46,11 @@ const ACCUMULATING: [(&str, &str, &str); 2] = [
     ),
     ("self_harm_hint", "self_harm", "counter/self_harm/hints"),
 ];
+/// Categories whose hits are demands: said plainly at warning or above in
+/// `repetition.same_demand` customer utterances, they are the same demand
+/// again and again (persistence), however each was worded. A term with its
+/// own `group` counts there instead.
+const DEMAND_CATEGORIES: [&str; 2] = ["excessive_demand", "discrimination"];
 
 /// Overall risk of a call, derived from its alerts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -605,6 +610,14 @@ impl CallSession {
             else {
                 continue;
             };
+            if term.group.is_none()
+                && hit.framing == Framing::Plain
+                && severity >= Severity::Warning
+                && DEMAND_CATEGORIES.contains(&&*category)
+                && !groups_seen.contains(&category)
+            {
+                groups_seen.push(category.clone());
+            }
             let evidence = self.hit_evidence(fragment, hit, policy);
             if severity >= Severity::Warning && term.kind == CategoryKind::Harassment {
                 self.note_pressure(fragment.end_ms, &evidence);

@@ -41,6 +41,10 @@ category = "excessive_demand"
 group = "dogeza"
 patterns = ["土下座しろ"]
 [[term]]
+id = "shachou"
+category = "excessive_demand"
+patterns = ["社長を出せ", "社長に代われ", "社長が来い"]
+[[term]]
 id = "mainichi"
 category = "persistence"
 group = "repeat_call"
@@ -396,6 +400,25 @@ fn repeated_demand_raises_persistence_at_the_third_and_again_at_the_fifth() {
             Severity::Critical
         )]
     );
+}
+
+#[test]
+fn a_demand_worded_three_ways_in_three_utterances_is_persistence() {
+    let mut call = Call::start(Policy::builtin());
+    call.customer("u1", "社長を出せ", MIN);
+    call.customer("u2", "だから社長に代われよ", 2 * MIN);
+    assert!(!call.rules().iter().any(|r| r.contains("persistence")));
+    let third = call.customer("u3", "社長が来いって言ってんだ", 3 * MIN);
+    let persistence: Vec<&AlertEvent> = third
+        .iter()
+        .filter(|a| &*a.category == "persistence")
+        .collect();
+    assert_eq!(persistence.len(), 1, "{third:?}");
+    assert_eq!(
+        &*persistence[0].rule,
+        "counter/persistence/repeated_demand/excessive_demand"
+    );
+    assert_eq!(persistence[0].severity, Severity::Warning);
 }
 
 #[test]
