@@ -1187,6 +1187,7 @@ mod tests {
         "eval/blind/dev5",
         "eval/blind/dev6",
         "eval/blind/dev7",
+        "eval/blind/dev8",
         "eval/blind/test",
     ];
 
