@@ -434,6 +434,73 @@ async fn health_reflection_metrics_and_readiness_answer() {
     server.stop().await;
 }
 
+/// Python's grpcio-reflection and older grpcurl speak only the v1alpha
+/// reflection protocol: the same services are listed there, and a symbol
+/// resolves to its file so a client can build its stubs from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_v1alpha_lists_services_and_resolves_symbols() {
+    use tonic_reflection::pb::v1alpha::{
+        server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        ServerReflectionRequest,
+    };
+    let server = TestServer::spawn().await;
+    let mut reflection = ServerReflectionClient::new(server.channel().await);
+    let requests = vec![
+        ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        },
+        ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(
+                "callguard.v1.Ingest".into(),
+            )),
+        },
+    ];
+    let mut replies = reflection
+        .server_reflection_info(tokio_stream::iter(requests))
+        .await
+        .expect("v1alpha reflection is served")
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        replies.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("no service list over v1alpha");
+    };
+    let names: BTreeSet<String> = list.service.into_iter().map(|s| s.name).collect();
+    for name in [
+        "callguard.v1.Ingest",
+        "callguard.v1.Alerts",
+        "callguard.v1.Admin",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ] {
+        assert!(names.contains(name), "{name} missing from {names:?}");
+    }
+    let Some(MessageResponse::FileDescriptorResponse(files)) =
+        replies.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("callguard.v1.Ingest did not resolve to a file over v1alpha");
+    };
+    use prost::Message;
+    let described: Vec<String> = files
+        .file_descriptor_proto
+        .iter()
+        .map(|bytes| {
+            prost_types::FileDescriptorProto::decode(bytes.as_slice())
+                .expect("a file descriptor")
+                .name()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        described.iter().any(|name| name.ends_with("ingest.proto")),
+        "{described:?}"
+    );
+    server.stop().await;
+}
+
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
