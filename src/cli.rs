@@ -11,7 +11,7 @@ use serde::Serialize;
 use callguard::category::Speaker;
 use callguard::engine::{Engine, Framing, Scratch};
 use callguard::lexicon::{self, Lexicon};
-use callguard::text::mask_personal_data;
+use callguard::text::{char_span, mask_personal_data};
 
 #[derive(Parser)]
 #[command(
@@ -964,8 +964,12 @@ struct ScanHit<'a> {
     severity: &'a str,
     group: Option<&'a str>,
     excerpt: String,
+    /// Byte offsets of the words in the line (UTF-8), end exclusive.
     start: usize,
     end: usize,
+    /// The same in characters (Unicode scalar values), as alerts' evidence.
+    char_start: Option<u32>,
+    char_end: Option<u32>,
     framing: &'static str,
     targeted: bool,
     /// The term is abusive only when aimed at the agent (`targeted`).
@@ -1009,6 +1013,7 @@ fn scan(args: ScanArgs) -> Result<i32> {
                 .iter()
                 .map(|h| {
                     let term = engine.term(h.term);
+                    let chars = char_span(&line, &h.span);
                     ScanHit {
                         rule: &term.rule,
                         category: &term.category,
@@ -1017,6 +1022,8 @@ fn scan(args: ScanArgs) -> Result<i32> {
                         excerpt: mask_personal_data(&line[h.span.clone()]),
                         start: h.span.start,
                         end: h.span.end,
+                        char_start: chars.as_ref().map(|c| c.start),
+                        char_end: chars.map(|c| c.end),
                         framing: match h.framing {
                             Framing::Plain => "plain",
                             Framing::Negated => "negated",

@@ -77,6 +77,10 @@ pub struct Limits {
     /// Calls one tenant may have open at once, so that one tenant cannot
     /// fill `max_active_calls` for everyone.
     pub max_active_calls_per_tenant: usize,
+    /// Calls the ingest streams of one token may have opened and not yet
+    /// ended, so that one gateway (or a leaked token) cannot take its
+    /// tenant's whole share. Applies when `[[tokens]]` are configured.
+    pub max_active_calls_per_token: usize,
     /// Seconds the calls of an ingest stream that closed without ending
     /// them stay open (another stream may take them up) before they close.
     pub stream_grace_seconds: u64,
@@ -133,6 +137,7 @@ impl Default for Limits {
             max_text_bytes: crate::event::DEFAULT_MAX_TEXT_BYTES,
             max_active_calls: 50_000,
             max_active_calls_per_tenant: 10_000,
+            max_active_calls_per_token: 5_000,
             stream_grace_seconds: 60,
             max_streams_per_connection: 1_024,
             stream_window_bytes: 16 * 1024,
@@ -209,6 +214,12 @@ impl ServeConfig {
                 "must be at least 1",
             ));
         }
+        if l.max_active_calls_per_token == 0 {
+            return Err(bad(
+                "limits.max_active_calls_per_token",
+                "must be at least 1",
+            ));
+        }
         if l.max_streams_per_connection == 0 {
             return Err(bad(
                 "limits.max_streams_per_connection",
@@ -275,6 +286,7 @@ mod tests {
         let c = ServeConfig::parse("", "c.toml").unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:50051");
         assert_eq!(c.limits.max_text_bytes, 8192);
+        assert_eq!(c.limits.max_active_calls_per_token, 5_000);
         let c = ServeConfig::parse(
             "retention_days = 7\n[limits]\nmax_active_calls = 10\n",
             "c.toml",
@@ -293,6 +305,10 @@ mod tests {
             (
                 "[limits]\nmax_active_calls = 0\n",
                 "limits.max_active_calls: must be at least 1",
+            ),
+            (
+                "[limits]\nmax_active_calls_per_token = 0\n",
+                "limits.max_active_calls_per_token: must be at least 1",
             ),
             ("retension_days = 3\n", "unknown field `retension_days`"),
             ("store_sync = \"sometimes\"\n", "unknown variant `sometimes`"),

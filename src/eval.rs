@@ -790,6 +790,8 @@ mod tests {
                 excerpt: format!("words of {rule}"),
                 start_ms: 0,
                 end_ms: 1000,
+                char_start: None,
+                char_end: None,
             }],
             action: "log_only".into(),
             handling: None,

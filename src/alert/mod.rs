@@ -44,6 +44,15 @@ pub struct Evidence {
     pub excerpt: String,
     pub start_ms: u64,
     pub end_ms: u64,
+    /// Where the words are in the text of the fragment they were found in,
+    /// in Unicode scalar values (code points), end exclusive; computed from
+    /// the engine's byte span where the evidence is built. `None` for
+    /// evidence that is not words found in that text (a counter's whole
+    /// utterance, the previous utterance of a phrase split across two).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub char_start: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub char_end: Option<u32>,
 }
 
 /// An alert or an update of one, as the call state machine emits it.

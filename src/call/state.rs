@@ -10,7 +10,7 @@ use crate::category::{CategoryKind, Severity, Speaker};
 use crate::engine::{Carry, Engine, Framing, Hit, Scratch, Sighting, TermId};
 use crate::event::{CallEnd, CallStart, EventError, Fragment};
 use crate::policy::PolicySet;
-use crate::text::mask_personal_data;
+use crate::text::{char_span, mask_personal_data};
 
 const MINUTE_MS: u64 = 60_000;
 /// Characters of context kept on each side of a hit in an excerpt.
@@ -682,6 +682,8 @@ impl CallSession {
                 )),
                 start_ms: fragment.start_ms,
                 end_ms: fragment.end_ms,
+                char_start: None,
+                char_end: None,
             };
             if count == 2 {
                 // The customer's first repeated demand starts the stalemate clock.
@@ -1066,6 +1068,8 @@ impl CallSession {
                     excerpt: mask_personal_data(&prev.tail),
                     start_ms: prev.start_ms,
                     end_ms: prev.end_ms,
+                    char_start: None,
+                    char_end: None,
                 });
             }
         }
@@ -1232,13 +1236,18 @@ impl CallSession {
 }
 
 /// Evidence of the words at `span` of a fragment, masked.
+/// Its character offsets come from the engine's byte span here, at the edge
+/// where evidence is built, so the matcher keeps working in bytes.
 fn words_of(fragment: &Fragment, span: &std::ops::Range<usize>) -> Evidence {
+    let chars = char_span(&fragment.text, span);
     Evidence {
         speaker: fragment.speaker,
         utterance_id: fragment.utterance_id.clone(),
         excerpt: mask_personal_data(&excerpt(&fragment.text, span)),
         start_ms: fragment.start_ms,
         end_ms: fragment.end_ms,
+        char_start: chars.as_ref().map(|c| c.start),
+        char_end: chars.map(|c| c.end),
     }
 }
 

@@ -28,6 +28,8 @@ pub enum TableError {
     TooManyCalls(usize),
     #[error("too many active calls for this tenant (limit {0})")]
     TooManyTenantCalls(usize),
+    #[error("too many active calls for this ingest token (limit {0})")]
+    TooManyTokenCalls(usize),
 }
 
 /// What an event did to the table.
@@ -46,6 +48,9 @@ struct Entry {
     /// would be that size too.
     session: Box<CallSession>,
     last_seen_ms: u64,
+    /// The limit of the ingest token that opened the call, when the driver
+    /// caps calls per token: released when the call leaves the table.
+    token_limit: Option<Arc<CallLimit>>,
 }
 
 /// How many calls may be open at once, shared by the tables that split
@@ -119,7 +124,9 @@ impl CallTable {
         table
     }
 
-    fn take(&self) -> Result<(), TableError> {
+    /// A place for one more call under every limit it counts against, or
+    /// none taken: the service's, the tenant's, then the opening token's.
+    fn take(&self, token: Option<&CallLimit>) -> Result<(), TableError> {
         self.limit.take()?;
         if let Some(tenant) = &self.tenant_limit {
             if tenant.take().is_err() {
@@ -127,13 +134,25 @@ impl CallTable {
                 return Err(TableError::TooManyTenantCalls(tenant.max));
             }
         }
+        if let Some(token) = token {
+            if token.take().is_err() {
+                self.limit.release();
+                if let Some(tenant) = &self.tenant_limit {
+                    tenant.release();
+                }
+                return Err(TableError::TooManyTokenCalls(token.max));
+            }
+        }
         Ok(())
     }
 
-    fn release(&self) {
+    fn release(&self, entry: &Entry) {
         self.limit.release();
         if let Some(tenant) = &self.tenant_limit {
             tenant.release();
+        }
+        if let Some(token) = &entry.token_limit {
+            token.release();
         }
     }
 
@@ -167,13 +186,31 @@ impl CallTable {
         caller_calls: &mut dyn FnMut(&CallStart) -> u32,
         scratch: &mut Scratch,
     ) -> Result<Routed, TableError> {
+        self.apply_for(event, None, now_ms, engine, policy, caller_calls, scratch)
+    }
+
+    /// [`CallTable::apply`] for a sender whose own calls are capped by
+    /// `token` (the service's per-ingest-token limit): a call this event
+    /// opens counts against it until the call leaves the table, whoever
+    /// sends its later events.
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply_for(
+        &mut self,
+        event: &Event,
+        token: Option<&Arc<CallLimit>>,
+        now_ms: u64,
+        engine: &Engine,
+        policy: &Policy,
+        caller_calls: &mut dyn FnMut(&CallStart) -> u32,
+        scratch: &mut Scratch,
+    ) -> Result<Routed, TableError> {
         event.validate(self.max_text_bytes)?;
         match event {
             Event::Start(start) => {
                 if self.calls.contains_key(&start.call_id) {
                     return Err(TableError::AlreadyStarted(start.call_id.clone()));
                 }
-                let alerts = self.open(start, now_ms, policy, caller_calls)?;
+                let alerts = self.open(start, token, now_ms, policy, caller_calls)?;
                 Ok(self.routed(&start.call_id, Applied::Accepted(alerts)))
             }
             Event::Fragment(fragment) => {
@@ -184,7 +221,7 @@ impl CallTable {
                         language: fragment.language.clone(),
                         ..CallStart::default()
                     };
-                    alerts = self.open(&defaults, now_ms, policy, caller_calls)?;
+                    alerts = self.open(&defaults, token, now_ms, policy, caller_calls)?;
                 }
                 let entry = self.calls.get_mut(&fragment.call_id).expect("opened above");
                 entry.last_seen_ms = now_ms;
@@ -201,7 +238,7 @@ impl CallTable {
             }
             Event::End(end) => match self.calls.remove(&end.call_id) {
                 Some(mut entry) => {
-                    self.release();
+                    self.release(&entry);
                     let set = policy.for_tenant(entry.session.tenant());
                     let alerts = entry.session.on_end(end, set);
                     Ok(Routed {
@@ -221,11 +258,12 @@ impl CallTable {
     fn open(
         &mut self,
         start: &CallStart,
+        token: Option<&Arc<CallLimit>>,
         now_ms: u64,
         policy: &Policy,
         caller_calls: &mut dyn FnMut(&CallStart) -> u32,
     ) -> Result<Vec<AlertEvent>, TableError> {
-        self.take()?;
+        self.take(token.map(|t| &**t))?;
         let count = if start.caller_id.is_some() {
             caller_calls(start)
         } else {
@@ -237,6 +275,7 @@ impl CallTable {
             Entry {
                 session: Box::new(session),
                 last_seen_ms: now_ms,
+                token_limit: token.cloned(),
             },
         );
         Ok(alerts)
@@ -281,7 +320,7 @@ impl CallTable {
         policy: &Policy,
     ) -> Option<(CallSnapshot, Vec<AlertEvent>)> {
         let mut entry = self.calls.remove(call_id)?;
-        self.release();
+        self.release(&entry);
         let end = CallEnd {
             call_id: call_id.to_owned(),
             end_ms: entry.session.last_event_ms(),
@@ -309,6 +348,9 @@ impl Drop for CallTable {
             .fetch_sub(self.calls.len(), Ordering::Relaxed);
         if let Some(tenant) = &self.tenant_limit {
             tenant.open.fetch_sub(self.calls.len(), Ordering::Relaxed);
+        }
+        for token in self.calls.values().filter_map(|e| e.token_limit.as_ref()) {
+            token.release();
         }
     }
 }
@@ -387,6 +429,57 @@ mod tests {
         assert_eq!(limit.open(), 2);
         drop(second);
         assert_eq!(limit.open(), 0, "a dropped table's calls no longer count");
+    }
+
+    #[test]
+    fn a_token_s_calls_count_against_its_own_limit_until_they_leave() {
+        let (engine, policy) = (engine(), Policy::builtin());
+        let tenant = CallLimit::new(10);
+        let mut table = CallTable::sharing_in_tenant(CallLimit::new(10), tenant.clone(), 8192);
+        let (one, two) = (CallLimit::new(2), CallLimit::new(2));
+        let mut scratch = Scratch::default();
+        let mut apply = |table: &mut CallTable, token: &Arc<CallLimit>, json: &str| {
+            table.apply_for(
+                &event(json),
+                Some(token),
+                0,
+                &engine,
+                &policy,
+                &mut |_| 0,
+                &mut scratch,
+            )
+        };
+        apply(&mut table, &one, r#"{"type":"start","call_id":"a"}"#).unwrap();
+        // A fragment that opens a call counts too.
+        apply(
+            &mut table,
+            &one,
+            r#"{"type":"fragment","call_id":"b","speaker":"customer","text":"hello"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            apply(&mut table, &one, r#"{"type":"start","call_id":"c"}"#).unwrap_err(),
+            TableError::TooManyTokenCalls(2)
+        );
+        assert_eq!(tenant.open(), 2, "a refused call takes no tenant place");
+        // The other token still opens calls; the first token's calls stay
+        // its own when the other token feeds them.
+        apply(&mut table, &two, r#"{"type":"start","call_id":"c"}"#).unwrap();
+        apply(
+            &mut table,
+            &two,
+            r#"{"type":"fragment","call_id":"a","speaker":"customer","text":"hello"}"#,
+        )
+        .unwrap();
+        assert_eq!((one.open(), two.open(), tenant.open()), (2, 1, 3));
+        // Ended, closed or dropped, a call gives its token's place back.
+        apply(&mut table, &two, r#"{"type":"end","call_id":"a"}"#).unwrap();
+        assert_eq!(one.open(), 1);
+        table.close("b", &policy).unwrap();
+        assert_eq!(one.open(), 0);
+        apply(&mut table, &one, r#"{"type":"start","call_id":"d"}"#).unwrap();
+        drop(table);
+        assert_eq!((one.open(), two.open(), tenant.open()), (0, 0, 0));
     }
 
     #[test]

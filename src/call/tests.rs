@@ -784,6 +784,39 @@ fn phrase_split_across_fragments_alerts_once_with_both_pieces_as_evidence() {
     assert!(call.customer("u3", "以上だ", 3000).is_empty());
 }
 
+/// Evidence points at the words in the text it quotes, in characters
+/// (Unicode scalar values): the interim hypothesis for the provisional
+/// alert, the final text for its confirmation, nothing for the previous
+/// utterance of a phrase split across two.
+#[test]
+fn evidence_carries_character_offsets_of_the_words() {
+    let chars = |e: &crate::alert::Evidence| e.char_start.zip(e.char_end);
+    let mut call = Call::start(Policy::builtin());
+    // "お前ころすぞ": ころすぞ is characters 2..6 (bytes 6..18).
+    let provisional = call.say(Speaker::Customer, "u1", "お前ころすぞ", false, 1000);
+    assert_eq!(provisional.len(), 1, "{provisional:?}");
+    assert_eq!(provisional[0].status, AlertStatus::Provisional);
+    assert_eq!(chars(&provisional[0].evidence[0]), Some((2, 6)));
+    // The final text puts the same words elsewhere.
+    let confirmed = call.customer("u1", "おい、ASAP お前ころすぞ", 1500);
+    assert_eq!(confirmed[0].status, AlertStatus::Confirmed);
+    assert_eq!(chars(&confirmed[0].evidence[0]), Some((10, 14)));
+
+    let mut call = Call::start(Policy::builtin());
+    assert!(call.customer("u1", "いいか、ころ", 1000).is_empty());
+    let split = call.customer("u2", "すぞ、わかったか", 2000);
+    assert_eq!(chars(&split[0].evidence[0]), None, "the previous utterance");
+    let here = &split[0].evidence[1];
+    assert_eq!(here.utterance_id, "u2");
+    let (start, end) = chars(here).unwrap();
+    let words: String = "すぞ、わかったか"
+        .chars()
+        .skip(start as usize)
+        .take((end - start) as usize)
+        .collect();
+    assert_eq!(words, "すぞ", "the piece said in this utterance");
+}
+
 #[test]
 fn seq_duplicates_are_ignored_and_backwards_rejected() {
     let mut call = Call::start(Policy::builtin());

@@ -238,6 +238,8 @@ fn evidence_to_wire(e: &Evidence) -> pb::Evidence {
         excerpt: e.excerpt.clone(),
         start_ms: e.start_ms,
         end_ms: e.end_ms,
+        char_start: e.char_start,
+        char_end: e.char_end,
     }
 }
 

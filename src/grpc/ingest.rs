@@ -256,7 +256,10 @@ fn apply(
         Err(e) => return refused(&Refusal::from(&e)),
     };
     let ends = matches!(event, Event::End(_));
-    match service.apply(event, who.tenant.as_deref(), scratch) {
+    // Without tokens every client is the one "open" principal: no cap per
+    // token then, only the service's and the tenant's.
+    let token = (!service.config.tokens.is_empty()).then_some(who.name.as_str());
+    match service.apply_sent(event, who.tenant.as_deref(), token, scratch) {
         Outcome::Accepted { duplicate, alerts } => {
             if ends {
                 calls.remove(&call_id);

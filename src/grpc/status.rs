@@ -30,9 +30,9 @@ impl From<&WireError> for Refusal {
 impl From<&TableError> for Refusal {
     fn from(e: &TableError) -> Self {
         let (field, code) = match e {
-            TableError::TooManyCalls(_) | TableError::TooManyTenantCalls(_) => {
-                ("call_id", Code::ResourceExhausted)
-            }
+            TableError::TooManyCalls(_)
+            | TableError::TooManyTenantCalls(_)
+            | TableError::TooManyTokenCalls(_) => ("call_id", Code::ResourceExhausted),
             TableError::AlreadyStarted(_) => ("call_id", Code::AlreadyExists),
             TableError::Event(event) => (event_field(event), Code::InvalidArgument),
         };

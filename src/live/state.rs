@@ -228,6 +228,9 @@ pub struct Service {
     open_calls: Arc<CallLimit>,
     /// Open calls per tenant, against `max_active_calls_per_tenant`.
     tenant_calls: Mutex<HashMap<String, Arc<CallLimit>>>,
+    /// Calls opened per ingest token (by its name), against
+    /// `max_active_calls_per_token`; empty while the service is open.
+    token_calls: Mutex<HashMap<String, Arc<CallLimit>>>,
     ledger: Mutex<Ledger>,
     store: Arc<Store>,
     committer: Committer,
@@ -282,6 +285,7 @@ impl Service {
             shard_key: std::hash::RandomState::new(),
             open_calls,
             tenant_calls: Mutex::new(HashMap::new()),
+            token_calls: Mutex::new(HashMap::new()),
             ledger: Mutex::new(Ledger {
                 counters,
                 callers,
@@ -358,7 +362,21 @@ impl Service {
     /// Applies one event and queues its alerts for the store; does no I/O.
     /// A sender scoped to one tenant (`scope`) may only start, feed and
     /// end that tenant's calls; a start that names no tenant gets it.
-    pub fn apply(&self, mut event: Event, scope: Option<&str>, scratch: &mut Scratch) -> Outcome {
+    pub fn apply(&self, event: Event, scope: Option<&str>, scratch: &mut Scratch) -> Outcome {
+        self.apply_sent(event, scope, None, scratch)
+    }
+
+    /// [`Service::apply`] for an event sent with ingest token `token` (its
+    /// name): the calls it opens count against the token's
+    /// `max_active_calls_per_token` as well as its tenant's limit. `None`
+    /// for a service without tokens (every client is the same "open" one).
+    pub fn apply_sent(
+        &self,
+        mut event: Event,
+        scope: Option<&str>,
+        token: Option<&str>,
+        scratch: &mut Scratch,
+    ) -> Outcome {
         let rules = self.rules();
         if let Event::Start(start) = &mut event {
             start.started_at.get_or_insert_with(jiff::Timestamp::now);
@@ -408,11 +426,16 @@ impl Service {
             }
             _ => None,
         };
+        // Only an event that opens a call looks up its token's limit.
+        let opens = implicit_start.is_some() || matches!(event, Event::Start(_));
+        let token_limit = token.filter(|_| opens).map(|name| self.token_limit(name));
+        let token_limit = token_limit.as_ref();
         let mut routed = Ok(None);
         if let Some(start) = implicit_start {
             routed = table
-                .apply(
+                .apply_for(
                     &Event::Start(start),
+                    token_limit,
                     self.now_ms(),
                     &rules.engine,
                     &rules.policy,
@@ -422,8 +445,9 @@ impl Service {
                 .map(Some);
         }
         let routed = routed.and_then(|opened| {
-            let mut routed = table.apply(
+            let mut routed = table.apply_for(
                 &event,
+                token_limit,
                 self.now_ms(),
                 &rules.engine,
                 &rules.policy,
@@ -535,6 +559,17 @@ impl Service {
             tenant_limit,
             self.config.limits.max_text_bytes,
         )
+    }
+
+    /// The limit of the calls opened with ingest token `name`.
+    fn token_limit(&self, name: &str) -> Arc<CallLimit> {
+        let mut limits = lock(&self.token_calls);
+        if let Some(limit) = limits.get(name) {
+            return limit.clone();
+        }
+        let limit = CallLimit::new(self.config.limits.max_active_calls_per_token);
+        limits.insert(name.to_owned(), limit.clone());
+        limit
     }
 
     /// The ingest stream that sent events for these calls has closed: the

@@ -190,6 +190,8 @@ mod tests {
                 excerpt: "ころすぞ".into(),
                 start_ms: 0,
                 end_ms: 1,
+                char_start: None,
+                char_end: None,
             }],
             action: "supervisor_takeover".into(),
             handling: None,

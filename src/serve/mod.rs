@@ -209,10 +209,18 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     health_reporter
         .set_serving::<pb::admin_server::AdminServer<AdminService>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    // Reflection in both versions: grpcurl and grpc_cli ask v1 first, while
+    // Python's grpcio-reflection, Postman and older grpcurl speak v1alpha only.
+    let reflection_builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection = reflection_builder()
         .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let reflection_v1alpha = reflection_builder()
+        .build_v1alpha()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
     let max_message = limits.max_message_bytes;
     let auth = Authenticator::new(tokens.clone());
@@ -247,6 +255,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .add_service(health)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(InterceptedService::new(
             pb::ingest_server::IngestServer::new(IngestService::new(service.clone()))
                 .max_decoding_message_size(max_message),

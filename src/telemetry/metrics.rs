@@ -69,6 +69,32 @@ const HELP: &[(&str, Kind, &str)] = &[
     (WEBHOOK_OFFSET_ERRORS, Kind::Counter, "Webhook offsets that could not be saved (a restart may send those alerts again), by webhook."),
 ];
 
+/// Counters of rare events (failures, refusals, lost alerts) and gauges
+/// of what may be idle, exported at 0 from the start: an absent series
+/// leaves a dashboard panel blank and an alert rule such as
+/// `increase(callguard_alerts_unstored_total[5m]) > 0` blind until the
+/// first occurrence. Labelled ones with their fixed label values.
+fn register_at_zero() {
+    for name in [
+        ALERTS_UNSTORED,
+        SUBSCRIBER_CATCHUPS,
+        CONNECTIONS_REFUSED,
+        AUTH_FAILURES,
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    for name in [ACTIVE_CALLS, SUBSCRIBERS, CONSOLE_STREAMS, CONNECTIONS] {
+        metrics::gauge!(name).increment(0.0);
+    }
+    // serve::conn's reasons, live::commit's and the store sweep's ops.
+    for reason in ["first frame", "idle"] {
+        metrics::counter!(CONNECTIONS_TIMED_OUT, "reason" => reason).increment(0);
+    }
+    for op in ["commit", "probe", "checkpoint", "purge"] {
+        metrics::counter!(STORE_ERRORS, "op" => op).increment(0);
+    }
+}
+
 fn describe() {
     for (name, kind, help) in HELP {
         match kind {
@@ -100,6 +126,7 @@ pub fn prometheus() -> &'static PrometheusHandle {
         // then our handle still renders what this recorder would have seen.
         let _ = metrics::set_global_recorder(recorder);
         describe();
+        register_at_zero();
         handle
     })
 }

@@ -1,12 +1,14 @@
 //! Text handling shared by everything that reads transcripts: the one
-//! normaliser ([`normalize`]), quotations marked by punctuation ([`quote`])
-//! and masking of personal data in evidence
-//! excerpts ([`mask`]).
+//! normaliser ([`normalize`]), quotations marked by punctuation ([`quote`]),
+//! masking of personal data in evidence excerpts ([`mask`]) and byte
+//! offsets turned into the character offsets clients see ([`offsets`]).
 
 pub mod mask;
 pub mod normalize;
+pub mod offsets;
 pub mod quote;
 
 pub use mask::mask_personal_data;
 pub use normalize::{class_of, normalize, normalize_into, CharClass, Normalized};
+pub use offsets::char_span;
 pub use quote::reported_quotes;

@@ -193,6 +193,8 @@ mod tests {
                 excerpt: "…ころすぞ <!here> & <@U1>…".into(),
                 start_ms: 47000,
                 end_ms: 48200,
+                char_start: None,
+                char_end: None,
             }],
             action: "supervisor_takeover".into(),
             handling: None,

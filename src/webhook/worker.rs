@@ -126,6 +126,12 @@ enum Delivery {
 impl Sink {
     fn new(hook: Arc<Webhook>, file: Arc<OffsetFile>, start: u64) -> Sink {
         let label = hook.name.clone();
+        // Every failure reason at 0 from the start, so that a rate or an
+        // alert rule on it has a series before the first failure.
+        for reason in ["connect", "tls", "http", "timeout", "status"] {
+            ::metrics::counter!(metrics::WEBHOOK_FAILURES, "webhook" => label.clone(), "reason" => reason)
+                .increment(0);
+        }
         Sink {
             delivered: ::metrics::counter!(metrics::WEBHOOK_DELIVERED, "webhook" => label.clone()),
             rejected: ::metrics::counter!(metrics::WEBHOOK_REJECTED, "webhook" => label.clone()),

@@ -379,9 +379,14 @@ async fn a_removed_database_file_refuses_alerts_loudly_and_reports_not_ready() {
     let http = server.server.http_addr;
     assert!(http_get(http, "/readyz").await.starts_with("HTTP/1.1 503"));
     assert!(http_get(http, "/healthz").await.starts_with("HTTP/1.1 200"));
-    assert!(http_get(http, "/metrics")
+    // Exported at 0 from the start: the failures counted are what matters.
+    let store_errors: f64 = http_get(http, "/metrics")
         .await
-        .contains("callguard_store_errors_total"));
+        .lines()
+        .filter(|l| l.starts_with("callguard_store_errors_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(store_errors >= 1.0, "store errors counted: {store_errors}");
 
     // Other requests are answered, and none takes the server down.
     let benign = ingest

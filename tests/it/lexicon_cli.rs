@@ -114,6 +114,18 @@ fn scan_prints_hits_as_json_lines() {
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["hits"][0]["category"], "violence");
     assert_eq!(lines[1]["hits"].as_array().unwrap().len(), 0);
+    // `start`/`end` are bytes of the UTF-8 line, `char_start`/`char_end`
+    // characters: both name the same words.
+    let line = "ぶっ殺すぞ";
+    let hit = &lines[0]["hits"][0];
+    let at = |key: &str| hit[key].as_u64().unwrap() as usize;
+    let by_chars: String = line
+        .chars()
+        .skip(at("char_start"))
+        .take(at("char_end") - at("char_start"))
+        .collect();
+    assert_eq!(&line[at("start")..at("end")], by_chars, "{hit}");
+    assert_eq!(at("end") - at("start"), 3 * by_chars.chars().count());
 }
 
 #[test]

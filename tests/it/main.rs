@@ -2,6 +2,7 @@
 
 mod browser;
 mod console;
+mod deploy;
 mod faults;
 mod fuzz_regressions;
 mod hostile;

@@ -73,6 +73,80 @@ async fn abusive_call_alerts_on_reply_stream_and_subscribe_with_same_ids() {
     server.stop().await;
 }
 
+/// Evidence says where the words are in the utterance in characters (code
+/// points), which is what a client indexes its own string by: after a
+/// multi-byte Japanese prefix the byte offset would be three times off. The
+/// offsets are kept by the store (GetCall's history carries them too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_carries_character_offsets_into_the_utterance() {
+    let server = TestServer::spawn().await;
+    let mut ingest = server.stream().await;
+    ingest.send(start_event("c1", "acme")).await;
+    let cases = [
+        ("ja", "u1", "もしもし、聞いてるのか。お前ぶっ殺すぞ", "殺"),
+        ("en", "u2", "Listen to me, you are an idiot", "idiot"),
+    ];
+    let mut raised = Vec::new();
+    for (seq, (language, utterance, text, word)) in (1..).zip(cases) {
+        let replies = ingest
+            .send(fragment_in(language, "c1", seq, utterance, text, true))
+            .await;
+        let alert = replies
+            .alerts
+            .iter()
+            .find(|a| a.evidence.iter().any(|e| e.utterance_id == utterance))
+            .unwrap_or_else(|| panic!("no alert for {text:?}: {replies:?}"));
+        let evidence = alert
+            .evidence
+            .iter()
+            .find(|e| e.utterance_id == utterance)
+            .unwrap();
+        let (Some(start), Some(end)) = (evidence.char_start, evidence.char_end) else {
+            panic!("{text:?}: no character offsets in {evidence:?}");
+        };
+        assert!(start < end, "{text:?}: {start}..{end}");
+        let chars: Vec<char> = text.chars().collect();
+        assert!(end as usize <= chars.len(), "{text:?}: {end} past the end");
+        // Python's text[start:end]: the words the alert is about, which the
+        // excerpt shows with a little context.
+        let words: String = chars[start as usize..end as usize].iter().collect();
+        assert!(words.contains(word), "{text:?}[{start}..{end}] = {words:?}");
+        assert!(
+            evidence.excerpt.contains(&words),
+            "{words:?} not in the excerpt {:?}",
+            evidence.excerpt
+        );
+        raised.push(alert.clone());
+    }
+    // Characters, not bytes: the Japanese words sit past the 12-character
+    // prefix, which is 36 bytes.
+    let ja = raised[0].evidence[0].char_start.unwrap();
+    assert!((12..20).contains(&ja), "ja words start at character {ja}");
+
+    let call = server
+        .alerts()
+        .await
+        .get_call(pb::GetCallRequest {
+            call_id: "c1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for alert in &raised {
+        let stored = call
+            .alerts
+            .iter()
+            .find(|a| a.event_id == alert.event_id)
+            .expect("stored");
+        assert_eq!(
+            stored.evidence, alert.evidence,
+            "the store keeps the offsets"
+        );
+    }
+    ingest.close().await;
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriber_resumes_after_its_last_event_id_and_misses_nothing() {
     let server = TestServer::spawn().await;
@@ -431,6 +505,73 @@ async fn health_reflection_metrics_and_readiness_answer() {
     assert!(http_get(server.server.http_addr, "/readyz")
         .await
         .starts_with("HTTP/1.1 200"));
+    server.stop().await;
+}
+
+/// Python's grpcio-reflection and older grpcurl speak only the v1alpha
+/// reflection protocol: the same services are listed there, and a symbol
+/// resolves to its file so a client can build its stubs from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_v1alpha_lists_services_and_resolves_symbols() {
+    use tonic_reflection::pb::v1alpha::{
+        server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        ServerReflectionRequest,
+    };
+    let server = TestServer::spawn().await;
+    let mut reflection = ServerReflectionClient::new(server.channel().await);
+    let requests = vec![
+        ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        },
+        ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(
+                "callguard.v1.Ingest".into(),
+            )),
+        },
+    ];
+    let mut replies = reflection
+        .server_reflection_info(tokio_stream::iter(requests))
+        .await
+        .expect("v1alpha reflection is served")
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        replies.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("no service list over v1alpha");
+    };
+    let names: BTreeSet<String> = list.service.into_iter().map(|s| s.name).collect();
+    for name in [
+        "callguard.v1.Ingest",
+        "callguard.v1.Alerts",
+        "callguard.v1.Admin",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ] {
+        assert!(names.contains(name), "{name} missing from {names:?}");
+    }
+    let Some(MessageResponse::FileDescriptorResponse(files)) =
+        replies.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("callguard.v1.Ingest did not resolve to a file over v1alpha");
+    };
+    use prost::Message;
+    let described: Vec<String> = files
+        .file_descriptor_proto
+        .iter()
+        .map(|bytes| {
+            prost_types::FileDescriptorProto::decode(bytes.as_slice())
+                .expect("a file descriptor")
+                .name()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        described.iter().any(|name| name.ends_with("ingest.proto")),
+        "{described:?}"
+    );
     server.stop().await;
 }
 

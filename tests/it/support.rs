@@ -258,18 +258,34 @@ pub struct ChildServer {
 
 impl ChildServer {
     pub async fn spawn(data_dir: &Path, config: Option<&Path>) -> ChildServer {
+        let mut args: Vec<std::ffi::OsString> = [
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ]
+        .map(Into::into)
+        .into();
+        args.push(data_dir.into());
+        if let Some(config) = config {
+            args.extend(["--config".into(), config.into()]);
+        }
+        ChildServer::spawn_args(args).await
+    }
+
+    /// `callguard ARGS…`, which must log JSON (`--log-format json`).
+    pub async fn spawn_args(args: Vec<std::ffi::OsString>) -> ChildServer {
         let mut command = Command::new(env!("CARGO_BIN_EXE_callguard"));
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-            .args(["--log-format", "json", "--data-dir"])
-            .arg(data_dir)
+            .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if let Some(config) = config {
-            command.arg("--config").arg(config);
-        }
         let mut child = command.spawn().expect("callguard serve starts");
         let stderr = child.stderr.take().unwrap();
         let mut server = ChildServer {
@@ -315,6 +331,27 @@ impl ChildServer {
     /// What it logged so far (the first 64 KiB).
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Sends `signal` (a name as `kill -s` takes it: HUP, TERM).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args(["-s", signal, &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -s {signal} failed");
+    }
+
+    /// Waits (up to `within`) for the process to exit; its status.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     /// SIGKILL, and reap it.
