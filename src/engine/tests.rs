@@ -816,8 +816,13 @@ kind = "read_out_end"
 position = "before"
 patterns = ["end quote"]
 "#;
+    engine_with(("en/read_out.toml", frames))
+}
+
+/// [`LEXICON`] and one more file.
+fn engine_with(file: (&str, &str)) -> Engine {
     let mut files = LEXICON.to_vec();
-    files.push(("en/read_out.toml", frames));
+    files.push(file);
     engine_from_files(&files)
 }
 
@@ -859,7 +864,10 @@ fn an_end_cue_closes_the_reading_and_an_announcement_lasts_two_turns() {
     let mut scan = |text: &str, carry: Option<&Carry>| {
         engine.scan(text, Some("en"), Speaker::Customer, carry, &mut scratch)
     };
-    let ended = scan("it says we will kill you, end quote, and now I'll kill you", None);
+    let ended = scan(
+        "it says we will kill you, end quote, and now I'll kill you",
+        None,
+    );
     let framings: Vec<Framing> = ended.hits.iter().map(|h| h.framing).collect();
     assert_eq!(framings, [Framing::Quoted, Framing::Plain]);
     assert!(!ended.carry.reading_out());
@@ -924,9 +932,7 @@ kind = "not_target"
 position = "around"
 patterns = ["I'm telling you", "can you believe"]
 "#;
-    let mut files = LEXICON.to_vec();
-    files.push(("en/discourse.toml", frames));
-    let engine = engine_from_files(&files);
+    let engine = engine_with(("en/discourse.toml", frames));
     let mut scratch = Scratch::default();
     let mut targeted = |text: &str| {
         let scan = engine.scan(text, Some("en"), Speaker::Customer, None, &mut scratch);
