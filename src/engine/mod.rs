@@ -1095,7 +1095,8 @@ impl Engine {
                     quotes.push((start, end));
                 }
                 FrameKind::Target
-                    if start.is_some_and(|s| discourse.iter().any(|&(ds, de)| ds < end && s < de)) => {}
+                    if start
+                        .is_some_and(|s| discourse.iter().any(|&(ds, de)| ds < end && s < de)) => {}
                 FrameKind::Target => {
                     targeted = true;
                     targets.push((start, end));
