@@ -35,6 +35,10 @@ mkdir -p "$out"
 
 cargo build --release --quiet
 bin=target/release/callguard
+# The load generator sends every call for one tenant; the default limit of
+# 10,000 active calls per tenant would refuse half of 20,000.
+config="$out/serve.toml"
+printf '[limits]\nmax_active_calls_per_tenant = 20000\n' >"$config"
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -47,7 +51,7 @@ run_scenario() { # name, loadgen args...
   data=$(mktemp -d)
   grpc=$(free_port)
   http=$(free_port)
-  "$bin" serve --data-dir "$data" --listen "127.0.0.1:$grpc" --http "127.0.0.1:$http" \
+  "$bin" serve --config "$config" --data-dir "$data" --listen "127.0.0.1:$grpc" --http "127.0.0.1:$http" \
     >"$out/$name.serve.log" 2>&1 &
   pid=$!
   for _ in $(seq 50); do

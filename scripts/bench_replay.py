@@ -36,6 +36,10 @@ the naive Python replay (the baseline above) and `callguard replay FILE`,
 with wall time, CPU time and the peak RSS of each process.
 
     python3 scripts/bench_replay.py --corpus ../shared/corpus --runs 3
+    python3 scripts/bench_replay.py --corpus ../shared/corpus --runs 3 --other BEFORE_BUILD
+
+`--other` times another build in the same rotation and prints its output
+digest beside callguard's (the same digest: byte-identical output).
 """
 
 import argparse
@@ -371,25 +375,37 @@ def corpus_main(args):
     med = statistics.median
     out_path = os.path.join(args.dir, "replay.out")
     for path, calls, frags in sets:
-        py, cg, digests = [], [], set()
+        py, cg, other, digests, other_digests = [], [], [], set(), set()
         for r in range(args.runs):
             py.append(timed_rss([sys.executable, "-c", BASELINE_FILE, path], subprocess.DEVNULL))
             with open(out_path, "wb") as out:
                 cg.append(timed_rss([args.callguard, "replay", path, "--output", "jsonl"], out))
             with open(out_path, "rb") as out:
                 digests.add(hashlib.sha256(out.read()).hexdigest()[:16])
-            print(f"  run {r + 1}: python {py[-1][0]:.3f} s, callguard {cg[-1][0]:.3f} s", file=sys.stderr)
+            if args.other:
+                with open(out_path + ".other", "wb") as out:
+                    other.append(timed_rss([args.other, "replay", path, "--output", "jsonl"], out))
+                with open(out_path + ".other", "rb") as out:
+                    other_digests.add(hashlib.sha256(out.read()).hexdigest()[:16])
+            print(f"  run {r + 1}: python {py[-1][0]:.3f} s, callguard {cg[-1][0]:.3f} s"
+                  + (f", other {other[-1][0]:.3f} s" if other else ""), file=sys.stderr)
         alerts = sum(1 for _ in open(out_path, "rb"))
         load = os.getloadavg()
         print(f"{os.path.basename(path)} ({frags:,} fragments, {calls:,} calls), {args.runs} runs, load {load[0]:.2f} on {os.cpu_count()} cores:")
-        for name, xs in (("python naive", py), ("callguard", cg)):
+        for name, xs in (("python naive", py), ("callguard", cg)) + ((("other", other),) if other else ()):
             w = med([x[0] for x in xs])
             print(f"  {name:13} wall median {w:.3f} s (min {min(x[0] for x in xs):.3f}) = {frags / w / 1e6:.2f} M fragments/s; "
                   f"cpu median {med([x[1] for x in xs]):.2f} s; peak RSS median {med([x[2] for x in xs]):.0f} MB (max {max(x[2] for x in xs):.0f})")
         print(f"  ratio python / callguard: wall {med([x[0] for x in py]) / med([x[0] for x in cg]):.2f}x, "
               f"per run {', '.join(f'{p[0] / c[0]:.2f}' for p, c in zip(py, cg))}; "
               f"cpu {med([x[1] for x in py]) / med([x[1] for x in cg]):.2f}x")
-        print(f"  alerts {alerts:,}; output digest {' '.join(sorted(digests))}")
+        if other:
+            print(f"  ratio python / other: wall {med([x[0] for x in py]) / med([x[0] for x in other]):.2f}x, "
+                  f"cpu {med([x[1] for x in py]) / med([x[1] for x in other]):.2f}x; "
+                  f"other / callguard: wall {med([x[0] for x in other]) / med([x[0] for x in cg]):.2f}x, "
+                  f"cpu {med([x[1] for x in other]) / med([x[1] for x in cg]):.2f}x")
+        print(f"  alerts {alerts:,}; output digest {' '.join(sorted(digests))}"
+              + (f"; other's {' '.join(sorted(other_digests))}" if other else ""))
 
 
 def main():

@@ -33,8 +33,8 @@ pub enum Command {
     /// found, missed and falsely raised (precision, recall).
     Eval(EvalArgs),
     /// Simulated calls against a running serve: events/s, ingest-to-alert
-    /// latency (p50/p99/p99.9), server CPU and RSS; --echo-baseline compares
-    /// with a minimal tonic echo service.
+    /// latency and send-to-ack round trip (p50/p99/p99.9), server CPU and
+    /// RSS; --echo-baseline compares with a minimal tonic echo service.
     Loadgen(LoadgenArgs),
     /// A supervisor's live alert feed in the terminal (reconnects and
     /// resumes by itself).
@@ -254,8 +254,9 @@ pub struct LoadgenArgs {
     /// Spread call starts over this many seconds (0 = all at once).
     #[arg(long, default_value_t = 0)]
     pub ramp_up: u64,
-    /// Also run the same traffic against a minimal in-process tonic echo
-    /// service and print the ratio.
+    /// Also run the same traffic (same seed, streams, pace) against a
+    /// minimal in-process tonic echo service, after the callguard run, and
+    /// print the ratios: events/s, and round-trip p99 at full load.
     #[arg(long)]
     pub echo_baseline: bool,
     /// Write every latency sample (send time, latency) to this CSV file.
@@ -504,6 +505,18 @@ fn loadgen(args: LoadgenArgs) -> Result<i32> {
         println!("\necho baseline (tonic, same traffic)\n{echo}");
         if let Some(ratio) = report.ratio_to(&echo) {
             println!("\nevents/s callguard / echo = {ratio:.2}");
+        }
+        if let Some(ratio) = report.round_trip_p99_ratio(&echo) {
+            let p99 = |r: &loadgen::LoadReport| {
+                r.round_trip_steady
+                    .p99
+                    .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+            };
+            println!(
+                "round trip p99 at full load callguard / echo = {ratio:.2} ({:.2} / {:.2} ms)",
+                p99(&report),
+                p99(&echo)
+            );
         }
     }
     Ok(if report.failed_calls > 0 { 1 } else { 0 })

@@ -9,24 +9,29 @@
 //! carries the words to the arrival of its alert. The server's CPU and RSS
 //! come from /proc when its pid is known (same machine).
 //!
-//! [`run_echo_baseline`] runs the same traffic against a minimal tonic echo
-//! service started in this process: the framework's own limit, to put the
-//! callguard figure in proportion.
+//! Every answer is timed too: from the moment the event is handed to its
+//! stream to the arrival of its ack (or rejection) on the same stream, the
+//! round trip.
+//!
+//! [`run_echo_baseline`] runs the same traffic (same seed, streams, pace)
+//! against a minimal tonic echo service started in this process on a
+//! runtime of its own: the framework's own round trip, to put the
+//! callguard figure in proportion (`round trip p99 callguard / echo`).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::Stream;
+use tokio::sync::{oneshot, watch};
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::grpc::client::{AuthChannel, ClientConfig, ClientError};
@@ -125,8 +130,35 @@ pub struct ProcessUsage {
     pub peak_rss_kib: u64,
     /// `rss_kib` / calls.
     pub rss_kib_per_call: f64,
-    /// The process is this one: the figures include the load generator.
+    /// The process is this one: the figures include the load generator
+    /// (the RSS always; the CPU unless `threads` names the server's own).
     pub includes_load_generator: bool,
+    /// The CPU figures are those of this process's threads of that name
+    /// only (the in-process echo service's runtime), not the whole process.
+    pub threads: Option<&'static str>,
+}
+
+/// Percentiles of a set of latencies.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Percentiles {
+    pub samples: u64,
+    pub p50: Option<Duration>,
+    pub p99: Option<Duration>,
+    pub p999: Option<Duration>,
+    pub max: Option<Duration>,
+}
+
+impl fmt::Display for Percentiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "p50 {}, p99 {}, p99.9 {}, max {}",
+            ms(self.p50),
+            ms(self.p99),
+            ms(self.p999),
+            ms(self.max)
+        )
+    }
 }
 
 /// The figures of one run.
@@ -185,7 +217,21 @@ pub struct LoadReport {
     pub steady_p999: Option<Duration>,
     /// Every sample in the order the alerts arrived, for a latency log.
     pub timeline: Vec<LatencySample>,
+    /// Round trip of every answered event: from the moment the event was
+    /// handed to its stream to the arrival of its ack or rejection (to
+    /// within 1 %: a histogram). The same measure on callguard and on the
+    /// echo baseline, so the two compare directly.
+    pub round_trip: Percentiles,
+    /// The same for the events sent while every call was open.
+    pub round_trip_steady: Percentiles,
+    /// Answers that did not match the oldest unanswered event of their
+    /// stream (call id and seq): not timed. 0 when answers keep event
+    /// order, as both services promise.
+    pub unmatched_answers: u64,
     pub process: Option<ProcessUsage>,
+    /// CPU of the load generator itself (this process, less the server's
+    /// threads when it runs here), in percent of one core over the run.
+    pub load_generator_cpu_percent: Option<f64>,
 }
 
 impl LoadReport {
@@ -193,6 +239,14 @@ impl LoadReport {
     pub fn ratio_to(&self, baseline: &LoadReport) -> Option<f64> {
         (baseline.events_per_second > 0.0)
             .then(|| self.events_per_second / baseline.events_per_second)
+    }
+
+    /// This report's round-trip p99 at full load over `baseline`'s
+    /// (callguard / echo).
+    pub fn round_trip_p99_ratio(&self, baseline: &LoadReport) -> Option<f64> {
+        let ours = self.round_trip_steady.p99?.as_secs_f64();
+        let theirs = baseline.round_trip_steady.p99?.as_secs_f64();
+        (theirs > 0.0).then(|| ours / theirs)
     }
 }
 
@@ -249,15 +303,25 @@ impl fmt::Display for LoadReport {
             ms(self.steady_p999),
             self.steady_samples
         )?;
+        writeln!(
+            f,
+            "  round trip  {} ({} answers, send to ack); {} unmatched",
+            self.round_trip, self.round_trip.samples, self.unmatched_answers
+        )?;
+        writeln!(
+            f,
+            "  rt at full  {} ({} answers to events sent while every call was open)",
+            self.round_trip_steady, self.round_trip_steady.samples
+        )?;
         match &self.process {
             Some(p) => writeln!(
                 f,
                 "  server      pid {}{}: CPU {:.2} s ({:.0} % of the run), RSS {} KiB ({:.1} KiB per call), peak {} KiB",
                 p.pid,
-                if p.includes_load_generator {
-                    " (this process, load generator included)"
-                } else {
-                    ""
+                match (p.threads, p.includes_load_generator) {
+                    (Some(_), _) => " (CPU: its own threads; RSS: the process, load generator included)",
+                    (None, true) => " (this process, load generator included)",
+                    (None, false) => "",
                 },
                 p.cpu_seconds,
                 p.cpu_percent,
@@ -266,6 +330,9 @@ impl fmt::Display for LoadReport {
                 p.peak_rss_kib
             )?,
             None => writeln!(f, "  server      CPU and RSS unknown (no pid or no /proc)")?,
+        }
+        if let Some(cpu) = self.load_generator_cpu_percent {
+            writeln!(f, "  loadgen     CPU {cpu:.0} % of the run")?;
         }
         for e in &self.sample_errors {
             writeln!(f, "  error       {e}")?;
@@ -276,46 +343,62 @@ impl fmt::Display for LoadReport {
 
 /// Runs the traffic against `options.client` and measures it.
 pub async fn run(options: &LoadOptions) -> Result<LoadReport, LoadError> {
-    drive(
-        options,
-        "callguard",
-        &options.client,
-        options.server_pid,
-        true,
-    )
-    .await
+    let server = options
+        .server_pid
+        .map(|pid| Measured { pid, threads: None });
+    drive(options, "callguard", &options.client, server, true).await
 }
 
-/// Starts a minimal tonic echo service (every event answered with one ack)
-/// on 127.0.0.1:0 in this process, runs the same traffic against it, stops
-/// it. `options.client` and `options.server_pid` are not used; CPU and RSS
-/// are this process's (load generator included).
+/// Starts a minimal tonic echo service (every event answered with one ack,
+/// made when the connection asks for it: no task, no queue) on
+/// 127.0.0.1:0 in this process, on a runtime and threads of its own as a
+/// server process would have, runs the same traffic against it (same seed,
+/// streams, connections, pace), stops it. `options.client` and
+/// `options.server_pid` are not used; the CPU is the echo threads', the
+/// RSS this process's (load generator included).
 pub async fn run_echo_baseline(options: &LoadOptions) -> Result<LoadReport, LoadError> {
-    let echo = EchoServer::start().await?;
+    let echo = EchoServer::start()?;
     let echo_client = ClientConfig::plain(format!("http://{}", echo.addr));
-    let report = drive(
-        options,
-        "echo baseline",
-        &echo_client,
-        Some(std::process::id()),
-        false,
-    )
-    .await;
+    let server = Measured {
+        pid: std::process::id(),
+        threads: Some(ECHO_THREAD),
+    };
+    let report = drive(options, "echo baseline", &echo_client, Some(server), false).await;
     echo.stop().await;
     report
+}
+
+/// Whose CPU and RSS a run reports: a process, or the threads of one name
+/// in it.
+#[derive(Clone, Copy)]
+struct Measured {
+    pid: u32,
+    threads: Option<&'static str>,
+}
+
+impl Measured {
+    fn cpu_ticks(self) -> Option<u64> {
+        match self.threads {
+            None => cpu_ticks(self.pid),
+            Some(name) => threads_cpu_ticks(name),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
 // The run.
 
 /// Counters shared by the calls and the Subscribe client.
-#[derive(Default)]
 struct Shared {
     sent: AtomicU64,
     acks: AtomicU64,
     rejections: AtomicU64,
     ingest_alerts: AtomicU64,
     abusive: AtomicU64,
+    /// Round trips of every answer, and of those sent at full load.
+    round_trip: Histogram,
+    round_trip_steady: Histogram,
+    unmatched: AtomicU64,
     /// Send time of the first fragment carrying the words of an abusive
     /// utterance, by (call_id, utterance_id), until its alert arrives.
     pending: Mutex<HashMap<(String, String), Instant>>,
@@ -323,6 +406,21 @@ struct Shared {
 }
 
 impl Shared {
+    fn new() -> Shared {
+        Shared {
+            sent: AtomicU64::new(0),
+            acks: AtomicU64::new(0),
+            rejections: AtomicU64::new(0),
+            ingest_alerts: AtomicU64::new(0),
+            abusive: AtomicU64::new(0),
+            round_trip: Histogram::new(),
+            round_trip_steady: Histogram::new(),
+            unmatched: AtomicU64::new(0),
+            pending: Mutex::new(HashMap::new()),
+            errors: Mutex::new(Vec::new()),
+        }
+    }
+
     fn error(&self, message: String) {
         let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
         if errors.len() < SAMPLE_ERRORS {
@@ -374,9 +472,10 @@ async fn drive(
     options: &LoadOptions,
     target: &str,
     client: &ClientConfig,
-    pid: Option<u32>,
+    server: Option<Measured>,
     subscribe: bool,
 ) -> Result<LoadReport, LoadError> {
+    let pid = server.map(|s| s.pid);
     validate(options)?;
     let streams = options.calls.div_ceil(options.calls_per_stream);
     let connections = options
@@ -396,7 +495,7 @@ async fn drive(
         ^ u64::from(std::process::id()).rotate_left(32);
     let run_id = format!("{:x}", Rng::new(nonce).next_u64() & 0xffff_ffff);
     let tenant = format!("loadgen-{run_id}");
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared::new());
 
     let (stop_alerts, stop_rx) = watch::channel(false);
     let subscriber = if subscribe {
@@ -418,11 +517,13 @@ async fn drive(
         None
     };
 
-    let before = pid.and_then(cpu_ticks);
+    let before = server.and_then(Measured::cpu_ticks);
+    let self_before = cpu_ticks(std::process::id());
     let started = Instant::now();
     let deadline = started + options.duration;
     // Every call is open from the end of the ramp-up to here.
     let full_load_ends = deadline - options.ramp_up;
+    let full_load = started + options.ramp_up..full_load_ends;
     let mut stream_tasks = Vec::with_capacity(streams);
     for stream in 0..streams {
         let first = stream * options.calls_per_stream;
@@ -440,7 +541,12 @@ async fn drive(
             })
             .collect();
         let channel = channels[stream % connections].clone();
-        stream_tasks.push(tokio::spawn(run_stream(channel, plans, shared.clone())));
+        stream_tasks.push(tokio::spawn(run_stream(
+            channel,
+            plans,
+            shared.clone(),
+            full_load.clone(),
+        )));
     }
 
     // Memory while every call is open: just before the first ends.
@@ -456,7 +562,8 @@ async fn drive(
         failed_calls += task.await.unwrap_or(calls_on_it);
     }
     let elapsed = started.elapsed();
-    let after = pid.and_then(cpu_ticks);
+    let after = server.and_then(Measured::cpu_ticks);
+    let self_after = cpu_ticks(std::process::id());
 
     let mut samples = Vec::new();
     let mut subscribed_alerts = 0;
@@ -499,7 +606,8 @@ async fn drive(
         .collect();
     steady.sort_unstable();
 
-    let process = pid.and_then(|pid| {
+    let server_ticks = before.zip(after).map(|(b, a)| a.saturating_sub(b));
+    let process = server.and_then(|Measured { pid, threads }| {
         let (before, after) = (before?, after?);
         let rss = rss_at_full_load?;
         let cpu_seconds = after.saturating_sub(before) as f64 / CLOCK_TICKS_PER_SECOND;
@@ -511,7 +619,21 @@ async fn drive(
             peak_rss_kib: status_kib(pid, "VmHWM:").unwrap_or(rss),
             rss_kib_per_call: rss as f64 / options.calls as f64,
             includes_load_generator: pid == std::process::id(),
+            threads,
         })
+    });
+    // This process's CPU, less the server's when it runs here too.
+    let load_generator_cpu_percent = self_before.zip(self_after).and_then(|(b, a)| {
+        let ours = a.saturating_sub(b);
+        let theirs = match server {
+            Some(s) if s.pid == std::process::id() => match s.threads {
+                Some(_) => server_ticks?,
+                None => return None, // cannot tell the two apart
+            },
+            _ => 0,
+        };
+        let seconds = ours.saturating_sub(theirs) as f64 / CLOCK_TICKS_PER_SECOND;
+        Some(seconds / elapsed.as_secs_f64() * 100.0)
     });
     let acks = shared.acks.load(Ordering::Relaxed);
     let sample_errors =
@@ -546,7 +668,11 @@ async fn drive(
         steady_p99: percentile(&steady, 0.99),
         steady_p999: percentile(&steady, 0.999),
         timeline,
+        round_trip: shared.round_trip.percentiles(),
+        round_trip_steady: shared.round_trip_steady.percentiles(),
+        unmatched_answers: shared.unmatched.load(Ordering::Relaxed),
         process,
+        load_generator_cpu_percent,
     })
 }
 
@@ -641,12 +767,23 @@ struct CallPlan {
 /// One `StreamTranscript` stream carrying `plans`' calls (one, normally).
 /// It opens when its first call starts. Returns how many of its calls
 /// failed: all of them when the stream does not open or breaks.
-async fn run_stream(channel: AuthChannel, plans: Vec<CallPlan>, shared: Arc<Shared>) -> usize {
+async fn run_stream(
+    channel: AuthChannel,
+    plans: Vec<CallPlan>,
+    shared: Arc<Shared>,
+    full_load: Range<Instant>,
+) -> usize {
     let count = plans.len();
     let first_id = plans
         .first()
         .map_or_else(String::new, |plan| plan.call_id.clone());
-    let (traffic, finished) = StreamTraffic::new(plans, shared.clone());
+    let answers = Answers {
+        call_ids: plans.iter().map(|plan| plan.call_id.clone()).collect(),
+        outstanding: Arc::new(Mutex::new(VecDeque::new())),
+        full_load,
+    };
+    let (traffic, finished) =
+        StreamTraffic::new(plans, shared.clone(), answers.outstanding.clone());
     let Some(opens) = traffic.next_due() else {
         return 0;
     };
@@ -665,7 +802,7 @@ async fn run_stream(channel: AuthChannel, plans: Vec<CallPlan>, shared: Arc<Shar
     };
     // The calls run their course; then the server has DRAIN_TIMEOUT to
     // answer the last events.
-    let reader = read_replies(replies, shared.clone());
+    let reader = read_replies(replies, shared.clone(), &answers);
     tokio::pin!(reader);
     let result = tokio::select! {
         result = &mut reader => result,
@@ -698,6 +835,8 @@ struct StreamTraffic {
     schedule: BinaryHeap<Reverse<(Instant, usize)>>,
     timer: Pin<Box<tokio::time::Sleep>>,
     shared: Arc<Shared>,
+    /// Events handed to the stream and not yet answered, oldest first.
+    outstanding: Outstanding,
     /// Told (or dropped) when the last call has ended.
     finished: Option<oneshot::Sender<()>>,
 }
@@ -723,7 +862,11 @@ enum Phase {
 }
 
 impl StreamTraffic {
-    fn new(plans: Vec<CallPlan>, shared: Arc<Shared>) -> (StreamTraffic, oneshot::Receiver<()>) {
+    fn new(
+        plans: Vec<CallPlan>,
+        shared: Arc<Shared>,
+        outstanding: Outstanding,
+    ) -> (StreamTraffic, oneshot::Receiver<()>) {
         let now = Instant::now();
         let calls: Vec<CallTraffic> = plans
             .into_iter()
@@ -755,6 +898,7 @@ impl StreamTraffic {
             schedule,
             timer: Box::pin(tokio::time::sleep_until(now.into())),
             shared,
+            outstanding,
             finished: Some(finished),
         };
         (traffic, finished_rx)
@@ -791,6 +935,15 @@ impl Stream for StreamTraffic {
             }
             if let Some(event) = event {
                 this.shared.sent.fetch_add(1, Ordering::Relaxed);
+                let seq = match &event {
+                    pb::transcript_event::Event::Fragment(f) => f.seq,
+                    _ => 0, // what the service acks a start or an end with
+                };
+                lock(&this.outstanding).push_back(Sent {
+                    call: index,
+                    seq,
+                    at: Instant::now(),
+                });
                 return Poll::Ready(Some(pb::TranscriptEvent { event: Some(event) }));
             }
         }
@@ -858,18 +1011,63 @@ impl CallTraffic {
     }
 }
 
+/// An event handed to its stream, waiting for its answer.
+struct Sent {
+    /// Index of its call among the stream's.
+    call: usize,
+    seq: u64,
+    at: Instant,
+}
+
+type Outstanding = Arc<Mutex<VecDeque<Sent>>>;
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What a stream's reader needs to time its answers.
+struct Answers {
+    call_ids: Vec<String>,
+    outstanding: Outstanding,
+    full_load: Range<Instant>,
+}
+
+impl Answers {
+    /// An ack or a rejection arrived: it answers the oldest event waiting
+    /// (both services answer a stream's events in order).
+    fn answered(&self, shared: &Shared, call_id: &str, seq: u64) {
+        let arrived = Instant::now();
+        let sent = lock(&self.outstanding).pop_front();
+        match sent {
+            Some(sent) if sent.seq == seq && self.call_ids[sent.call] == call_id => {
+                let round_trip = arrived.saturating_duration_since(sent.at);
+                shared.round_trip.record(round_trip);
+                if self.full_load.contains(&sent.at) {
+                    shared.round_trip_steady.record(round_trip);
+                }
+            }
+            _ => {
+                shared.unmatched.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 async fn read_replies(
     mut replies: Streaming<pb::StreamTranscriptResponse>,
     shared: Arc<Shared>,
+    answers: &Answers,
 ) -> Result<(), String> {
     loop {
         match replies.message().await {
             Ok(Some(reply)) => match reply.response {
-                Some(Reply::Ack(_)) => {
+                Some(Reply::Ack(ack)) => {
                     shared.acks.fetch_add(1, Ordering::Relaxed);
+                    answers.answered(&shared, &ack.call_id, ack.seq);
                 }
                 Some(Reply::Rejection(r)) => {
                     shared.rejections.fetch_add(1, Ordering::Relaxed);
+                    answers.answered(&shared, &r.call_id, r.seq);
                     shared.error(format!(
                         "rejected {} seq {}: {}: {} ({})",
                         r.call_id, r.seq, r.field, r.reason, r.code
@@ -1163,6 +1361,24 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// utime + stime of this process's threads called `name`, in clock ticks.
+fn threads_cpu_ticks(name: &str) -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue; // the thread ended meanwhile
+        };
+        let comm = stat
+            .find('(')
+            .zip(stat.rfind(')'))
+            .map(|(open, close)| &stat[open + 1..close]);
+        if comm == Some(name) {
+            total += parse_cpu_ticks(&stat)?;
+        }
+    }
+    Some(total)
+}
+
 fn rss_kib(pid: u32) -> Option<u64> {
     status_kib(pid, "VmRSS:")
 }
@@ -1182,60 +1398,156 @@ fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
 }
 
 // ---------------------------------------------------------------------------
+// Round-trip histogram.
+
+/// Values below this are counted one microsecond per bucket.
+const LINEAR_US: u64 = 256;
+/// Buckets per doubling above that: 1/128 wide, under 0.8 % error.
+const SUB_BUCKETS: usize = 128;
+const BUCKETS: usize = LINEAR_US as usize + 56 * SUB_BUCKETS;
+
+/// Latencies in microseconds, counted with atomics so that every stream's
+/// reader records into one without a lock or a sample kept: millions of
+/// answers a run.
+struct Histogram {
+    buckets: Box<[AtomicU64]>,
+    count: AtomicU64,
+    max_us: AtomicU64,
+}
+
+impl Histogram {
+    fn new() -> Histogram {
+        Histogram {
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            max_us: AtomicU64::new(0),
+        }
+    }
+
+    fn record(&self, latency: Duration) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.buckets[bucket_of(us)].fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.max_us.fetch_max(us, Ordering::Relaxed);
+    }
+
+    /// Nearest-rank percentiles, each the low edge of its bucket; the
+    /// maximum is exact.
+    fn percentiles(&self) -> Percentiles {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let samples: u64 = counts.iter().sum();
+        let at = |p: f64| -> Option<Duration> {
+            if samples == 0 {
+                return None;
+            }
+            let rank = ((p * samples as f64).ceil() as u64).clamp(1, samples);
+            let mut seen = 0;
+            counts.iter().enumerate().find_map(|(i, &n)| {
+                seen += n;
+                (seen >= rank).then(|| Duration::from_micros(bucket_floor(i)))
+            })
+        };
+        Percentiles {
+            samples,
+            p50: at(0.50),
+            p99: at(0.99),
+            p999: at(0.999),
+            max: (samples > 0).then(|| Duration::from_micros(self.max_us.load(Ordering::Relaxed))),
+        }
+    }
+}
+
+fn bucket_of(us: u64) -> usize {
+    if us < LINEAR_US {
+        return us as usize;
+    }
+    // us >> shift is in [128, 256): its top 8 bits.
+    let shift = 63 - us.leading_zeros() as usize - 7;
+    let index =
+        LINEAR_US as usize + (shift - 1) * SUB_BUCKETS + ((us >> shift) as usize - SUB_BUCKETS);
+    index.min(BUCKETS - 1)
+}
+
+fn bucket_floor(index: usize) -> u64 {
+    if index < LINEAR_US as usize {
+        return index as u64;
+    }
+    let above = index - LINEAR_US as usize;
+    let shift = above / SUB_BUCKETS + 1;
+    ((SUB_BUCKETS + above % SUB_BUCKETS) as u64) << shift
+}
+
+// ---------------------------------------------------------------------------
 // The echo baseline.
 
-/// Answers every event with one ack and does nothing else.
+/// Name of the echo service's runtime threads, to tell their CPU from the
+/// load generator's (/proc/self/task/*/comm).
+const ECHO_THREAD: &str = "cg-echo";
+
+/// Answers every event with one ack and does nothing else: no task and no
+/// queue of its own, each ack made when the connection polls for the next
+/// reply. The least a tonic service can do for a stream.
 struct Echo;
+
+type EchoReplies = Pin<Box<dyn Stream<Item = Result<pb::StreamTranscriptResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::ingest_server::Ingest for Echo {
-    type StreamTranscriptStream = ReceiverStream<Result<pb::StreamTranscriptResponse, Status>>;
+    type StreamTranscriptStream = EchoReplies;
 
     async fn stream_transcript(
         &self,
         request: Request<Streaming<pb::TranscriptEvent>>,
     ) -> Result<Response<Self::StreamTranscriptStream>, Status> {
-        let mut inbound = request.into_inner();
-        // The same reply buffer as the real ingest handler.
-        let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(async move {
-            while let Ok(Some(event)) = inbound.message().await {
-                let (call_id, seq) = event_ids(&event);
-                let ack = pb::StreamTranscriptResponse {
-                    response: Some(Reply::Ack(pb::Ack {
-                        call_id,
-                        seq,
-                        duplicate: false,
-                    })),
-                };
-                if tx.send(Ok(ack)).await.is_err() {
-                    return;
-                }
-            }
+        let replies = request.into_inner().map(|event| {
+            let (call_id, seq) = event_ids(&event?);
+            Ok(pb::StreamTranscriptResponse {
+                response: Some(Reply::Ack(pb::Ack {
+                    call_id,
+                    seq,
+                    duplicate: false,
+                })),
+            })
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(Box::pin(replies)))
     }
 }
 
+/// The echo service on a multi-threaded runtime of its own (as many
+/// workers as cores, like `serve`'s), so that it is scheduled as a server
+/// process would be, not on the load generator's workers.
 struct EchoServer {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    runtime: tokio::runtime::Runtime,
 }
 
 impl EchoServer {
-    async fn start() -> Result<EchoServer, LoadError> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(LoadError::Echo)?;
+    fn start() -> Result<EchoServer, LoadError> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(LoadError::Echo)?;
+        listener.set_nonblocking(true).map_err(LoadError::Echo)?;
         let addr = listener.local_addr().map_err(LoadError::Echo)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name(ECHO_THREAD)
+            .build()
+            .map_err(LoadError::Echo)?;
+        let listener = {
+            let _inside = runtime.enter();
+            tokio::net::TcpListener::from_std(listener).map_err(LoadError::Echo)?
+        };
         let (stop, mut stop_rx) = watch::channel(false);
         // The same stream limit per connection as `serve`.
         let streams = crate::config::Limits::default().max_streams_per_connection;
         let server = tonic::transport::Server::builder()
             .max_concurrent_streams(Some(streams))
             .add_service(pb::ingest_server::IngestServer::new(Echo));
-        let task = tokio::spawn(async move {
+        let task = runtime.spawn(async move {
             let stopped = async move {
                 let _ = stop_rx.wait_for(|s| *s).await;
             };
@@ -1246,7 +1558,12 @@ impl EchoServer {
                 tracing::warn!(error = %e, "echo service failed");
             }
         });
-        Ok(EchoServer { addr, stop, task })
+        Ok(EchoServer {
+            addr,
+            stop,
+            task,
+            runtime,
+        })
     }
 
     async fn stop(self) {
@@ -1258,6 +1575,8 @@ impl EchoServer {
         {
             task.abort();
         }
+        // Dropping a runtime would block this one's worker.
+        self.runtime.shutdown_background();
     }
 }
 
@@ -1279,6 +1598,31 @@ mod tests {
             Some(Duration::from_millis(1))
         );
         assert_eq!(percentile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn the_histogram_is_within_one_percent() {
+        for us in (0..5_000).chain([65_535, 65_536, 1_000_000, 123_456_789, u64::MAX]) {
+            let floor = bucket_floor(bucket_of(us));
+            assert!(floor <= us, "{us}: {floor}");
+            assert!(us - floor <= us / 128, "{us}: {floor}");
+        }
+        for pair in (0..BUCKETS).collect::<Vec<_>>().windows(2) {
+            assert!(bucket_floor(pair[0]) < bucket_floor(pair[1]), "{pair:?}");
+            assert_eq!(bucket_of(bucket_floor(pair[1])), pair[1]);
+        }
+        let histogram = Histogram::new();
+        assert_eq!(histogram.percentiles(), Percentiles::default());
+        for ms in 1..=1000 {
+            histogram.record(Duration::from_millis(ms));
+        }
+        let p = histogram.percentiles();
+        assert_eq!(p.samples, 1000);
+        assert_eq!(p.max, Some(Duration::from_millis(1000)));
+        for (got, want) in [(p.p50, 500_000.0), (p.p99, 990_000.0), (p.p999, 999_000.0)] {
+            let got = got.unwrap().as_micros() as f64;
+            assert!(got <= want && got >= want * 0.99, "{got} for {want}");
+        }
     }
 
     #[test]

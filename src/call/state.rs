@@ -10,6 +10,7 @@ use crate::category::{CategoryKind, Severity, Speaker};
 use crate::engine::{Carry, Engine, Framing, Hit, Scratch, Sighting, TermId};
 use crate::event::{CallEnd, CallStart, EventError, Fragment};
 use crate::policy::PolicySet;
+use crate::text::mask::needs_masking;
 use crate::text::{char_span, mask_personal_data};
 
 const MINUTE_MS: u64 = 60_000;
@@ -1240,10 +1241,16 @@ impl CallSession {
 /// where evidence is built, so the matcher keeps working in bytes.
 fn words_of(fragment: &Fragment, span: &std::ops::Range<usize>) -> Evidence {
     let chars = char_span(&fragment.text, span);
+    let words = excerpt(&fragment.text, span);
     Evidence {
         speaker: fragment.speaker,
         utterance_id: fragment.utterance_id.clone(),
-        excerpt: mask_personal_data(&excerpt(&fragment.text, span)),
+        // Copied again only when there is something to mask.
+        excerpt: if needs_masking(&words) {
+            mask_personal_data(&words)
+        } else {
+            words
+        },
         start_ms: fragment.start_ms,
         end_ms: fragment.end_ms,
         char_start: chars.as_ref().map(|c| c.start),
@@ -1251,28 +1258,26 @@ fn words_of(fragment: &Fragment, span: &std::ops::Range<usize>) -> Evidence {
     }
 }
 
-/// The hit's words with a little context on each side.
+/// The hit's words with a little context on each side, `…` where the
+/// fragment goes on. The context is found by byte offset and copied once.
 fn excerpt(text: &str, span: &std::ops::Range<usize>) -> String {
     let span = span.start.min(text.len())..span.end.min(text.len());
-    let before: String = {
-        let chars: Vec<char> = text[..span.start]
-            .chars()
-            .rev()
-            .take(EXCERPT_CONTEXT_CHARS)
-            .collect();
-        chars.into_iter().rev().collect()
-    };
-    let after: String = text[span.end..]
-        .chars()
-        .take(EXCERPT_CONTEXT_CHARS)
-        .collect();
-    let lead = if before.len() < span.start { "…" } else { "" };
-    let trail = if span.end + after.len() < text.len() {
-        "…"
-    } else {
-        ""
-    };
-    format!("{lead}{before}{}{after}{trail}", &text[span])
+    let from = text[..span.start]
+        .char_indices()
+        .rev()
+        .nth(EXCERPT_CONTEXT_CHARS - 1)
+        .map_or(0, |(i, _)| i);
+    let to = text[span.end..]
+        .char_indices()
+        .nth(EXCERPT_CONTEXT_CHARS)
+        .map_or(text.len(), |(i, _)| span.end + i);
+    let lead = if from > 0 { "…" } else { "" };
+    let trail = if to < text.len() { "…" } else { "" };
+    let mut out = String::with_capacity(lead.len() + (to - from) + trail.len());
+    out.push_str(lead);
+    out.push_str(&text[from..to]);
+    out.push_str(trail);
+    out
 }
 
 fn first_chars(text: &str, n: usize) -> String {
@@ -1320,5 +1325,65 @@ mod text_tests {
         assert_eq!(last_chars("短い", 10), "短い");
         assert_eq!(last_chars("abc", 0), "");
         assert_eq!(last_chars("", 3), "");
+    }
+}
+
+#[cfg(test)]
+mod excerpt_tests {
+    use super::*;
+
+    /// The excerpt as it was built before (a Vec of the chars before the
+    /// span, then Strings of each side): the output must not change.
+    fn excerpt_before(text: &str, span: &std::ops::Range<usize>) -> String {
+        let span = span.start.min(text.len())..span.end.min(text.len());
+        let before: String = {
+            let chars: Vec<char> = text[..span.start]
+                .chars()
+                .rev()
+                .take(EXCERPT_CONTEXT_CHARS)
+                .collect();
+            chars.into_iter().rev().collect()
+        };
+        let after: String = text[span.end..]
+            .chars()
+            .take(EXCERPT_CONTEXT_CHARS)
+            .collect();
+        let lead = if before.len() < span.start { "…" } else { "" };
+        let trail = if span.end + after.len() < text.len() {
+            "…"
+        } else {
+            ""
+        };
+        format!("{lead}{before}{}{after}{trail}", &text[span])
+    }
+
+    #[test]
+    fn excerpts_are_as_before_for_every_span() {
+        for text in [
+            "",
+            "idiot",
+            "you are an idiot and I will find you, I know where you live",
+            "お前の住所は分かっているからな、今からそっちに行ってぶっ殺すぞ、覚えておけよ",
+            "ｶﾀｶﾅ and 漢字 mixed with 4111 1111 digits and an é accent…",
+        ] {
+            let bounds: Vec<usize> = (0..=text.len())
+                .filter(|&i| text.is_char_boundary(i))
+                .collect();
+            for (i, &start) in bounds.iter().enumerate() {
+                for &end in &bounds[i..] {
+                    assert_eq!(
+                        excerpt(text, &(start..end)),
+                        excerpt_before(text, &(start..end)),
+                        "{text:?} {start}..{end}"
+                    );
+                }
+            }
+            // A span past the end is clamped, as before.
+            let past = text.len() + 3;
+            assert_eq!(
+                excerpt(text, &(past..past + 2)),
+                excerpt_before(text, &(past..past + 2))
+            );
+        }
     }
 }

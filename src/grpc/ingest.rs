@@ -1,7 +1,8 @@
 //! `callguard.v1.Ingest/StreamTranscript`: events in, acks, rejections and
-//! alerts out on the same stream. The handler owns its reply sender in a
-//! spawned task; a bad event is answered with a rejection and the stream
-//! goes on; a client that stops reading only stalls its own stream.
+//! alerts out on the same stream. The reply stream does the work when the
+//! connection polls it ([`IngestReplies`]: no task or queue per stream); a
+//! bad event is answered with a rejection and the stream goes on; a client
+//! that stops reading only stalls its own stream.
 //!
 //! Pipelined: an event's ack waits for its alerts to be committed (group
 //! commit, a few ms), but the stream keeps reading and applying the next
@@ -11,14 +12,15 @@
 //! holds too many small unread frames (ENHANCE_YOUR_CALM) — every call on
 //! it would fail.
 
+use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::{Stream, StreamExt};
+use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::principal;
@@ -33,8 +35,6 @@ use crate::live::commit::{Committed, Pending};
 use crate::live::{Outcome, Service};
 use crate::telemetry::metrics;
 
-/// Replies buffered per stream before the handler waits for the client.
-const REPLY_BUFFER: usize = 64;
 /// Events of one stream applied but not yet answered (waiting for their
 /// alerts' commit) before the stream stops reading.
 const MAX_IN_FLIGHT: usize = 64;
@@ -51,8 +51,7 @@ impl IngestService {
 
 #[tonic::async_trait]
 impl pb::ingest_server::Ingest for IngestService {
-    type StreamTranscriptStream =
-        Pin<Box<dyn Stream<Item = Result<pb::StreamTranscriptResponse, Status>> + Send>>;
+    type StreamTranscriptStream = IngestReplies;
 
     async fn stream_transcript(
         &self,
@@ -61,18 +60,21 @@ impl pb::ingest_server::Ingest for IngestService {
         let who = principal(&request)?;
         who.require(Permission::Ingest)?;
         let inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(REPLY_BUFFER);
-        tokio::spawn(serve_stream(self.service.clone(), who, inbound, tx));
-        Ok(Response::new(Box::pin(
-            ReceiverStream::new(rx).map(|reply| *reply),
+        Ok(Response::new(IngestReplies::new(
+            self.service.clone(),
+            who,
+            inbound,
         )))
     }
 }
 
-/// Replies are boxed in the queue: a queue block holds 32 slots, and an
-/// unboxed reply (an alert, or a status) is hundreds of bytes — kilobytes
-/// per open call for a queue that is almost always empty.
-type ReplySender = mpsc::Sender<Box<Result<pb::StreamTranscriptResponse, Status>>>;
+thread_local! {
+    /// Scan buffers, one per worker thread rather than one per stream: an
+    /// event is applied without a pause, so streams polled on one thread
+    /// take turns with it, and 20,000 idle streams do not each keep buffers
+    /// grown to their longest fragment.
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
 
 /// An event applied and waiting for its answer.
 struct InFlight {
@@ -92,82 +94,111 @@ enum Head {
     },
 }
 
-/// What woke the stream task.
-enum Step {
-    Committed(Committed),
-    Inbound(Result<Option<pb::TranscriptEvent>, Status>),
-}
-
-async fn serve_stream(
+/// One stream's replies, made when the connection asks for the next one:
+/// polling it reads the events that have arrived, applies them and hands
+/// out their answers in event order. No task or reply queue of its own, so
+/// an event costs the wake-ups the framework's own echo costs (the
+/// connection's, then the stream's), not a third for a handler task and a
+/// channel hop back.
+///
+/// The stream reads ahead of its answers (up to [`MAX_IN_FLIGHT`] events)
+/// while an answer waits for its alerts' commit. It is polled whenever
+/// the client's window has room for a reply; a client that stops reading
+/// stalls only its own stream.
+pub struct IngestReplies {
     service: Arc<Service>,
     who: Arc<Principal>,
-    mut inbound: Streaming<pb::TranscriptEvent>,
-    tx: ReplySender,
-) {
-    let mut scratch = Scratch::default();
-    let mut calls = StreamCalls {
-        service: service.clone(),
-        scope: who.tenant.clone(),
-        ids: HashSet::new(),
-    };
-    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
-    let mut reading = true;
-    loop {
-        // Answers that need no commit leave at once, in order.
-        while in_flight.front().is_some_and(|f| f.alerts.is_settled()) {
-            let front = in_flight.pop_front().expect("checked above");
-            if !send(&tx, answer(&service, front.head, Ok(Vec::new()))).await {
-                return; // the client left
-            }
+    inbound: Streaming<pb::TranscriptEvent>,
+    calls: StreamCalls,
+    in_flight: VecDeque<InFlight>,
+    /// Alerts of an answer whose ack has gone out, boxed: the queue is
+    /// almost always empty and a reply is hundreds of bytes.
+    alerts: VecDeque<Box<pb::StreamTranscriptResponse>>,
+    reading: bool,
+    /// A broken message ends the stream with this status, after the
+    /// answers owed.
+    failure: Option<Status>,
+}
+
+impl IngestReplies {
+    fn new(
+        service: Arc<Service>,
+        who: Arc<Principal>,
+        inbound: Streaming<pb::TranscriptEvent>,
+    ) -> IngestReplies {
+        IngestReplies {
+            calls: StreamCalls {
+                service: service.clone(),
+                scope: who.tenant.clone(),
+                ids: HashSet::new(),
+            },
+            service,
+            who,
+            inbound,
+            in_flight: VecDeque::new(),
+            alerts: VecDeque::new(),
+            reading: true,
+            failure: None,
         }
-        if !reading && in_flight.is_empty() {
-            return;
+    }
+
+    fn inbound_ended(&mut self, status: &Status) {
+        // A broken message ends the stream with a status saying why (after
+        // the answers owed); a vanished client just ends it.
+        tracing::debug!(%status, "ingest stream ended by the client side");
+        self.reading = false;
+        if let Some(failure) = inbound_failure(status) {
+            metrics_rejection(&Refusal {
+                field: "event",
+                reason: String::new(),
+                code: failure.code(),
+            });
+            self.failure = Some(failure);
         }
-        let step = tokio::select! {
-            biased;
-            committed = async {
-                match in_flight.front_mut() {
-                    Some(front) => (&mut front.alerts).await,
-                    None => std::future::pending().await,
+    }
+}
+
+impl Stream for IngestReplies {
+    type Item = Result<pb::StreamTranscriptResponse, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(alert) = this.alerts.pop_front() {
+                return Poll::Ready(Some(Ok(*alert)));
+            }
+            // The oldest event's answer, at once when it raised no alert.
+            if let Some(front) = this.in_flight.front_mut() {
+                if let Poll::Ready(committed) = Pin::new(&mut front.alerts).poll(cx) {
+                    let front = this.in_flight.pop_front().expect("polled above");
+                    let head = answer(&this.service, front.head, committed, &mut this.alerts);
+                    return Poll::Ready(Some(Ok(head)));
                 }
-            }, if !in_flight.is_empty() => Step::Committed(committed),
-            message = inbound.message(), if reading && in_flight.len() < MAX_IN_FLIGHT => {
-                Step::Inbound(message)
             }
-        };
-        match step {
-            Step::Committed(committed) => {
-                let front = in_flight.pop_front().expect("awaited above");
-                if !send(&tx, answer(&service, front.head, committed)).await {
-                    return;
-                }
-            }
-            Step::Inbound(Ok(Some(message))) => {
-                in_flight.push_back(apply(&service, &who, message, &mut scratch, &mut calls));
-            }
-            Step::Inbound(Ok(None)) => reading = false,
-            Step::Inbound(Err(status)) => {
-                // A broken message ends the stream with a status saying
-                // why (after the answers owed); a vanished client just
-                // ends it.
-                tracing::debug!(%status, "ingest stream ended by the client side");
-                reading = false;
-                if let Some(failure) = inbound_failure(&status) {
-                    metrics_rejection(&Refusal {
-                        field: "event",
-                        reason: String::new(),
-                        code: failure.code(),
-                    });
-                    for front in in_flight.drain(..) {
-                        let committed = front.alerts.await;
-                        if !send(&tx, answer(&service, front.head, committed)).await {
-                            return;
-                        }
+            if this.reading && this.in_flight.len() < MAX_IN_FLIGHT {
+                match Pin::new(&mut this.inbound).poll_next(cx) {
+                    Poll::Ready(Some(Ok(message))) => {
+                        let applied = SCRATCH.with_borrow_mut(|scratch| {
+                            apply(&this.service, &this.who, message, scratch, &mut this.calls)
+                        });
+                        this.in_flight.push_back(applied);
+                        continue;
                     }
-                    let _ = tx.send(Box::new(Err(failure))).await;
-                    return;
+                    Poll::Ready(None) => {
+                        this.reading = false;
+                        continue;
+                    }
+                    Poll::Ready(Some(Err(status))) => {
+                        this.inbound_ended(&status);
+                        continue;
+                    }
+                    Poll::Pending => {}
                 }
             }
+            if !this.reading && this.in_flight.is_empty() {
+                return Poll::Ready(this.failure.take().map(Err));
+            }
+            return Poll::Pending;
         }
     }
 }
@@ -203,16 +234,6 @@ impl Drop for StreamCalls {
             self.service.orphan(self.scope.as_deref(), ids);
         }
     }
-}
-
-/// Sends replies in order; false when the client has left.
-async fn send(tx: &ReplySender, replies: Vec<pb::StreamTranscriptResponse>) -> bool {
-    for reply in replies {
-        if tx.send(Box::new(Ok(reply))).await.is_err() {
-            return false;
-        }
-    }
-    true
 }
 
 fn reply(response: Reply) -> pb::StreamTranscriptResponse {
@@ -282,17 +303,19 @@ fn apply(
     }
 }
 
-/// The replies an event gets: its ack and its alerts, or why not. An ack
-/// is only sent once the event's alerts are committed, so a client that
-/// sees it knows they are stored. Alerts the store refused are kept by the
-/// service and raised again when the client resends the event.
+/// The replies an event gets: its ack (returned) and its alerts (queued
+/// behind it), or why not. An ack is only sent once the event's alerts are
+/// committed, so a client that sees it knows they are stored. Alerts the
+/// store refused are kept by the service and raised again when the client
+/// resends the event.
 fn answer(
     service: &Service,
     head: Head,
     committed: Committed,
-) -> Vec<pb::StreamTranscriptResponse> {
+    alerts_out: &mut VecDeque<Box<pb::StreamTranscriptResponse>>,
+) -> pb::StreamTranscriptResponse {
     let (call_id, seq, duplicate, arrived) = match head {
-        Head::Rejected(rejection) => return vec![*rejection],
+        Head::Rejected(rejection) => return *rejection,
         Head::Accepted {
             call_id,
             seq,
@@ -305,22 +328,20 @@ fn answer(
         Err(failed) => {
             let refusal = Refusal::store_failed(&failed.error);
             service.retain(&call_id, seq, failed);
-            return vec![rejection(call_id, seq, &refusal)];
+            return rejection(call_id, seq, &refusal);
         }
     };
     if !alerts.is_empty() {
         ::metrics::histogram!(metrics::INGEST_TO_ALERT).record(arrived.elapsed().as_secs_f64());
     }
-    let mut replies = Vec::with_capacity(1 + alerts.len());
-    replies.push(reply(Reply::Ack(pb::Ack {
+    alerts_out.extend(
+        alerts
+            .iter()
+            .map(|a| Box::new(reply(Reply::Alert(pb::Alert::from(a.as_ref()))))),
+    );
+    reply(Reply::Ack(pb::Ack {
         call_id,
         seq,
         duplicate,
-    })));
-    replies.extend(
-        alerts
-            .iter()
-            .map(|a| reply(Reply::Alert(pb::Alert::from(a.as_ref())))),
-    );
-    replies
+    }))
 }

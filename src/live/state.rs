@@ -478,7 +478,9 @@ impl Service {
             Applied::Accepted(events) => (false, events),
         };
         let key = key_of(&tenant, event.call_id());
-        calls.orphaned.remove(&key);
+        if !calls.orphaned.is_empty() {
+            calls.orphaned.remove(&key);
+        }
         let retained = calls
             .ids
             .get_mut(&key)
@@ -533,6 +535,15 @@ impl Service {
             (Event::Start(start), None) => Ok(start.tenant.clone()),
             (_, Some(own)) => Ok(own.to_owned()),
             (event, None) => {
+                // The common case, one tenant with a live call of this id,
+                // without collecting them all.
+                let mut live = calls
+                    .tables
+                    .iter()
+                    .filter(|(_, table)| table.tenant_of(event.call_id()).is_some());
+                if let (Some((tenant, _)), None) = (live.next(), live.next()) {
+                    return Ok(tenant.clone());
+                }
                 let mut tenants = calls.tenants_of(event.call_id());
                 match tenants.len() {
                     0 => Ok(String::new()),

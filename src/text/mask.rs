@@ -6,8 +6,18 @@
 /// spaces and hyphens inside a run allowed) replaced by `#` per digit, and
 /// e-mail addresses replaced by `[email]`.
 pub fn mask_personal_data(excerpt: &str) -> String {
+    if !needs_masking(excerpt) {
+        return excerpt.to_owned();
+    }
     let masked_emails = mask_emails(excerpt);
     mask_digit_runs(&masked_emails)
+}
+
+/// Whether [`mask_personal_data`] could change `excerpt`: it has a digit
+/// or an `@`. Most excerpts have neither, and are then kept as they are
+/// without the passes and copies of masking.
+pub fn needs_masking(excerpt: &str) -> bool {
+    excerpt.chars().any(|c| c == '@' || is_digit(c))
 }
 
 fn is_digit(c: char) -> bool {
@@ -120,6 +130,16 @@ mod tests {
         ];
         for (name, input, want) in cases {
             assert_eq!(mask_personal_data(input), want, "case {name}");
+            assert!(needs_masking(input), "case {name}");
+        }
+        for plain in [
+            "",
+            "no numbers here",
+            "お電話ありがとうございます",
+            "a-b_c.d",
+        ] {
+            assert!(!needs_masking(plain), "{plain}");
+            assert_eq!(mask_personal_data(plain), plain);
         }
     }
 }

@@ -59,8 +59,11 @@ async fn calls_can_share_a_stream() {
     assert_eq!(report.streams, 3);
     assert_eq!(report.failed_calls, 0, "{:?}", report.sample_errors);
     assert_eq!(report.rejections, 0, "{:?}", report.sample_errors);
-    // Every event answered: 20 starts, the fragments, 20 ends.
+    // Every event answered: 20 starts, the fragments, 20 ends; and every
+    // answer timed against its own event, though calls share the stream.
     assert_eq!(report.acks, report.events_sent, "{report}");
+    assert_eq!(report.round_trip.samples, report.acks, "{report}");
+    assert_eq!(report.unmatched_answers, 0, "{report}");
     assert!(report.events_sent > 40, "{report}");
     assert!(report.latency_samples > 0, "{report}");
     server.stop().await;
@@ -75,6 +78,14 @@ async fn the_echo_baseline_answers_the_same_traffic() {
     assert_eq!(report.failed_calls, 0, "{:?}", report.sample_errors);
     assert!(report.events_sent > 0 && report.acks > 0, "{report}");
     assert_eq!(report.latency_samples, 0, "the echo raises no alerts");
+    // Every ack timed, in order; the CPU is the echo's own threads'.
+    assert_eq!(report.round_trip.samples, report.acks, "{report}");
+    assert_eq!(report.round_trip_steady.samples, report.acks, "{report}");
+    assert_eq!(report.unmatched_answers, 0, "{report}");
+    assert!(report.round_trip.p50 <= report.round_trip.p99);
+    let process = report.process.as_ref().expect("/proc figures on Linux");
+    assert_eq!(process.threads, Some("cg-echo"));
+    assert!(report.load_generator_cpu_percent.is_some(), "{report}");
 }
 
 #[tokio::test]
