@@ -10,8 +10,7 @@ use crate::category::{CategoryKind, Severity, Speaker};
 use crate::engine::{Carry, Engine, Framing, Hit, Scratch, Sighting, TermId};
 use crate::event::{CallEnd, CallStart, EventError, Fragment};
 use crate::policy::PolicySet;
-use crate::text::mask::needs_masking;
-use crate::text::{char_span, mask_personal_data};
+use crate::text::{char_span, mask_personal_data, mask_personal_data_owned};
 
 const MINUTE_MS: u64 = 60_000;
 /// Characters of context kept on each side of a hit in an excerpt.
@@ -677,7 +676,7 @@ impl CallSession {
             let evidence = Evidence {
                 speaker: Speaker::Customer,
                 utterance_id: fragment.utterance_id.clone(),
-                excerpt: mask_personal_data(&first_chars(
+                excerpt: mask_personal_data_owned(first_chars(
                     &fragment.text,
                     EXCERPT_CONTEXT_CHARS * 4,
                 )),
@@ -1241,16 +1240,10 @@ impl CallSession {
 /// where evidence is built, so the matcher keeps working in bytes.
 fn words_of(fragment: &Fragment, span: &std::ops::Range<usize>) -> Evidence {
     let chars = char_span(&fragment.text, span);
-    let words = excerpt(&fragment.text, span);
     Evidence {
         speaker: fragment.speaker,
         utterance_id: fragment.utterance_id.clone(),
-        // Copied again only when there is something to mask.
-        excerpt: if needs_masking(&words) {
-            mask_personal_data(&words)
-        } else {
-            words
-        },
+        excerpt: mask_personal_data_owned(excerpt(&fragment.text, span)),
         start_ms: fragment.start_ms,
         end_ms: fragment.end_ms,
         char_start: chars.as_ref().map(|c| c.start),

@@ -13,10 +13,20 @@ pub fn mask_personal_data(excerpt: &str) -> String {
     mask_digit_runs(&masked_emails)
 }
 
+/// [`mask_personal_data`] of an excerpt already owned: returned as it is,
+/// with no copy, when there is nothing to mask (most excerpts).
+pub fn mask_personal_data_owned(excerpt: String) -> String {
+    if needs_masking(&excerpt) {
+        mask_personal_data(&excerpt)
+    } else {
+        excerpt
+    }
+}
+
 /// Whether [`mask_personal_data`] could change `excerpt`: it has a digit
 /// or an `@`. Most excerpts have neither, and are then kept as they are
 /// without the passes and copies of masking.
-pub fn needs_masking(excerpt: &str) -> bool {
+fn needs_masking(excerpt: &str) -> bool {
     excerpt.chars().any(|c| c == '@' || is_digit(c))
 }
 

@@ -8,7 +8,7 @@ pub mod normalize;
 pub mod offsets;
 pub mod quote;
 
-pub use mask::mask_personal_data;
+pub use mask::{mask_personal_data, mask_personal_data_owned};
 pub use normalize::{class_of, normalize, normalize_into, CharClass, Normalized};
 pub use offsets::char_span;
 pub use quote::reported_quotes;
