@@ -310,7 +310,7 @@ async fn grafana_dashboard_queries_only_metrics_the_server_exports() {
     let mut missing = BTreeSet::new();
     for _ in 0..100 {
         receiver.wait_for_one().await;
-        let metrics = http_text(server.http, "/metrics").await;
+        let metrics = http_get(server.http, "/metrics").await;
         let exported = exported_metrics(&metrics);
         missing = queried.difference(&exported).cloned().collect();
         if missing.is_empty() {
@@ -321,7 +321,7 @@ async fn grafana_dashboard_queries_only_metrics_the_server_exports() {
     assert!(
         missing.is_empty(),
         "the dashboard queries metrics /metrics does not have: {missing:?}\n{}",
-        http_text(server.http, "/metrics").await
+        http_get(server.http, "/metrics").await
     );
     ingest.close().await;
 }
@@ -376,16 +376,6 @@ fn exported_metrics(page: &str) -> BTreeSet<String> {
             [name.to_owned(), base.to_owned()]
         })
         .collect()
-}
-
-async fn http_text(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    socket.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    socket.read_to_string(&mut response).await.unwrap();
-    response
 }
 
 /// A webhook endpoint that answers 200 to every POST and counts them.

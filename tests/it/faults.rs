@@ -735,16 +735,6 @@ pub(crate) async fn relay(target: SocketAddr) -> (SocketAddr, tokio::task::JoinH
     (addr, task)
 }
 
-pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    socket.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    socket.read_to_string(&mut response).await.unwrap();
-    response
-}
-
 /// The value of an unlabelled metric in /metrics (None when absent).
 pub(crate) async fn metric(http: SocketAddr, name: &str) -> Option<f64> {
     let body = http_get(http, "/metrics").await;

@@ -377,3 +377,15 @@ fn serving_addrs(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     let addr = |key: &str| fields.get(key)?.as_str()?.parse().ok();
     Some((addr("grpc_addr")?, addr("http_addr")?))
 }
+
+/// A plain HTTP/1.1 GET on a fresh connection: the whole response, status
+/// line and headers included.
+pub async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    socket.read_to_string(&mut response).await.unwrap();
+    response
+}

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 
-use crate::faults::{eventually, http_get};
+use crate::faults::eventually;
 use crate::security::make_pki;
 use crate::support::*;
 
