@@ -40,30 +40,17 @@ bin=target/release/callguard
 config="$out/serve.toml"
 printf '[limits]\nmax_active_calls_per_tenant = 20000\n' >"$config"
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# shellcheck source=scripts/serve_lib.sh
+source scripts/serve_lib.sh
 
 run_scenario() { # name, loadgen args...
   local name=$1
   shift
-  local data grpc http pid
-  data=$(mktemp -d)
-  grpc=$(free_port)
-  http=$(free_port)
-  "$bin" serve --config "$config" --data-dir "$data" --listen "127.0.0.1:$grpc" --http "127.0.0.1:$http" \
-    >"$out/$name.serve.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 50); do
-    curl -sf "http://127.0.0.1:$http/readyz" >/dev/null 2>&1 && break
-    sleep 0.1
-  done
+  start_serve "$name"
   echo "== $name: loadgen $*" | tee "$out/$name.txt"
-  echo "server RSS before the run: $(awk '/VmRSS/ {print $2, $3}' "/proc/$pid/status")" | tee -a "$out/$name.txt"
-  "$bin" loadgen --server "127.0.0.1:$grpc" --server-pid "$pid" --latency-log "$out/$name.latency.csv" "$@" | tee -a "$out/$name.txt"
-  kill -TERM "$pid"
-  wait "$pid" || true
-  rm -rf "$data"
+  echo "server RSS before the run: $(awk '/VmRSS/ {print $2, $3}' "/proc/$serve_pid/status")" | tee -a "$out/$name.txt"
+  "$bin" loadgen --server "127.0.0.1:$serve_grpc" --server-pid "$serve_pid" --latency-log "$out/$name.latency.csv" "$@" | tee -a "$out/$name.txt"
+  stop_serve
 }
 
 {

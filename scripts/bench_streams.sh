@@ -35,9 +35,8 @@ else
   bin=target/release/callguard
 fi
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# shellcheck source=scripts/serve_lib.sh
+source scripts/serve_lib.sh
 
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -48,26 +47,15 @@ free_port() {
 for round in $(seq "$rounds"); do
 for calls in $calls_list; do
   name=calls-$calls-$round
-  data=$(mktemp -d)
-  grpc=$(free_port)
-  http=$(free_port)
-  "$bin" serve --config "$config" --data-dir "$data" --listen "127.0.0.1:$grpc" --http "127.0.0.1:$http" \
-    >"$out/$name.serve.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$http/readyz" >/dev/null 2>&1 && break
-    sleep 0.1
-  done
+  start_serve "$name"
   {
     echo "== $name: $(date -u +%H:%M:%SZ), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "server RSS before the run: $(awk '/VmRSS/ {print $2, $3}' "/proc/$pid/status")"
-    "$bin" loadgen --server "127.0.0.1:$grpc" --server-pid "$pid" --calls "$calls" \
+    echo "server RSS before the run: $(awk '/VmRSS/ {print $2, $3}' "/proc/$serve_pid/status")"
+    "$bin" loadgen --server "127.0.0.1:$serve_grpc" --server-pid "$serve_pid" --calls "$calls" \
       --rate "$rate" --duration "$duration" --ramp-up "$ramp_up" --echo-baseline
     echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
   } | tee "$out/$name.txt"
-  kill -TERM "$pid"
-  wait "$pid" || true
-  rm -rf "$data"
+  stop_serve
 done
 done
 
