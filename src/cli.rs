@@ -950,14 +950,28 @@ fn print_expansions(lexicon: &Lexicon, keys: &[String]) -> Result<i32> {
                 )?;
             }
             list(&mut out, "exclude", &term.exclude)?;
-            if let Some(after) = &term.after_agent {
-                let markers: Vec<&str> = after.markers.iter().map(|m| m.text.as_str()).collect();
-                writeln!(
-                    out,
-                    "  only within {} s after the agent said: {}",
-                    after.seconds,
-                    markers.join(", ")
-                )?;
+            if let Some(dialogue) = &term.dialogue {
+                let names = |list: &[lexicon::Located]| {
+                    list.iter()
+                        .map(|m| m.text.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                if !dialogue.after_agent.is_empty() {
+                    writeln!(
+                        out,
+                        "  alerts within {} s after the agent said: {}",
+                        dialogue.seconds,
+                        names(&dialogue.after_agent)
+                    )?;
+                }
+                if !dialogue.after_caller.is_empty() {
+                    writeln!(
+                        out,
+                        "  alerts once the caller raised: {}",
+                        names(&dialogue.after_caller)
+                    )?;
+                }
             }
         }
     }

@@ -9,6 +9,7 @@ use crate::alert::{AlertEvent, AlertStatus, Evidence};
 use crate::category::{CategoryKind, Severity, Speaker};
 use crate::engine::{Carry, Engine, Framing, Hit, Scratch, Sighting, TermId};
 use crate::event::{CallEnd, CallStart, EventError, Fragment};
+use crate::lexicon::Dialogue;
 use crate::policy::PolicySet;
 use crate::text::{char_span, mask_personal_data, mask_personal_data_owned};
 
@@ -920,16 +921,24 @@ impl CallSession {
 
     /// Did the agent say one of `markers` (agent categories or term ids)
     /// within `seconds` before `at_ms`?
-    fn agent_said(&self, engine: &Engine, after: &crate::lexicon::AfterAgent, at_ms: u64) -> bool {
-        let since = at_ms.saturating_sub(u64::from(after.seconds) * 1000);
-        self.agent_markers.iter().any(|&(ms, id)| {
+    /// Whether a dialogue rule's context holds at `at_ms`: the agent said
+    /// one of its markers shortly before, or the caller already raised one
+    /// of its categories at warning or above in this call.
+    fn dialogue_holds(&self, engine: &Engine, dialogue: &Dialogue, at_ms: u64) -> bool {
+        let since = at_ms.saturating_sub(u64::from(dialogue.seconds) * 1000);
+        let agent_said = self.agent_markers.iter().any(|&(ms, id)| {
             let said = engine.term(id);
             ms >= since
-                && after
-                    .markers
+                && dialogue
+                    .after_agent
                     .iter()
                     .any(|m| m.text == said.id || *m.text == *said.category)
-        })
+        });
+        agent_said
+            || self.cooldown.iter().any(|((category, _), &(_, severity))| {
+                severity >= Severity::Warning
+                    && dialogue.after_caller.iter().any(|c| *c.text == **category)
+            })
     }
 
     fn start_stalemate(&mut self, at_ms: u64, evidence: &Evidence) {
@@ -1045,9 +1054,10 @@ impl CallSession {
         if term.needs_target && !hit.targeted {
             severity = Severity::Info; // aimed at the product: a complaint
         }
-        if let Some(after) = &term.after_agent {
-            if !self.agent_said(engine, after, at_ms) {
-                // Fair on its own (asking a name once): seen, not alerting.
+        if let Some(dialogue) = &term.dialogue {
+            if !self.dialogue_holds(engine, dialogue, at_ms) {
+                // Fair on its own (asking a name once, "be careful"): seen,
+                // not alerting.
                 severity = Severity::Info;
             }
         }

@@ -100,6 +100,11 @@ patterns = ["下の名前は"]
 after_agent = ["namae_kotowari"]
 after_agent_seconds = 60
 [[term]]
+id = "youjin"
+category = "threat"
+patterns = ["用心してね"]
+after_caller = ["personal_attack"]
+[[term]]
 id = "namae_kotowari"
 category = "agent_refusal"
 patterns = ["お名前はお伝えできません"]
@@ -701,6 +706,22 @@ fn asking_a_name_again_after_the_agent_declined_is_personal_attack() {
         later.iter().all(|a| a.severity == Severity::Info),
         "{later:?}"
     );
+}
+
+#[test]
+fn a_harm_hint_is_a_threat_once_the_caller_has_gone_after_the_agent() {
+    let mut call = Call::start(Policy::builtin());
+    // From a friendly caller: a kind word, seen at info.
+    let kind = call.customer("u1", "雨だから帰り用心してね", 1000);
+    assert_eq!(kind[0].severity, Severity::Info, "{kind:?}");
+    // The caller asks the name again after the agent declined it...
+    call.say(Speaker::Agent, "a1", "お名前はお伝えできません", true, 3000);
+    let hunted = call.customer("u2", "下の名前は？", 5000);
+    assert_eq!(hunted[0].category.as_ref(), "personal_attack");
+    // ... and the same words are a threat now, long after the decline.
+    let hint = call.customer("u3", "まあ、用心してね", 5000 + 10 * MIN);
+    assert_eq!(hint[0].category.as_ref(), "threat");
+    assert_eq!(hint[0].severity, Severity::Critical, "{hint:?}");
 }
 
 #[test]

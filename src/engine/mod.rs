@@ -85,7 +85,7 @@ pub struct Hit {
     /// The phrase began in the speaker's previous fragment.
     pub continued: bool,
     /// The term's severity as said here: framed ([`Framing::severity`]),
-    /// and `info` for a dialogue term (`after_agent`), which only the call
+    /// and `info` for a dialogue term (`after_agent`, `after_caller`), which only the call
     /// can decide.
     pub severity: Severity,
     pub framing: Framing,
@@ -795,7 +795,7 @@ impl Engine {
         }
         for c in candidates.iter().filter(|_| merge) {
             let category = &self.lexicon.terms[c.term as usize].category;
-            let dialogue = self.lexicon.terms[c.term as usize].after_agent.is_some();
+            let dialogue = self.lexicon.terms[c.term as usize].dialogue.is_some();
             let covered = kept.iter_mut().any(|k| {
                 // Sorted by start: `c` begins inside or after `k`.
                 let overlaps = c.start < k.end;
@@ -804,7 +804,7 @@ impl Engine {
                 // A dialogue term is info until the call sees the agent's
                 // words: merged with a plain term it could hide a warning
                 // ("tell me your surname" inside a dialogue rule).
-                let same_kind = kept_term.after_agent.is_some() == dialogue;
+                let same_kind = kept_term.dialogue.is_some() == dialogue;
                 if overlaps && same_kind && (k.term == c.term || same_category) {
                     // The same words: one hit over both spans, with the
                     // graver term (ぶっ殺す + 殺すぞ = ぶっ殺すぞ).
@@ -868,7 +868,7 @@ impl Engine {
                     continued: c.start < 0,
                     // A dialogue term waits for the agent's words, which
                     // only the call knows: on its own it is seen at info.
-                    severity: if term.after_agent.is_some() {
+                    severity: if term.dialogue.is_some() {
                         Severity::Info
                     } else {
                         c.framing.severity(term.severity, c.addressed)

@@ -68,6 +68,9 @@ pub enum Form {
     NegativeConditional,
     /// 見せてやる, 見せてやっから: the speaker's own intent, said at someone
     TeYaru,
+    /// 見せとく, 見せておきます, 見せといてあげる, 見せてあげる: done in
+    /// advance or as a "favour" (晒しといてあげるよ), said at someone
+    TeOku,
 }
 
 impl Form {
@@ -86,6 +89,7 @@ impl Form {
         ("conditional", Form::Conditional),
         ("negative_conditional", Form::NegativeConditional),
         ("te_yaru", Form::TeYaru),
+        ("te_oku", Form::TeOku),
     ];
 
     /// Named families of forms, so a term says what it means.
@@ -99,7 +103,7 @@ impl Form {
         (
             // What the speaker says he will do.
             "intent",
-            &[Form::Plain, Form::Volitional, Form::TeYaru],
+            &[Form::Plain, Form::Volitional, Form::TeYaru, Form::TeOku],
         ),
     ];
 
@@ -354,8 +358,25 @@ fn conjugate(verb: &str, class: Class, form: Form) -> Vec<String> {
             format!("{}ないなら", p.nai),
         ],
         Form::TeYaru => vec![format!("{}やる", p.te), format!("{}やっから", p.te)],
+        Form::TeOku => {
+            // て → と, で → ど: 貼っとく, 読んどく.
+            let stem = p.te.trim_end_matches(['て', 'で']);
+            let to = if p.te.ends_with('で') { 'ど' } else { 'と' };
+            let mut v: Vec<String> = TE_OKU_ENDINGS
+                .iter()
+                .map(|e| format!("{stem}{to}{e}"))
+                .collect();
+            v.push(format!("{}おく", p.te));
+            v.push(format!("{}おきます", p.te));
+            v.push(format!("{}あげる", p.te));
+            v.push(format!("{}あげます", p.te));
+            v
+        }
     }
 }
+
+/// Endings of the contracted 〜とく after と/ど.
+const TE_OKU_ENDINGS: &[&str] = &["く", "きます", "いてあげる", "いたる", "いたろ", "いてやる"];
 
 fn parse_class(verb: &str, name: &str) -> Result<Class, String> {
     let last = verb.chars().next_back();
@@ -585,6 +606,38 @@ mod tests {
                 "{晒す:godan}",
                 "te_yaru,plain",
                 &["晒す", "晒します", "晒してやる", "晒してやっから"],
+            ),
+            (
+                "{貼る:godan}",
+                "te_oku",
+                &[
+                    "貼っとく",
+                    "貼っときます",
+                    "貼っといてあげる",
+                    "貼っといたる",
+                    "貼っといたろ",
+                    "貼っといてやる",
+                    "貼っておく",
+                    "貼っておきます",
+                    "貼ってあげる",
+                    "貼ってあげます",
+                ],
+            ),
+            (
+                "{読む:godan}",
+                "te_oku",
+                &[
+                    "読んどく",
+                    "読んどきます",
+                    "読んどいてあげる",
+                    "読んどいたる",
+                    "読んどいたろ",
+                    "読んどいてやる",
+                    "読んでおく",
+                    "読んでおきます",
+                    "読んであげる",
+                    "読んであげます",
+                ],
             ),
         ];
         for (pattern, list, want) in cases {

@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use super::expand::{expand, Form, DEFAULT_FORMS};
 use super::{
-    AfterAgent, Diagnostic, Frame, FrameKind, FramePosition, Located, Near, Origin, Source, Term,
+    Diagnostic, Dialogue, Frame, FrameKind, FramePosition, Located, Near, Origin, Source, Term,
 };
 use crate::category::{self, CategoryKind, Severity, Speaker};
 
@@ -61,6 +61,9 @@ struct TermDoc {
     #[serde(default)]
     after_agent: Vec<Spanned<String>>,
     after_agent_seconds: Option<Spanned<i64>>,
+    /// Or harassment categories the caller already raised in the call.
+    #[serde(default)]
+    after_caller: Vec<Spanned<String>>,
     category: Option<Spanned<String>>,
     severity: Option<Spanned<String>>,
     group: Option<Spanned<String>>,
@@ -356,7 +359,7 @@ pub(super) fn parse_terms(
                 format!("term {id:?} has both patterns and parts: make them two terms"),
             ));
         }
-        let after_agent = parse_after_agent(&lines, t, id, speaker, &mut problems);
+        let dialogue = parse_dialogue(&lines, t, id, speaker, &mut problems);
         if t.standalone && t.patterns.iter().any(|p| !has_cjk(p.get_ref())) {
             problems.push(lines.problem(
                 t.id.span().start,
@@ -380,7 +383,7 @@ pub(super) fn parse_terms(
             patterns: lines.expanded(&t.patterns, &forms, &mut problems),
             exclude: lines.expanded(&t.exclude, &forms, &mut problems),
             near,
-            after_agent,
+            dialogue,
             standalone: t.standalone,
             needs_target: t.needs_target,
             must_match: t.must_match.iter().map(|p| lines.located(p)).collect(),
@@ -553,15 +556,16 @@ fn parse_near(
     })
 }
 
-/// `after_agent` and `after_agent_seconds`, checked (the ids are checked
-/// against the other terms once every file is read).
-fn parse_after_agent(
+/// `after_agent`, `after_agent_seconds` and `after_caller`, checked (the
+/// names are checked against the categories and other terms once every
+/// file is read).
+fn parse_dialogue(
     lines: &Lines,
     t: &TermDoc,
     id: &str,
     speaker: Speaker,
     problems: &mut Vec<Diagnostic>,
-) -> Option<AfterAgent> {
+) -> Option<Dialogue> {
     if t.after_agent.is_empty() {
         if let Some(s) = &t.after_agent_seconds {
             problems.push(lines.problem(
@@ -569,12 +573,14 @@ fn parse_after_agent(
                 format!("term {id:?}: after_agent_seconds without after_agent"),
             ));
         }
-        return None;
+        if t.after_caller.is_empty() {
+            return None;
+        }
     }
     if speaker != Speaker::Customer {
         problems.push(lines.problem(
             t.id.span().start,
-            format!("term {id:?}: after_agent applies to the customer's terms"),
+            format!("term {id:?}: after_agent and after_caller apply to the customer's terms"),
         ));
         return None;
     }
@@ -589,9 +595,10 @@ fn parse_after_agent(
         Some(s) => *s.get_ref() as u32,
         None => DEFAULT_AFTER_AGENT_SECONDS,
     };
-    Some(AfterAgent {
-        markers: t.after_agent.iter().map(|m| lines.located(m)).collect(),
+    Some(Dialogue {
+        after_agent: t.after_agent.iter().map(|m| lines.located(m)).collect(),
         seconds,
+        after_caller: t.after_caller.iter().map(|m| lines.located(m)).collect(),
     })
 }
 

@@ -66,8 +66,9 @@ pub struct Term {
     pub needs_target: bool,
     /// A proximity rule: the term is its parts near each other, not a phrase.
     pub near: Option<Near>,
-    /// A dialogue rule: alerts only after the agent said one of these.
-    pub after_agent: Option<AfterAgent>,
+    /// A dialogue rule: alerts only after what the agent said, or the
+    /// caller did, earlier in the call.
+    pub dialogue: Option<Dialogue>,
     pub must_match: Vec<Located>,
     pub must_not_match: Vec<Located>,
     pub origin: Origin,
@@ -101,13 +102,18 @@ impl Near {
     }
 }
 
-/// What the agent must have said shortly before for a dialogue rule to
-/// alert: agent category ids (`agent_refusal`) or agent term ids of the
-/// same language. Without it the hit is kept at `info`.
+/// When a dialogue rule alerts: the agent said one of `after_agent`
+/// (agent category ids such as `agent_refusal`, or agent term ids of the
+/// same language) within `seconds` before, or the caller already raised
+/// one of `after_caller` (harassment categories) at warning or above in
+/// this call. A harm hint is a kind word from a friendly caller and a
+/// threat from one who just hunted down the agent's name; without the
+/// context the hit is kept at `info`.
 #[derive(Clone, Debug)]
-pub struct AfterAgent {
-    pub markers: Vec<Located>,
+pub struct Dialogue {
+    pub after_agent: Vec<Located>,
     pub seconds: u32,
+    pub after_caller: Vec<Located>,
 }
 
 /// How a frame changes the hits near it.
@@ -420,8 +426,8 @@ impl Lexicon {
                     }
                 }
             }
-            if let Some(after) = &term.after_agent {
-                for marker in &after.markers {
+            if let Some(dialogue) = &term.dialogue {
+                for marker in &dialogue.after_agent {
                     let category = matches!(
                         self.category(&marker.text),
                         Some((CategoryKind::AgentMarker, ..))
@@ -437,6 +443,20 @@ impl Lexicon {
                             message: format!(
                                 "after_agent {:?} of term {:?} is neither an agent category nor an agent term of language {}",
                                 marker.text, term.id, term.language
+                            ),
+                        });
+                    }
+                }
+                for category in &dialogue.after_caller {
+                    if !matches!(
+                        self.category(&category.text),
+                        Some((CategoryKind::Harassment, ..))
+                    ) {
+                        problems.push(Diagnostic {
+                            origin: category.origin.clone(),
+                            message: format!(
+                                "after_caller {:?} of term {:?} is not a harassment category",
+                                category.text, term.id
                             ),
                         });
                     }
@@ -672,6 +692,11 @@ mod tests {
                 "unknown_agent_marker",
                 "category = \"personal_attack\"\n[[term]]\nid = \"x\"\npatterns = [\"your name\"]\nafter_agent = [\"agent_refusl\"]\n",
                 "en/a.toml:5: after_agent \"agent_refusl\" of term \"x\" is neither",
+            ),
+            (
+                "after_caller_not_harassment",
+                "category = \"threat\"\n[[term]]\nid = \"x\"\npatterns = [\"be careful\"]\nafter_caller = [\"agent_refusal\"]\n",
+                "en/a.toml:5: after_caller \"agent_refusal\" of term \"x\" is not a harassment category",
             ),
             (
                 "broken_template",
