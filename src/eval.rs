@@ -1190,6 +1190,7 @@ mod tests {
         "eval/blind/dev6",
         "eval/blind/dev7",
         "eval/blind/dev8",
+        "eval/blind/dev9",
         "eval/blind/test",
     ];
 
