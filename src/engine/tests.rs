@@ -514,7 +514,7 @@ proptest::proptest! {
                 ("ja/violence.toml", &file),
             ]);
             let bytes = aho_corasick::AhoCorasick::builder()
-                .match_kind(MatchKind::Standard)
+                .match_kind(aho_corasick::MatchKind::Standard)
                 .build(&patterns)
                 .expect("byte automaton");
             (engine, patterns, bytes)
