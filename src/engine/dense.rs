@@ -1,6 +1,6 @@
 //! The language automata's table: a dense Aho-Corasick DFA (standard,
-//! overlapping semantics) built directly from a trie, one row of 256 next
-//! states per state.
+//! overlapping semantics) built directly from a trie, one row of next states
+//! per state.
 //!
 //! Why not `aho_corasick::dfa::DFA`, which this replaces: its builder fills
 //! every (state, symbol) cell that has no trie edge by following failure
@@ -26,17 +26,25 @@ use std::collections::VecDeque;
 use aho_corasick::automaton::StateID;
 use aho_corasick::{Anchored, MatchError, PatternID};
 
-/// Symbols per row: every byte value (the alphabet uses all of them).
-const STRIDE: usize = 256;
+/// Byte values.
+const BYTES: usize = 256;
 
 /// A dense Aho-Corasick DFA over byte strings, unanchored, reporting every
 /// pattern that ends at each position (overlapping matches).
 pub(super) struct Dfa {
-    /// `trans[state + symbol]`: the next state, premultiplied by `STRIDE`.
+    /// `trans[state + class]`: the next state, premultiplied by the row
+    /// width (`1 << stride2`).
     trans: Vec<u32>,
+    /// Byte → column. Bytes in no pattern share column 0 (from any state
+    /// they lead back to the start); every other byte has its own. A
+    /// language using few symbols (English: its alphabet's single codes)
+    /// gets narrow rows, as aho-corasick's byte classes gave it: a quarter
+    /// of the memory to fault in and copy.
+    classes: [u8; BYTES],
+    stride2: u32,
     /// States below this (premultiplied) id are match states.
     match_end: u32,
-    /// Per match state (by `id / STRIDE`): its range in `match_ids`.
+    /// Per match state (by `id >> stride2`): its range in `match_ids`.
     match_ranges: Vec<(u32, u32)>,
     /// Pattern ids of every match state's list: the state's own patterns in
     /// insertion order, then its failure state's list (aho-corasick's order).
@@ -73,7 +81,8 @@ impl Dfa {
         // 1. The trie. The root's edges are looked up often: a dense row.
         const ROOT: u32 = 0;
         let mut nodes: Vec<Node> = vec![Node::default()];
-        let mut root_edges = [u32::MAX; STRIDE];
+        let mut root_edges = [u32::MAX; BYTES];
+        let mut used = [false; BYTES];
         for (id, pattern) in patterns.into_iter().enumerate() {
             let pattern = pattern.as_ref();
             if pattern.is_empty() {
@@ -81,6 +90,7 @@ impl Dfa {
             }
             let mut at = ROOT;
             for &b in pattern {
+                used[usize::from(b)] = true;
                 let next = if at == ROOT {
                     root_edges[usize::from(b)]
                 } else {
@@ -104,8 +114,24 @@ impl Dfa {
             }
             nodes[at as usize].own.push(id as u32);
         }
+        let mut classes = [0u8; BYTES];
+        let mut columns = 1usize; // column 0: bytes in no pattern
+        for (b, _) in used.iter().enumerate().filter(|(_, &u)| u) {
+            // Past 255 columns every byte is used: see below.
+            classes[b] = u8::try_from(columns).unwrap_or(u8::MAX);
+            columns += 1;
+        }
+        if columns > BYTES {
+            // Every byte is used: no shared column needed.
+            for (b, class) in classes.iter_mut().enumerate() {
+                *class = b as u8;
+            }
+            columns = BYTES;
+        }
+        let stride2 = columns.next_power_of_two().trailing_zeros();
+        let stride = 1usize << stride2;
         let states = nodes.len();
-        if states.checked_mul(STRIDE).is_none_or(|n| n > u32::MAX as usize) {
+        if states.checked_mul(stride).is_none_or(|n| n > u32::MAX as usize) {
             return Err(DfaError::TooManyStates(states));
         }
 
@@ -161,16 +187,16 @@ impl Dfa {
         for &at in &order {
             let list = &lists[at as usize];
             if !list.is_empty() {
-                new_id[at as usize] = next_id * STRIDE as u32;
+                new_id[at as usize] = next_id << stride2;
                 next_id += 1;
                 match_ranges.push((match_ids.len() as u32, list.len() as u32));
                 match_ids.extend_from_slice(list);
             }
         }
-        let match_end = next_id * STRIDE as u32;
+        let match_end = next_id << stride2;
         for &at in &order {
             if lists[at as usize].is_empty() {
-                new_id[at as usize] = next_id * STRIDE as u32;
+                new_id[at as usize] = next_id << stride2;
                 next_id += 1;
             }
         }
@@ -179,21 +205,23 @@ impl Dfa {
         // 4. The rows: a state's row is its failure state's row (built
         // earlier: it is shallower) with its own edges written over it.
         let start = new_id[ROOT as usize];
-        let mut trans = vec![0u32; states * STRIDE];
+        let mut trans = vec![0u32; states * stride];
         for &at in &order {
             let row = new_id[at as usize] as usize;
             if at == ROOT {
-                trans[row..row + STRIDE].fill(start);
+                trans[row..row + stride].fill(start);
             } else {
                 let from = new_id[fail[at as usize] as usize] as usize;
-                trans.copy_within(from..from + STRIDE, row);
+                trans.copy_within(from..from + stride, row);
             }
             for &(b, next) in &nodes[at as usize].children {
-                trans[row + usize::from(b)] = new_id[next as usize];
+                trans[row + usize::from(classes[usize::from(b)])] = new_id[next as usize];
             }
         }
         Ok(Dfa {
             trans,
+            classes,
+            stride2,
             match_end,
             match_ranges,
             match_ids,
@@ -211,7 +239,8 @@ impl Dfa {
 
     #[inline(always)]
     pub(super) fn next_state(&self, _anchored: Anchored, state: StateID, byte: u8) -> StateID {
-        StateID::from_u32_unchecked(self.trans[state.as_usize() + usize::from(byte)])
+        let class = self.classes[usize::from(byte)];
+        StateID::from_u32_unchecked(self.trans[state.as_usize() + usize::from(class)])
     }
 
     /// A state the scan must look at: a match state (there is no dead
@@ -227,11 +256,11 @@ impl Dfa {
     }
 
     pub(super) fn match_len(&self, state: StateID) -> usize {
-        self.match_ranges[state.as_usize() / STRIDE].1 as usize
+        self.match_ranges[state.as_usize() >> self.stride2].1 as usize
     }
 
     pub(super) fn match_pattern(&self, state: StateID, index: usize) -> PatternID {
-        let (from, _) = self.match_ranges[state.as_usize() / STRIDE];
+        let (from, _) = self.match_ranges[state.as_usize() >> self.stride2];
         PatternID::new_unchecked(self.match_ids[from as usize + index] as usize)
     }
 }
@@ -256,7 +285,7 @@ mod tests {
             .build(patterns)
             .expect("aho-corasick builds");
         let ours = Dfa::new(patterns).expect("dense builds");
-        let states = ours.trans.len() / STRIDE;
+        let states = ours.trans.len() >> ours.stride2;
         // ours (by row) -> theirs, and the reverse for injectivity.
         let mut paired: Vec<Option<StateID>> = vec![None; states];
         let mut reverse = std::collections::HashMap::new();
@@ -264,7 +293,7 @@ mod tests {
             ours.start_state(Anchored::No).unwrap(),
             theirs.start_state(Anchored::No).unwrap(),
         );
-        paired[start.0.as_usize() / STRIDE] = Some(start.1);
+        paired[start.0.as_usize() >> ours.stride2] = Some(start.1);
         reverse.insert(start.1, start.0);
         let mut queue = vec![start];
         while let Some((o, t)) = queue.pop() {
@@ -283,11 +312,11 @@ mod tests {
                     ours.next_state(Anchored::No, o, b),
                     theirs.next_state(Anchored::No, t, b),
                 );
-                match paired[o2.as_usize() / STRIDE] {
+                match paired[o2.as_usize() >> ours.stride2] {
                     Some(seen) => assert_eq!(seen, t2, "transition on {b}"),
                     None => {
                         assert!(reverse.insert(t2, o2).is_none(), "two states pair with one");
-                        paired[o2.as_usize() / STRIDE] = Some(t2);
+                        paired[o2.as_usize() >> ours.stride2] = Some(t2);
                         queue.push((o2, t2));
                     }
                 }
@@ -307,6 +336,14 @@ mod tests {
             ("one", &["x"]),
             ("high bytes", &["\u{ff}\u{fe}", "\u{fe}", "\u{0}\u{ff}"]),
         ];
+        // 255 bytes used (one column shared by the last), then all 256
+        // (no shared column).
+        for used in [255u32, 256] {
+            let mut bytes: Vec<Vec<u8>> = (0..used).map(|b| vec![b as u8]).collect();
+            bytes.push(vec![7, 8, 9]);
+            bytes.push(vec![8, 9]);
+            assert_same_as_aho_corasick(&bytes);
+        }
         for (name, patterns) in cases {
             let bytes: Vec<Vec<u8>> = patterns
                 .iter()
