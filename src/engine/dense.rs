@@ -131,7 +131,10 @@ impl Dfa {
         let stride2 = columns.next_power_of_two().trailing_zeros();
         let stride = 1usize << stride2;
         let states = nodes.len();
-        if states.checked_mul(stride).is_none_or(|n| n > u32::MAX as usize) {
+        if states
+            .checked_mul(stride)
+            .is_none_or(|n| n > u32::MAX as usize)
+        {
             return Err(DfaError::TooManyStates(states));
         }
 
