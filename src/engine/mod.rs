@@ -11,7 +11,7 @@
 //! - **Standard (overlapping) match semantics, stepped by hand.** Terms,
 //!   exclusions and frames share one automaton and may overlap ("ところす"
 //!   must be seen together with "ころす" to cancel it). Leftmost-longest would
-//!   hide one of them. Stepping the DFA ourselves (`Automaton::next_state`)
+//!   hide one of them. Stepping the DFA ourselves (`next_state`, `dense.rs`)
 //!   also lets the state carry over to the next fragment ([`Carry`]), and
 //!   lets it step over each normalised byte as the normaliser produces it
 //!   (`ScanSink`), one pass instead of two: the automaton's table lookups
@@ -38,18 +38,19 @@
 
 mod alphabet;
 mod carry;
+mod dense;
 
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
-use aho_corasick::automaton::{Automaton, StateID};
-use aho_corasick::dfa::DFA;
-use aho_corasick::{Anchored, MatchKind};
+use aho_corasick::automaton::StateID;
+use aho_corasick::Anchored;
 
 use alphabet::{split, Alphabet};
 pub use carry::Carry;
 use carry::{Mark, MAX_MARKS, TAIL_BYTES};
+use dense::Dfa;
 
 use crate::category::{Severity, Speaker};
 use crate::lexicon::{FrameKind, FramePosition, Lexicon, LexiconError, Term, ANY_LANGUAGE};
@@ -173,7 +174,7 @@ struct AutomatonSlot {
 
 struct LanguageAutomaton {
     /// Over [`Alphabet`] codes of the folded text, not its bytes.
-    dfa: DFA,
+    dfa: Dfa,
     alphabet: Alphabet,
     /// Automaton pattern id → index in `Engine::patterns`.
     patterns: Vec<u32>,
@@ -418,9 +419,6 @@ impl Engine {
         }
         let texts = &self.texts;
         let ids = &slot.ids;
-        // No prefilter: the DFA is stepped by hand, never searched, and
-        // with one its start states would count as special, costing a
-        // call to `collect` per byte in the start state.
         let alphabet = Alphabet::for_patterns(ids.iter().map(|&i| texts[i as usize].as_str()))
             .map_err(|e| {
                 LexiconError::Automaton(format!(
@@ -428,10 +426,7 @@ impl Engine {
                     e.0
                 ))
             })?;
-        let dfa = DFA::builder()
-            .match_kind(MatchKind::Standard)
-            .prefilter(false)
-            .build(ids.iter().map(|&i| alphabet.encode(&texts[i as usize])))
+        let dfa = Dfa::new(ids.iter().map(|&i| alphabet.encode(&texts[i as usize])))
             .map_err(|e| LexiconError::Automaton(e.to_string()))?;
         Ok(slot.compiled.get_or_init(|| LanguageAutomaton {
             dfa,

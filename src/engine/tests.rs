@@ -514,7 +514,7 @@ proptest::proptest! {
                 ("ja/violence.toml", &file),
             ]);
             let bytes = aho_corasick::AhoCorasick::builder()
-                .match_kind(MatchKind::Standard)
+                .match_kind(aho_corasick::MatchKind::Standard)
                 .build(&patterns)
                 .expect("byte automaton");
             (engine, patterns, bytes)
@@ -944,4 +944,52 @@ patterns = ["I'm telling you", "can you believe"]
     // A second "you" that is not discourse still aims it at the agent.
     assert!(targeted("I'm telling you, you are useless"));
     assert!(targeted("the app is useless and so are you"));
+}
+
+/// A command that knows its language compiles that language's automaton
+/// only (`build_lazy` + `prepare`), and finds exactly what an engine with
+/// every automaton compiled finds, on every example of that language's
+/// shipped terms.
+#[test]
+fn one_language_engine_finds_what_the_full_engine_finds() {
+    let lexicon = Lexicon::embedded().expect("shipped lexicons load");
+    let full = Engine::build(lexicon.clone()).expect("compiles");
+    let mut scratch = Scratch::default();
+    for language in lexicon.languages() {
+        let lazy = Engine::build_lazy(lexicon.clone()).expect("lazy");
+        lazy.prepare(Some(language)).expect("compiles");
+        let compiled: Vec<bool> = lazy
+            .automata
+            .iter()
+            .map(|a| a.compiled.get().is_some())
+            .collect();
+        let wanted = lazy.automaton_for(Some(language)) as usize;
+        assert_eq!(
+            compiled.iter().filter(|&&c| c).count(),
+            1,
+            "{language}: one automaton compiled"
+        );
+        assert!(compiled[wanted], "{language}: its own automaton");
+        let mut examples = 0;
+        for term in lexicon.terms.iter().filter(|t| &*t.language == language) {
+            for example in term.must_match.iter().chain(&term.must_not_match) {
+                for speaker in [Speaker::Customer, Speaker::Agent] {
+                    let a = lazy.scan(&example.text, Some(language), speaker, None, &mut scratch);
+                    let b = full.scan(&example.text, Some(language), speaker, None, &mut scratch);
+                    assert_eq!(a.hits, b.hits, "{language}: {:?}", example.text);
+                    assert_eq!(a.sightings, b.sightings, "{language}: {:?}", example.text);
+                }
+                examples += 1;
+            }
+        }
+        assert!(examples > 0 || language != "en", "{language}: examples ran");
+        // Still only its own automaton: scanning compiled nothing else.
+        assert_eq!(
+            lazy.automata
+                .iter()
+                .filter(|a| a.compiled.get().is_some())
+                .count(),
+            1
+        );
+    }
 }

@@ -1,0 +1,387 @@
+//! The language automata's table: a dense Aho-Corasick DFA (standard,
+//! overlapping semantics) built directly from a trie, one row of next states
+//! per state.
+//!
+//! Why not `aho_corasick::dfa::DFA`, which this replaces: its builder fills
+//! every (state, symbol) cell that has no trie edge by following failure
+//! links through the sparse NFA, and with our 256-symbol alphabet
+//! ([`super::Alphabet`]) that walk was nearly all of a command's start-up
+//! (the English automaton ~0.2 s, the all-languages one ~0.8 s; BENCHMARKS.md,
+//! "Start-up"). Here a state's row is a copy of its failure state's row
+//! (built before it, in breadth-first order) with the state's own edges
+//! written over it: one `memcpy` per state. The result is the same
+//! automaton — the same transitions up to state numbering, the same match
+//! lists in the same order — which `tests::dense_equals_aho_corasick` checks
+//! state by state against aho-corasick's DFA for every shipped language.
+//!
+//! The methods used by the scan have the names and signatures of
+//! `aho_corasick::automaton::Automaton`'s (that trait is `unsafe` to
+//! implement, and the crate forbids `unsafe`), so the stepping code reads
+//! the same as before. State ids are premultiplied by the row width and
+//! match states come first, so `is_special` is one comparison, as in
+//! aho-corasick's DFA.
+
+use std::collections::VecDeque;
+
+use aho_corasick::automaton::StateID;
+use aho_corasick::{Anchored, MatchError, PatternID};
+
+/// Byte values.
+const BYTES: usize = 256;
+
+/// A dense Aho-Corasick DFA over byte strings, unanchored, reporting every
+/// pattern that ends at each position (overlapping matches).
+pub(super) struct Dfa {
+    /// `trans[state + class]`: the next state, premultiplied by the row
+    /// width (`1 << stride2`).
+    trans: Vec<u32>,
+    /// Byte → column. Bytes in no pattern share column 0 (from any state
+    /// they lead back to the start); every other byte has its own. A
+    /// language using few symbols (English: its alphabet's single codes)
+    /// gets narrow rows, as aho-corasick's byte classes gave it: a quarter
+    /// of the memory to fault in and copy.
+    classes: [u8; BYTES],
+    stride2: u32,
+    /// States below this (premultiplied) id are match states.
+    match_end: u32,
+    /// Per match state (by `id >> stride2`): its range in `match_ids`.
+    match_ranges: Vec<(u32, u32)>,
+    /// Pattern ids of every match state's list: the state's own patterns in
+    /// insertion order, then its failure state's list (aho-corasick's order).
+    match_ids: Vec<u32>,
+    start: u32,
+}
+
+/// Why a set of patterns gives no automaton.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum DfaError {
+    #[error("pattern {0} is empty")]
+    EmptyPattern(usize),
+    #[error("{0} automaton states, more than the 32-bit table can address")]
+    TooManyStates(usize),
+}
+
+/// A trie node while building.
+#[derive(Default)]
+struct Node {
+    /// Edges, in the order they were added (few per node past the root).
+    children: Vec<(u8, u32)>,
+    /// Patterns ending here.
+    own: Vec<u32>,
+}
+
+impl Dfa {
+    /// Builds the automaton of `patterns`; pattern `i` is reported as
+    /// `PatternID` `i`.
+    pub(super) fn new<I, P>(patterns: I) -> Result<Dfa, DfaError>
+    where
+        I: IntoIterator<Item = P>,
+        P: AsRef<[u8]>,
+    {
+        // 1. The trie. The root's edges are looked up often: a dense row.
+        const ROOT: u32 = 0;
+        let mut nodes: Vec<Node> = vec![Node::default()];
+        let mut root_edges = [u32::MAX; BYTES];
+        let mut used = [false; BYTES];
+        for (id, pattern) in patterns.into_iter().enumerate() {
+            let pattern = pattern.as_ref();
+            if pattern.is_empty() {
+                return Err(DfaError::EmptyPattern(id));
+            }
+            let mut at = ROOT;
+            for &b in pattern {
+                used[usize::from(b)] = true;
+                let next = if at == ROOT {
+                    root_edges[usize::from(b)]
+                } else {
+                    nodes[at as usize]
+                        .children
+                        .iter()
+                        .find(|&&(c, _)| c == b)
+                        .map_or(u32::MAX, |&(_, n)| n)
+                };
+                at = if next != u32::MAX {
+                    next
+                } else {
+                    let fresh = nodes.len() as u32;
+                    nodes.push(Node::default());
+                    nodes[at as usize].children.push((b, fresh));
+                    if at == ROOT {
+                        root_edges[usize::from(b)] = fresh;
+                    }
+                    fresh
+                };
+            }
+            nodes[at as usize].own.push(id as u32);
+        }
+        let mut classes = [0u8; BYTES];
+        let mut columns = 1usize; // column 0: bytes in no pattern
+        for (b, _) in used.iter().enumerate().filter(|(_, &u)| u) {
+            // Past 255 columns every byte is used: see below.
+            classes[b] = u8::try_from(columns).unwrap_or(u8::MAX);
+            columns += 1;
+        }
+        if columns > BYTES {
+            // Every byte is used: no shared column needed.
+            for (b, class) in classes.iter_mut().enumerate() {
+                *class = b as u8;
+            }
+            columns = BYTES;
+        }
+        let stride2 = columns.next_power_of_two().trailing_zeros();
+        let stride = 1usize << stride2;
+        let states = nodes.len();
+        if states
+            .checked_mul(stride)
+            .is_none_or(|n| n > u32::MAX as usize)
+        {
+            return Err(DfaError::TooManyStates(states));
+        }
+
+        // 2. Breadth-first order, failure links and match lists (trie ids).
+        let mut order = Vec::with_capacity(states);
+        let mut fail = vec![ROOT; states];
+        // Each node's full match list: own, then its failure node's.
+        let mut lists: Vec<Vec<u32>> = vec![Vec::new(); states];
+        let child = |nodes: &[Node], at: u32, b: u8| -> Option<u32> {
+            if at == ROOT {
+                Some(root_edges[usize::from(b)]).filter(|&n| n != u32::MAX)
+            } else {
+                nodes[at as usize]
+                    .children
+                    .iter()
+                    .find(|&&(c, _)| c == b)
+                    .map(|&(_, n)| n)
+            }
+        };
+        let mut queue = VecDeque::from([ROOT]);
+        while let Some(at) = queue.pop_front() {
+            order.push(at);
+            for &(b, next) in &nodes[at as usize].children {
+                let f = if at == ROOT {
+                    ROOT
+                } else {
+                    let mut f = fail[at as usize];
+                    loop {
+                        if let Some(n) = child(&nodes, f, b) {
+                            break n;
+                        }
+                        if f == ROOT {
+                            break ROOT;
+                        }
+                        f = fail[f as usize];
+                    }
+                };
+                fail[next as usize] = f;
+                // `f` is shallower than `next`: its list is complete.
+                let mut list = nodes[next as usize].own.clone();
+                list.extend_from_slice(&lists[f as usize]);
+                lists[next as usize] = list;
+                queue.push_back(next);
+            }
+        }
+
+        // 3. Numbering: match states first, so that `is_match` is `id <
+        // match_end`; then the rest, both in breadth-first order.
+        let mut new_id = vec![0u32; states];
+        let mut match_ranges = Vec::new();
+        let mut match_ids = Vec::new();
+        let mut next_id = 0u32;
+        for &at in &order {
+            let list = &lists[at as usize];
+            if !list.is_empty() {
+                new_id[at as usize] = next_id << stride2;
+                next_id += 1;
+                match_ranges.push((match_ids.len() as u32, list.len() as u32));
+                match_ids.extend_from_slice(list);
+            }
+        }
+        let match_end = next_id << stride2;
+        for &at in &order {
+            if lists[at as usize].is_empty() {
+                new_id[at as usize] = next_id << stride2;
+                next_id += 1;
+            }
+        }
+        drop(lists);
+
+        // 4. The rows: a state's row is its failure state's row (built
+        // earlier: it is shallower) with its own edges written over it.
+        let start = new_id[ROOT as usize];
+        let mut trans = vec![0u32; states * stride];
+        for &at in &order {
+            let row = new_id[at as usize] as usize;
+            if at == ROOT {
+                trans[row..row + stride].fill(start);
+            } else {
+                let from = new_id[fail[at as usize] as usize] as usize;
+                trans.copy_within(from..from + stride, row);
+            }
+            for &(b, next) in &nodes[at as usize].children {
+                trans[row + usize::from(classes[usize::from(b)])] = new_id[next as usize];
+            }
+        }
+        Ok(Dfa {
+            trans,
+            classes,
+            stride2,
+            match_end,
+            match_ranges,
+            match_ids,
+            start,
+        })
+    }
+
+    /// The start state; only unanchored searches are supported.
+    pub(super) fn start_state(&self, anchored: Anchored) -> Result<StateID, MatchError> {
+        match anchored {
+            Anchored::No => Ok(StateID::from_u32_unchecked(self.start)),
+            _ => Err(MatchError::invalid_input_anchored()),
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn next_state(&self, _anchored: Anchored, state: StateID, byte: u8) -> StateID {
+        let class = self.classes[usize::from(byte)];
+        StateID::from_u32_unchecked(self.trans[state.as_usize() + usize::from(class)])
+    }
+
+    /// A state the scan must look at: a match state (there is no dead
+    /// state in an unanchored standard automaton).
+    #[inline(always)]
+    pub(super) fn is_special(&self, state: StateID) -> bool {
+        state.as_u32() < self.match_end
+    }
+
+    #[inline(always)]
+    pub(super) fn is_match(&self, state: StateID) -> bool {
+        state.as_u32() < self.match_end
+    }
+
+    pub(super) fn match_len(&self, state: StateID) -> usize {
+        self.match_ranges[state.as_usize() >> self.stride2].1 as usize
+    }
+
+    pub(super) fn match_pattern(&self, state: StateID, index: usize) -> PatternID {
+        let (from, _) = self.match_ranges[state.as_usize() >> self.stride2];
+        PatternID::new_unchecked(self.match_ids[from as usize + index] as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aho_corasick::automaton::Automaton;
+    use aho_corasick::MatchKind;
+
+    use super::*;
+    use crate::engine::Engine;
+    use crate::lexicon::Lexicon;
+
+    /// Walks both automata together from their start states over every
+    /// symbol and asserts they are the same machine: the state pairs form
+    /// a bijection, and paired states report the same patterns in the same
+    /// order. Returns the number of states.
+    fn assert_same_as_aho_corasick(patterns: &[Vec<u8>]) -> usize {
+        let theirs = aho_corasick::dfa::DFA::builder()
+            .match_kind(MatchKind::Standard)
+            .prefilter(false)
+            .build(patterns)
+            .expect("aho-corasick builds");
+        let ours = Dfa::new(patterns).expect("dense builds");
+        let states = ours.trans.len() >> ours.stride2;
+        // ours (by row) -> theirs, and the reverse for injectivity.
+        let mut paired: Vec<Option<StateID>> = vec![None; states];
+        let mut reverse = std::collections::HashMap::new();
+        let start = (
+            ours.start_state(Anchored::No).unwrap(),
+            theirs.start_state(Anchored::No).unwrap(),
+        );
+        paired[start.0.as_usize() >> ours.stride2] = Some(start.1);
+        reverse.insert(start.1, start.0);
+        let mut queue = vec![start];
+        while let Some((o, t)) = queue.pop() {
+            assert_eq!(ours.is_match(o), theirs.is_match(t), "match state");
+            if ours.is_match(o) {
+                let mine: Vec<PatternID> = (0..ours.match_len(o))
+                    .map(|k| ours.match_pattern(o, k))
+                    .collect();
+                let other: Vec<PatternID> = (0..theirs.match_len(t))
+                    .map(|k| theirs.match_pattern(t, k))
+                    .collect();
+                assert_eq!(mine, other, "match list");
+            }
+            for b in 0..=255u8 {
+                let (o2, t2) = (
+                    ours.next_state(Anchored::No, o, b),
+                    theirs.next_state(Anchored::No, t, b),
+                );
+                match paired[o2.as_usize() >> ours.stride2] {
+                    Some(seen) => assert_eq!(seen, t2, "transition on {b}"),
+                    None => {
+                        assert!(reverse.insert(t2, o2).is_none(), "two states pair with one");
+                        paired[o2.as_usize() >> ours.stride2] = Some(t2);
+                        queue.push((o2, t2));
+                    }
+                }
+            }
+        }
+        assert!(paired.iter().all(Option::is_some), "unreachable states");
+        states
+    }
+
+    #[test]
+    fn small_cases_equal_aho_corasick() {
+        let cases: &[(&str, &[&str])] = &[
+            ("classic", &["he", "she", "his", "hers"]),
+            ("nested", &["a", "aa", "aaa", "aaaa"]),
+            ("duplicates", &["ab", "ab", "b", "ab"]),
+            ("suffix chains", &["abcd", "bcd", "cd", "d", "bc"]),
+            ("one", &["x"]),
+            ("high bytes", &["\u{ff}\u{fe}", "\u{fe}", "\u{0}\u{ff}"]),
+        ];
+        // 255 bytes used (one column shared by the last), then all 256
+        // (no shared column).
+        for used in [255u32, 256] {
+            let mut bytes: Vec<Vec<u8>> = (0..used).map(|b| vec![b as u8]).collect();
+            bytes.push(vec![7, 8, 9]);
+            bytes.push(vec![8, 9]);
+            assert_same_as_aho_corasick(&bytes);
+        }
+        for (name, patterns) in cases {
+            let bytes: Vec<Vec<u8>> = patterns
+                .iter()
+                .map(|p| p.chars().map(|c| c as u32 as u8).collect())
+                .collect();
+            let states = assert_same_as_aho_corasick(&bytes);
+            assert!(states > 1, "{name}");
+        }
+    }
+
+    #[test]
+    fn empty_pattern_is_refused() {
+        assert!(matches!(
+            Dfa::new([&b"ab"[..], b""]),
+            Err(DfaError::EmptyPattern(1))
+        ));
+    }
+
+    /// Every shipped language's automaton (its terms, frames and the `any`
+    /// folder's, coded in its alphabet) is the one aho-corasick builds.
+    #[test]
+    fn shipped_languages_equal_aho_corasick() {
+        let engine = Engine::build_lazy(Lexicon::embedded().expect("shipped lexicons load"))
+            .expect("engine");
+        let mut slots: Vec<u32> = engine.by_language.values().copied().collect();
+        slots.push(engine.any_only);
+        for index in slots {
+            let slot = &engine.automata[index as usize];
+            let texts = slot.ids.iter().map(|&i| engine.texts[i as usize].as_str());
+            let alphabet = super::super::Alphabet::for_patterns(texts.clone()).expect("alphabet");
+            let coded: Vec<Vec<u8>> = texts.map(|t| alphabet.encode(t)).collect();
+            if coded.is_empty() {
+                continue; // no `any` folder: aho-corasick needs a pattern
+            }
+            assert_same_as_aho_corasick(&coded);
+        }
+    }
+}
