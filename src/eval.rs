@@ -1191,6 +1191,7 @@ mod tests {
         "eval/blind/dev7",
         "eval/blind/dev8",
         "eval/blind/dev9",
+        "eval/blind/dev10",
         "eval/blind/test",
     ];
 
