@@ -556,7 +556,6 @@ fn eval(args: EvalArgs) -> Result<i32> {
 
 fn watch(args: WatchArgs) -> Result<i32> {
     use callguard::grpc::pb;
-    use std::io::IsTerminal;
     let min_severity = match args.min_severity {
         Some(SeverityArg::Info) => pb::Severity::Info,
         Some(SeverityArg::Warning) => pb::Severity::Warning,
@@ -574,13 +573,13 @@ fn watch(args: WatchArgs) -> Result<i32> {
             from_start: args.from_start,
             agent_id: args.agent.unwrap_or_default(),
         },
-        colour: std::io::stdout().is_terminal(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let mut out = std::io::stdout();
+    // Styles pass to a terminal; stripped when piped or under NO_COLOR.
+    let mut out = anstream::stdout();
     runtime
         .block_on(callguard::watch::watch(options, &mut out))
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
@@ -718,7 +717,10 @@ fn replay_local(
         eprintln!();
     }
     if report {
-        out.write_all(replay::report::render(&kept, streamed.calls, terminal).as_bytes())?;
+        // Styles pass to a terminal; stripped when piped or under NO_COLOR.
+        let colour = anstream::AutoStream::choice(&std::io::stdout());
+        let mut styled = anstream::AutoStream::new(&mut out as &mut dyn Write, colour);
+        styled.write_all(replay::report::render(&kept, streamed.calls).as_bytes())?;
     }
     out.flush()?;
     for e in &streamed.failed {
@@ -752,7 +754,6 @@ fn stream_replay(
     speed: f64,
     failed: usize,
 ) -> Result<i32> {
-    use std::io::IsTerminal;
     if !(speed.is_finite() && speed >= 0.0) {
         bail!("--speed must be 0 (as fast as possible) or a positive number");
     }
@@ -764,9 +765,9 @@ fn stream_replay(
     let stats = runtime.block_on(callguard::replay::stream::stream_calls(
         client, events, speed,
     ));
-    let colour = std::io::stdout().is_terminal();
     for alert in &stats.alerts {
-        println!("{}", callguard::watch::format_alert(alert, colour));
+        // Styles pass to a terminal; stripped when piped or under NO_COLOR.
+        anstream::println!("{}", callguard::watch::format_alert(alert));
     }
     for (call, error) in &stats.failed_calls {
         eprintln!("call {call}: {error}");

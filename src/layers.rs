@@ -15,7 +15,7 @@ use std::path::Path;
 /// Bottom first. Modules in one row are peers: neither imports the other.
 const LAYERS: &[&[&str]] = &[
     &["category", "telemetry"],
-    &["event"],
+    &["event", "style"],
     &["text"],
     &["lexicon"],
     &["engine"],

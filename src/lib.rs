@@ -31,6 +31,7 @@ pub mod policy;
 pub mod replay;
 pub mod serve;
 pub mod store;
+pub mod style;
 pub mod telemetry;
 pub mod text;
 pub mod watch;

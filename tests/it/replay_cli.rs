@@ -130,6 +130,33 @@ fn replay_report_counts_disagree_with_its_summary_line() {
     );
 }
 
+/// Issue #17: the report's colour goes through anstream. Piped, it has no
+/// escape code; `CLICOLOR_FORCE` keeps the styles, and `NO_COLOR` wins over
+/// it.
+#[test]
+fn report_to_a_pipe_has_no_escape_codes_unless_forced() {
+    let report = |env: &[(&str, &str)]| {
+        let mut command = callguard();
+        command
+            .args(["replay", "--output", "report"])
+            .arg(fixtures("abusive_call_ja.jsonl"));
+        for var in ["NO_COLOR", "CLICOLOR", "CLICOLOR_FORCE"] {
+            command.env_remove(var);
+        }
+        command.envs(env.iter().copied());
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let piped = report(&[]);
+    assert!(piped.contains("summary"), "{piped}");
+    assert!(!piped.contains('\x1b'), "{piped:?}");
+    let forced = report(&[("CLICOLOR_FORCE", "1")]);
+    assert!(forced.contains('\x1b'), "{forced:?}");
+    assert_eq!(anstream::adapter::strip_str(&forced).to_string(), piped);
+    assert_eq!(report(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]), piped);
+}
+
 /// Issue #15: `replay -` was refused although `scan -` works.
 #[test]
 fn replay_reads_standard_input() {
