@@ -622,15 +622,18 @@ fn replay(args: ReplayArgs) -> Result<i32> {
     };
     // To a running serve: the calls are read whole and streamed at their
     // audio pace; the server does the scanning.
-    let progress = std::io::stderr().is_terminal() && paths.len() > 1;
+    let bar = if std::io::stderr().is_terminal() && paths.len() > 1 {
+        indicatif::ProgressBar::new(paths.len() as u64).with_style(
+            indicatif::ProgressStyle::with_template("reading {pos}/{len} files")
+                .expect("a valid template"),
+        )
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     let files = replay::read_files(&paths, format, &options, &|done| {
-        if progress {
-            eprint!("\rreading {done}/{} files", paths.len());
-        }
+        bar.set_position(done as u64)
     });
-    if progress {
-        eprintln!();
-    }
+    bar.finish();
     let mut failed = 0;
     let files: Vec<Vec<callguard::event::Event>> = files
         .into_iter()
@@ -666,26 +669,22 @@ fn replay_local(
         Some(choice) => choice == OutputArg::Report,
         None => terminal,
     };
-    let show_progress = std::io::stderr().is_terminal();
-    let started = std::time::Instant::now();
+    let bar = replay_progress_bar();
     let progress = |p: bounded::Progress| {
-        if !show_progress || p.total_bytes == 0 {
+        if p.total_bytes == 0 {
             return;
         }
-        let seconds = started.elapsed().as_secs_f64();
-        let done = p.bytes as f64 / p.total_bytes as f64;
-        let eta = if done > 0.0 {
-            seconds * (1.0 - done) / done
-        } else {
-            0.0
-        };
-        eprint!(
-            "\r{:>5.1}%  {} fragments, {:.0} fragments/s, ETA {:.0} s   ",
-            done * 100.0,
+        // The bar and its ETA follow the bytes read (both passes); the
+        // rate a user cares about is fragments. (Message first: each call
+        // may draw.)
+        let seconds = bar.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!(
+            "{} fragments, {:.0} fragments/s",
             p.fragments,
-            p.fragments as f64 / seconds.max(1e-9),
-            eta
-        );
+            p.fragments as f64 / seconds
+        ));
+        bar.set_length(p.total_bytes);
+        bar.set_position(p.bytes);
     };
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut tally = replay::report::Tally::default();
@@ -713,9 +712,7 @@ fn replay_local(
         },
         &progress,
     )?;
-    if show_progress {
-        eprintln!();
-    }
+    bar.finish();
     if report {
         // Styles pass to a terminal; stripped when piped or under NO_COLOR.
         let colour = anstream::AutoStream::choice(&std::io::stdout());
@@ -745,6 +742,24 @@ fn replay_local(
         }
     );
     Ok(if failed > 0 { 1 } else { 0 })
+}
+
+/// The progress line of a replay of files, on stderr and only when it is
+/// a terminal (hidden otherwise, and by indicatif under `TERM=dumb`: a log
+/// or a pipe gets no `\r` lines); never on stdout, which carries the
+/// alerts. indicatif redraws at most 20 times a second and computes the
+/// ETA from the position's rate.
+fn replay_progress_bar() -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr())
+        .with_style(
+            indicatif::ProgressStyle::with_template("{percent:>3}% [{bar:24}] {msg}, ETA {eta}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        )
 }
 
 /// `replay --server`: streams the recorded calls into a running service.

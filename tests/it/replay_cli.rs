@@ -157,6 +157,56 @@ fn report_to_a_pipe_has_no_escape_codes_unless_forced() {
     assert_eq!(report(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]), piped);
 }
 
+/// Issue #16 item 2 / #17: a replay shows its progress (fragments/s, ETA)
+/// on stderr when that is a terminal, and never on stdout: the alerts are
+/// byte for byte those of a run without a terminal. The terminal is a pty
+/// from util-linux `script`; without it the test skips.
+#[test]
+fn progress_goes_to_a_terminal_stderr_and_never_to_stdout() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: `script` (util-linux) is not installed, no pty to test with");
+        return;
+    }
+    let input = fixtures("abusive_call_ja.jsonl");
+    let piped = callguard()
+        .args(["replay", "--output", "jsonl"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    assert!(
+        !stderr(&piped).contains("fragments/s"),
+        "{}",
+        stderr(&piped)
+    );
+
+    // stderr on the pty, stdout to a file.
+    let dir = tempfile::tempdir().unwrap();
+    let alerts = dir.path().join("alerts.jsonl");
+    let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
+    let shell = format!(
+        "{} replay --output jsonl {} > {}",
+        quote(Path::new(env!("CARGO_BIN_EXE_callguard"))),
+        quote(&input),
+        quote(&alerts)
+    );
+    let typescript = dir.path().join("typescript");
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &shell])
+        .arg(&typescript)
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let terminal = std::fs::read_to_string(&typescript).unwrap();
+    assert!(
+        terminal.contains("fragments/s") && terminal.contains("ETA"),
+        "{terminal}"
+    );
+    assert_eq!(std::fs::read(&alerts).unwrap(), piped.stdout);
+}
+
 /// Issue #15: `replay -` was refused although `scan -` works.
 #[test]
 fn replay_reads_standard_input() {
