@@ -474,7 +474,7 @@ fn token(command: TokenCommand) -> Result<i32> {
 }
 
 fn loadgen(args: LoadgenArgs) -> Result<i32> {
-    use callguard::loadgen;
+    use callguard::tools::loadgen;
     let options = loadgen::LoadOptions {
         client: args.connection.client(&args.server)?,
         calls: args.calls,
@@ -523,7 +523,7 @@ fn loadgen(args: LoadgenArgs) -> Result<i32> {
 }
 
 fn eval(args: EvalArgs) -> Result<i32> {
-    use callguard::eval;
+    use callguard::tools::eval;
     let engine = load_engine(args.lexicons.as_deref())?;
     let policy = match &args.policy {
         Some(path) => callguard::policy::Policy::load(path)?,
@@ -562,7 +562,7 @@ fn watch(args: WatchArgs) -> Result<i32> {
         Some(SeverityArg::Critical) => pb::Severity::Critical,
         None => pb::Severity::Unspecified,
     };
-    let options = callguard::watch::WatchOptions {
+    let options = callguard::tools::watch::WatchOptions {
         client: args.connection.client(&args.server)?,
         request: pb::SubscribeRequest {
             tenant: args.tenant.unwrap_or_default(),
@@ -581,7 +581,7 @@ fn watch(args: WatchArgs) -> Result<i32> {
     // Styles pass to a terminal; stripped when piped or under NO_COLOR.
     let mut out = anstream::stdout();
     runtime
-        .block_on(callguard::watch::watch(options, &mut out))
+        .block_on(callguard::tools::watch::watch(options, &mut out))
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
     Ok(0)
 }
@@ -782,7 +782,7 @@ fn stream_replay(
     ));
     for alert in &stats.alerts {
         // Styles pass to a terminal; stripped when piped or under NO_COLOR.
-        anstream::println!("{}", callguard::watch::format_alert(alert));
+        anstream::println!("{}", callguard::tools::watch::format_alert(alert));
     }
     for (call, error) in &stats.failed_calls {
         eprintln!("call {call}: {error}");

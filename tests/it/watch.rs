@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use callguard::grpc::pb;
-use callguard::watch::{watch, WatchOptions};
+use callguard::tools::watch::{watch, WatchOptions};
 
 use crate::support::*;
 
