@@ -104,124 +104,154 @@ pub enum CategoryKind {
     AgentMarker,
 }
 
+/// The built-in category ids, named once: code that means a category
+/// (the call state's rules, the counters' rule ids) uses these, never a
+/// string of its own.
+pub mod id {
+    // DESIGN section 1 (fixed ids).
+    pub const VIOLENCE: &str = "violence";
+    pub const THREAT: &str = "threat";
+    pub const INTIMIDATION: &str = "intimidation";
+    pub const VERBAL_ABUSE: &str = "verbal_abuse";
+    pub const EXCESSIVE_DEMAND: &str = "excessive_demand";
+    pub const PERSONAL_ATTACK: &str = "personal_attack";
+    pub const ONLINE_DEFAMATION: &str = "online_defamation";
+    pub const DISCRIMINATION: &str = "discrimination";
+    pub const SEXUAL_HARASSMENT: &str = "sexual_harassment";
+    pub const PERSISTENCE: &str = "persistence";
+    pub const RESTRAINT: &str = "restraint";
+    pub const OUT_OF_HOURS: &str = "out_of_hours";
+    // A welfare concern, not a harassment strike.
+    pub const SELF_HARM: &str = "self_harm";
+    // Info-level signals.
+    pub const DEMAND: &str = "demand";
+    pub const MANAGER_REQUEST: &str = "manager_request";
+    pub const LEGAL_MENTION: &str = "legal_mention";
+    pub const MASKED_PROFANITY: &str = "masked_profanity";
+    // Markers in the agent's speech.
+    pub const AGENT_REFUSAL: &str = "agent_refusal";
+    pub const AGENT_WARNING: &str = "agent_warning";
+    pub const AGENT_CONCERN: &str = "agent_concern";
+}
+
 /// Built-in categories: id, kind, default severity, speaker.
 pub const BUILTIN_CATEGORIES: &[(&str, CategoryKind, Severity, Speaker)] = &[
     (
-        "violence",
+        id::VIOLENCE,
         CategoryKind::Harassment,
         Severity::Critical,
         Speaker::Customer,
     ),
     (
-        "threat",
+        id::THREAT,
         CategoryKind::Harassment,
         Severity::Critical,
         Speaker::Customer,
     ),
     (
-        "intimidation",
+        id::INTIMIDATION,
         CategoryKind::Harassment,
         Severity::Warning,
         Speaker::Customer,
     ),
     (
-        "verbal_abuse",
+        id::VERBAL_ABUSE,
         CategoryKind::Harassment,
         Severity::Warning,
         Speaker::Customer,
     ),
     (
-        "excessive_demand",
+        id::EXCESSIVE_DEMAND,
         CategoryKind::Harassment,
         Severity::Warning,
         Speaker::Customer,
     ),
     (
-        "personal_attack",
+        id::PERSONAL_ATTACK,
         CategoryKind::Harassment,
         Severity::Critical,
         Speaker::Customer,
     ),
     (
-        "online_defamation",
+        id::ONLINE_DEFAMATION,
         CategoryKind::Harassment,
         Severity::Warning,
         Speaker::Customer,
     ),
     (
-        "discrimination",
+        id::DISCRIMINATION,
         CategoryKind::Harassment,
         Severity::Warning,
         Speaker::Customer,
     ),
     (
-        "sexual_harassment",
+        id::SEXUAL_HARASSMENT,
         CategoryKind::Harassment,
         Severity::Warning,
         Speaker::Customer,
     ),
     (
-        "persistence",
+        id::PERSISTENCE,
         CategoryKind::Harassment,
         Severity::Warning,
         Speaker::Customer,
     ),
     (
-        "restraint",
+        id::RESTRAINT,
         CategoryKind::Harassment,
         Severity::Warning,
         Speaker::Customer,
     ),
     (
-        "out_of_hours",
+        id::OUT_OF_HOURS,
         CategoryKind::Harassment,
         Severity::Info,
         Speaker::Customer,
     ),
     (
-        "self_harm",
+        id::SELF_HARM,
         CategoryKind::Welfare,
         Severity::Critical,
         Speaker::Customer,
     ),
     (
-        "demand",
+        id::DEMAND,
         CategoryKind::Signal,
         Severity::Info,
         Speaker::Customer,
     ),
     (
-        "manager_request",
+        id::MANAGER_REQUEST,
         CategoryKind::Signal,
         Severity::Info,
         Speaker::Customer,
     ),
     (
-        "legal_mention",
+        id::LEGAL_MENTION,
         CategoryKind::Signal,
         Severity::Info,
         Speaker::Customer,
     ),
     (
-        "masked_profanity",
+        id::MASKED_PROFANITY,
         CategoryKind::Signal,
         Severity::Info,
         Speaker::Customer,
     ),
     (
-        "agent_refusal",
+        id::AGENT_REFUSAL,
         CategoryKind::AgentMarker,
         Severity::Info,
         Speaker::Agent,
     ),
     (
-        "agent_warning",
+        id::AGENT_WARNING,
         CategoryKind::AgentMarker,
         Severity::Info,
         Speaker::Agent,
     ),
     (
-        "agent_concern",
+        id::AGENT_CONCERN,
         CategoryKind::AgentMarker,
         Severity::Info,
         Speaker::Agent,

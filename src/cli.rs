@@ -474,7 +474,7 @@ fn token(command: TokenCommand) -> Result<i32> {
 }
 
 fn loadgen(args: LoadgenArgs) -> Result<i32> {
-    use callguard::loadgen;
+    use callguard::tools::loadgen;
     let options = loadgen::LoadOptions {
         client: args.connection.client(&args.server)?,
         calls: args.calls,
@@ -523,7 +523,7 @@ fn loadgen(args: LoadgenArgs) -> Result<i32> {
 }
 
 fn eval(args: EvalArgs) -> Result<i32> {
-    use callguard::eval;
+    use callguard::tools::eval;
     let engine = load_engine(args.lexicons.as_deref())?;
     let policy = match &args.policy {
         Some(path) => callguard::policy::Policy::load(path)?,
@@ -556,14 +556,13 @@ fn eval(args: EvalArgs) -> Result<i32> {
 
 fn watch(args: WatchArgs) -> Result<i32> {
     use callguard::grpc::pb;
-    use std::io::IsTerminal;
     let min_severity = match args.min_severity {
         Some(SeverityArg::Info) => pb::Severity::Info,
         Some(SeverityArg::Warning) => pb::Severity::Warning,
         Some(SeverityArg::Critical) => pb::Severity::Critical,
         None => pb::Severity::Unspecified,
     };
-    let options = callguard::watch::WatchOptions {
+    let options = callguard::tools::watch::WatchOptions {
         client: args.connection.client(&args.server)?,
         request: pb::SubscribeRequest {
             tenant: args.tenant.unwrap_or_default(),
@@ -574,15 +573,15 @@ fn watch(args: WatchArgs) -> Result<i32> {
             from_start: args.from_start,
             agent_id: args.agent.unwrap_or_default(),
         },
-        colour: std::io::stdout().is_terminal(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let mut out = std::io::stdout();
+    // Styles pass to a terminal; stripped when piped or under NO_COLOR.
+    let mut out = anstream::stdout();
     runtime
-        .block_on(callguard::watch::watch(options, &mut out))
+        .block_on(callguard::tools::watch::watch(options, &mut out))
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
     Ok(0)
 }
@@ -623,15 +622,18 @@ fn replay(args: ReplayArgs) -> Result<i32> {
     };
     // To a running serve: the calls are read whole and streamed at their
     // audio pace; the server does the scanning.
-    let progress = std::io::stderr().is_terminal() && paths.len() > 1;
+    let bar = if std::io::stderr().is_terminal() && paths.len() > 1 {
+        indicatif::ProgressBar::new(paths.len() as u64).with_style(
+            indicatif::ProgressStyle::with_template("reading {pos}/{len} files")
+                .expect("a valid template"),
+        )
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     let files = replay::read_files(&paths, format, &options, &|done| {
-        if progress {
-            eprint!("\rreading {done}/{} files", paths.len());
-        }
+        bar.set_position(done as u64)
     });
-    if progress {
-        eprintln!();
-    }
+    bar.finish();
     let mut failed = 0;
     let files: Vec<Vec<callguard::event::Event>> = files
         .into_iter()
@@ -667,26 +669,22 @@ fn replay_local(
         Some(choice) => choice == OutputArg::Report,
         None => terminal,
     };
-    let show_progress = std::io::stderr().is_terminal();
-    let started = std::time::Instant::now();
+    let bar = replay_progress_bar();
     let progress = |p: bounded::Progress| {
-        if !show_progress || p.total_bytes == 0 {
+        if p.total_bytes == 0 {
             return;
         }
-        let seconds = started.elapsed().as_secs_f64();
-        let done = p.bytes as f64 / p.total_bytes as f64;
-        let eta = if done > 0.0 {
-            seconds * (1.0 - done) / done
-        } else {
-            0.0
-        };
-        eprint!(
-            "\r{:>5.1}%  {} fragments, {:.0} fragments/s, ETA {:.0} s   ",
-            done * 100.0,
+        // The bar and its ETA follow the bytes read (both passes); the
+        // rate a user cares about is fragments. (Message first: each call
+        // may draw.)
+        let seconds = bar.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!(
+            "{} fragments, {:.0} fragments/s",
             p.fragments,
-            p.fragments as f64 / seconds.max(1e-9),
-            eta
-        );
+            p.fragments as f64 / seconds
+        ));
+        bar.set_length(p.total_bytes);
+        bar.set_position(p.bytes);
     };
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut tally = replay::report::Tally::default();
@@ -714,11 +712,12 @@ fn replay_local(
         },
         &progress,
     )?;
-    if show_progress {
-        eprintln!();
-    }
+    bar.finish();
     if report {
-        out.write_all(replay::report::render(&kept, streamed.calls, terminal).as_bytes())?;
+        // Styles pass to a terminal; stripped when piped or under NO_COLOR.
+        let colour = anstream::AutoStream::choice(&std::io::stdout());
+        let mut styled = anstream::AutoStream::new(&mut out as &mut dyn Write, colour);
+        styled.write_all(replay::report::render(&kept, streamed.calls).as_bytes())?;
     }
     out.flush()?;
     for e in &streamed.failed {
@@ -745,6 +744,24 @@ fn replay_local(
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
+/// The progress line of a replay of files, on stderr and only when it is
+/// a terminal (hidden otherwise, and by indicatif under `TERM=dumb`: a log
+/// or a pipe gets no `\r` lines); never on stdout, which carries the
+/// alerts. indicatif redraws at most 20 times a second and computes the
+/// ETA from the position's rate.
+fn replay_progress_bar() -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr())
+        .with_style(
+            indicatif::ProgressStyle::with_template("{percent:>3}% [{bar:24}] {msg}, ETA {eta}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        )
+}
+
 /// `replay --server`: streams the recorded calls into a running service.
 fn stream_replay(
     client: &callguard::grpc::client::ClientConfig,
@@ -752,7 +769,6 @@ fn stream_replay(
     speed: f64,
     failed: usize,
 ) -> Result<i32> {
-    use std::io::IsTerminal;
     if !(speed.is_finite() && speed >= 0.0) {
         bail!("--speed must be 0 (as fast as possible) or a positive number");
     }
@@ -764,9 +780,9 @@ fn stream_replay(
     let stats = runtime.block_on(callguard::replay::stream::stream_calls(
         client, events, speed,
     ));
-    let colour = std::io::stdout().is_terminal();
     for alert in &stats.alerts {
-        println!("{}", callguard::watch::format_alert(alert, colour));
+        // Styles pass to a terminal; stripped when piped or under NO_COLOR.
+        anstream::println!("{}", callguard::tools::watch::format_alert(alert));
     }
     for (call, error) in &stats.failed_calls {
         eprintln!("call {call}: {error}");

@@ -10,7 +10,8 @@
 //! and mounts them). The core (up to `alert`) knows nothing of the
 //! transport; the service and replay drive it. Each module imports only
 //! the layers below it (`layers.rs` holds the table and its test); see
-//! ARCHITECTURE.md.
+//! ARCHITECTURE.md. The tools (`eval`, `watch`, `loadgen`, the fuzz
+//! checks) live in `tools`, above all of it.
 
 pub mod alert;
 pub mod auth;
@@ -19,21 +20,21 @@ pub mod category;
 pub mod config;
 pub mod console;
 pub mod engine;
-pub mod eval;
 pub mod event;
-#[doc(hidden)]
-pub mod fuzz_checks;
 pub mod grpc;
 pub mod lexicon;
 pub mod live;
-pub mod loadgen;
 pub mod policy;
 pub mod replay;
 pub mod serve;
 pub mod store;
+pub mod style;
 pub mod telemetry;
 pub mod text;
-pub mod watch;
+/// The tools behind `eval`, `watch`, `loadgen` and the fuzz targets,
+/// above every layer: not the library's API (they change with the CLI).
+#[doc(hidden)]
+pub mod tools;
 pub mod webhook;
 
 #[cfg(test)]

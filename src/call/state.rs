@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{Applied, ApplyError};
 use crate::alert::{AlertEvent, AlertStatus, Evidence};
-use crate::category::{CategoryKind, Severity, Speaker};
+use crate::category::{id, CategoryKind, Severity, Speaker};
 use crate::engine::{Carry, Engine, Framing, Hit, Scratch, Sighting, TermId};
 use crate::event::{CallEnd, CallStart, EventError, Fragment};
 use crate::lexicon::Dialogue;
@@ -25,7 +25,7 @@ const MAX_SIGHTINGS: usize = 32;
 
 /// Categories a caller may be telling of rather than doing: what someone
 /// else did or said to them, once the agent answers with concern.
-const NARRATABLE: [&str; 4] = ["violence", "threat", "intimidation", "verbal_abuse"];
+const NARRATABLE: [&str; 4] = [id::VIOLENCE, id::THREAT, id::INTIMIDATION, id::VERBAL_ABUSE];
 /// Customer alerts remembered for the agent's answer (`agent_concern`).
 const MAX_ANSWERABLE: usize = 16;
 /// How far back the agent's concern reaches: the caller's account just told.
@@ -38,20 +38,24 @@ const GROUP_MONEY: &str = "money";
 const GROUP_DOGEZA: &str = "dogeza";
 /// Groups whose hits are mild alone and add up over a call: the group, the
 /// category it raises (at warning) once enough of the customer's
-/// utterances hold one (`[accumulation]` in the policy), and its rule.
+/// utterances hold one (`[accumulation]` in the policy), and the name of
+/// its counter ([`counter_rule`]).
 const ACCUMULATING: [(&str, &str, &str); 2] = [
-    (
-        "belittling",
-        "verbal_abuse",
-        "counter/verbal_abuse/belittling",
-    ),
-    ("self_harm_hint", "self_harm", "counter/self_harm/hints"),
+    ("belittling", id::VERBAL_ABUSE, "belittling"),
+    ("self_harm_hint", id::SELF_HARM, "hints"),
 ];
 /// Categories whose hits are demands: said plainly at warning or above in
 /// `repetition.same_demand` customer utterances, they are the same demand
 /// again and again (persistence), however each was worded. A term with its
 /// own `group` counts there instead.
-const DEMAND_CATEGORIES: [&str; 2] = ["excessive_demand", "discrimination"];
+const DEMAND_CATEGORIES: [&str; 2] = [id::EXCESSIVE_DEMAND, id::DISCRIMINATION];
+
+/// The rule id of a counter: `counter/<category>/<name>`
+/// (`counter/persistence/repeat_caller`), so an alert says which count
+/// fired. Built when a counter raises, which is rare.
+fn counter_rule(category: &str, name: &str) -> String {
+    format!("counter/{category}/{name}")
+}
 
 /// Overall risk of a call, derived from its alerts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -267,8 +271,8 @@ impl CallSession {
                 let evidence = vec![];
                 out.extend(session.raise(
                     policy,
-                    "out_of_hours",
-                    "clock/out_of_hours",
+                    id::OUT_OF_HOURS,
+                    &format!("clock/{}", id::OUT_OF_HOURS),
                     severity,
                     0,
                     evidence,
@@ -278,8 +282,8 @@ impl CallSession {
         if caller_calls_in_window >= policy.repeat_callers.calls {
             out.extend(session.raise(
                 policy,
-                "persistence",
-                "counter/persistence/repeat_caller",
+                id::PERSISTENCE,
+                &counter_rule(id::PERSISTENCE, "repeat_caller"),
                 Severity::Warning,
                 0,
                 vec![],
@@ -537,7 +541,7 @@ impl CallSession {
                 // The words were never really said: release the cooldown
                 // and give back the strike.
                 self.cooldown.remove(&(p.category.clone(), p.rule.clone()));
-                if p.severity >= Severity::Warning && &*p.category != "self_harm" {
+                if p.severity >= Severity::Warning && &*p.category != id::SELF_HARM {
                     self.strikes = self.strikes.saturating_sub(1);
                 }
             }
@@ -622,12 +626,15 @@ impl CallSession {
             let evidence = self.hit_evidence(fragment, hit, policy);
             if severity >= Severity::Warning && term.kind == CategoryKind::Harassment {
                 self.note_pressure(fragment.end_ms, &evidence);
-                if matches!(&*category, "threat" | "violence" | "online_defamation") {
+                if matches!(
+                    &*category,
+                    id::THREAT | id::VIOLENCE | id::ONLINE_DEFAMATION
+                ) {
                     self.last_threat =
                         Some((fragment.end_ms, evidence[evidence.len() - 1].clone()));
                 }
             }
-            if &*category == "self_harm" {
+            if &*category == id::SELF_HARM {
                 self.self_harm_at = Some(fragment.end_ms);
             }
             if settled.contains(&category) {
@@ -651,7 +658,7 @@ impl CallSession {
                 *c += 1;
                 *c
             };
-            if let Some(&(_, category, rule)) = ACCUMULATING.iter().find(|a| a.0 == &*group) {
+            if let Some(&(_, category, name)) = ACCUMULATING.iter().find(|a| a.0 == &*group) {
                 // Each mild alone; spread over the call, the pattern counts.
                 if count == policy.accumulation.needed(&group) {
                     let evidence: Vec<Evidence> = self
@@ -660,13 +667,13 @@ impl CallSession {
                         .filter(|(g, _)| *g == group)
                         .map(|(_, e)| e.clone())
                         .collect();
-                    if category == "verbal_abuse" {
+                    if category == id::VERBAL_ABUSE {
                         self.note_pressure(fragment.end_ms, &evidence);
                     }
                     out.extend(self.raise(
                         policy,
                         category,
-                        rule,
+                        &counter_rule(category, name),
                         Severity::Warning,
                         fragment.end_ms,
                         evidence,
@@ -691,11 +698,11 @@ impl CallSession {
                 self.start_stalemate(fragment.start_ms, &evidence);
                 self.note_pressure(fragment.end_ms, std::slice::from_ref(&evidence));
             }
-            let rule: Arc<str> = format!("counter/persistence/repeated_demand/{group}").into();
+            let rule = counter_rule(id::PERSISTENCE, &format!("repeated_demand/{group}"));
             if count == policy.repetition.same_demand {
                 out.extend(self.raise(
                     policy,
-                    "persistence",
+                    id::PERSISTENCE,
                     &rule,
                     Severity::Warning,
                     fragment.end_ms,
@@ -704,7 +711,7 @@ impl CallSession {
             } else if count == policy.repetition.escalate_at {
                 out.extend(self.raise(
                     policy,
-                    "persistence",
+                    id::PERSISTENCE,
                     &rule,
                     Severity::Critical,
                     fragment.end_ms,
@@ -731,11 +738,11 @@ impl CallSession {
             self.agent_markers.push_back((fragment.end_ms, hit.term));
             let evidence = words_of(fragment, &hit.span);
             match &*term.category {
-                "agent_refusal" => self.start_stalemate(fragment.start_ms, &evidence),
-                "agent_warning" if self.warning_stages.len() < 64 => {
+                id::AGENT_REFUSAL => self.start_stalemate(fragment.start_ms, &evidence),
+                id::AGENT_WARNING if self.warning_stages.len() < 64 => {
                     self.warning_stages.push(fragment.end_ms)
                 }
-                "agent_concern" => self.on_agent_concern(fragment.end_ms, evidence, policy, out),
+                id::AGENT_CONCERN => self.on_agent_concern(fragment.end_ms, evidence, policy, out),
                 _ => {}
             }
         }
@@ -965,11 +972,10 @@ impl CallSession {
         });
         if let Some(evidence) = stalemate_due {
             self.stalemate_raised = true;
-            let rule = "counter/restraint/stalemate";
             out.extend(self.raise(
                 policy,
-                "restraint",
-                rule,
+                id::RESTRAINT,
+                &counter_rule(id::RESTRAINT, "stalemate"),
                 Severity::Warning,
                 now_ms,
                 vec![evidence],
@@ -981,11 +987,10 @@ impl CallSession {
         });
         if let Some(evidence) = pressure_due {
             self.pressure_raised = true;
-            let rule = "counter/restraint/long_call_under_pressure";
             out.extend(self.raise(
                 policy,
-                "restraint",
-                rule,
+                id::RESTRAINT,
+                &counter_rule(id::RESTRAINT, "long_call_under_pressure"),
                 Severity::Critical,
                 now_ms,
                 vec![evidence],
@@ -1015,7 +1020,7 @@ impl CallSession {
             let evidence = vec![threat.clone(), money.clone()];
             out.extend(self.raise(
                 policy,
-                "threat",
+                id::THREAT,
                 "combination/extortion",
                 Severity::Critical,
                 at,
@@ -1147,7 +1152,7 @@ impl CallSession {
                 }
             },
         };
-        if severity >= Severity::Warning && &*category != "self_harm" {
+        if severity >= Severity::Warning && &*category != id::SELF_HARM {
             self.strikes += 1;
         }
         let local_id = self.next_local_id;

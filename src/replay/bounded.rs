@@ -34,6 +34,7 @@ use super::{import, CallOutput, InputFile, Refused, ReplayError};
 use crate::alert::{Alert, AlertOrigin};
 use crate::call::{Applied, CallTable, CallerHasher, CallerHistory, CallerKey};
 use crate::engine::{Engine, Scratch};
+use crate::event::json::JsonLines;
 use crate::event::{CallEnd, CallStart, Event};
 use crate::policy::Policy;
 
@@ -222,27 +223,16 @@ impl<'a> Files<'a> {
             events.into_iter().for_each(f);
             return Ok(());
         }
-        let mut line = String::new();
-        let mut number = 0;
-        loop {
-            line.clear();
-            let n = reader.read_line(&mut line).map_err(io)?;
-            if n == 0 {
-                return Ok(());
-            }
-            counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
-            number += 1;
-            // As `str::lines`: the newline and a carriage return before it
-            // are not part of the line.
-            let mut text = line.strip_suffix('\n').unwrap_or(&line);
-            text = text.strip_suffix('\r').unwrap_or(text);
-            if number == 1 {
-                text = import::strip_bom(text);
-            }
-            if let Some(event) = super::parse_jsonl_line(path, text, number)? {
-                f(event);
-            }
+        let mut lines = JsonLines::new(reader);
+        let mut counted = 0;
+        while let Some(event) = lines.next() {
+            counters
+                .bytes
+                .fetch_add(lines.bytes_read() - counted, Ordering::Relaxed);
+            counted = lines.bytes_read();
+            f(event.map_err(|e| import::jsonl::error(path, e))?);
         }
+        Ok(())
     }
 }
 

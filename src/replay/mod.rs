@@ -80,26 +80,15 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReplayError> {
     Ok(())
 }
 
-/// Reads one JSON Lines file of events. Blank lines are skipped; the first
+/// Reads one JSON Lines file of events, streamed
+/// ([`crate::event::json::JsonLines`]). Blank lines are skipped; the first
 /// bad line fails the file with its line number and the field.
 pub fn read_jsonl(path: &Path) -> Result<Vec<Event>, ReplayError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ReplayError::Io {
+    let file = std::fs::File::open(path).map_err(|source| ReplayError::Io {
         path: path.display().to_string(),
         source,
     })?;
-    let mut events = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let event = Event::from_json(line).map_err(|e| ReplayError::Parse {
-            path: path.display().to_string(),
-            line: i + 1,
-            message: e.to_string(),
-        })?;
-        events.push(event);
-    }
-    Ok(events)
+    import::jsonl::read(path, std::io::BufReader::new(file))
 }
 
 /// Reads and imports files on all cores, like [`import::import_file`] on
@@ -200,9 +189,7 @@ fn read_text(path: &Path) -> Result<String, ReplayError> {
     }
 }
 
-/// [`import::import_file`], with our own JSON Lines read by
-/// [`Event::from_json`] (same events, same errors: the test
-/// `read_file_reads_like_the_importer` compares them).
+/// [`import::import_file`], and standard input as `-`.
 fn read_file(
     path: &Path,
     format: Option<import::Format>,
@@ -223,39 +210,7 @@ fn parse_text(
         Some(f) => f,
         None => import::classify(path, text).map_err(|why| import::undetected(path, &why))?,
     };
-    match format {
-        import::Format::Jsonl => {
-            let text = import::strip_bom(text);
-            // Room for lines of 100 bytes or more (ours are ~200): pages
-            // not written to cost nothing, and the file is read once.
-            let mut events = Vec::with_capacity(text.len() / 100 + 1);
-            for (i, line) in text.lines().enumerate() {
-                events.extend(parse_jsonl_line(path, line, i + 1)?);
-            }
-            Ok(events)
-        }
-        format => import::import(format, path, text, options),
-    }
-}
-
-/// One line of a JSON Lines file (without its newline): `None` when blank.
-fn parse_jsonl_line(path: &Path, line: &str, number: usize) -> Result<Option<Event>, ReplayError> {
-    if line.trim().is_empty() {
-        return Ok(None);
-    }
-    let event = Event::from_json(line).map_err(|e| import::json_err(path, &e, number))?;
-    if let Event::Fragment(f) = &event {
-        // As the importer: a number too large for f32 (1e39) reads as
-        // infinity.
-        if f.loudness_dbfs.is_some_and(|v| !v.is_finite()) {
-            return Err(import::parse_err(
-                path,
-                number,
-                "loudness_dbfs: out of range (must be a finite number of dBFS)",
-            ));
-        }
-    }
-    Ok(Some(event))
+    import::import(format, path, text, options)
 }
 
 /// The languages the fragments of these files are scanned in (a
@@ -760,7 +715,9 @@ mod tests {
         .unwrap();
         let err = read_jsonl(&path).unwrap_err().to_string();
         assert!(
-            err.contains("bad.jsonl:2: missing field `speaker`"),
+            // In the words every reader of the format uses (issue #17: one
+            // reader; this one gave serde's raw message before).
+            err.contains("bad.jsonl:2: field `speaker` is missing"),
             "{err}"
         );
     }

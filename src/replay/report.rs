@@ -1,27 +1,13 @@
 //! `replay --output report`: a readable per-call timeline and a summary
-//! across calls, coloured on a terminal, plain when piped.
+//! across calls. Rendered with its styles ([`crate::style`]); the stream it
+//! is written to keeps them on a terminal and strips them when piped.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::alert::{Alert, AlertStatus};
 use crate::category::Severity;
-
-fn paint(text: &str, code: &str, colour: bool) -> String {
-    if colour {
-        format!("\x1b[{code}m{text}\x1b[0m")
-    } else {
-        text.to_owned()
-    }
-}
-
-fn severity_code(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Critical => "1;31",
-        Severity::Warning => "33",
-        Severity::Info => "2",
-    }
-}
+use crate::style::{self, paint};
 
 /// How many alerts a replay raised, counted one way for the report's
 /// summary and the command's closing line on stderr (they disagreed: one
@@ -84,8 +70,8 @@ impl std::fmt::Display for Counts {
 }
 
 /// Renders the report of `calls` replayed calls and their alerts (in
-/// output order).
-pub fn render(alerts: &[Alert], calls: usize, colour: bool) -> String {
+/// output order), styled: write it through an [`anstream::AutoStream`].
+pub fn render(alerts: &[Alert], calls: usize) -> String {
     let mut out = String::new();
     let mut by_call: Vec<(&str, Vec<&Alert>)> = Vec::new();
     for alert in alerts {
@@ -100,12 +86,11 @@ pub fn render(alerts: &[Alert], calls: usize, colour: bool) -> String {
             out,
             "{}",
             paint(
+                style::HEADING,
                 &format!(
                     "call {call_id}  tenant {}  agent {}",
                     first.tenant, first.agent_id
-                ),
-                "1",
-                colour
+                )
             )
         );
         for a in list {
@@ -126,7 +111,7 @@ pub fn render(alerts: &[Alert], calls: usize, colour: bool) -> String {
                 a.category,
                 a.action,
             );
-            let _ = writeln!(out, "{}", paint(&line, severity_code(a.severity), colour));
+            let _ = writeln!(out, "{}", paint(style::severity(a.severity), &line));
         }
     }
     // Summary: what stands at the end (the last status of each alert).
@@ -150,7 +135,7 @@ pub fn render(alerts: &[Alert], calls: usize, colour: bool) -> String {
     for a in &standing {
         *per.entry((a.category.as_str(), a.severity)).or_default() += 1;
     }
-    let _ = writeln!(out, "\n{}", paint("summary", "1", colour));
+    let _ = writeln!(out, "\n{}", paint(style::HEADING, "summary"));
     let _ = writeln!(out, "  calls read     {calls}");
     let _ = writeln!(
         out,
@@ -205,7 +190,9 @@ mod tests {
             alert(1, AlertStatus::Retracted, Severity::Critical, "violence"),
             alert(2, AlertStatus::Confirmed, Severity::Warning, "verbal_abuse"),
         ];
-        let text = render(&alerts, 3, false);
+        let styled = render(&alerts, 3);
+        assert!(styled.contains(&style::severity(Severity::Critical).to_string()));
+        let text = anstream::adapter::strip_str(&styled).to_string();
         assert!(text.contains("call c1  tenant acme  agent a1"), "{text}");
         assert!(
             text.contains("    1:05  customer critical violence"),
@@ -219,7 +206,5 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("verbal_abuse       warning  1"));
-        assert!(!text.contains('\x1b'));
-        assert!(render(&alerts, 3, true).contains("\x1b[1;31m"));
     }
 }

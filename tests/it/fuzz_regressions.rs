@@ -1,11 +1,11 @@
 //! Inputs kept from fuzzing (`fuzz/regressions/<target>/`, see
 //! fuzz/README.md) through the same checks the fuzz targets run
-//! (`callguard::fuzz_checks`). Inputs under a `pending/` folder reproduce a
+//! (`callguard::tools::fuzz_checks`). Inputs under a `pending/` folder reproduce a
 //! crash not fixed yet and are skipped.
 
 use std::path::Path;
 
-use callguard::fuzz_checks;
+use callguard::tools::fuzz_checks;
 
 fn run(target: &str, check: fn(&[u8])) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -5,7 +5,7 @@
 use callguard::grpc::client::ClientConfig;
 use std::time::Duration;
 
-use callguard::loadgen::{run, run_echo_baseline, LoadOptions};
+use callguard::tools::loadgen::{run, run_echo_baseline, LoadOptions};
 
 use crate::support::TestServer;
 

@@ -130,6 +130,83 @@ fn replay_report_counts_disagree_with_its_summary_line() {
     );
 }
 
+/// Issue #17: the report's colour goes through anstream. Piped, it has no
+/// escape code; `CLICOLOR_FORCE` keeps the styles, and `NO_COLOR` wins over
+/// it.
+#[test]
+fn report_to_a_pipe_has_no_escape_codes_unless_forced() {
+    let report = |env: &[(&str, &str)]| {
+        let mut command = callguard();
+        command
+            .args(["replay", "--output", "report"])
+            .arg(fixtures("abusive_call_ja.jsonl"));
+        for var in ["NO_COLOR", "CLICOLOR", "CLICOLOR_FORCE"] {
+            command.env_remove(var);
+        }
+        command.envs(env.iter().copied());
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let piped = report(&[]);
+    assert!(piped.contains("summary"), "{piped}");
+    assert!(!piped.contains('\x1b'), "{piped:?}");
+    let forced = report(&[("CLICOLOR_FORCE", "1")]);
+    assert!(forced.contains('\x1b'), "{forced:?}");
+    assert_eq!(anstream::adapter::strip_str(&forced).to_string(), piped);
+    assert_eq!(report(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]), piped);
+}
+
+/// Issue #16 item 2 / #17: a replay shows its progress (fragments/s, ETA)
+/// on stderr when that is a terminal, and never on stdout: the alerts are
+/// byte for byte those of a run without a terminal. The terminal is a pty
+/// from util-linux `script`; without it the test skips.
+#[test]
+fn progress_goes_to_a_terminal_stderr_and_never_to_stdout() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: `script` (util-linux) is not installed, no pty to test with");
+        return;
+    }
+    let input = fixtures("abusive_call_ja.jsonl");
+    let piped = callguard()
+        .args(["replay", "--output", "jsonl"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    assert!(
+        !stderr(&piped).contains("fragments/s"),
+        "{}",
+        stderr(&piped)
+    );
+
+    // stderr on the pty, stdout to a file.
+    let dir = tempfile::tempdir().unwrap();
+    let alerts = dir.path().join("alerts.jsonl");
+    let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
+    let shell = format!(
+        "{} replay --output jsonl {} > {}",
+        quote(Path::new(env!("CARGO_BIN_EXE_callguard"))),
+        quote(&input),
+        quote(&alerts)
+    );
+    let typescript = dir.path().join("typescript");
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &shell])
+        .arg(&typescript)
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let terminal = std::fs::read_to_string(&typescript).unwrap();
+    assert!(
+        terminal.contains("fragments/s") && terminal.contains("ETA"),
+        "{terminal}"
+    );
+    assert_eq!(std::fs::read(&alerts).unwrap(), piped.stdout);
+}
+
 /// Issue #15: `replay -` was refused although `scan -` works.
 #[test]
 fn replay_reads_standard_input() {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use callguard::grpc::pb;
-use callguard::watch::{watch, WatchOptions};
+use callguard::tools::watch::{watch, WatchOptions};
 
 use crate::support::*;
 
@@ -58,11 +58,11 @@ async fn watch_reconnects_and_resumes_without_loss_or_repeat() {
     let first = TestServer::spawn_with(config(tmp.path())).await;
     let addr = first.server.grpc_addr;
     let printed = Shared::default();
-    let mut sink = printed.clone();
+    // What `callguard watch` writes to a pipe: the styles stripped.
+    let mut sink = anstream::StripStream::new(Box::new(printed.clone()) as Box<dyn Write + Send>);
     let options = WatchOptions {
         client: ClientConfig::plain(format!("http://{addr}")),
         request: pb::SubscribeRequest::default(),
-        colour: false,
     };
     let watcher = tokio::spawn(async move { watch(options, &mut sink).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -126,7 +126,8 @@ async fn watch_from_start_shows_the_stored_log_and_unknown_categories_are_refuse
     let url = server.url();
 
     let printed = Shared::default();
-    let mut sink = printed.clone();
+    // What `callguard watch` writes to a pipe: the styles stripped.
+    let mut sink = anstream::StripStream::new(Box::new(printed.clone()) as Box<dyn Write + Send>);
     let options = WatchOptions {
         client: ClientConfig::plain(url.clone()),
         request: pb::SubscribeRequest {
@@ -134,7 +135,6 @@ async fn watch_from_start_shows_the_stored_log_and_unknown_categories_are_refuse
             categories: vec!["violence".into()],
             ..Default::default()
         },
-        colour: false,
     };
     let watcher = tokio::spawn(async move { watch(options, &mut sink).await });
     let lines = printed.wait_for(2).await;
@@ -157,7 +157,6 @@ async fn watch_from_start_shows_the_stored_log_and_unknown_categories_are_refuse
             categories: vec!["violense".into()],
             ..Default::default()
         },
-        colour: false,
     };
     let status = tokio::time::timeout(Duration::from_secs(10), watch(options, &mut out))
         .await

@@ -41,7 +41,7 @@ mod aws_stream;
 mod azure;
 mod deepgram;
 mod detect;
-mod jsonl;
+pub(crate) mod jsonl;
 mod map;
 mod srt;
 mod vtt;
@@ -303,11 +303,13 @@ pub fn import(
     text: &str,
     options: &ImportOptions,
 ) -> Result<Vec<Event>, ReplayError> {
+    let raw = text;
     let text = strip_bom(text);
     let parsed = match format {
-        // No hint here: `replay::read_file` reads JSON Lines itself and
-        // must give the same errors (read_file_reads_like_the_importer).
-        Format::Jsonl => return jsonl::parse(path, text),
+        // The one JSON Lines reader (it skips the byte order mark itself,
+        // on the first line only); no "looks like" hint: our own format
+        // has its own errors.
+        Format::Jsonl => return jsonl::parse(path, raw),
         Format::Aws => aws::parse(path, text),
         Format::AwsStream => aws_stream::parse(path, text),
         Format::Whisper => whisper::parse(path, text),

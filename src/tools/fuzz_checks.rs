@@ -376,7 +376,7 @@ pub fn lexicon_parse(data: &[u8]) {
     }
 }
 
-const SAMPLE_CALL: &str = include_str!("../tests/fixtures/abusive_call_ja.jsonl");
+const SAMPLE_CALL: &str = include_str!("../../tests/fixtures/abusive_call_ja.jsonl");
 
 fn sample_events() -> &'static [Event] {
     static EVENTS: OnceLock<Vec<Event>> = OnceLock::new();

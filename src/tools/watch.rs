@@ -1,6 +1,6 @@
 //! `callguard watch`: a supervisor's live alert feed in the terminal.
 //! Subscribes with the filters of `Alerts/Subscribe`, prints one readable
-//! line per alert (coloured by severity on a terminal), and when the
+//! line per alert (styled by severity, [`crate::style`]), and when the
 //! connection drops reconnects with backoff and resumes after the last
 //! event id it printed — nothing is missed, nothing printed twice.
 //!
@@ -15,25 +15,26 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::grpc::client::ClientConfig;
-use crate::grpc::pb;
 use crate::grpc::status;
+use crate::grpc::{convert, pb};
+use crate::style;
 
 /// What to watch.
 #[derive(Clone, Debug, Default)]
 pub struct WatchOptions {
     pub client: ClientConfig,
     pub request: pb::SubscribeRequest,
-    pub colour: bool,
 }
 
-/// Formats one alert as a line.
-pub fn format_alert(alert: &pb::Alert, colour: bool) -> String {
-    format_alert_seen(alert, colour, false)
+/// Formats one alert as a line, styled by its severity.
+pub fn format_alert(alert: &pb::Alert) -> String {
+    format_alert_seen(alert, false)
 }
 
-/// Formats one alert as a line; `seen_before`: an earlier event of the same
-/// alert id was shown, so this one is an update of it.
-pub fn format_alert_seen(alert: &pb::Alert, colour: bool, seen_before: bool) -> String {
+/// Formats one alert as a line, styled by its severity; `seen_before`: an
+/// earlier event of the same alert id was shown, so this one is an update
+/// of it.
+pub fn format_alert_seen(alert: &pb::Alert, seen_before: bool) -> String {
     let severity = match pb::Severity::try_from(alert.severity) {
         Ok(pb::Severity::Critical) => "CRITICAL",
         Ok(pb::Severity::Warning) => "WARNING ",
@@ -64,18 +65,15 @@ pub fn format_alert_seen(alert: &pb::Alert, colour: bool, seen_before: bool) -> 
         alert.action,
         alert.rule,
     );
-    if !colour {
-        return line;
+    match convert::severity_from_wire(alert.severity, "severity") {
+        Ok(Some(severity)) => style::paint(style::severity(severity), &line),
+        _ => line,
     }
-    let code = match pb::Severity::try_from(alert.severity) {
-        Ok(pb::Severity::Critical) => "1;31",
-        Ok(pb::Severity::Warning) => "33",
-        _ => "2",
-    };
-    format!("\x1b[{code}m{line}\x1b[0m")
 }
 
 /// Runs until interrupted; returns only on a fatal error (bad request).
+/// The alert lines are styled: give it an [`anstream::AutoStream`] (which
+/// strips the styles off a terminal) unless the escape codes are wanted.
 pub async fn watch(
     options: WatchOptions,
     out: &mut (dyn Write + Send),
@@ -147,7 +145,7 @@ pub async fn watch(
                         request.after_event_id = alert.event_id;
                         request.from_start = false;
                         let update = seen.insert(alert.alert_id);
-                        let line = format_alert_seen(&alert, options.colour, update);
+                        let line = format_alert_seen(&alert, update);
                         let _ = writeln!(out, "{line}");
                         let _ = out.flush();
                     }
@@ -221,8 +219,9 @@ mod tests {
             action: "supervisor_takeover".into(),
             ..Default::default()
         };
+        let plain = |line: String| anstream::adapter::strip_str(&line).to_string();
         assert_eq!(
-            format_alert(&alert, false),
+            plain(format_alert(&alert)),
             "#42     alert 17    CRITICAL violence          call c1 [0:48] a12 (provisional) → supervisor_takeover  «…ころすぞ…»  (ja/violence/korosu)"
         );
         // The confirmation of an alert already shown reads as its update.
@@ -231,11 +230,12 @@ mod tests {
             status: pb::AlertStatus::Confirmed as i32,
             ..alert.clone()
         };
-        assert!(format_alert_seen(&confirmed, false, true).starts_with(
+        assert!(plain(format_alert_seen(&confirmed, true)).starts_with(
             "#43     alert 17    CRITICAL violence          call c1 [0:48] a12 (confirmed) →"
         ));
-        assert!(!format_alert(&confirmed, false).contains("(confirmed)"));
-        assert!(format_alert(&alert, true).starts_with("\x1b[1;31m"));
+        assert!(!format_alert(&confirmed).contains("(confirmed)"));
+        let critical = style::severity(crate::category::Severity::Critical);
+        assert!(format_alert(&alert).starts_with(&critical.to_string()));
     }
 
     #[test]

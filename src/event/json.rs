@@ -1,105 +1,133 @@
-//! Transcript events (DESIGN section 2, fixed field names): what a telephony
-//! platform sends live and what a replay file holds, one JSON object a line.
+//! The replay format, JSON Lines of events (DESIGN section 2), read one
+//! way everywhere: [`JsonLines`] streams a file's events with the line of
+//! any error, and [`Event::from_json`] reads one line. `replay` (in memory
+//! or streamed in bounded memory), its `jsonl` importer and `eval` all read
+//! through them, so a file cannot mean one thing to one command and another
+//! to the next.
 //!
-//! These are the domain types the core works on. The gRPC layer converts its
-//! protobuf messages into them once, at the edge.
+//! The rules: a UTF-8 byte order mark before the first line is skipped; a
+//! line ends at `\n`, and a `\r` before it is not part of it; blank lines
+//! are skipped; the first bad line ends the stream, named by its number.
 
-use std::collections::BTreeMap;
+use std::io::BufRead;
 
-use serde::{Deserialize, Serialize};
+use crate::event::Event;
 
-use crate::category::Speaker;
+/// The message of a loudness that JSON can write and `f32` cannot hold.
+pub const LOUDNESS_OUT_OF_RANGE: &str =
+    "loudness_dbfs: out of range (must be a finite number of dBFS)";
 
-/// Limits on what one event may carry, so a peer cannot make a call's state
-/// or a scan unbounded.
-pub const MAX_ID_BYTES: usize = 256;
-/// The latest audio time accepted: 24 hours into a call. Beyond it an event
-/// is refused, so no duration sum can overflow (issue #18, F10).
-pub const MAX_AUDIO_MS: u64 = 24 * 60 * 60 * 1000;
-/// Default longest fragment text (DESIGN: 8 KiB, configurable in the service).
-pub const DEFAULT_MAX_TEXT_BYTES: usize = 8 * 1024;
-
-/// One transcript event.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum Event {
-    Start(CallStart),
-    Fragment(Fragment),
-    End(CallEnd),
+/// Why a stream of events stopped. Every variant names the line (from 1).
+#[derive(Debug, thiserror::Error)]
+pub enum JsonLinesError {
+    /// Reading failed (a file that is not UTF-8 fails here).
+    #[error("line {line}: {source}")]
+    Io {
+        line: usize,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not an event: bad JSON, a missing or unknown field, a bad value.
+    #[error("line {line}: {}", without_position(source))]
+    Json {
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A number too large for `f32` (`1e39`) reads as infinity, which
+    /// would be written back as `null`.
+    #[error("line {line}: {LOUDNESS_OUT_OF_RANGE}")]
+    LoudnessOutOfRange { line: usize },
 }
 
-impl Event {
-    pub fn call_id(&self) -> &str {
+impl JsonLinesError {
+    pub fn line(&self) -> usize {
         match self {
-            Event::Start(s) => &s.call_id,
-            Event::Fragment(f) => &f.call_id,
-            Event::End(e) => &e.call_id,
+            JsonLinesError::Io { line, .. }
+            | JsonLinesError::Json { line, .. }
+            | JsonLinesError::LoudnessOutOfRange { line } => *line,
         }
     }
 }
 
-/// The start of a call. Everything but `call_id` has a default, so a call
-/// can also begin with its first fragment.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CallStart {
-    pub call_id: String,
-    #[serde(default)]
-    pub tenant: String,
-    #[serde(default)]
-    pub agent_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub caller_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub language: Option<String>,
-    /// Wall-clock start of the call (RFC 3339 with offset).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<jiff::Timestamp>,
-    /// IANA time zone of the call centre (business hours are judged there).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timezone: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
+/// serde's message without its " at line 1 column N" (the line is ours).
+fn without_position(e: &serde_json::Error) -> String {
+    let full = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    full.strip_suffix(&suffix).unwrap_or(&full).to_owned()
 }
 
-/// A piece of ASR transcript: the whole current hypothesis of one utterance.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Fragment {
-    pub call_id: String,
-    /// Per-call sequence number; 0 when the sender does not number events.
-    #[serde(default)]
-    pub seq: u64,
-    pub speaker: Speaker,
-    pub text: String,
-    #[serde(default = "default_true")]
-    pub is_final: bool,
-    /// Interim and final results of one utterance share this id. When
-    /// absent each fragment is its own utterance.
-    #[serde(default)]
-    pub utterance_id: String,
-    /// Milliseconds of audio since the call started.
-    #[serde(default)]
-    pub start_ms: u64,
-    #[serde(default)]
-    pub end_ms: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub language: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub loudness_dbfs: Option<f32>,
+/// The events of a JSON Lines stream, one line in memory at a time.
+pub struct JsonLines<R> {
+    reader: R,
+    line: String,
+    number: usize,
+    bytes: u64,
+    done: bool,
 }
 
-fn default_true() -> bool {
-    true
+impl<R: BufRead> JsonLines<R> {
+    pub fn new(reader: R) -> JsonLines<R> {
+        JsonLines {
+            reader,
+            line: String::new(),
+            number: 0,
+            bytes: 0,
+            done: false,
+        }
+    }
+
+    /// Bytes read so far, newlines included (a replay's progress).
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes
+    }
 }
 
-/// The end of a call.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CallEnd {
-    pub call_id: String,
-    #[serde(default)]
-    pub end_ms: u64,
+impl<R: BufRead> Iterator for JsonLines<R> {
+    type Item = Result<Event, JsonLinesError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.done {
+            self.line.clear();
+            let n = match self.reader.read_line(&mut self.line) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(source) => {
+                    self.done = true;
+                    let line = self.number + 1;
+                    return Some(Err(JsonLinesError::Io { line, source }));
+                }
+            };
+            self.bytes += n as u64;
+            self.number += 1;
+            // As `str::lines`: the newline and a carriage return before it
+            // are not part of the line.
+            let mut text = self.line.strip_suffix('\n').unwrap_or(&self.line);
+            text = text.strip_suffix('\r').unwrap_or(text);
+            if self.number == 1 {
+                text = text.strip_prefix('\u{feff}').unwrap_or(text);
+            }
+            if text.trim().is_empty() {
+                continue;
+            }
+            let event = read_line(text, self.number);
+            self.done = event.is_err();
+            return Some(event);
+        }
+        self.done = true;
+        None
+    }
+}
+
+/// One line (not blank) as an event, or the error that names it.
+fn read_line(text: &str, line: usize) -> Result<Event, JsonLinesError> {
+    let event = Event::from_json(text).map_err(|source| JsonLinesError::Json { line, source })?;
+    if let Event::Fragment(f) = &event {
+        if f.loudness_dbfs.is_some_and(|v| !v.is_finite()) {
+            return Err(JsonLinesError::LoudnessOutOfRange { line });
+        }
+    }
+    Ok(event)
 }
 
 impl Event {
@@ -130,8 +158,8 @@ mod fast {
     use serde::de::{self, Deserializer, MapAccess, Visitor};
     use serde::Deserialize;
 
-    use super::{CallEnd, CallStart, Event, Fragment};
     use crate::category::Speaker;
+    use crate::event::{CallEnd, CallStart, Event, Fragment};
 
     /// `None`: not read here (serde's own path decides).
     pub(super) struct Line(pub Option<Event>);
@@ -558,183 +586,75 @@ mod fast {
     }
 }
 
-/// Why an event was refused. Names the field, like the gRPC status it becomes.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum EventError {
-    #[error("call_id: must not be empty")]
-    EmptyCallId,
-    #[error("{field}: longer than {max} bytes")]
-    TooLong { field: &'static str, max: usize },
-    #[error("{field}: more than {max} entries")]
-    TooMany { field: &'static str, max: usize },
-    #[error(
-        "{field}: {ms} ms is past the longest call accepted ({MAX_AUDIO_MS} ms, 24 h of audio)"
-    )]
-    TooLate { field: &'static str, ms: u64 },
-    #[error("seq: {seq} is behind the last accepted {last}")]
-    SeqBackwards { seq: u64, last: u64 },
-    #[error("end_ms: {end_ms} is before start_ms {start_ms}")]
-    TimesReversed { start_ms: u64, end_ms: u64 },
-    #[error("timezone: unknown time zone {0:?}")]
-    UnknownTimezone(String),
-    #[error("call_id: no active call {0:?}")]
-    UnknownCall(String),
-    #[error("loudness_dbfs: must be a finite number of dBFS")]
-    NotFinite,
-}
-
-impl Event {
-    /// Checks the limits that do not depend on call state.
-    pub fn validate(&self, max_text_bytes: usize) -> Result<(), EventError> {
-        let call_id = self.call_id();
-        if call_id.is_empty() {
-            return Err(EventError::EmptyCallId);
-        }
-        check_len("call_id", call_id, MAX_ID_BYTES)?;
-        match self {
-            Event::Start(s) => {
-                check_len("tenant", &s.tenant, MAX_ID_BYTES)?;
-                check_len("agent_id", &s.agent_id, MAX_ID_BYTES)?;
-                check_len(
-                    "caller_id",
-                    s.caller_id.as_deref().unwrap_or(""),
-                    MAX_ID_BYTES,
-                )?;
-                check_len("language", s.language.as_deref().unwrap_or(""), 64)?;
-                if let Some(tz) = &s.timezone {
-                    check_len("timezone", tz, 64)?;
-                    jiff::tz::TimeZone::get(tz)
-                        .map_err(|_| EventError::UnknownTimezone(tz.clone()))?;
-                }
-                if s.labels.len() > 32 {
-                    return Err(EventError::TooMany {
-                        field: "labels",
-                        max: 32,
-                    });
-                }
-                if s.labels
-                    .iter()
-                    .any(|(k, v)| k.len() + v.len() > MAX_ID_BYTES)
-                {
-                    return Err(EventError::TooLong {
-                        field: "labels",
-                        max: MAX_ID_BYTES,
-                    });
-                }
-            }
-            Event::Fragment(f) => {
-                check_len("text", &f.text, max_text_bytes)?;
-                check_len("utterance_id", &f.utterance_id, MAX_ID_BYTES)?;
-                check_len("language", f.language.as_deref().unwrap_or(""), 64)?;
-                check_time("start_ms", f.start_ms)?;
-                check_time("end_ms", f.end_ms)?;
-                if f.end_ms < f.start_ms {
-                    return Err(EventError::TimesReversed {
-                        start_ms: f.start_ms,
-                        end_ms: f.end_ms,
-                    });
-                }
-                // NaN and infinities do not survive JSON or the wire.
-                if f.loudness_dbfs.is_some_and(|l| !l.is_finite()) {
-                    return Err(EventError::NotFinite);
-                }
-            }
-            Event::End(end) => check_time("end_ms", end.end_ms)?,
-        }
-        Ok(())
-    }
-}
-
-fn check_time(field: &'static str, ms: u64) -> Result<(), EventError> {
-    if ms > MAX_AUDIO_MS {
-        Err(EventError::TooLate { field, ms })
-    } else {
-        Ok(())
-    }
-}
-
-fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), EventError> {
-    if value.len() > max {
-        Err(EventError::TooLong { field, max })
-    } else {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// What a stream gives: events, or an error as its message.
+    type Read = Vec<Result<Event, String>>;
+
+    fn read(text: &str) -> Read {
+        JsonLines::new(text.as_bytes())
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect()
+    }
+
     #[test]
-    fn validate_refuses_a_loudness_that_is_not_a_number() {
-        let fragment = |loudness_dbfs| {
-            Event::Fragment(Fragment {
-                call_id: "c".into(),
-                seq: 1,
-                speaker: Speaker::Customer,
-                text: "hello".into(),
-                is_final: true,
-                utterance_id: "u1".into(),
-                start_ms: 0,
-                end_ms: 900,
-                language: None,
-                loudness_dbfs,
-            })
+    fn lines_blanks_bom_and_carriage_returns() {
+        let end = |id: &str| {
+            Ok(Event::End(crate::event::CallEnd {
+                call_id: id.into(),
+                end_ms: 0,
+            }))
         };
-        assert!(fragment(Some(-20.0)).validate(100).is_ok());
-        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-            let e = fragment(Some(bad)).validate(100).unwrap_err();
-            assert_eq!(e, EventError::NotFinite);
-            assert!(e.to_string().starts_with("loudness_dbfs:"));
+        let cases: &[(&str, &str, Read)] = &[
+            ("empty", "", vec![]),
+            ("blank lines only", "\n  \r\n\t\n", vec![]),
+            (
+                "bom, crlf, blank, no final newline",
+                "\u{feff}{\"type\":\"end\",\"call_id\":\"a\"}\r\n\r\n{\"type\":\"end\",\"call_id\":\"b\"}",
+                vec![end("a"), end("b")],
+            ),
+            (
+                "a bom on the second line is not skipped",
+                "{\"type\":\"end\",\"call_id\":\"a\"}\n\u{feff}{\"type\":\"end\",\"call_id\":\"b\"}\n",
+                vec![
+                    end("a"),
+                    Err("line 2: expected value".into()),
+                ],
+            ),
+            (
+                "the first bad line ends the stream, numbered",
+                "{\"type\":\"end\",\"call_id\":\"a\"}\n\n{\"type\":\"fragment\",\"call_id\":\"c\"}\n{\"type\":\"end\",\"call_id\":\"b\"}\n",
+                vec![end("a"), Err("line 3: missing field `speaker`".into())],
+            ),
+            (
+                "a loudness f32 cannot hold",
+                "{\"type\":\"fragment\",\"call_id\":\"c\",\"speaker\":\"customer\",\"text\":\"x\",\"loudness_dbfs\":1e39}\n",
+                vec![Err(format!("line 1: {LOUDNESS_OUT_OF_RANGE}"))],
+            ),
+        ];
+        for (name, text, want) in cases {
+            assert_eq!(&read(text), want, "{name}");
         }
     }
 
     #[test]
-    fn parses_the_design_examples() {
-        let lines = [
-            r#"{"type":"start","call_id":"c1","tenant":"acme","agent_id":"a12","caller_id":"+81312345678","language":"ja","started_at":"2026-10-05T14:03:00+09:00","timezone":"Asia/Tokyo"}"#,
-            r#"{"type":"fragment","call_id":"c1","seq":1,"speaker":"customer","text":"...","is_final":false,"utterance_id":"u1","start_ms":1200,"end_ms":2400,"language":"ja"}"#,
-            r#"{"type":"end","call_id":"c1","end_ms":95000}"#,
-        ];
-        for line in lines {
-            let event: Event = serde_json::from_str(line).unwrap();
-            event.validate(DEFAULT_MAX_TEXT_BYTES).unwrap();
-        }
+    fn not_utf8_is_an_io_error_on_its_line() {
+        let mut lines = JsonLines::new(&b"{\"type\":\"end\",\"call_id\":\"a\"}\n\xff\n"[..]);
+        assert!(lines.next().unwrap().is_ok());
+        let e = lines.next().unwrap().unwrap_err();
+        assert!(matches!(e, JsonLinesError::Io { line: 2, .. }), "{e:?}");
+        assert!(lines.next().is_none());
     }
 
     #[test]
-    fn rejects_with_the_field_named() {
-        let cases: &[(&str, &str)] = &[
-            (
-                r#"{"type":"end","call_id":""}"#,
-                "call_id: must not be empty",
-            ),
-            (
-                r#"{"type":"fragment","call_id":"c","speaker":"customer","text":"x","start_ms":5,"end_ms":1}"#,
-                "end_ms: 1 is before start_ms 5",
-            ),
-            (
-                r#"{"type":"start","call_id":"c","timezone":"Mars/Base"}"#,
-                "timezone: unknown time zone \"Mars/Base\"",
-            ),
-        ];
-        for (line, want) in cases {
-            let event: Event = serde_json::from_str(line).unwrap();
-            assert_eq!(event.validate(8).unwrap_err().to_string(), *want);
-        }
-        let long = format!(
-            r#"{{"type":"fragment","call_id":"c","speaker":"customer","text":"{}"}}"#,
-            "a".repeat(9)
-        );
-        let event: Event = serde_json::from_str(&long).unwrap();
-        assert_eq!(
-            event.validate(8).unwrap_err().to_string(),
-            "text: longer than 8 bytes"
-        );
-        assert!(serde_json::from_str::<Event>(
-            r#"{"type":"fragment","call_id":"c","speaker":"robot","text":"x"}"#
-        )
-        .is_err());
+    fn bytes_read_counts_newlines_and_blank_lines() {
+        let text = "{\"type\":\"end\",\"call_id\":\"a\"}\r\n\n";
+        let mut lines = JsonLines::new(text.as_bytes());
+        assert!(lines.next().unwrap().is_ok());
+        assert!(lines.next().is_none());
+        assert_eq!(lines.bytes_read(), text.len() as u64);
     }
 
     /// `Event::from_json` reads exactly what serde's derive reads: the same

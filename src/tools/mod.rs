@@ -1,0 +1,13 @@
+//! The tools built on the library, each behind a subcommand: `eval`
+//! (labelled calls through replay, scored), `watch` (a supervisor's feed
+//! in the terminal), `loadgen` (simulated calls against a running serve,
+//! with an echo baseline) and `fuzz_checks` (one check per fuzz target).
+//!
+//! They sit above every layer of the core (src/layers.rs) and are not its
+//! API: they change with the command line, and only the binary, the
+//! integration tests and the fuzz targets use them.
+
+pub mod eval;
+pub mod fuzz_checks;
+pub mod loadgen;
+pub mod watch;
