@@ -1192,6 +1192,7 @@ mod tests {
         "eval/blind/dev8",
         "eval/blind/dev9",
         "eval/blind/dev10",
+        "eval/blind/dev11",
         "eval/blind/test",
     ];
 
