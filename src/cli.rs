@@ -587,219 +587,35 @@ fn watch(args: WatchArgs) -> Result<i32> {
 }
 
 fn replay(args: ReplayArgs) -> Result<i32> {
-    use callguard::replay;
-    use std::io::IsTerminal;
-    let policy = match &args.policy {
-        Some(path) => callguard::policy::Policy::load(path)?,
-        None => callguard::policy::Policy::builtin(),
-    };
-    let format = match (args.format, &args.map) {
-        (FormatArg::Auto | FormatArg::Map, Some(_)) => Some(replay::import::Format::Map),
-        (FormatArg::Map, None) => anyhow::bail!("--format map needs --map text=FIELD,..."),
-        (chosen, Some(_)) => {
-            let name = chosen.format().map_or("auto", |f| f.as_str());
-            anyhow::bail!("--map reads JSON records; it does not go with --format {name}")
-        }
-        (chosen, None) => chosen.format(),
-    };
-    let options = replay::import::ImportOptions {
-        map: match &args.map {
-            Some(map) => Some(map.parse().map_err(|e: String| anyhow::anyhow!(e))?),
-            None => None,
-        },
-        call_id: None,
+    use callguard::replay::command::{self, Flags, Prepared};
+    let prepared = Prepared::from_flags(Flags {
+        paths: &args.paths,
+        format: args.format.format(),
+        map: args.map.as_deref(),
+        speakers: args.speakers.as_deref(),
         language: args.language.clone(),
-        speakers: match &args.speakers {
-            Some(map) => map
-                .parse()
-                .map_err(|e: String| anyhow::anyhow!("--speakers: {e}"))?,
-            None => Default::default(),
-        },
-    };
-    let paths = replay::collect_paths(&args.paths)?;
+        policy: args.policy.as_deref(),
+    })?;
     let Some(server) = &args.server else {
-        return replay_local(&args, &paths, format, &options, &policy);
+        let output = args.output.map(|choice| match choice {
+            OutputArg::Jsonl => command::Output::Jsonl,
+            OutputArg::Report => command::Output::Report,
+        });
+        // The lexicons load while the first pass reads the files.
+        let lexicons = args.lexicons.as_deref();
+        return Ok(command::to_stdout(&prepared, output, || {
+            load_engine(lexicons).map_err(|e| std::io::Error::other(format!("{e:#}")))
+        })?);
     };
-    // To a running serve: the calls are read whole and streamed at their
-    // audio pace; the server does the scanning.
-    let bar = if std::io::stderr().is_terminal() && paths.len() > 1 {
-        indicatif::ProgressBar::new(paths.len() as u64).with_style(
-            indicatif::ProgressStyle::with_template("reading {pos}/{len} files")
-                .expect("a valid template"),
-        )
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    let files = replay::read_files(&paths, format, &options, &|done| {
-        bar.set_position(done as u64)
-    });
-    bar.finish();
-    let mut failed = 0;
-    let files: Vec<Vec<callguard::event::Event>> = files
-        .into_iter()
-        .filter_map(|file| {
-            file.map_err(|e| {
-                // One bad file does not lose the others' results.
-                eprintln!("error: {e}");
-                failed += 1;
-            })
-            .ok()
-        })
-        .collect();
+    let (events, failed) = command::read_for_server(&prepared);
     let client = args.connection.client(server)?;
-    let events = files.into_iter().flatten().collect();
-    stream_replay(&client, events, args.speed, failed)
-}
-
-/// `replay` to stdout in bounded memory ([`callguard::replay::bounded`]):
-/// alerts are written as calls finish, in output order; a progress line
-/// (fragments/s, ETA) on stderr when it is a terminal.
-fn replay_local(
-    args: &ReplayArgs,
-    paths: &[PathBuf],
-    format: Option<callguard::replay::import::Format>,
-    options: &callguard::replay::import::ImportOptions,
-    policy: &callguard::policy::Policy,
-) -> Result<i32> {
-    use callguard::replay::{self, bounded};
-    use std::io::IsTerminal;
-    let stdout = std::io::stdout();
-    let terminal = stdout.is_terminal();
-    let report = match args.output {
-        Some(choice) => choice == OutputArg::Report,
-        None => terminal,
-    };
-    let bar = replay_progress_bar();
-    let progress = |p: bounded::Progress| {
-        if p.total_bytes == 0 {
-            return;
-        }
-        // The bar and its ETA follow the bytes read (both passes); the
-        // rate a user cares about is fragments. (Message first: each call
-        // may draw.)
-        let seconds = bar.elapsed().as_secs_f64().max(1e-9);
-        bar.set_message(format!(
-            "{} fragments, {:.0} fragments/s",
-            p.fragments,
-            p.fragments as f64 / seconds
-        ));
-        bar.set_length(p.total_bytes);
-        bar.set_position(p.bytes);
-    };
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut tally = replay::report::Tally::default();
-    let mut kept = Vec::new();
-    let inputs = bounded::Inputs {
-        paths,
-        format,
-        options,
-    };
-    // The lexicons load while the first pass reads the files.
-    let lexicons = args.lexicons.as_deref();
-    let streamed = bounded::replay_bounded_loading(
-        &inputs,
-        || load_engine(lexicons).map_err(|e| std::io::Error::other(format!("{e:#}"))),
-        policy,
-        &mut |alert| {
-            tally.add(alert);
-            if report {
-                kept.push(alert.clone());
-                Ok(())
-            } else {
-                serde_json::to_writer(&mut out, alert)?;
-                out.write_all(b"\n")
-            }
-        },
-        &progress,
-    )?;
-    bar.finish();
-    if report {
-        // Styles pass to a terminal; stripped when piped or under NO_COLOR.
-        let colour = anstream::AutoStream::choice(&std::io::stdout());
-        let mut styled = anstream::AutoStream::new(&mut out as &mut dyn Write, colour);
-        styled.write_all(replay::report::render(&kept, streamed.calls).as_bytes())?;
-    }
-    out.flush()?;
-    for e in &streamed.failed {
-        // One bad file does not lose the others' results.
-        eprintln!("error: {e}");
-    }
-    for refused in &streamed.refused {
-        eprintln!(
-            "refused event of call {}: {}",
-            refused.call_id, refused.reason
-        );
-    }
-    let failed = streamed.failed.len();
-    eprintln!(
-        "replayed {} call(s), {}{}",
-        streamed.calls,
-        tally.counts(),
-        if failed > 0 {
-            format!(", {failed} file(s) unreadable")
-        } else {
-            String::new()
-        }
-    );
-    Ok(if failed > 0 { 1 } else { 0 })
-}
-
-/// The progress line of a replay of files, on stderr and only when it is
-/// a terminal (hidden otherwise, and by indicatif under `TERM=dumb`: a log
-/// or a pipe gets no `\r` lines); never on stdout, which carries the
-/// alerts. indicatif redraws at most 20 times a second and computes the
-/// ETA from the position's rate.
-fn replay_progress_bar() -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr())
-        .with_style(
-            indicatif::ProgressStyle::with_template("{percent:>3}% [{bar:24}] {msg}, ETA {eta}")
-                .expect("a valid template")
-                .progress_chars("=> "),
-        )
-}
-
-/// `replay --server`: streams the recorded calls into a running service.
-fn stream_replay(
-    client: &callguard::grpc::client::ClientConfig,
-    events: Vec<callguard::event::Event>,
-    speed: f64,
-    failed: usize,
-) -> Result<i32> {
-    if !(speed.is_finite() && speed >= 0.0) {
-        bail!("--speed must be 0 (as fast as possible) or a positive number");
-    }
-    let server = client.url();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let stats = runtime.block_on(callguard::replay::stream::stream_calls(
-        client, events, speed,
-    ));
-    for alert in &stats.alerts {
-        // Styles pass to a terminal; stripped when piped or under NO_COLOR.
-        anstream::println!("{}", callguard::tools::watch::format_alert(alert));
-    }
-    for (call, error) in &stats.failed_calls {
-        eprintln!("call {call}: {error}");
-    }
-    eprintln!(
-        "streamed {} call(s), {} event(s) to {server}: {} acknowledged, {} rejected, {} alert(s)",
-        stats.calls,
-        stats.events,
-        stats.acks,
-        stats.rejections,
-        stats.alerts.len()
-    );
-    Ok(if failed > 0 || !stats.failed_calls.is_empty() {
-        1
-    } else {
-        0
-    })
+    Ok(command::to_server(
+        &client,
+        events,
+        args.speed,
+        failed,
+        &callguard::tools::watch::format_alert,
+    )?)
 }
 
 fn serve(args: ServeArgs) -> Result<i32> {

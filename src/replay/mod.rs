@@ -11,6 +11,7 @@
 //! none (standard input) — never by the wall clock.
 
 pub mod bounded;
+pub mod command;
 pub mod import;
 pub mod report;
 pub mod stream;
