@@ -24,8 +24,9 @@
     number; the same at five times as many; then after they all close.
 (c) Ingest under event-stream readers: the same loadgen traffic (same
     seed) with 0 and with --clients clients reading every alert, in the
-    order 0, N, N, 0 (twice that with --rounds 2); the round-trip p99 at
-    full load of each run and the ratio of the means.
+    order 0, N, N, 0 (twice that with --rounds 2) after a warm-up run;
+    the round-trip p99 at full load of each run and the ratio of the
+    means.
 
 Needs Debian's chromium and chromium-driver for (a) (--skip-page runs (b)
 and (c) only). Bounded: about 3-4 minutes on 2 cores. Prints a summary
@@ -379,6 +380,8 @@ def measure_readers(args, serve, out):
                "--ramp-up", min(5, args.load_seconds // 4),
                "--seed", 7]
     order = [0, args.clients, args.clients, 0] * args.rounds
+    # Warm-up, not counted: the first run after start is slower.
+    bl.loadgen(args.callguard, serve, traffic, os.path.join(out, "ingest-warm-up.txt"))
     runs = []
     for i, n in enumerate(order):
         clients, readers = [], None
