@@ -16,8 +16,11 @@ server:
    `callguard.v1.Alerts/Subscribe` calls, each waited for (the response
    headers: the server has registered it) and then cancelled: RST_STREAM
    (CANCEL) on a shared HTTP/2 connection, and every --close-every-th one
-   by closing its own TCP connection instead, as `hostile::f1_` does. No
-   alert is due meanwhile (the case that leaked before the fix).
+   by closing its own TCP connection instead, as `hostile::f1_` does. Each
+   asks for the alerts of one call (--call) that the load never has, as
+   a supervisor's call view would: no alert is ever due to them (the case
+   that leaked for good before the fix; a subscription to all alerts
+   noticed its client gone at the next alert).
    `callguard_subscribers` and server RSS before, right after, and after
    --settle seconds (and how long the gauge took to come back); then the
    same loadgen traffic again: the median round-trip p99 after. (A loadgen run to
@@ -83,8 +86,11 @@ class H2:
     """One client HTTP/2 connection to a gRPC server, just enough for
     Subscribe-then-cancel."""
 
-    def __init__(self, addr, token=None):
+    def __init__(self, addr, token=None, call=""):
         host, port = addr.rsplit(":", 1)
+        # SubscribeRequest { call_ids (2): [call] }, as a gRPC message.
+        body = b"\x12" + hpack_string(call) if call else b""
+        self.request = b"\x00" + struct.pack(">I", len(body)) + body
         self.sock = socket.create_connection((host, int(port)), timeout=10)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
@@ -114,13 +120,13 @@ class H2:
             self.buf += chunk
 
     def subscribe(self, path="/callguard.v1.Alerts/Subscribe"):
-        """Opens a Subscribe (an empty request: every alert, live) and waits
-        for its response headers; returns the stream id."""
+        """Opens a Subscribe (live alerts, of one call when one is set) and
+        waits for its response headers; returns the stream id."""
         stream = self.next_stream
         self.next_stream += 2
         block = b"\x83\x86" + hpack_literal(4, path) + self.headers_tail
         self.sock.sendall(frame(HEADERS, END_HEADERS, stream, block)
-                          + frame(DATA, END_STREAM, stream, b"\x00\x00\x00\x00\x00"))
+                          + frame(DATA, END_STREAM, stream, self.request))
         while True:
             kind, flags, sid, payload = self._read_frame()
             if kind == SETTINGS and not flags & ACK:
@@ -146,15 +152,15 @@ class H2:
         self.sock.close()
 
 
-def churn(grpc, cycles, close_every, token):
+def churn(grpc, cycles, close_every, token, call):
     """Subscribe, then cancel, `cycles` times; returns (seconds, reconnects
     after a GOAWAY)."""
-    shared = H2(grpc, token)
+    shared = H2(grpc, token, call)
     goaways = 0
     t0 = time.monotonic()
     for i in range(cycles):
         if close_every and i % close_every == 0:
-            own = H2(grpc, token)
+            own = H2(grpc, token, call)
             own.subscribe()
             own.close()
             continue
@@ -163,7 +169,7 @@ def churn(grpc, cycles, close_every, token):
         except GoAway:
             goaways += 1
             shared.close()
-            shared = H2(grpc, token)
+            shared = H2(grpc, token, call)
             shared.cancel(shared.subscribe())
     shared.close()
     return time.monotonic() - t0, goaways
@@ -241,6 +247,9 @@ def main():
     p.add_argument("--cycles", default="5000,20000", help="comma-separated; run one after the other")
     p.add_argument("--close-every", type=int, default=10, help="every Nth cycle closes its own connection (0: never)")
     p.add_argument("--sse-cycles", type=int, default=5000, help="console event-stream cycles (0: none)")
+    p.add_argument("--call", default="churn-no-such-call",
+                   help="the cycles subscribe to this call's alerts, which the load never raises, as a call view "
+                   "would: before the fix nothing ever ended them ('' for all alerts)")
     p.add_argument("--hold", type=int, default=100, help="check first: Subscribes held open, then cancelled")
     p.add_argument("--settle", type=float, default=5)
     p.add_argument("--load-runs", type=int, default=3, help="loadgen runs before and after each churn (medians)")
@@ -253,7 +262,8 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     version = subprocess.run([args.callguard, "--version"], capture_output=True, text=True).stdout.strip()
     summary = {"date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()), "machine": bl.machine(),
-               "callguard": version, "load_before": bl.loadavg(), "load": args.load, "steps": []}
+               "callguard": version, "load_before": bl.loadavg(), "load": args.load, "call": args.call,
+               "steps": []}
     print(json.dumps(summary), flush=True)
     if args.server:
         if not (args.http and args.server_pid):
@@ -282,7 +292,7 @@ def main():
         for n in [int(c) for c in args.cycles.split(",") if c]:
             s0 = state(serve, "callguard_subscribers")
             cpu0 = serve.cpu_s()
-            seconds, goaways = churn(serve.grpc, n, args.close_every, token)
+            seconds, goaways = churn(serve.grpc, n, args.close_every, token, args.call)
             done += n
             s1 = {"gauge": serve.metric("callguard_subscribers")}
             cpu = serve.cpu_s() - cpu0
