@@ -433,6 +433,7 @@ def main():
     p.add_argument("--load-seconds", type=int, default=20)
     p.add_argument("--rounds", type=int, default=2, help="(c): repeats of the 0, N, N, 0 order")
     args = p.parse_args()
+    bl.exit_on_sigterm()
 
     args.callguard = bl.check_binary(args.callguard)
     if not args.skip_page:

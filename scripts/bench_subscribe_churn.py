@@ -256,6 +256,7 @@ def main():
     p.add_argument("--load", default="--calls 1000 --connections 4 --rate 3 --duration 15 --ramp-up 3 --seed 11",
                    help="loadgen traffic before and after each churn")
     args = p.parse_args()
+    bl.exit_on_sigterm()
 
     args.callguard = bl.check_binary(args.callguard)
     token = open(args.token_file).read().strip() if args.token_file else None

@@ -27,6 +27,12 @@ def die(message):
     sys.exit(2)
 
 
+def exit_on_sigterm():
+    """SIGTERM ends the script through its `finally` blocks, so the serve
+    it started is stopped and its temporary data dir removed."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
