@@ -399,6 +399,11 @@ def measure_readers(args, serve, out):
             report["reader_cpu_s"] = round(readers.cpu, 2)
             close_clients(serve, clients)
         runs.append(report)
+        print(f"(c) {n:>4} readers: round trip p99 at full load {report['rt_full_p99']} ms "
+              f"(p50 {report['rt_full_p50']}), ingest->Subscribe p99 {report['sub_p99']} ms, server CPU "
+              f"{report.get('server_cpu_pct')} %, {report['alerts']} alerts, events per reader "
+              f"{report.get('events_per_client', '-')}, load {report['load_before']} -> {report['load_after']}",
+              flush=True)
         time.sleep(2)
     base = [r["rt_full_p99"] for r in runs if r["clients"] == 0]
     loaded = [r["rt_full_p99"] for r in runs if r["clients"]]
@@ -465,11 +470,6 @@ def main():
                   f"{a['alert_rate_per_s']} alerts/s; commit write mean "
                   f"{a['commit_write_mean_ms']} ms; load {a['load']}", flush=True)
         c = summary["ingest"] = measure_readers(args, serve, args.out)
-        for r in c["runs"]:
-            print(f"(c) {r['clients']:>4} readers: round trip p99 at full load {r['rt_full_p99']} ms "
-                  f"(p50 {r['rt_full_p50']}), ingest->Subscribe p99 {r['sub_p99']} ms, server CPU "
-                  f"{r.get('server_cpu_pct')} %, {r['alerts']} alerts, events per reader "
-                  f"{r.get('events_per_client', '-')}, load {r['load_before']} -> {r['load_after']}", flush=True)
         print(f"(c) round-trip p99 at full load, median of the runs: {c['rt_full_p99_median_0']} ms with 0, "
               f"{c['rt_full_p99_median_n']} ms with {args.clients} readers: ratio {c['ratio']}")
     finally:
