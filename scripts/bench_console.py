@@ -154,6 +154,19 @@ for (const li of feed.querySelectorAll('li[data-alert-id]')) seen.add(li.dataset
 // before it waited for the page's main thread and was rendered.
 window.__cgMsgs = [];
 const heard = new Set();
+// Time the page spends in its own message handler (re-rendering the feed),
+// and in long tasks (over 50 ms) of any kind: a busy main thread is what
+// makes a message wait before its event is even created.
+window.__cgBusy = [0, 0, 0, 0];
+const handler = state.events.onmessage;
+state.events.onmessage = (m) => {
+  const t0 = performance.now();
+  handler(m);
+  window.__cgBusy[0] += performance.now() - t0; window.__cgBusy[1]++;
+};
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) { window.__cgBusy[2] += e.duration; window.__cgBusy[3]++; }
+}).observe({entryTypes: ['longtask']});
 state.events.addEventListener('message', (e) => {
   const id = JSON.parse(e.data).alert_id;
   if (!heard.has(id)) { heard.add(id); window.__cgMsgs.push([id, performance.timeOrigin + e.timeStamp]); }
@@ -271,6 +284,7 @@ def measure_page(args, serve, out):
         t_end = time.time()
         page_rows = wd.execute("return window.__cgRows;")
         page_msgs = dict(wd.execute("return window.__cgMsgs;"))
+        busy = wd.execute("return window.__cgBusy;")
         offset1, err1 = page_clock_offset(wd)
         write1, commits1 = serve.metric_sum_count("callguard_store_write_seconds")
         sse.close()
@@ -301,6 +315,10 @@ def measure_page(args, serve, out):
         "clock_uncertainty_ms": round(max(err0, err1) * 1000, 2),
         "raised_to_dom": stats_ms(dom), "raised_to_client": stats_ms(wire), "client_to_dom": stats_ms(browser),
         "message_event_to_dom": stats_ms(event_to_dom),
+        "handler_ms_total": round(busy[0]), "handler_calls": busy[1],
+        "handler_share_of_run": round(busy[0] / 1000 / span, 3),
+        "long_tasks": busy[3], "long_task_ms_total": round(busy[2]),
+        "long_task_share_of_run": round(busy[2] / 1000 / span, 3),
         "commit_write_mean_ms": round((write1 - write0) / max(commits1 - commits0, 1) * 1000, 2),
         "commits": int(commits1 - commits0), "sse_events": sse.events,
         "load": load, "loadgen": [{k: r[k] for k in ("rt_full_p99", "sub_p99", "alerts", "server_cpu_pct")}
@@ -425,6 +443,7 @@ def main():
     p.add_argument("--chromedriver", default="chromedriver")
     p.add_argument("--chromium", default="/usr/bin/chromium")
     p.add_argument("--skip-page", action="store_true", help="only (b) and (c): no browser needed")
+    p.add_argument("--parts", default="abc", help="which of (a), (b), (c) to run, e.g. 'a' or 'bc'")
     p.add_argument("--alerts", type=int, default=1000, help="(a): new alerts to time on the page")
     p.add_argument("--page-calls", type=int, default=200)
     p.add_argument("--page-rate", type=float, default=2)
@@ -441,7 +460,9 @@ def main():
     bl.exit_on_sigterm()
 
     args.callguard = bl.check_binary(args.callguard)
-    if not args.skip_page:
+    if args.skip_page:
+        args.parts = args.parts.replace("a", "")
+    if "a" in args.parts:
         found = shutil.which(args.chromedriver)
         if not found:
             bl.die(f"{args.chromedriver} not found: install Debian's chromium and chromium-driver "
@@ -456,22 +477,26 @@ def main():
     print(json.dumps(summary))
     serve = bl.Serve(args.callguard, args.out, "console", args.grpc_port, args.http_port)
     try:
-        b = summary["memory"] = measure_memory(args, serve)
-        print(f"(b) idle event-stream clients: RSS {b['rss_before_kib']} KiB with none, "
-              + ", ".join(f"{s['rss_kib']} KiB with {s['clients']} ({s['per_client_kib']} KiB per client)"
-                          for s in b["steps"])
-              + f"; all closed: streams {b['streams_after_close']} after {b['close_seconds']} s, "
-              f"RSS {b['rss_after_close_kib']} KiB", flush=True)
-        if not args.skip_page:
+        if "b" in args.parts:
+            b = summary["memory"] = measure_memory(args, serve)
+            print(f"(b) idle event-stream clients: RSS {b['rss_before_kib']} KiB with none, "
+                  + ", ".join(f"{s['rss_kib']} KiB with {s['clients']} ({s['per_client_kib']} KiB per client)"
+                              for s in b["steps"])
+                  + f"; all closed: streams {b['streams_after_close']} after {b['close_seconds']} s, "
+                  f"RSS {b['rss_after_close_kib']} KiB", flush=True)
+        if "a" in args.parts:
             a = summary["page"] = measure_page(args, serve, args.out)
             print(f"(a) raised_at -> new row in the DOM: {fmt(a['raised_to_dom'])}; "
                   f"to the event-stream client {fmt(a['raised_to_client'])}; client -> DOM "
                   f"{fmt(a['client_to_dom'])}, of which message event -> DOM {fmt(a['message_event_to_dom'])}; "
-                  f"{a['alert_rate_per_s']} alerts/s; commit write mean "
+                  f"{a['alert_rate_per_s']} alerts/s; the page's message handler {a['handler_share_of_run']:.0%} "
+                  f"of the time ({a['handler_calls']} calls), long tasks {a['long_task_share_of_run']:.0%} "
+                  f"({a['long_tasks']}); commit write mean "
                   f"{a['commit_write_mean_ms']} ms; load {a['load']}", flush=True)
-        c = summary["ingest"] = measure_readers(args, serve, args.out)
-        print(f"(c) round-trip p99 at full load, median of the runs: {c['rt_full_p99_median_0']} ms with 0, "
-              f"{c['rt_full_p99_median_n']} ms with {args.clients} readers: ratio {c['ratio']}")
+        if "c" in args.parts:
+            c = summary["ingest"] = measure_readers(args, serve, args.out)
+            print(f"(c) round-trip p99 at full load, median of the runs: {c['rt_full_p99_median_0']} ms with 0, "
+                  f"{c['rt_full_p99_median_n']} ms with {args.clients} readers: ratio {c['ratio']}")
     finally:
         serve.stop()
     summary["load_after"] = bl.loadavg()
