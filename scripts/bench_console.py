@@ -28,8 +28,12 @@
     the round-trip p99 at full load of each run and the ratio of the
     medians.
 
-Needs Debian's chromium and chromium-driver for (a) (--skip-page runs (b)
-and (c) only). Bounded: about 5 minutes on 2 cores. Prints a summary
+(p) With --parts abcp (not by default): the browser alone, a minimal
+    event-stream server in this script and a page that only stamps each
+    message, with TCP_NODELAY and without: what Chromium itself adds.
+
+Needs Debian's chromium and chromium-driver for (a) and (p) (--skip-page
+runs (b) and (c) only). Bounded: about 5 minutes on 2 cores. Prints a summary
 and writes it, with every loadgen report, the serve log and each timed
 alert (page-latency.csv), to --out.
 """
@@ -41,6 +45,7 @@ import json
 import os
 import selectors
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -334,6 +339,88 @@ def measure_page(args, serve, out):
 
 
 # ---------------------------------------------------------------------------
+# (p) the browser alone: Chromium's own event-stream latency on this machine
+
+PROBE_PAGE = b"""<!doctype html><html><body><script>
+window.__m = [];
+new EventSource('/events').onmessage = (e) => {
+  window.__m.push([Number(e.lastEventId), performance.timeOrigin + performance.now()]);
+};
+</script></body></html>"""
+
+
+def probe_browser(args, out, seconds=20, rate=15):
+    """A minimal event-stream server here (Python, the console's message
+    size, pairs 2 ms apart like an alert and its update, `rate` pairs a
+    second) and a page that only stamps each message: what Chromium
+    itself adds between the socket and the page, for scale against (a).
+    Run with TCP_NODELAY on the server socket and without (Nagle)."""
+    results = {}
+    for nodelay in (True, False):
+        sent = {}
+        go, stop = threading.Event(), threading.Event()
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        port = srv.getsockname()[1]
+
+        def serve_one(c):
+            req = b""
+            while b"\r\n\r\n" not in req:
+                chunk = c.recv(4096)
+                if not chunk:
+                    return
+                req += chunk
+            if req.split(b" ")[1] != b"/events":
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n"
+                          b"Connection: close\r\n\r\n" % len(PROBE_PAGE) + PROBE_PAGE)
+                c.close()
+                return
+            if nodelay:
+                c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n: hi\n\n")
+            go.wait()
+            n, pad = 0, "x" * 700
+            while not stop.is_set():
+                for _ in range(2):
+                    n += 1
+                    sent[n] = time.time()
+                    c.sendall(f"id: {n}\ndata: {pad}\n\n".encode())
+                    time.sleep(0.002)
+                time.sleep(1 / rate)
+            c.close()
+
+        def accept():
+            while True:
+                try:
+                    c, _ = srv.accept()
+                except OSError:
+                    return
+                threading.Thread(target=serve_one, args=(c,), daemon=True).start()
+
+        threading.Thread(target=accept, daemon=True).start()
+        wd = WebDriver(args.chromedriver, args.chromium, os.path.join(out, "chromedriver-probe.log"))
+        try:
+            wd.navigate(f"http://127.0.0.1:{port}/")
+            time.sleep(1)
+            off0, err0 = page_clock_offset(wd)
+            go.set()
+            time.sleep(seconds)
+            stop.set()
+            time.sleep(0.5)
+            stamps = wd.execute("return window.__m;")
+            off1, err1 = page_clock_offset(wd)
+        finally:
+            wd.quit()
+            srv.close()
+        offset = (off0 + off1) / 2
+        lat = [ms / 1000.0 - offset - sent[i] for i, ms in stamps if i in sent]
+        results["nodelay" if nodelay else "nagle"] = dict(
+            stats_ms(lat), clock_uncertainty_ms=round(max(err0, err1) * 1000, 2), load=bl.loadavg())
+    return results
+
+
+# ---------------------------------------------------------------------------
 # (b) memory per idle client, (c) ingest with readers
 
 
@@ -449,7 +536,8 @@ def main():
     p.add_argument("--chromedriver", default="chromedriver")
     p.add_argument("--chromium", default="/usr/bin/chromium")
     p.add_argument("--skip-page", action="store_true", help="only (b) and (c): no browser needed")
-    p.add_argument("--parts", default="abc", help="which of (a), (b), (c) to run, e.g. 'a' or 'bc'")
+    p.add_argument("--parts", default="abc", help="which of (a), (b), (c) to run, e.g. 'a' or 'bc'; "
+                   "'p' adds the browser-alone probe (see probe_browser)")
     p.add_argument("--alerts", type=int, default=1000, help="(a): new alerts to time on the page")
     p.add_argument("--page-calls", type=int, default=200)
     p.add_argument("--page-rate", type=float, default=2)
@@ -468,7 +556,7 @@ def main():
     args.callguard = bl.check_binary(args.callguard)
     if args.skip_page:
         args.parts = args.parts.replace("a", "")
-    if "a" in args.parts:
+    if "a" in args.parts or "p" in args.parts:
         found = shutil.which(args.chromedriver)
         if not found:
             bl.die(f"{args.chromedriver} not found: install Debian's chromium and chromium-driver "
@@ -499,6 +587,11 @@ def main():
                   f"of the time ({a['handler_calls']} calls), long tasks {a['long_task_share_of_run']:.0%} "
                   f"({a['long_tasks']}); commit write mean "
                   f"{a['commit_write_mean_ms']} ms; load {a['load']}", flush=True)
+        if "p" in args.parts:
+            pr = summary["browser_alone"] = probe_browser(args, args.out)
+            print("(p) Chromium alone, a Python event-stream server to the page: "
+                  + "; ".join(f"{k}: {fmt(v)} (clock ±{v['clock_uncertainty_ms']} ms)" for k, v in pr.items()),
+                  flush=True)
         if "c" in args.parts:
             c = summary["ingest"] = measure_readers(args, serve, args.out)
             print(f"(c) round-trip p99 at full load, median of the runs: {c['rt_full_p99_median_0']} ms with 0, "
