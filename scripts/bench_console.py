@@ -529,8 +529,8 @@ def measure_readers(args, serve, out):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--callguard", default="target/release/callguard", help="the callguard binary")
-    p.add_argument("--out", default="target/bench-console", help="reports go here")
+    p.add_argument("--callguard", default=os.path.join(bl.ROOT, "target/release/callguard"), help="the callguard binary")
+    p.add_argument("--out", default=os.path.join(bl.ROOT, "target/bench-console"), help="reports go here")
     p.add_argument("--grpc-port", type=int, default=0, help="serve's gRPC port (default: a free one)")
     p.add_argument("--http-port", type=int, default=0, help="serve's HTTP port (default: a free one)")
     p.add_argument("--chromedriver", default="chromedriver")

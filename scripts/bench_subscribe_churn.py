@@ -237,10 +237,10 @@ def state(serve, gauge):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--callguard", default="target/release/callguard", help="the callguard binary (loadgen, serve)")
+    p.add_argument("--callguard", default=os.path.join(bl.ROOT, "target/release/callguard"), help="the callguard binary (loadgen, serve)")
     p.add_argument("--serve-binary", help="another build to run serve from (e.g. one before a fix); "
                    "loadgen stays --callguard's")
-    p.add_argument("--out", default="target/bench-churn")
+    p.add_argument("--out", default=os.path.join(bl.ROOT, "target/bench-churn"))
     p.add_argument("--server", help="a running serve's gRPC address (else one is started)")
     p.add_argument("--http", help="the running serve's HTTP address (with --server)")
     p.add_argument("--server-pid", type=int, help="the running serve's pid (with --server)")

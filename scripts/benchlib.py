@@ -16,6 +16,10 @@ import time
 import urllib.error
 import urllib.request
 
+# The repository: the scripts' defaults (the release binary, the output
+# folder) are under it, wherever they are run from.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 # Day-independent traffic: without this, on a weekend or out of 09:00-18:00
 # UTC every call start raises an `out_of_hours` info alert, and the figures
 # would depend on when they were taken.
