@@ -598,10 +598,7 @@ def main():
                   f"{c['rt_full_p99_median_n']} ms with {args.clients} readers: ratio {c['ratio']}")
     finally:
         serve.stop()
-    summary["load_after"] = bl.loadavg()
-    with open(os.path.join(args.out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1)
-    print(f"summary: {os.path.join(args.out, 'summary.json')}")
+    bl.write_summary(args.out, summary)
 
 
 if __name__ == "__main__":

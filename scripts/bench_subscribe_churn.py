@@ -337,10 +337,7 @@ def main():
                   f"{s2['rss_kib']} KiB", flush=True)
     finally:
         serve.stop()
-    summary["load_after"] = bl.loadavg()
-    with open(os.path.join(args.out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1)
-    print(f"summary: {os.path.join(args.out, 'summary.json')}")
+    bl.write_summary(args.out, summary)
 
 
 if __name__ == "__main__":

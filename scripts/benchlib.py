@@ -4,6 +4,7 @@ its /metrics and /proc figures, `callguard loadgen` runs and their
 report, raw Server-Sent-Events clients. Python standard library only.
 """
 
+import json
 import os
 import re
 import shutil
@@ -46,6 +47,15 @@ def free_port():
 def loadavg():
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
+
+
+def write_summary(out_dir, summary):
+    """Adds the load average at the end and writes summary.json."""
+    summary["load_after"] = loadavg()
+    path = os.path.join(out_dir, "summary.json")
+    with open(path, "w") as f:
+        json.dump(summary, f, indent=1)
+    print(f"summary: {path}")
 
 
 def machine():
