@@ -1193,6 +1193,7 @@ mod tests {
         "eval/blind/dev9",
         "eval/blind/dev10",
         "eval/blind/dev11",
+        "eval/blind/dev12",
         "eval/blind/test",
     ];
 
