@@ -891,7 +891,13 @@ mod tests {
         for id in 100..100 + ENCODED as u64 {
             encoded.json(&alert(id)).unwrap();
         }
-        let ids: Vec<u64> = encoded.0.lock().unwrap().iter().map(|(id, _)| *id).collect();
+        let ids: Vec<u64> = encoded
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, _)| *id)
+            .collect();
         assert_eq!(ids.len(), ENCODED);
         assert_eq!((ids[0], ids[ENCODED - 1]), (100, 99 + ENCODED as u64));
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
