@@ -142,8 +142,8 @@ class WebDriver:
 PAGE_CLOCK = "return performance.timeOrigin + performance.now();"
 
 # A row for a new alert_id in the feed: the first time an <li
-# data-alert-id> with that id is inserted (the feed is re-rendered whole on
-# every message, so later insertions of the same id are not new).
+# data-alert-id> with that id is inserted (a page that re-renders the feed
+# whole inserts it again on every message: later insertions are not new).
 INSTALL_OBSERVER = """
 window.__cgRows = [];
 const seen = new Set();
@@ -160,10 +160,16 @@ for (const li of feed.querySelectorAll('li[data-alert-id]')) seen.add(li.dataset
 // before it waited for the page's main thread and was rendered.
 window.__cgMsgs = [];
 const heard = new Set();
-// Time the page spends in its own message handler (re-rendering the feed),
-// and in long tasks (over 50 ms) of any kind: a busy main thread is what
-// makes a message wait before its event is even created.
-window.__cgBusy = [0, 0, 0, 0];
+// Time the page spends in its own message handler, in its animation-frame
+// callbacks (a page that renders once per frame does it there, not in the
+// handler), and in long tasks (over 50 ms) of any kind: a busy main thread
+// is what makes a message wait before its event is even created.
+window.__cgBusy = [0, 0, 0, 0, 0, 0];
+const raf = window.requestAnimationFrame.bind(window);
+window.requestAnimationFrame = (cb) => raf((ts) => {
+  const t0 = performance.now();
+  try { cb(ts); } finally { window.__cgBusy[4] += performance.now() - t0; window.__cgBusy[5]++; }
+});
 const handler = state.events.onmessage;
 state.events.onmessage = (m) => {
   const t0 = performance.now();
@@ -328,6 +334,8 @@ def measure_page(args, serve, out):
         "message_event_to_dom": stats_ms(event_to_dom),
         "handler_ms_total": round(busy[0]), "handler_calls": busy[1],
         "handler_share_of_run": round(busy[0] / 1000 / span, 3),
+        "frame_ms_total": round(busy[4]), "frame_calls": busy[5],
+        "page_share_of_run": round((busy[0] + busy[4]) / 1000 / span, 3),
         "long_tasks": busy[3], "long_task_ms_total": round(busy[2]),
         "long_task_share_of_run": round(busy[2] / 1000 / span, 3),
         "commit_write_mean_ms": round((write1 - write0) / max(commits1 - commits0, 1) * 1000, 2),
@@ -584,7 +592,8 @@ def main():
                   f"to the event-stream client {fmt(a['raised_to_client'])}; client -> DOM "
                   f"{fmt(a['client_to_dom'])}, of which message event -> DOM {fmt(a['message_event_to_dom'])}; "
                   f"{a['alert_rate_per_s']} alerts/s; the page's message handler {a['handler_share_of_run']:.0%} "
-                  f"of the time ({a['handler_calls']} calls), long tasks {a['long_task_share_of_run']:.0%} "
+                  f"of the time ({a['handler_calls']} calls), with its frame renders ({a['frame_calls']}) "
+                  f"{a['page_share_of_run']:.0%}, long tasks {a['long_task_share_of_run']:.0%} "
                   f"({a['long_tasks']}); commit write mean "
                   f"{a['commit_write_mean_ms']} ms; load {a['load']}", flush=True)
         if "p" in args.parts:

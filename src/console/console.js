@@ -3,6 +3,10 @@
 // transcript holding markup renders as text (and the CSP forbids inline
 // script anyway). State: the latest version of each alert by alert_id
 // (updates replace their row in place), the live calls, the selection.
+// Messages only mark what changed; one render per animation frame then
+// adds, moves or updates just the rows that differ, keyed by call_id and
+// alert_id, so a burst of alerts costs one small DOM change, not a rebuild
+// of both tables per message.
 "use strict";
 
 const I18N = {
@@ -49,10 +53,12 @@ const I18N = {
 };
 const RISK_ORDER = { high: 3, elevated: 2, low: 1, none: 0 };
 const SEV_ORDER = { critical: 2, warning: 1, info: 0 };
+const FEED_ROWS = 300;
 
 const state = {
   lang: "en",
   alerts: new Map(),   // alert_id -> latest version
+  order: [],           // alert_ids, newest first (the feed's order)
   calls: new Map(),    // call_id -> CallSummary JSON
   selectedCall: null,
   lastEventId: 0,
@@ -189,7 +195,6 @@ function openEvents() {
     const alert = JSON.parse(message.data);
     if (take(alert)) {
       state.lastEventId = Math.max(state.lastEventId, alert.event_id);
-      renderFeed();
       markCall(alert);
       if (state.selectedCall === alert.call_id) showCall(alert.call_id);
       scheduleCalls();
@@ -203,12 +208,37 @@ function setConnection(kind, detail) {
   node.textContent = kind === "live" ? t("live") : t("reconnecting") + (detail ? " " + detail : "");
 }
 
-// Keeps the newest version of an alert; returns whether it changed.
+// Keeps the newest version of an alert (the feed re-renders on the next
+// frame); returns whether it changed.
 function take(alert) {
   const known = state.alerts.get(alert.alert_id);
   if (known && known.event_id >= alert.event_id) return false;
+  if (!known) {
+    // A new alert's id is almost always the highest: found at once.
+    const order = state.order;
+    let lo = 0, hi = order.length;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (order[mid] > alert.alert_id) lo = mid + 1; else hi = mid; }
+    order.splice(lo, 0, alert.alert_id);
+  }
   state.alerts.set(alert.alert_id, alert);
+  schedule("feed");
   return true;
+}
+
+const dirty = { calls: false, feed: false };
+let frame = 0;
+
+// Renders a part on the next animation frame, once however many messages
+// asked for it.
+function schedule(part) {
+  dirty[part] = true;
+  if (!frame) frame = requestAnimationFrame(flush);
+}
+
+function flush() {
+  frame = 0;
+  if (dirty.calls) { dirty.calls = false; renderCalls(); }
+  if (dirty.feed) { dirty.feed = false; renderFeed(); }
 }
 
 // A call turns red the moment its alert arrives, before the next poll.
@@ -218,7 +248,7 @@ function markCall(alert) {
   const risk = alert.severity === "critical" ? "high" : alert.severity === "warning" ? "elevated" : "low";
   if (RISK_ORDER[risk] > RISK_ORDER[call.risk]) {
     call.risk = risk;
-    renderCalls();
+    schedule("calls");
   }
 }
 
@@ -231,7 +261,7 @@ async function refreshCalls() {
   try {
     const body = await api("/api/v1/calls");
     state.calls = new Map(body.calls.map((c) => [c.call_id, c]));
-    renderCalls();
+    schedule("calls");
     renderFilterOptions();
   } catch (e) {
     if (e.status === 401) showLogin();
@@ -292,26 +322,55 @@ function minutes(ms) {
   return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
 }
 
+// Puts exactly `nodes` into `parent`, in order, moving only the nodes out
+// of place (a new alert goes in at the top and nothing else moves); keeps
+// keyboard focus on the row it was on.
+function place(parent, nodes) {
+  const focused = document.activeElement;
+  const keep = new Set(nodes);
+  for (const child of [...parent.children]) if (!keep.has(child)) child.remove();
+  nodes.forEach((node, i) => {
+    const at = parent.children[i];
+    if (at !== node) parent.insertBefore(node, at || null);
+  });
+  if (focused && focused !== document.activeElement && focused.isConnected) focused.focus();
+}
+
+const callRows = new Map(); // call_id -> <tr>, reused while the call is listed
+
 function renderCalls() {
   const f = filters();
   const calls = [...state.calls.values()]
     .filter((c) => (!f.tenant || c.tenant === f.tenant) && (!f.agent || c.agent_id === f.agent))
     .sort((a, b) => RISK_ORDER[b.risk] - RISK_ORDER[a.risk] || b.alerts_total - a.alerts_total || a.call_id.localeCompare(b.call_id));
+  const listed = new Set(calls.map((c) => c.call_id));
+  for (const id of callRows.keys()) if (!listed.has(id)) callRows.delete(id);
   const rows = calls.map((c) => {
-    const repeats = c.demand_repeats.reduce((n, d) => Math.max(n, d.count), 0);
-    const counters = [t("repeats") + " " + repeats, t("strikes") + " " + c.strikes];
-    if (c.stalemate_since_ms != null) counters.push(t("stalemate") + " " + Math.floor((c.last_event_ms - c.stalemate_since_ms) / 60000) + t("min"));
-    const row = el("tr", { class: "risk-" + c.risk + (state.selectedCall === c.call_id ? " selected" : ""), tabindex: "0", "data-call-id": c.call_id, "data-risk": c.risk },
-      el("td", { text: t(c.risk) }), el("td", { text: c.call_id }), el("td", { text: c.agent_id || "—" }),
-      el("td", { text: minutes(c.last_event_ms) }),
-      el("td", { text: minutes(c.customer_talk_ms) + " / " + minutes(c.agent_talk_ms) }),
-      el("td", { text: counters.join(" · ") }));
-    row.addEventListener("click", () => showCall(c.call_id));
-    row.addEventListener("keydown", (e) => { if (e.key === "Enter") showCall(c.call_id); });
+    let row = callRows.get(c.call_id);
+    if (!row) {
+      row = el("tr", { tabindex: "0", "data-call-id": c.call_id }, el("td"), el("td"), el("td"), el("td"), el("td"), el("td"));
+      row.addEventListener("click", () => showCall(c.call_id));
+      row.addEventListener("keydown", (e) => { if (e.key === "Enter") showCall(c.call_id); });
+      callRows.set(c.call_id, row);
+    }
+    fillCallRow(row, c);
     return row;
   });
-  $("calls").querySelector("tbody").replaceChildren(...rows);
+  place($("calls").querySelector("tbody"), rows);
   $("calls-empty").hidden = rows.length > 0;
+}
+
+// Writes only the cells and attributes whose text changed.
+function fillCallRow(row, c) {
+  const repeats = c.demand_repeats.reduce((n, d) => Math.max(n, d.count), 0);
+  const counters = [t("repeats") + " " + repeats, t("strikes") + " " + c.strikes];
+  if (c.stalemate_since_ms != null) counters.push(t("stalemate") + " " + Math.floor((c.last_event_ms - c.stalemate_since_ms) / 60000) + t("min"));
+  const texts = [t(c.risk), c.call_id, c.agent_id || "—", minutes(c.last_event_ms),
+    minutes(c.customer_talk_ms) + " / " + minutes(c.agent_talk_ms), counters.join(" · ")];
+  texts.forEach((text, i) => { if (row.cells[i].textContent !== text) row.cells[i].textContent = text; });
+  const cls = "risk-" + c.risk + (state.selectedCall === c.call_id ? " selected" : "");
+  if (row.className !== cls) row.className = cls;
+  if (row.dataset.risk !== c.risk) row.dataset.risk = c.risk;
 }
 
 function handlingText(alert) {
@@ -336,26 +395,37 @@ function alertSummary(alert) {
   ];
 }
 
+const feedRows = new Map(); // alert_id -> <li>, reused while the alert is listed
+
 function renderFeed() {
   const f = filters();
-  const list = [...state.alerts.values()].filter((a) => passes(a, f)).sort((a, b) => b.alert_id - a.alert_id);
-  const items = list.slice(0, 300).map((a) => {
-    const li = el("li", {
-      class: "sev-" + a.severity + " status-" + a.status, tabindex: "0",
-      "data-alert-id": String(a.alert_id), "data-status": a.status,
-      "data-handling": a.handling ? a.handling.state : "none", "data-call-id": a.call_id,
-    }, ...alertSummary(a));
-    li.addEventListener("click", () => showCall(a.call_id));
-    li.addEventListener("keydown", (e) => { if (e.key === "Enter") showCall(a.call_id); });
+  const list = [];
+  for (const id of state.order) {
+    const a = state.alerts.get(id);
+    if (passes(a, f) && list.push(a) === FEED_ROWS) break;
+  }
+  const listed = new Set(list.map((a) => a.alert_id));
+  for (const id of feedRows.keys()) if (!listed.has(id)) feedRows.delete(id);
+  const items = list.map((a) => {
+    let li = feedRows.get(a.alert_id);
+    if (!li) {
+      li = el("li", { tabindex: "0", "data-alert-id": String(a.alert_id), "data-call-id": a.call_id });
+      li.addEventListener("click", () => showCall(a.call_id));
+      li.addEventListener("keydown", (e) => { if (e.key === "Enter") showCall(a.call_id); });
+      feedRows.set(a.alert_id, li);
+    }
+    // A new version (status, handling) or language: this row only.
+    const version = state.lang + ":" + a.event_id;
+    if (li.dataset.version !== version) {
+      li.dataset.version = version;
+      li.className = "sev-" + a.severity + " status-" + a.status;
+      li.dataset.status = a.status;
+      li.dataset.handling = a.handling ? a.handling.state : "none";
+      li.replaceChildren(...alertSummary(a));
+    }
     return li;
   });
-  // Keep focus on the same alert across a re-render.
-  const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.alertId : null;
-  $("feed").replaceChildren(...items);
-  if (focused) {
-    const again = $("feed").querySelector('li[data-alert-id="' + focused + '"]');
-    if (again) again.focus();
-  }
+  place($("feed"), items);
   $("feed-empty").hidden = items.length > 0;
 }
 
@@ -370,7 +440,7 @@ function showTab(which) {
 async function showCall(callId) {
   state.selectedCall = callId;
   showTab("detail");
-  renderCalls();
+  schedule("calls");
   let body;
   try {
     body = await api("/api/v1/calls/" + encodeURIComponent(callId));
@@ -422,7 +492,7 @@ function actions(alert) {
         const body = await api("/api/v1/alerts/" + alert.alert_id + "/" + action, {
           method: "POST", body: JSON.stringify({ note: note.value, assignee: assignee.value }),
         });
-        if (take(body.alert)) { renderFeed(); showCall(alert.call_id); }
+        if (take(body.alert)) showCall(alert.call_id);
       } catch (e) {
         status.textContent = t("failed") + ": " + e.message;
       }

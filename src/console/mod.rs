@@ -24,7 +24,7 @@
 //! when the store fails (the browser reconnects and resumes from its
 //! `Last-Event-ID`), or when the service stops.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -70,6 +70,9 @@ const CLIENT_QUEUE: usize = 64;
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Alerts of one call returned with it.
 const CALL_HISTORY: usize = 1_000;
+/// Recent alert events kept encoded for the event streams (about a
+/// minute at a busy centre's rate; a few hundred kilobytes).
+const ENCODED: usize = 1_024;
 
 /// Everything handlers share.
 pub struct Console {
@@ -77,6 +80,8 @@ pub struct Console {
     tokens: Arc<Tokens>,
     /// Session id → who logged in, and when the session ends.
     sessions: Mutex<HashMap<String, (Arc<Principal>, Instant)>>,
+    /// Alert events as event-stream JSON, shared by every client.
+    encoded: Encoded,
 }
 
 /// The console's routes, to merge into the HTTP router (served with
@@ -86,6 +91,7 @@ pub fn router(service: Arc<Service>, tokens: Arc<Tokens>) -> Router {
         service,
         tokens,
         sessions: Mutex::new(HashMap::new()),
+        encoded: Encoded::default(),
     });
     Router::new()
         .route(
@@ -762,11 +768,11 @@ async fn events(
         None => console.service.with_log(|log| log.last_event_id()),
     };
     let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
-    let service = console.service.clone();
     tokio::spawn(async move {
+        let service = &console.service;
         ::metrics::gauge!(crate::telemetry::metrics::CONSOLE_STREAMS).increment(1.0);
         tokio::select! {
-            _ = stream_events(&service, live, start, &filter, &tx) => {}
+            _ = stream_events(service, &console.encoded, live, start, &filter, &tx) => {}
             _ = tx.closed() => {}
             _ = service.stopping() => {}
         }
@@ -777,15 +783,48 @@ async fn events(
 
 type SseItem = Result<Event, Infallible>;
 
+/// Recent alert events as the JSON of their `data:` line, in event-id
+/// order. Every event-stream client sends the same alert within moments of
+/// the others, so the first one to need an event encodes it (under the
+/// lock: exactly once) and the rest share that text instead of each
+/// encoding it again: with hundreds of open pages, encoding per client was
+/// a large part of what they cost ingest. An event id names one
+/// immutable event of the log (an update is a new event), so its text
+/// never goes stale. Events older than the window (a client far behind)
+/// are encoded for that client alone.
+#[derive(Default)]
+struct Encoded(Mutex<VecDeque<(u64, Arc<str>)>>);
+
+impl Encoded {
+    fn json(&self, alert: &Alert) -> Result<Arc<str>, serde_json::Error> {
+        let mut recent = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let at = match recent.binary_search_by_key(&alert.event_id, |(id, _)| *id) {
+            Ok(i) => return Ok(recent[i].1.clone()),
+            Err(at) => at,
+        };
+        let json: Arc<str> = serde_json::to_string(alert)?.into();
+        if recent.len() < ENCODED {
+            recent.insert(at, (alert.event_id, json.clone()));
+        } else if at > 0 {
+            recent.pop_front();
+            recent.insert(at - 1, (alert.event_id, json.clone()));
+        }
+        Ok(json)
+    }
+}
+
 /// An event-stream client as the follower's sink: each alert one event,
 /// its `id:` the event id (what the browser resumes from).
-struct EventSink<'a>(&'a mpsc::Sender<SseItem>);
+struct EventSink<'a> {
+    tx: &'a mpsc::Sender<SseItem>,
+    encoded: &'a Encoded,
+}
 
 impl AlertSink for EventSink<'_> {
     async fn send(&self, alert: &Alert) -> Result<(), ()> {
-        let data = serde_json::to_string(alert).map_err(drop)?;
-        let event = Event::default().id(alert.event_id.to_string()).data(data);
-        self.0.send(Ok(event)).await.map_err(drop)
+        let data = self.encoded.json(alert).map_err(drop)?;
+        let event = Event::default().id(alert.event_id.to_string()).data(&*data);
+        self.tx.send(Ok(event)).await.map_err(drop)
     }
 
     /// The stream ends; the browser reconnects with its Last-Event-ID:
@@ -796,6 +835,7 @@ impl AlertSink for EventSink<'_> {
 /// Serves one event-stream client until it leaves or the store fails.
 async fn stream_events(
     service: &Service,
+    encoded: &Encoded,
     live: broadcast::Receiver<Arc<Alert>>,
     last: u64,
     filter: &AlertFilter,
@@ -807,5 +847,63 @@ async fn stream_events(
         .comment("callguard")))
         .await
         .map_err(drop)?;
-    follow(service, live, last, filter, &EventSink(tx)).await
+    follow(service, live, last, filter, &EventSink { tx, encoded }).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::AlertStatus;
+
+    fn alert(event_id: u64) -> Alert {
+        Alert {
+            event_id,
+            alert_id: 1,
+            status: AlertStatus::Confirmed,
+            call_id: "c1".into(),
+            tenant: "acme".into(),
+            agent_id: "a1".into(),
+            category: "violence".into(),
+            severity: Severity::Critical,
+            rule: "ja/violence/korosu".into(),
+            lexicon_version: "2026.11.1".into(),
+            at_ms: 0,
+            raised_at: jiff::Timestamp::UNIX_EPOCH,
+            evidence: Vec::new(),
+            action: "notify".into(),
+            handling: None,
+        }
+    }
+
+    #[test]
+    fn each_event_is_encoded_once_and_shared_within_the_window() {
+        let encoded = Encoded::default();
+        let first = encoded.json(&alert(7)).unwrap();
+        assert_eq!(&*first, serde_json::to_string(&alert(7)).unwrap());
+        // A second client gets the same text, not a copy.
+        assert!(Arc::ptr_eq(&first, &encoded.json(&alert(7)).unwrap()));
+        // Out of order (a client catching up) is kept in order too.
+        let older = encoded.json(&alert(3)).unwrap();
+        assert!(Arc::ptr_eq(&older, &encoded.json(&alert(3)).unwrap()));
+
+        // Fill the window: the oldest leave first, and an event older than
+        // the whole window is encoded but not kept.
+        for id in 100..100 + ENCODED as u64 {
+            encoded.json(&alert(id)).unwrap();
+        }
+        let ids: Vec<u64> = encoded
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(ids.len(), ENCODED);
+        assert_eq!((ids[0], ids[ENCODED - 1]), (100, 99 + ENCODED as u64));
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        let again = encoded.json(&alert(7)).unwrap();
+        assert_eq!(&*again, &*first);
+        assert!(!Arc::ptr_eq(&again, &first));
+        assert_eq!(encoded.0.lock().unwrap().front().unwrap().0, 100);
+    }
 }
