@@ -36,26 +36,9 @@ impl AlertFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::AlertStatus;
 
     fn alert(tenant: &str, call_id: &str, category: &str, severity: Severity) -> Alert {
-        Alert {
-            event_id: 1,
-            alert_id: 1,
-            status: AlertStatus::Confirmed,
-            call_id: call_id.into(),
-            tenant: tenant.into(),
-            agent_id: "a1".into(),
-            category: category.into(),
-            severity,
-            rule: "ja/violence/korosu".into(),
-            lexicon_version: "2026.11.1".into(),
-            at_ms: 0,
-            raised_at: jiff::Timestamp::UNIX_EPOCH,
-            evidence: Vec::new(),
-            action: "notify".into(),
-            handling: None,
-        }
+        crate::alert::test_alert(tenant, call_id, category, severity)
     }
 
     fn strings(items: &[&str]) -> Vec<String> {

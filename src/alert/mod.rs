@@ -233,3 +233,26 @@ impl HandlingChange {
         }
     }
 }
+
+/// An alert for tests: event and alert id 1, confirmed, agent a1, rule
+/// ja/violence/korosu, raised at the epoch.
+#[cfg(test)]
+pub(crate) fn test_alert(tenant: &str, call_id: &str, category: &str, severity: Severity) -> Alert {
+    Alert {
+        event_id: 1,
+        alert_id: 1,
+        status: AlertStatus::Confirmed,
+        call_id: call_id.into(),
+        tenant: tenant.into(),
+        agent_id: "a1".into(),
+        category: category.into(),
+        severity,
+        rule: "ja/violence/korosu".into(),
+        lexicon_version: "2026.11.1".into(),
+        at_ms: 0,
+        raised_at: jiff::Timestamp::UNIX_EPOCH,
+        evidence: Vec::new(),
+        action: "notify".into(),
+        handling: None,
+    }
+}

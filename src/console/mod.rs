@@ -853,25 +853,11 @@ async fn stream_events(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::AlertStatus;
 
     fn alert(event_id: u64) -> Alert {
         Alert {
             event_id,
-            alert_id: 1,
-            status: AlertStatus::Confirmed,
-            call_id: "c1".into(),
-            tenant: "acme".into(),
-            agent_id: "a1".into(),
-            category: "violence".into(),
-            severity: Severity::Critical,
-            rule: "ja/violence/korosu".into(),
-            lexicon_version: "2026.11.1".into(),
-            at_ms: 0,
-            raised_at: jiff::Timestamp::UNIX_EPOCH,
-            evidence: Vec::new(),
-            action: "notify".into(),
-            handling: None,
+            ..crate::alert::test_alert("acme", "c1", "violence", Severity::Critical)
         }
     }
 
