@@ -359,9 +359,11 @@ fn conjugate(verb: &str, class: Class, form: Form) -> Vec<String> {
         ],
         Form::TeYaru => vec![format!("{}やる", p.te), format!("{}やっから", p.te)],
         Form::TeOku => {
-            // て → と, で → ど: 貼っとく, 読んどく.
-            let stem = p.te.trim_end_matches(['て', 'で']);
-            let to = if p.te.ends_with('で') { 'ど' } else { 'と' };
+            // The last て → と, で → ど: 貼っとく, 読んどく, 捨てとく.
+            let (stem, to) = match p.te.strip_suffix('で') {
+                Some(stem) => (stem, 'ど'),
+                None => (p.te.strip_suffix('て').unwrap_or(&p.te), 'と'),
+            };
             let mut v: Vec<String> = TE_OKU_ENDINGS
                 .iter()
                 .map(|e| format!("{stem}{to}{e}"))
@@ -621,6 +623,22 @@ mod tests {
                     "貼っておきます",
                     "貼ってあげる",
                     "貼ってあげます",
+                ],
+            ),
+            (
+                "{捨てる:ichidan}",
+                "te_oku",
+                &[
+                    "捨てとく",
+                    "捨てときます",
+                    "捨てといてあげる",
+                    "捨てといたる",
+                    "捨てといたろ",
+                    "捨てといてやる",
+                    "捨てておく",
+                    "捨てておきます",
+                    "捨ててあげる",
+                    "捨ててあげます",
                 ],
             ),
             (
