@@ -117,13 +117,14 @@ impl Combinations {
 }
 
 /// Hits that are mild alone and add up over a call (lexicon groups
-/// `belittling` and `self_harm_hint`): how many of the customer's
+/// `belittling`, `self_harm_hint` and `threat_hint`): how many of the customer's
 /// utterances must hold one before the category is raised at warning.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Accumulation {
     pub belittling: u32,
     pub self_harm_hints: u32,
+    pub threat_hints: u32,
 }
 
 impl Accumulation {
@@ -132,6 +133,7 @@ impl Accumulation {
         match group {
             "belittling" => self.belittling,
             "self_harm_hint" => self.self_harm_hints,
+            "threat_hint" => self.threat_hints,
             _ => 0,
         }
     }
@@ -313,6 +315,10 @@ impl PolicySet {
             (
                 "accumulation.self_harm_hints",
                 u64::from(self.accumulation.self_harm_hints),
+            ),
+            (
+                "accumulation.threat_hints",
+                u64::from(self.accumulation.threat_hints),
             ),
             (
                 "repeat_callers.window_hours",

@@ -9,7 +9,7 @@ use crate::alert::{AlertEvent, AlertStatus, Evidence};
 use crate::category::{id, CategoryKind, Severity, Speaker};
 use crate::engine::{Carry, Engine, Framing, Hit, Scratch, Sighting, TermId};
 use crate::event::{CallEnd, CallStart, EventError, Fragment};
-use crate::lexicon::Dialogue;
+use crate::lexicon::{Dialogue, Term};
 use crate::policy::PolicySet;
 use crate::text::{char_span, mask_personal_data, mask_personal_data_owned};
 
@@ -40,9 +40,10 @@ const GROUP_DOGEZA: &str = "dogeza";
 /// category it raises (at warning) once enough of the customer's
 /// utterances hold one (`[accumulation]` in the policy), and the name of
 /// its counter ([`counter_rule`]).
-const ACCUMULATING: [(&str, &str, &str); 2] = [
+const ACCUMULATING: [(&str, &str, &str); 3] = [
     ("belittling", id::VERBAL_ABUSE, "belittling"),
     ("self_harm_hint", id::SELF_HARM, "hints"),
+    ("threat_hint", id::THREAT, "hints"),
 ];
 /// Categories whose hits are demands: said plainly at warning or above in
 /// `repetition.same_demand` customer utterances, they are the same demand
@@ -598,20 +599,7 @@ impl CallSession {
         let mut groups_seen: Vec<Arc<str>> = Vec::new();
         for hit in hits {
             let term = engine.term(hit.term);
-            if let Some(group) = &term.group {
-                if hit.framing == Framing::Plain && !groups_seen.contains(group) {
-                    groups_seen.push(group.clone());
-                }
-                if hit.framing == Framing::Plain {
-                    self.keep_mild(group, fragment, hit, policy);
-                }
-                if &**group == GROUP_MONEY && hit.framing == Framing::Plain {
-                    self.last_money = Some((
-                        fragment.end_ms,
-                        self.hit_evidence(fragment, hit, policy).remove(0),
-                    ));
-                }
-            }
+            self.note_group(term, hit, fragment, policy, &mut groups_seen);
             let Some((category, rule, severity)) =
                 self.assess(hit, engine, policy, fragment.end_ms)
             else {
@@ -653,7 +641,7 @@ impl CallSession {
             self.keep_answerable(raised.as_ref());
             out.extend(raised);
         }
-        self.complete_parts(fragment, sightings, engine, policy, out);
+        self.complete_parts(fragment, sightings, engine, policy, &mut groups_seen, out);
         for group in groups_seen {
             let count = {
                 let c = self.groups.entry(group.clone()).or_insert(0);
@@ -805,6 +793,34 @@ impl CallSession {
         }
     }
 
+    /// Books a plain hit of a grouped term: the group counts once per
+    /// utterance (repeated demands, accumulating hints), its evidence is
+    /// kept for an accumulating group, and a money demand is remembered
+    /// for the extortion pattern.
+    fn note_group(
+        &mut self,
+        term: &Term,
+        hit: &Hit,
+        fragment: &Fragment,
+        policy: &PolicySet,
+        groups_seen: &mut Vec<Arc<str>>,
+    ) {
+        let Some(group) = &term.group else { return };
+        if hit.framing != Framing::Plain {
+            return;
+        }
+        if !groups_seen.contains(group) {
+            groups_seen.push(group.clone());
+        }
+        self.keep_mild(group, fragment, hit, policy);
+        if &**group == GROUP_MONEY {
+            self.last_money = Some((
+                fragment.end_ms,
+                self.hit_evidence(fragment, hit, policy).remove(0),
+            ));
+        }
+    }
+
     /// Keeps the evidence of an [`ACCUMULATING`] group's hit, one per
     /// utterance and group, as many as an alert can carry.
     fn keep_mild(&mut self, group: &Arc<str>, fragment: &Fragment, hit: &Hit, policy: &PolicySet) {
@@ -853,12 +869,16 @@ impl CallSession {
     /// Multi-utterance proximity rules: parts seen in this final join those
     /// seen in the customer's last utterances; once every part is there the
     /// rule alerts with the evidence of each utterance that held a part.
+    /// Completes proximity terms whose parts are now all seen; a group on
+    /// such a term counts as a phrase term's does (repeated demands,
+    /// money, hints that add up).
     fn complete_parts(
         &mut self,
         fragment: &Fragment,
         sightings: &[Sighting],
         engine: &Engine,
         policy: &PolicySet,
+        groups_seen: &mut Vec<Arc<str>>,
         out: &mut Vec<AlertEvent>,
     ) {
         let now = self.customer_finals;
@@ -914,6 +934,7 @@ impl CallSession {
                 targeted: false,
                 addressed: false,
             };
+            self.note_group(term, &hit, fragment, policy, groups_seen);
             let Some((category, rule, severity)) =
                 self.assess(&hit, engine, policy, fragment.end_ms)
             else {

@@ -129,11 +129,18 @@ group = "self_harm_hint"
 severity = "info"
 patterns = ["身の回りの整理", "手紙を書いておいた"]
 [[term]]
+id = "hint"
+category = "threat"
+group = "threat_hint"
+severity = "info"
+patterns = ["脅しじゃない", "お子さんいるんでしょ"]
+[[term]]
 id = "kaerimichi"
 category = "threat"
 parts = [["帰り道"], ["気をつけ"]]
 near = 10
 utterances = 2
+not_near = ["運転"]
 "#,
     ),
     (
@@ -742,6 +749,37 @@ fn a_rule_spread_over_two_utterances_alerts_with_both_as_evidence() {
     call.customer("u1", "帰り道は暗いよね", 1000);
     call.customer("u2", "まあいいや", 2000);
     assert!(call.customer("u3", "気をつけてね", 3000).is_empty());
+}
+
+#[test]
+fn a_part_beside_a_not_near_phrase_does_not_wait_for_the_next_utterance() {
+    let mut call = Call::start(Policy::builtin());
+    assert!(call.customer("u1", "帰り道は運転が大変でね", 1000).is_empty());
+    assert!(call.customer("u2", "気をつけたいです", 3000).is_empty());
+    // Without the not_near phrase the same two utterances match.
+    let mut call = Call::start(Policy::builtin());
+    assert!(call.customer("u1", "帰り道は坂が大変でね", 1000).is_empty());
+    assert_eq!(call.customer("u2", "気をつけたいです", 3000).len(), 1);
+}
+
+#[test]
+fn hints_of_harm_in_two_utterances_raise_threat() {
+    let mut call = Call::start(Policy::builtin());
+    let one = call.customer("u1", "脅しじゃないですよ", 5000);
+    assert!(one.iter().all(|a| a.severity == Severity::Info), "{one:?}");
+    let two = call.customer("u2", "お子さんいるんでしょ", 30_000);
+    let raised: Vec<_> = two
+        .iter()
+        .filter(|a| a.severity == Severity::Warning)
+        .collect();
+    assert_eq!(raised.len(), 1, "{two:?}");
+    assert_eq!(&*raised[0].category, "threat");
+    assert_eq!(&*raised[0].rule, "counter/threat/hints");
+    assert_eq!(raised[0].evidence.len(), 2);
+    // The same hint said twice in one utterance is one hint.
+    let mut call = Call::start(Policy::builtin());
+    let once = call.customer("u1", "脅しじゃないですよ、脅しじゃない", 5000);
+    assert!(once.iter().all(|a| a.severity == Severity::Info), "{once:?}");
 }
 
 #[test]

@@ -954,9 +954,21 @@ impl Engine {
                     });
                 }
                 None if near.utterances > 1 => {
-                    let mask = run.iter().fold(0u8, |m, p| m | 1 << p.part);
-                    let start = run.iter().map(|p| p.start).min().unwrap_or(0);
-                    let end = run.iter().map(|p| p.end).max().unwrap_or(0);
+                    // A part with a `not_near` phrase beside it is cancelled
+                    // here as a whole chain would be; the rest may wait
+                    // for the speaker's next utterances.
+                    let kept: Vec<&PartSeen> = run
+                        .iter()
+                        .filter(|p| {
+                            !self.not_near_cancels(p.term, near.distance, stream, p.start..p.end)
+                        })
+                        .collect();
+                    if kept.is_empty() {
+                        continue;
+                    }
+                    let mask = kept.iter().fold(0u8, |m, p| m | 1 << p.part);
+                    let start = kept.iter().map(|p| p.start).min().unwrap_or(0);
+                    let end = kept.iter().map(|p| p.end).max().unwrap_or(0);
                     partial.push((run[0].term, mask, start, end));
                 }
                 None => {}
