@@ -1194,6 +1194,7 @@ mod tests {
         "eval/blind/dev10",
         "eval/blind/dev11",
         "eval/blind/dev12",
+        "eval/blind/dev13",
         "eval/blind/test",
     ];
 
