@@ -1,126 +1,173 @@
 #!/usr/bin/env python3
-"""Would a similarity stage raise recall? (issue #13, item 5)
+"""Would a similarity stage find what the automata miss? (issue #13, item 5)
 
-A nearest-example classifier on character n-grams (TF-IDF, cosine; no model
-weights) over the phrase bank's tune lines, run on every customer final of
-the blind splits. A line whose nearest abusive example scores at least
-`tau`, and beats the nearest benign example by `margin`, "raises" that
-example's category. Printed per split: recall of the rules plus what the
-stage would add where the rules missed, and benign calls alarmed by
-either. The rules' misses come from `callguard eval` reports.
+Compares every customer final of the blind splits with the lexicons'
+`match` examples (character n-gram TF-IDF vectors, cosine; Japanese 2-3
+character grams, English 3-5 character grams within words plus word
+pairs) and counts, per threshold, the expected categories the engine
+missed that the nearest example would have added, and the false
+categories and benign calls it would have alarmed. A `no_match` example
+closer than the nearest `match` example by `margin` vetoes it.
 
-    for s in dev dev2 dev3 dev4 dev5 dev6; do
-      callguard eval eval/blind/$s/calls --labels eval/blind/$s/labels.json > /tmp/$s.txt
-    done
-    python3 scripts/similarity_probe.py --reports /tmp --splits dev,dev2,dev3,dev4,dev5,dev6
+    cargo build --release
+    python3 scripts/similarity_probe.py dev13            # one split
+    python3 scripts/similarity_probe.py dev dev2 dev3    # several
+    # as measured before round 13 (the lexicons of that version):
+    mkdir -p /tmp/lex12.14 && git archive 9e2ed4b lexicons | tar x -C /tmp/lex12.14
+    python3 scripts/similarity_probe.py dev13 --lexicons /tmp/lex12.14/lexicons
+
+Standard library only; a few minutes per 64-call split (pure Python).
 """
 import argparse
-import collections
 import glob
 import json
 import math
 import os
 import re
+import subprocess
+import sys
+import tomllib
 import unicodedata
+from collections import Counter, defaultdict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HARASSMENT = {
+    "violence", "threat", "intimidation", "verbal_abuse", "excessive_demand",
+    "personal_attack", "online_defamation", "discrimination", "sexual_harassment",
+    "persistence", "restraint", "self_harm",
+}
+PUNCT = re.compile(r"[、。,.!?！？「」『』\"'…・ー～〜\-]")
 
 
-def normalise(text, lang):
+def fold(text):
     text = unicodedata.normalize("NFKC", text).lower()
-    text = re.sub(r"[^\w\s']", " ", text)
+    return re.sub(r"\s+", " ", PUNCT.sub(" ", text)).strip()
+
+
+def grams(text, lang):
+    text = fold(text)
+    out = Counter()
     if lang == "ja":
-        text = re.sub(r"\s+", "", text)
-        return "".join(chr(ord(c) - 0x60) if "ァ" <= c <= "ヶ" else c for c in text)
-    return " " + re.sub(r"\s+", " ", text).strip() + " "
-
-
-def ngrams(text, lang):
-    counts = collections.Counter()
-    for n in (2, 3) if lang == "ja" else (3, 4, 5):
-        for i in range(len(text) - n + 1):
-            counts[text[i:i + n]] += 1
-    return counts
+        t = text.replace(" ", "")
+        for n in (2, 3):
+            out.update(t[i:i + n] for i in range(len(t) - n + 1))
+    else:
+        words = text.split()
+        for w in words:
+            w = f" {w} "
+            for n in (3, 4, 5):
+                out.update(w[i:i + n] for i in range(len(w) - n + 1))
+        for a, b in zip(words, words[1:]):
+            out["W:" + a + "_" + b] += 2
+    return out
 
 
 class Examples:
-    """TF-IDF vectors of the bank's tune lines of one language."""
+    """The lexicons' examples of one language as unit TF-IDF vectors."""
 
-    def __init__(self, lang):
+    def __init__(self, lexicons, lang):
+        docs = []
+        for path in sorted(glob.glob(os.path.join(lexicons, lang, "*.toml"))):
+            with open(path, "rb") as f:
+                doc = tomllib.load(f)
+            for term in doc.get("term", []):
+                category = term.get("category", doc.get("category"))
+                if category in HARASSMENT:
+                    docs += [(category, m) for m in term.get("match", [])]
+                docs += [(None, m) for m in term.get("no_match", [])]
+        counts = [grams(m, lang) for _, m in docs]
+        df = Counter()
+        for c in counts:
+            df.update(c.keys())
+        n = len(counts)
+        self.idf = {g: math.log((n + 1) / (d + 1)) + 1 for g, d in df.items()}
+        self.unseen = math.log(n + 1) + 1
         self.lang = lang
-        self.lines = [json.loads(l) for l in open(f"{ROOT}/eval/bank/{lang}.tune.jsonl", encoding="utf-8")]
-        grams = [ngrams(normalise(d["text"], lang), lang) for d in self.lines]
-        df = collections.Counter(g for v in grams for g in v)
-        n = len(grams)
-        self.idf = {g: math.log((n + 1) / (c + 1)) + 1 for g, c in df.items()}
-        self.vectors = [self.weigh(v) for v in grams]
+        self.docs = [(cat, text, self.vector_of(c)) for (cat, text), c in zip(docs, counts)]
 
-    def weigh(self, counts):
-        v = {g: c * self.idf[g] for g, c in counts.items() if g in self.idf}
-        norm = math.sqrt(sum(x * x for x in v.values())) or 1.0
-        return {g: x / norm for g, x in v.items()}
+    def vector_of(self, counts):
+        w = {g: c * self.idf.get(g, self.unseen) for g, c in counts.items()}
+        norm = math.sqrt(sum(x * x for x in w.values())) or 1.0
+        return {g: x / norm for g, x in w.items()}
 
     def nearest(self, text):
-        """(score, category) of the nearest abusive example, score of the nearest benign one."""
-        q = self.weigh(ngrams(normalise(text, self.lang), self.lang))
-        best, benign = (0.0, None), 0.0
-        for d, v in zip(self.lines, self.vectors):
-            s = sum(x * v.get(g, 0.0) for g, x in q.items())
-            if d["category"] is None:
-                benign = max(benign, s)
-            elif s > best[0]:
-                best = (s, d["category"])
-        return best, benign
+        """Best score per category, and the best no_match score."""
+        v = self.vector_of(grams(text, self.lang))
+        best, veto = {}, 0.0
+        for category, example, e in self.docs:
+            score = sum(x * e.get(g, 0.0) for g, x in v.items())
+            if category is None:
+                veto = max(veto, score)
+            elif score > best.get(category, (0.0, ""))[0]:
+                best[category] = (score, example)
+        return best, veto
 
 
-def rule_misses(report):
-    """(call, category) pairs the rules missed and benign calls they alarmed."""
-    missed, alarmed, section = set(), set(), None
-    for line in open(report, encoding="utf-8"):
-        if line.startswith(("misses:", "false alarms:")):
-            section = line[0]
-        elif line.startswith("  ") and section == "m":
-            call, rest = line.strip().split(" ", 1)
-            missed.add((call, rest.split(":")[0]))
-        elif line.startswith("  ") and section == "f" and "[benign]" in line:
-            alarmed.add(line.split()[0])
-    return missed, alarmed
+def split_scores(split, callguard, lexicons, models):
+    folder = os.path.join(ROOT, "eval", "blind", split)
+    labels = json.load(open(os.path.join(folder, "labels.json")))
+    report = json.loads(subprocess.run(
+        [callguard, "eval", os.path.join(folder, "calls"), "--labels",
+         os.path.join(folder, "labels.json"), "--lexicons", lexicons, "--json"],
+        capture_output=True, text=True, check=True).stdout)
+    missed, false = defaultdict(set), defaultdict(set)
+    for m in report["misses"]:
+        missed[m["call_id"]].add(m["category"])
+    for f in report["false_alarms"]:
+        false[f["call_id"]].add(f["category"])
+    calls = []
+    for path in glob.glob(os.path.join(folder, "calls", "**", "*.jsonl"), recursive=True):
+        lang, finals, call_id = "ja", [], None
+        for line in open(path, encoding="utf-8"):
+            e = json.loads(line)
+            if e["type"] == "start":
+                call_id, lang = e["call_id"], e.get("language", "ja")[:2]
+            elif e["type"] == "fragment" and e.get("is_final") and e["speaker"] == "customer":
+                finals.append(e["text"])
+        label = labels[call_id]
+        expected = set(label["expected"])
+        found = (expected - missed[call_id]) | false[call_id]
+        scores = {}
+        for text in finals:
+            best, veto = models[lang].nearest(text)
+            for category, (score, example) in best.items():
+                if score - veto > -1 and score > scores.get(category, (0.0,))[0]:
+                    scores[category] = (score, veto, text, example)
+        calls.append((call_id, label, found, scores))
+    return calls
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reports", required=True, help="folder of `callguard eval` reports named <split>.txt")
-    ap.add_argument("--splits", default="dev,dev2,dev3,dev4,dev5,dev6")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("splits", nargs="+", help="eval/blind split names (dev, dev2, ..., never test while tuning)")
+    ap.add_argument("--callguard", default=os.path.join(ROOT, "target", "release", "callguard"))
+    ap.add_argument("--lexicons", default=os.path.join(ROOT, "lexicons"),
+                    help="lexicon folder: the examples, and the rules callguard eval runs")
+    ap.add_argument("--margin", type=float, default=0.0)
     args = ap.parse_args()
-    examples = {lang: Examples(lang) for lang in ("ja", "en")}
-    scored = {}
-    for split in args.splits.split(","):
-        labels = json.load(open(f"{ROOT}/eval/blind/{split}/labels.json", encoding="utf-8"))
-        lines = collections.defaultdict(list)
-        for path in glob.glob(f"{ROOT}/eval/blind/{split}/calls/*/*.jsonl"):
-            call, lang = os.path.basename(path)[:-6], os.path.basename(os.path.dirname(path))
-            for raw in open(path, encoding="utf-8"):
-                e = json.loads(raw)
-                if e["type"] == "fragment" and e["is_final"] and e["speaker"] == "customer":
-                    lines[call].append(examples[lang].nearest(e["text"]))
-        scored[split] = (labels, lines, rule_misses(os.path.join(args.reports, f"{split}.txt")))
-    for tau in (0.35, 0.4, 0.45, 0.5, 0.55, 0.6):
-        for margin in (0.0, 0.05, 0.1):
-            row = [f"tau {tau:.2f} margin {margin:.2f}:"]
-            for split, (labels, lines, (missed, alarmed)) in scored.items():
-                expected = sum(len(v["expected"]) for v in labels.values())
-                gained, benign = set(), set(alarmed)
-                for call, found in lines.items():
-                    for (score, category), other in found:
-                        if category and score >= tau and score - other >= margin:
-                            if (call, category) in missed:
-                                gained.add((call, category))
-                            if labels[call]["benign"]:
-                                benign.add(call)
-                recall = 100 * (expected - len(missed) + len(gained)) / expected
-                calls = sum(v["benign"] for v in labels.values())
-                row.append(f"{split} {recall:.1f}% (+{len(gained)}), {len(benign)}/{calls} benign")
-            print("  ".join(row))
+    models = {lang: Examples(args.lexicons, lang) for lang in ("ja", "en")}
+    calls = []
+    for split in args.splits:
+        print(f"scoring {split} ...", file=sys.stderr)
+        calls += split_scores(split, args.callguard, args.lexicons, models)
+    misses = sum(len(set(l["expected"]) - found) for _, l, found, _ in calls)
+    print(f"{len(calls)} calls, {misses} expected categories the engine misses")
+    print("threshold  recovered  false categories  benign calls newly alarmed")
+    for tau in (0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60):
+        recovered = false_categories = 0
+        benign = set()
+        for call_id, label, found, scores in calls:
+            expected, acceptable = set(label["expected"]), set(label.get("acceptable", []))
+            for category, (score, veto, _, _) in scores.items():
+                if score < tau or score - veto < args.margin or category in found:
+                    continue
+                if category in expected:
+                    recovered += 1
+                elif category not in acceptable:
+                    false_categories += 1
+                    if label["benign"] and not found:
+                        benign.add(call_id)
+        print(f"{tau:9.2f}  {recovered:4d}/{misses:<4d}  {false_categories:16d}  {len(benign):26d}")
 
 
 if __name__ == "__main__":
