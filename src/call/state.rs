@@ -1022,7 +1022,10 @@ impl CallSession {
     }
 
     /// A threat (or exposure threat) and a money demand close together: the
-    /// extortion pattern.
+    /// extortion pattern. The demand is what turns critical (DOMAIN 2.1:
+    /// a monetary demand is critical when combined with any threat); the
+    /// threat keeps its own alert, and an exposure threat does not become
+    /// a threat of harm.
     fn check_extortion(&mut self, policy: &PolicySet, out: &mut Vec<AlertEvent>) {
         if self.extortion_raised {
             return;
@@ -1043,7 +1046,7 @@ impl CallSession {
             let evidence = vec![threat.clone(), money.clone()];
             out.extend(self.raise(
                 policy,
-                id::THREAT,
+                id::EXCESSIVE_DEMAND,
                 "combination/extortion",
                 Severity::Critical,
                 at,

@@ -610,10 +610,16 @@ fn threat_and_money_demand_within_two_minutes_is_extortion() {
     let alerts = call.customer("u2", "慰謝料払え", 10_000 + 120_000);
     let rules: Vec<_> = alerts
         .iter()
-        .map(|a| (a.rule.to_string(), a.severity))
+        .map(|a| (a.rule.to_string(), a.category.to_string(), a.severity))
         .collect();
+    // The demand made under threat is what turns critical (DOMAIN 2.1):
+    // the exposure threat is not a new threat of harm.
     assert!(
-        rules.contains(&("combination/extortion".to_string(), Severity::Critical)),
+        rules.contains(&(
+            "combination/extortion".to_string(),
+            "excessive_demand".to_string(),
+            Severity::Critical
+        )),
         "{rules:?}"
     );
 
