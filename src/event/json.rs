@@ -102,7 +102,7 @@ impl<R: BufRead> JsonLines<R> {
             };
             self.bytes += n as u64;
             self.number += 1;
-            if let Some((start, end)) = line_span(&self.line, self.number) {
+            if let Some((start, end)) = line_span(&self.line, self.number == 1) {
                 return Some(Ok((start, end, self.number)));
             }
         }
@@ -137,17 +137,17 @@ impl<R: BufRead> JsonLines<R> {
 /// newline, a carriage return before it and (on line 1) a byte order mark;
 /// `None` when what is left is blank. The replay's second pass cuts lines
 /// itself and must see the same text.
-pub fn line_text(raw: &str, number: usize) -> Option<&str> {
-    line_span(raw, number).map(|(start, end)| &raw[start..end])
+pub fn line_text(raw: &str, first_line: bool) -> Option<&str> {
+    line_span(raw, first_line).map(|(start, end)| &raw[start..end])
 }
 
-fn line_span(raw: &str, number: usize) -> Option<(usize, usize)> {
+fn line_span(raw: &str, first_line: bool) -> Option<(usize, usize)> {
     // As `str::lines`: the newline and a carriage return before it are not
     // part of the line.
     let mut text = raw.strip_suffix('\n').unwrap_or(raw);
     text = text.strip_suffix('\r').unwrap_or(text);
     let end = text.len();
-    if number == 1 {
+    if first_line {
         text = text.strip_prefix('\u{feff}').unwrap_or(text);
     }
     (!text.trim().is_empty()).then_some((end - text.len(), end))
@@ -184,8 +184,9 @@ impl Peeked<'_> {
     }
 }
 
-/// One line (not blank) as an event, or the error that names it.
-fn read_line(text: &str, line: usize) -> Result<Event, JsonLinesError> {
+/// One line (not blank, as [`line_text`] gives it) as an event, or the
+/// error that names it: what [`JsonLines`] reads from each line.
+pub fn read_line(text: &str, line: usize) -> Result<Event, JsonLinesError> {
     let event = Event::from_json(text).map_err(|source| JsonLinesError::Json { line, source })?;
     if let Event::Fragment(f) = &event {
         if f.loudness_dbfs.is_some_and(|v| !v.is_finite()) {

@@ -34,7 +34,7 @@ use super::{import, CallOutput, InputFile, Refused, ReplayError};
 use crate::alert::{Alert, AlertOrigin};
 use crate::call::{Applied, CallTable, CallerHasher, CallerHistory, CallerKey};
 use crate::engine::{Engine, Scratch};
-use crate::event::json::JsonLines;
+use crate::event::json::{self, EventRef, JsonLines, Peeked};
 use crate::event::{CallEnd, CallStart, Event};
 use crate::policy::Policy;
 
@@ -174,14 +174,9 @@ impl<'a> Files<'a> {
         }
     }
 
-    /// Every event of file `i` in order, each with the bytes read so far;
-    /// the first error ends the file.
-    fn each_event(
-        &self,
-        i: usize,
-        counters: &Counters,
-        f: &mut dyn FnMut(Event),
-    ) -> Result<(), ReplayError> {
+    /// File `i`, opened: JSON Lines is streamed; anything else (one call
+    /// per file) and standard input are imported whole.
+    fn open_file(&self, i: usize, counters: &Counters) -> Result<Source, ReplayError> {
         let path = &self.inputs.paths[i];
         let mut options = self.inputs.options.clone();
         if options.call_id.is_none() {
@@ -193,8 +188,7 @@ impl<'a> Files<'a> {
                 .bytes
                 .fetch_add(text.len() as u64, Ordering::Relaxed);
             let events = super::parse_text(path, text, self.inputs.format, &options)?;
-            events.into_iter().for_each(f);
-            return Ok(());
+            return Ok(Source::Whole(events));
         }
         let io = |source| ReplayError::Io {
             path: path.display().to_string(),
@@ -202,8 +196,7 @@ impl<'a> Files<'a> {
         };
         let file = std::fs::File::open(path).map_err(io)?;
         let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
-        // JSON Lines is streamed; anything else (one call per file) is
-        // imported whole. The first line decides when no format is given.
+        // The first line decides when no format is given.
         let streamed = match self.inputs.format {
             Some(format) => format == import::Format::Jsonl,
             None => {
@@ -220,29 +213,152 @@ impl<'a> Files<'a> {
                 .bytes
                 .fetch_add(text.len() as u64, Ordering::Relaxed);
             let events = super::parse_text(path, &text, self.inputs.format, &options)?;
-            events.into_iter().for_each(f);
-            return Ok(());
+            return Ok(Source::Whole(events));
         }
-        let mut lines = JsonLines::new(reader);
+        Ok(Source::Lines(reader))
+    }
+
+    /// Every event of file `i` in order, borrowed where the line allows it
+    /// (the first pass looks only at ids, types and start events); the
+    /// first error ends the file.
+    fn each_event(
+        &self,
+        i: usize,
+        counters: &Counters,
+        f: &mut dyn FnMut(Peeked<'_>),
+    ) -> Result<(), ReplayError> {
+        let mut lines = match self.open_file(i, counters)? {
+            Source::Whole(events) => {
+                events.into_iter().for_each(|e| f(Peeked::Owned(e)));
+                return Ok(());
+            }
+            Source::Lines(reader) => JsonLines::new(reader),
+        };
+        let path = &self.inputs.paths[i];
         let mut counted = 0;
-        while let Some(event) = lines.next() {
-            counters
-                .bytes
-                .fetch_add(lines.bytes_read() - counted, Ordering::Relaxed);
-            counted = lines.bytes_read();
+        while let Some(event) = lines.next_peeked() {
             f(event.map_err(|e| import::jsonl::error(path, e))?);
+            if lines.bytes_read() - counted >= PROGRESS_BYTES {
+                counters
+                    .bytes
+                    .fetch_add(lines.bytes_read() - counted, Ordering::Relaxed);
+                counted = lines.bytes_read();
+            }
         }
+        counters
+            .bytes
+            .fetch_add(lines.bytes_read() - counted, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Every line of file `i` as it is, or the events of a file imported
+    /// whole (the second pass: the first has read every line, so the
+    /// workers parse them). A read error ends the file.
+    fn each_line(&self, i: usize, counters: &Counters, f: &mut dyn FnMut(Item<'_>)) {
+        let mut reader = match self.open_file(i, counters) {
+            Ok(Source::Whole(events)) => {
+                events.into_iter().for_each(|e| f(Item::Event(e)));
+                return;
+            }
+            Ok(Source::Lines(reader)) => reader,
+            Err(_) => return, // the file changed since the first pass
+        };
+        let mut line = Vec::new();
+        let mut first = true;
+        let mut counted = 0;
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => counted += n as u64,
+            }
+            f(Item::Line { raw: &line, first });
+            first = false;
+            if counted >= PROGRESS_BYTES {
+                counters.bytes.fetch_add(counted, Ordering::Relaxed);
+                counted = 0;
+            }
+        }
+        counters.bytes.fetch_add(counted, Ordering::Relaxed);
     }
 }
 
-/// A call id, hashed to 128 bits: the index keeps no id strings (two ids
-/// colliding has a chance of about n² / 2^129).
-fn id_key(id: &str) -> u128 {
+/// Bytes read between two updates of the shared progress counter.
+const PROGRESS_BYTES: u64 = 1 << 16;
+
+/// An input file, opened.
+enum Source {
+    Lines(std::io::BufReader<std::fs::File>),
+    Whole(Vec<Event>),
+}
+
+/// What the second pass reads: a line of a JSON Lines file (`first`: the
+/// file's first line, where a byte order mark is skipped), or an event of
+/// a file imported whole.
+enum Item<'a> {
+    Line { raw: &'a [u8], first: bool },
+    Event(Event),
+}
+
+/// The type and call id of a line the first pass has read whole, from its
+/// first bytes when they are written as usual (`{"type":"…","call_id":"…"`,
+/// no escape in the id): the second pass's reader routes a line to its
+/// worker without parsing it. `None`: read the line in full.
+///
+/// The first pass parsed the same line: it is one JSON object, so its
+/// first key's value is the type and the second's is the call id, and a
+/// key is not repeated. (A file that changed between the passes can
+/// route a line wrongly; the worker then fails to read it and skips it.)
+fn route(raw: &[u8]) -> Option<(Kind, &[u8])> {
+    let rest = raw.strip_prefix(b"{\"type\":\"")?;
+    let (kind, rest) = [
+        (Kind::Fragment, &b"fragment"[..]),
+        (Kind::Start, b"start"),
+        (Kind::End, b"end"),
+    ]
+    .into_iter()
+    .find_map(|(kind, name)| {
+        let rest = rest
+            .strip_prefix(name)?
+            .strip_prefix(b"\",\"call_id\":\"")?;
+        Some((kind, rest))
+    })?;
+    let close = memchr::memchr2(b'"', b'\\', rest)?;
+    (rest[close] == b'"').then(|| (kind, &rest[..close]))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Start,
+    Fragment,
+    End,
+}
+
+impl Kind {
+    fn of(event: &Peeked<'_>) -> Kind {
+        match event {
+            Peeked::Borrowed(EventRef::Fragment(_)) => Kind::Fragment,
+            Peeked::Borrowed(EventRef::End { .. }) => Kind::End,
+            Peeked::Owned(event) => Kind::of_event(event),
+        }
+    }
+
+    fn of_event(event: &Event) -> Kind {
+        match event {
+            Event::Start(_) => Kind::Start,
+            Event::Fragment(_) => Kind::Fragment,
+            Event::End(_) => Kind::End,
+        }
+    }
+}
+
+/// A call id's bytes, hashed to 128 bits: the index keeps no id strings
+/// (two ids colliding has a chance of about n² / 2^129).
+fn id_key(id: &[u8]) -> u128 {
     let half = |seed: u64| {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         seed.hash(&mut h);
-        id.hash(&mut h);
+        h.write(id);
         h.finish()
     };
     (u128::from(half(0x6361_6c6c)) << 64) | u128::from(half(0x6775_6172))
@@ -297,7 +413,7 @@ impl Index {
             let mut duplicates: Vec<(String, usize, u32)> = Vec::new();
             let mut langs = std::collections::BTreeSet::new();
             let result = files.each_event(file, counters, &mut |event| {
-                let key = id_key(event.call_id());
+                let key = id_key(event.call_id().as_bytes());
                 if let Some(&first) = by_id.get(&key) {
                     // Used by an earlier file: refused, counted.
                     match duplicates.iter_mut().find(|d| d.0 == event.call_id()) {
@@ -335,7 +451,7 @@ impl Index {
                 }
                 let meta = &mut mine[i as usize];
                 match &event {
-                    Event::Start(s) => {
+                    Peeked::Owned(Event::Start(s)) => {
                         if meta.started_at.is_none() {
                             meta.started_at = s.started_at;
                         }
@@ -353,14 +469,15 @@ impl Index {
                             start_language.insert(i, s.language.clone());
                         }
                     }
-                    Event::Fragment(f) => {
-                        let language = f
-                            .language
-                            .clone()
-                            .or_else(|| start_language.get(&i).cloned().flatten());
-                        langs.insert(language);
+                    Peeked::Borrowed(EventRef::Fragment(f)) => {
+                        note_language(&mut langs, f.language, &start_language, i);
                     }
-                    Event::End(_) => meta.ended = true,
+                    Peeked::Owned(Event::Fragment(f)) => {
+                        note_language(&mut langs, f.language.as_deref(), &start_language, i);
+                    }
+                    Peeked::Borrowed(EventRef::End { .. }) | Peeked::Owned(Event::End(_)) => {
+                        meta.ended = true
+                    }
                 }
             });
             start_language.clear();
@@ -424,9 +541,39 @@ impl Index {
     }
 }
 
-/// Events for a worker: in batches, so a channel send is not per event.
+/// Adds a fragment's language (its own, else its call's start's) to the
+/// languages of a file; looked up before it is copied, as the set is tiny
+/// and the same few languages come on every line.
+fn note_language(
+    langs: &mut std::collections::BTreeSet<Option<String>>,
+    own: Option<&str>,
+    start_language: &HashMap<u32, Option<String>>,
+    call: u32,
+) {
+    let language = own.or_else(|| start_language.get(&call).and_then(Option::as_deref));
+    if !langs.iter().any(|l| l.as_deref() == language) {
+        langs.insert(language.map(str::to_owned));
+    }
+}
+
+/// Lines and events for a worker, in batches, so a channel send and a
+/// wake-up are not per event: the lines' bytes in one buffer.
+#[derive(Default)]
+struct Batch {
+    text: Vec<u8>,
+    items: Vec<(u32, Slot)>,
+}
+
+/// One event of a batch, for call `.0` of the index.
+enum Slot {
+    /// A line, `text[start..end]` of its batch, not parsed yet.
+    Line { start: u32, end: u32, first: bool },
+    /// An event of a file imported whole.
+    Event(Event),
+}
+
 enum Work {
-    Events(Vec<(u32, Event)>),
+    Events(Batch),
     /// The file ended: its calls still in flight end at their last event.
     FileDone(u32),
 }
@@ -438,7 +585,10 @@ struct Finished {
     output: CallOutput,
 }
 
-const BATCH: usize = 256;
+/// A batch goes to its worker when it holds this many bytes of lines or
+/// this many events (a worker wakes about 3,000 times for 187 MB).
+const BATCH_BYTES: usize = 1 << 16;
+const BATCH_EVENTS: usize = 1024;
 
 #[allow(clippy::too_many_arguments)] // the replay's parts, borrowed for the threads
 fn run(
@@ -454,7 +604,8 @@ fn run(
 ) -> std::io::Result<()> {
     let workers = threads.max(1);
     std::thread::scope(|scope| {
-        let (done_tx, done_rx) = mpsc::sync_channel::<Finished>(1024);
+        // Finished calls come in batches too, one per batch of work.
+        let (done_tx, done_rx) = mpsc::sync_channel::<Vec<Finished>>(64);
         let mut senders = Vec::new();
         for _ in 0..workers {
             let (tx, rx) = mpsc::sync_channel::<Work>(16);
@@ -463,19 +614,46 @@ fn run(
             scope.spawn(move || worker(rx, done, index, engine, policy));
         }
         drop(done_tx);
-        // The reader: parses and deals the events out by call.
+        // The reader: deals the lines out by call, unparsed where the
+        // line's first bytes name its type and call (`route`).
         let reader = scope.spawn(move || {
-            let mut batches: Vec<Vec<(u32, Event)>> = (0..workers).map(|_| Vec::new()).collect();
+            let mut batches: Vec<Batch> = (0..workers).map(|_| Batch::default()).collect();
             // Each id's call now (a later one after an `end`), and which
             // calls' `end` was read: as the first pass decided.
             let mut current: HashMap<u128, u32> = HashMap::new();
             let mut ended = vec![false; index.calls.len()];
+            let mut fragments = 0u64;
             for file in 0..files.inputs.paths.len() {
                 if index.failed[file] {
                     continue;
                 }
-                let _ = files.each_event(file, counters, &mut |event| {
-                    let key = id_key(event.call_id());
+                files.each_line(file, counters, &mut |item| {
+                    let (kind, key) = match &item {
+                        Item::Line { raw, first } => match route(raw) {
+                            Some((kind, id)) => (kind, id_key(id)),
+                            None => {
+                                // Written some other way (or blank): read
+                                // as the first pass read it.
+                                let Ok(raw) = std::str::from_utf8(raw) else {
+                                    return;
+                                };
+                                let Some(text) = json::line_text(raw, *first) else {
+                                    return;
+                                };
+                                let event = match EventRef::scan(text) {
+                                    Some(event) => Peeked::Borrowed(event),
+                                    None => match json::read_line(text, 0) {
+                                        Ok(event) => Peeked::Owned(event),
+                                        Err(_) => return, // changed since the first pass
+                                    },
+                                };
+                                (Kind::of(&event), id_key(event.call_id().as_bytes()))
+                            }
+                        },
+                        Item::Event(event) => {
+                            (Kind::of_event(event), id_key(event.call_id().as_bytes()))
+                        }
+                    };
                     let Some(&first) = index.by_id.get(&key) else {
                         return;
                     };
@@ -490,25 +668,38 @@ fn run(
                         }
                         current.insert(key, call);
                     }
-                    if let Event::End(_) = event {
-                        ended[call as usize] = true;
-                    }
-                    if let Event::Fragment(_) = event {
-                        counters.fragments.fetch_add(1, Ordering::Relaxed);
+                    match kind {
+                        Kind::End => ended[call as usize] = true,
+                        Kind::Fragment => fragments += 1,
+                        Kind::Start => {}
                     }
                     let w = call as usize % workers;
-                    batches[w].push((call, event));
-                    if batches[w].len() >= BATCH {
-                        let batch = std::mem::take(&mut batches[w]);
-                        let _ = senders[w].send(Work::Events(batch));
+                    let batch = &mut batches[w];
+                    match item {
+                        Item::Line { raw, first } => {
+                            let start = batch.text.len() as u32;
+                            batch.text.extend_from_slice(raw);
+                            let end = batch.text.len() as u32;
+                            batch.items.push((call, Slot::Line { start, end, first }));
+                        }
+                        Item::Event(event) => batch.items.push((call, Slot::Event(event))),
+                    }
+                    if batch.text.len() >= BATCH_BYTES || batch.items.len() >= BATCH_EVENTS {
+                        let _ = senders[w].send(Work::Events(std::mem::take(batch)));
+                        counters
+                            .fragments
+                            .fetch_add(std::mem::take(&mut fragments), Ordering::Relaxed);
                     }
                 });
                 for (w, batch) in batches.iter_mut().enumerate() {
-                    if !batch.is_empty() {
+                    if !batch.items.is_empty() {
                         let _ = senders[w].send(Work::Events(std::mem::take(batch)));
                     }
                     let _ = senders[w].send(Work::FileDone(file as u32));
                 }
+                counters
+                    .fragments
+                    .fetch_add(std::mem::take(&mut fragments), Ordering::Relaxed);
             }
         });
         // The collector (this thread): numbers calls in output order.
@@ -530,7 +721,9 @@ fn run(
             if open {
                 match done_rx.recv_timeout(every) {
                     Ok(finished) => {
-                        held.insert(index.rank[finished.call as usize], finished);
+                        for finished in finished {
+                            held.insert(index.rank[finished.call as usize], finished);
+                        }
                     }
                     Err(mpsc::RecvTimeoutError::Timeout) => continue,
                     Err(mpsc::RecvTimeoutError::Disconnected) => open = false,
@@ -596,13 +789,32 @@ struct InFlight {
 
 fn worker(
     rx: mpsc::Receiver<Work>,
-    done: mpsc::SyncSender<Finished>,
+    done: mpsc::SyncSender<Vec<Finished>>,
     index: &Index,
     engine: &Engine,
     policy: &Policy,
 ) {
     let mut scratch = Scratch::default();
     let mut calls: HashMap<u32, InFlight> = HashMap::new();
+    // Plain fragment and end lines are read into these, over and over.
+    let mut fragment = EventRef::Fragment(json::FragmentRef {
+        call_id: "",
+        seq: 0,
+        speaker: crate::category::Speaker::Customer,
+        text: "",
+        is_final: true,
+        utterance_id: "",
+        start_ms: 0,
+        end_ms: 0,
+        language: None,
+    })
+    .to_event();
+    let mut end = EventRef::End {
+        call_id: "",
+        end_ms: 0,
+    }
+    .to_event();
+    let mut finished = Vec::new();
     let finish = |call: u32, mut flight: InFlight, scratch: &mut Scratch| {
         if !flight.table.is_empty() {
             // A call without an end ends at its last event (DESIGN section 2).
@@ -619,16 +831,55 @@ fn worker(
                 }
             }
         }
-        let _ = done.send(Finished {
+        Finished {
             call,
             call_id: flight.call_id,
             output: flight.output,
-        });
+        }
     };
     while let Ok(work) = rx.recv() {
         match work {
-            Work::Events(events) => {
-                for (call, event) in events {
+            Work::Events(batch) => {
+                for (call, slot) in batch.items {
+                    let owned;
+                    let event: &Event = match slot {
+                        Slot::Event(event) => {
+                            owned = event;
+                            &owned
+                        }
+                        Slot::Line {
+                            start,
+                            end: stop,
+                            first,
+                        } => {
+                            // The first pass read this line: it is UTF-8
+                            // and an event unless the file changed since.
+                            let raw = &batch.text[start as usize..stop as usize];
+                            let Some(text) = std::str::from_utf8(raw)
+                                .ok()
+                                .and_then(|raw| json::line_text(raw, first))
+                            else {
+                                continue;
+                            };
+                            match EventRef::scan(text) {
+                                Some(read @ EventRef::Fragment(_)) => {
+                                    read.write_to(&mut fragment);
+                                    &fragment
+                                }
+                                Some(read @ EventRef::End { .. }) => {
+                                    read.write_to(&mut end);
+                                    &end
+                                }
+                                None => match json::read_line(text, 0) {
+                                    Ok(event) => {
+                                        owned = event;
+                                        &owned
+                                    }
+                                    Err(_) => continue,
+                                },
+                            }
+                        }
+                    };
                     let flight = calls.entry(call).or_insert_with(|| InFlight {
                         table: CallTable::new(1, usize::MAX),
                         call_id: event.call_id().to_owned(),
@@ -642,7 +893,7 @@ fn worker(
                         last_ms: 0,
                     });
                     let mut ended = false;
-                    match &event {
+                    match event {
                         Event::Start(s) => {
                             flight.output.tenant = s.tenant.clone();
                             flight.output.agent_id = s.agent_id.clone();
@@ -654,7 +905,7 @@ fn worker(
                     let caller_calls = &mut |_: &CallStart| count;
                     match flight
                         .table
-                        .apply(&event, 0, engine, policy, caller_calls, &mut scratch)
+                        .apply(event, 0, engine, policy, caller_calls, &mut scratch)
                     {
                         Ok(routed) => {
                             if let Applied::Accepted(alerts) = routed.applied {
@@ -670,7 +921,7 @@ fn worker(
                         let mut flight = calls.remove(&call).expect("in flight");
                         // Ended: no synthetic end.
                         flight.table = CallTable::new(1, usize::MAX);
-                        finish(call, flight, &mut scratch);
+                        finished.push(finish(call, flight, &mut scratch));
                     }
                 }
             }
@@ -683,9 +934,12 @@ fn worker(
                 ending.sort_unstable();
                 for call in ending {
                     let flight = calls.remove(&call).expect("in flight");
-                    finish(call, flight, &mut scratch);
+                    finished.push(finish(call, flight, &mut scratch));
                 }
             }
+        }
+        if !finished.is_empty() {
+            let _ = done.send(std::mem::take(&mut finished));
         }
     }
 }
@@ -766,6 +1020,21 @@ mod tests {
         }
         // c1 again in the second file: refused, not merged.
         files[0].push_str("{\"type\":\"fragment\",\"call_id\":\"c1\",\"speaker\":\"customer\",\"text\":\"ぶっ殺すぞ\",\"end_ms\":1}\n");
+        // Lines written other ways than `{"type":"…","call_id":"…"`, which
+        // the second pass's reader reads in full: other key order, spaces,
+        // an escaped id, CRLF, blank lines, and a byte order mark.
+        files[0] = files[0]
+            .lines()
+            .enumerate()
+            .map(|(n, line)| match n % 5 {
+                1 => line.replacen("{\"type\":", "{ \"type\" : ", 1) + "\n",
+                2 => line.replace("\"call_id\":\"c2", "\"call_id\":\"\\u0063\\\"2") + "\r\n",
+                3 => format!("\n  \n{line}\n"),
+                _ => line.to_owned() + "\n",
+            })
+            .collect();
+        files[1].insert(0, '\u{feff}');
+        assert!(files[0].contains("{ \"type\" : ") && files[0].contains("\\u0063\\\"2"));
         let mut paths = Vec::new();
         for (i, text) in files.iter().enumerate() {
             let path = dir.join(format!("day{i}.jsonl"));
@@ -780,6 +1049,51 @@ mod tests {
         std::fs::write(&bad, "{\"type\":\"end\",\"call_id\":\"z\"}\nnot json\n").unwrap();
         paths.push(bad);
         paths
+    }
+
+    #[test]
+    fn route_reads_type_and_id_of_plain_lines_only() {
+        let cases: &[(&str, &str, Option<(Kind, &str)>)] = &[
+            (
+                "fragment",
+                r#"{"type":"fragment","call_id":"c1","text":"x"}"#,
+                Some((Kind::Fragment, "c1")),
+            ),
+            (
+                "start",
+                r#"{"type":"start","call_id":"日本"}"#,
+                Some((Kind::Start, "日本")),
+            ),
+            (
+                "end",
+                r#"{"type":"end","call_id":""}"#,
+                Some((Kind::End, "")),
+            ),
+            (
+                "escape in the id",
+                r#"{"type":"end","call_id":"a\"b"}"#,
+                None,
+            ),
+            (
+                "escape at the id's start",
+                r#"{"type":"end","call_id":"\u0063"}"#,
+                None,
+            ),
+            ("other order", r#"{"call_id":"c1","type":"end"}"#, None),
+            ("spaces", r#"{ "type":"end","call_id":"c1"}"#, None),
+            (
+                "byte order mark",
+                "\u{feff}{\"type\":\"end\",\"call_id\":\"c1\"}",
+                None,
+            ),
+            ("unknown type", r#"{"type":"ending","call_id":"c1"}"#, None),
+            ("id not closed", r#"{"type":"end","call_id":"c1"#, None),
+            ("blank", "", None),
+        ];
+        for (name, line, want) in cases {
+            let got = route(line.as_bytes()).map(|(k, id)| (k, std::str::from_utf8(id).unwrap()));
+            assert_eq!(got, *want, "{name}");
+        }
     }
 
     #[test]
