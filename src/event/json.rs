@@ -109,34 +109,12 @@ impl<R: BufRead> JsonLines<R> {
         self.done = true;
         None
     }
-
-    /// The next event as [`Iterator::next`] reads it, but a fragment or an
-    /// end line written plainly (see [`EventRef`]) is borrowed from the
-    /// line instead of copied: what a pass that only looks at ids and
-    /// types needs. The same lines fail, with the same errors.
-    pub fn next_peeked(&mut self) -> Option<Result<Peeked<'_>, JsonLinesError>> {
-        let (start, end, line) = match self.next_text()? {
-            Ok(found) => found,
-            Err(e) => return Some(Err(e)),
-        };
-        let text = &self.line[start..end];
-        if let Some(event) = EventRef::scan(text) {
-            return Some(Ok(Peeked::Borrowed(event)));
-        }
-        match read_line(text, line) {
-            Ok(event) => Some(Ok(Peeked::Owned(event))),
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
-    }
 }
 
 /// A line of a JSON Lines file as [`JsonLines`] reads it: without the
 /// newline, a carriage return before it and (on line 1) a byte order mark;
 /// `None` when what is left is blank. The replay's second pass cuts lines
-/// itself and must see the same text.
+/// itself, in both passes, and must see the same text.
 pub fn line_text(raw: &str, first_line: bool) -> Option<&str> {
     line_span(raw, first_line).map(|(start, end)| &raw[start..end])
 }
@@ -756,24 +734,10 @@ mod tests {
     /// What a stream gives: events, or an error as its message.
     type Read = Vec<Result<Event, String>>;
 
-    /// (Checks on the way that `next_peeked` reads the same.)
     fn read(text: &str) -> Read {
-        let read: Read = JsonLines::new(text.as_bytes())
+        JsonLines::new(text.as_bytes())
             .map(|r| r.map_err(|e| e.to_string()))
-            .collect();
-        let mut peeked = Vec::new();
-        let mut lines = JsonLines::new(text.as_bytes());
-        while let Some(r) = lines.next_peeked() {
-            peeked.push(
-                r.map(|p| match p {
-                    Peeked::Borrowed(e) => e.to_event(),
-                    Peeked::Owned(e) => e,
-                })
-                .map_err(|e| e.to_string()),
-            );
-        }
-        assert_eq!(peeked, read, "next_peeked differs on {text:?}");
-        read
+            .collect()
     }
 
     #[test]

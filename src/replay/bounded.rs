@@ -34,7 +34,7 @@ use super::{import, CallOutput, InputFile, Refused, ReplayError};
 use crate::alert::{Alert, AlertOrigin};
 use crate::call::{Applied, CallTable, CallerHasher, CallerHistory, CallerKey};
 use crate::engine::{Engine, Scratch};
-use crate::event::json::{self, EventRef, JsonLines, Peeked};
+use crate::event::json::{self, EventRef, Peeked};
 use crate::event::{CallEnd, CallStart, Event};
 use crate::policy::Policy;
 
@@ -231,37 +231,94 @@ impl<'a> Files<'a> {
         Ok(Source::Lines(reader))
     }
 
-    /// Every event of file `i` in order, borrowed where the line allows it
-    /// (the first pass looks only at ids, types and start events); the
-    /// first error ends the file.
+    /// What the first pass needs of every event of file `i`, in order;
+    /// the first error ends the file. JSON Lines is cut into chunks of
+    /// whole lines that helper threads parse ([`parse_chunk`]) while this
+    /// thread reads on and hands `f` the chunks' events in file order.
     fn each_event(
         &self,
         i: usize,
         counters: &Counters,
-        f: &mut dyn FnMut(Peeked<'_>),
+        f: &mut dyn FnMut(Seen<'_>),
     ) -> Result<(), ReplayError> {
-        let mut lines = match self.open_file(i, counters)? {
+        let mut reader = match self.open_file(i, counters)? {
             Source::Whole(events) => {
-                events.into_iter().for_each(|e| f(Peeked::Owned(e)));
+                events.iter().for_each(|e| f(Seen::of(e)));
                 return Ok(());
             }
-            Source::Lines(reader) => JsonLines::new(reader),
+            Source::Lines(reader) => reader,
         };
         let path = &self.inputs.paths[i];
-        let mut counted = 0;
-        while let Some(event) = lines.next_peeked() {
-            f(event.map_err(|e| import::jsonl::error(path, e))?);
-            if lines.bytes_read() - counted >= PROGRESS_BYTES {
-                counters
-                    .bytes
-                    .fetch_add(lines.bytes_read() - counted, Ordering::Relaxed);
-                counted = lines.bytes_read();
+        let error = |e| import::jsonl::error(path, e);
+        let helpers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::thread::scope(|scope| {
+            let mut to_helpers = Vec::new();
+            let mut from_helpers = Vec::new();
+            for _ in 0..helpers {
+                let (tx, rx) = mpsc::sync_channel::<(Vec<u8>, usize)>(2);
+                let (back_tx, back_rx) = mpsc::sync_channel::<ParsedChunk>(2);
+                scope.spawn(move || {
+                    for (raw, first_line) in rx {
+                        if back_tx.send(parse_chunk(raw, first_line)).is_err() {
+                            break;
+                        }
+                    }
+                });
+                to_helpers.push(tx);
+                from_helpers.push(back_rx);
             }
-        }
-        counters
-            .bytes
-            .fetch_add(lines.bytes_read() - counted, Ordering::Relaxed);
-        Ok(())
+            // Chunks sent and chunks handed to `f` so far; the k-th chunk
+            // goes to helper k % helpers, which answers in order.
+            let (mut sent, mut done) = (0usize, 0usize);
+            let mut take = |done: &mut usize| -> Result<(), ReplayError> {
+                let chunk = from_helpers[*done % helpers]
+                    .recv()
+                    .expect("a parsing helper stopped");
+                *done += 1;
+                counters.bytes.fetch_add(chunk.bytes, Ordering::Relaxed);
+                chunk.each(&mut *f);
+                chunk.error.map_or(Ok(()), |e| Err(error(e)))
+            };
+            let mut lines = 0usize;
+            loop {
+                let mut raw = Vec::with_capacity(CHUNK_BYTES + (1 << 12));
+                let first_line = lines + 1;
+                let read = loop {
+                    match reader.read_until(b'\n', &mut raw) {
+                        Ok(0) => break Ok(false),
+                        Ok(_) => lines += 1,
+                        Err(e) => break Err(e),
+                    }
+                    if raw.len() >= CHUNK_BYTES {
+                        break Ok(true);
+                    }
+                };
+                if !raw.is_empty() {
+                    if sent - done == 2 * helpers {
+                        take(&mut done)?;
+                    }
+                    let _ = to_helpers[sent % helpers].send((raw, first_line));
+                    sent += 1;
+                }
+                match read {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(source) => {
+                        while done < sent {
+                            take(&mut done)?;
+                        }
+                        let line = lines + 1;
+                        return Err(error(json::JsonLinesError::Io { line, source }));
+                    }
+                }
+            }
+            while done < sent {
+                take(&mut done)?;
+            }
+            Ok(())
+        })
+        // (Leaving the scope drops both ends of the helpers' channels
+        // first, so a helper waiting on either stops.)
     }
 
     /// Every line of file `i` as it is, or the events of a file imported
@@ -311,6 +368,135 @@ enum Source {
 enum Item<'a> {
     Line { raw: &'a [u8], first: bool },
     Event(Event),
+}
+
+/// What the first pass needs of an event.
+enum Seen<'a> {
+    Start(&'a CallStart),
+    Fragment {
+        call_id: &'a str,
+        language: Option<&'a str>,
+    },
+    End {
+        call_id: &'a str,
+    },
+}
+
+impl<'a> Seen<'a> {
+    fn of(event: &'a Event) -> Seen<'a> {
+        match event {
+            Event::Start(s) => Seen::Start(s),
+            Event::Fragment(f) => Seen::Fragment {
+                call_id: &f.call_id,
+                language: f.language.as_deref(),
+            },
+            Event::End(e) => Seen::End {
+                call_id: &e.call_id,
+            },
+        }
+    }
+
+    fn call_id(&self) -> &'a str {
+        match self {
+            Seen::Start(s) => &s.call_id,
+            Seen::Fragment { call_id, .. } | Seen::End { call_id } => call_id,
+        }
+    }
+}
+
+/// Bytes of whole lines the first pass parses as one piece.
+const CHUNK_BYTES: usize = 1 << 18;
+
+/// A chunk of lines parsed by a first-pass helper: the events up to the
+/// first bad line, and its error.
+struct ParsedChunk {
+    raw: Vec<u8>,
+    events: Vec<ParsedLine>,
+    error: Option<json::JsonLinesError>,
+    bytes: u64,
+}
+
+/// A line's event: a plain fragment or end as spans of the chunk (no
+/// copy), anything else owned.
+enum ParsedLine {
+    Fragment {
+        id: (u32, u32),
+        language: Option<(u32, u32)>,
+    },
+    End {
+        id: (u32, u32),
+    },
+    Owned(Event),
+}
+
+impl ParsedChunk {
+    fn each(&self, f: &mut dyn FnMut(Seen<'_>)) {
+        // The spans are of lines found to be UTF-8 and end at ASCII quotes.
+        let text = |(start, end): (u32, u32)| {
+            std::str::from_utf8(&self.raw[start as usize..end as usize]).expect("checked")
+        };
+        for event in &self.events {
+            f(match event {
+                ParsedLine::Fragment { id, language } => Seen::Fragment {
+                    call_id: text(*id),
+                    language: language.map(text),
+                },
+                ParsedLine::End { id } => Seen::End { call_id: text(*id) },
+                ParsedLine::Owned(event) => Seen::of(event),
+            })
+        }
+    }
+}
+
+/// Reads whole lines (`first_line` the number of the first) by the rules
+/// of [`json::JsonLines`]: the same events and, at the first bad line, the same
+/// error as reading them one by one.
+fn parse_chunk(raw: Vec<u8>, first_line: usize) -> ParsedChunk {
+    let mut events = Vec::new();
+    let mut error = None;
+    let mut at = 0;
+    let mut line = first_line;
+    let span = |s: &str| {
+        let start = s.as_ptr() as usize - raw.as_ptr() as usize;
+        (start as u32, (start + s.len()) as u32)
+    };
+    while at < raw.len() {
+        let end = memchr::memchr(b'\n', &raw[at..]).map_or(raw.len(), |n| at + n + 1);
+        let Ok(text) = std::str::from_utf8(&raw[at..end]) else {
+            let source = std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            );
+            error = Some(json::JsonLinesError::Io { line, source });
+            break;
+        };
+        if let Some(text) = json::line_text(text, line == 1) {
+            match EventRef::scan(text) {
+                Some(EventRef::Fragment(f)) => events.push(ParsedLine::Fragment {
+                    id: span(f.call_id),
+                    language: f.language.map(span),
+                }),
+                Some(EventRef::End { call_id, .. }) => {
+                    events.push(ParsedLine::End { id: span(call_id) })
+                }
+                None => match json::read_line(text, line) {
+                    Ok(event) => events.push(ParsedLine::Owned(event)),
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                },
+            }
+        }
+        at = end;
+        line += 1;
+    }
+    ParsedChunk {
+        bytes: raw.len() as u64,
+        raw,
+        events,
+        error,
+    }
 }
 
 /// The type and call id of a line the first pass has read whole, from its
@@ -464,8 +650,8 @@ impl Index {
                     i = again;
                 }
                 let meta = &mut mine[i as usize];
-                match &event {
-                    Peeked::Owned(Event::Start(s)) => {
+                match event {
+                    Seen::Start(s) => {
                         if meta.started_at.is_none() {
                             meta.started_at = s.started_at;
                         }
@@ -483,15 +669,10 @@ impl Index {
                             start_language.insert(i, s.language.clone());
                         }
                     }
-                    Peeked::Borrowed(EventRef::Fragment(f)) => {
-                        note_language(&mut langs, f.language, &start_language, i, found);
+                    Seen::Fragment { language, .. } => {
+                        note_language(&mut langs, language, &start_language, i, found);
                     }
-                    Peeked::Owned(Event::Fragment(f)) => {
-                        note_language(&mut langs, f.language.as_deref(), &start_language, i, found);
-                    }
-                    Peeked::Borrowed(EventRef::End { .. }) | Peeked::Owned(Event::End(_)) => {
-                        meta.ended = true
-                    }
+                    Seen::End { .. } => meta.ended = true,
                 }
             });
             start_language.clear();
@@ -1069,9 +1250,82 @@ mod tests {
         paths
     }
 
+    /// The first pass, in chunks on helper threads, reads what `JsonLines`
+    /// reads line by line: the same events in order, and at the first bad
+    /// line the same error, also when it is chunks away from the start.
+    #[test]
+    fn first_pass_reads_like_json_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut body = Vec::new();
+        body.extend_from_slice(
+            "\u{feff}{\"type\":\"start\",\"call_id\":\"s\",\"language\":\"ja\"}\r\n\n".as_bytes(),
+        );
+        let pad = "あ".repeat(60);
+        for n in 0..6000 {
+            let line = match n % 4 {
+                0 => format!("{{\"type\":\"fragment\",\"call_id\":\"c{n}\",\"speaker\":\"customer\",\"text\":\"{pad}\",\"language\":\"en\"}}\n"),
+                1 => format!("{{ \"type\": \"fragment\", \"call_id\": \"c\\u00{:02x}\", \"speaker\": \"agent\", \"text\": \"\\\"{pad}\\\"\" }}\n", 0x30 + n % 10),
+                2 => format!("{{\"type\":\"end\",\"call_id\":\"c{}\",\"end_ms\":{n}}}\r\n", n - 2),
+                _ => "   \n".to_owned(),
+            };
+            body.extend_from_slice(line.as_bytes());
+        }
+        let good = body.clone();
+        let mut bad_json = body.clone();
+        bad_json.extend_from_slice(
+            b"{\"type\":\"fragment\",\"call_id\":\"x\"}\n{\"type\":\"end\",\"call_id\":\"y\"}\n",
+        );
+        let mut bad_utf8 = body;
+        bad_utf8.extend_from_slice(
+            b"{\"type\":\"end\",\"call_id\":\"\xff\"}\n{\"type\":\"end\",\"call_id\":\"y\"}\n",
+        );
+        assert!(good.len() > 3 * CHUNK_BYTES);
+        let options = import::ImportOptions::default();
+        for (name, bytes) in [
+            ("good", good),
+            ("bad json", bad_json),
+            ("bad utf-8", bad_utf8),
+        ] {
+            let path = dir.path().join("day.jsonl");
+            std::fs::write(&path, &bytes).unwrap();
+            let describe = |s: Seen<'_>| match s {
+                Seen::Start(s) => format!("start {} {:?}", s.call_id, s.language),
+                Seen::Fragment { call_id, language } => format!("fragment {call_id} {language:?}"),
+                Seen::End { call_id } => format!("end {call_id}"),
+            };
+            let mut want = Vec::new();
+            let mut want_error = None;
+            for event in json::JsonLines::new(std::io::BufReader::new(&bytes[..])) {
+                match event {
+                    Ok(e) => want.push(describe(Seen::of(&e))),
+                    Err(e) => want_error = Some(import::jsonl::error(&path, e).to_string()),
+                }
+            }
+            let paths = [path.clone()];
+            let inputs = Inputs {
+                paths: &paths,
+                format: None,
+                options: &options,
+            };
+            let files = Files::open(&inputs);
+            let counters = Counters {
+                bytes: AtomicU64::new(0),
+                fragments: AtomicU64::new(0),
+                total: 0,
+            };
+            let mut got = Vec::new();
+            let result = files.each_event(0, &counters, &mut |s| got.push(describe(s)));
+            assert_eq!(got.len(), want.len(), "{name}");
+            assert!(got == want, "{name}: events differ");
+            assert_eq!(result.err().map(|e| e.to_string()), want_error, "{name}");
+            assert_eq!(want_error.is_some(), name != "good");
+        }
+    }
+
     #[test]
     fn route_reads_type_and_id_of_plain_lines_only() {
-        let cases: &[(&str, &str, Option<(Kind, &str)>)] = &[
+        type Case<'a> = (&'a str, &'a str, Option<(Kind, &'a str)>);
+        let cases: &[Case] = &[
             (
                 "fragment",
                 r#"{"type":"fragment","call_id":"c1","text":"x"}"#,
