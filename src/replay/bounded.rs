@@ -7,14 +7,17 @@
 //! 1. **Index**: every call's first appearance, input file, start time and
 //!    caller (a few dozen bytes a call, no text). From it, the output
 //!    order (start time, then first appearance) and the repeat-caller
-//!    counts, decided in that order as before.
-//! 2. **Replay**: a reader parses events and hands each call to one of the
-//!    workers (by call), which keep only the calls in flight: a call ends
-//!    at its `end` event, or at the end of its file. A collector numbers
-//!    the finished calls' alerts in output order, holding back a call that
-//!    finished before an earlier one (an archive in time order holds back
-//!    little). Memory: the index, the calls in flight and the alerts held
-//!    back — not the events.
+//!    counts, decided in that order as before. Helper threads parse
+//!    chunks of lines (fragment and end lines borrowed, not copied); one
+//!    thread indexes their events in file order.
+//! 2. **Replay**: a reader hands each line, unparsed, to one of the
+//!    workers (by call: `route` reads the type and id from the line's
+//!    first bytes); the workers parse it and keep only the calls in
+//!    flight: a call ends at its `end` event, or at the end of its file.
+//!    A collector numbers the finished calls' alerts in output order,
+//!    holding back a call that finished before an earlier one (an archive
+//!    in time order holds back little). Memory: the index, the calls in
+//!    flight and the alerts held back — not the events.
 //!
 //! One difference from the in-memory replay, on input it never made sense
 //! of: a call id used again after that call's `end` in the same file is a
