@@ -11,7 +11,8 @@
 
 use std::io::BufRead;
 
-use crate::event::Event;
+use crate::category::Speaker;
+use crate::event::{CallEnd, Event, Fragment};
 
 /// The message of a loudness that JSON can write and `f32` cannot hold.
 pub const LOUDNESS_OUT_OF_RANGE: &str =
@@ -83,10 +84,11 @@ impl<R: BufRead> JsonLines<R> {
     }
 }
 
-impl<R: BufRead> Iterator for JsonLines<R> {
-    type Item = Result<Event, JsonLinesError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl<R: BufRead> JsonLines<R> {
+    /// The next line that is not blank, as the span of `self.line` without
+    /// its newline, carriage return or (first line) byte order mark, and
+    /// its number; `None` at the end or after an error.
+    fn next_text(&mut self) -> Option<Result<(usize, usize, usize), JsonLinesError>> {
         while !self.done {
             self.line.clear();
             let n = match self.reader.read_line(&mut self.line) {
@@ -100,27 +102,69 @@ impl<R: BufRead> Iterator for JsonLines<R> {
             };
             self.bytes += n as u64;
             self.number += 1;
-            // As `str::lines`: the newline and a carriage return before it
-            // are not part of the line.
-            let mut text = self.line.strip_suffix('\n').unwrap_or(&self.line);
-            text = text.strip_suffix('\r').unwrap_or(text);
-            if self.number == 1 {
-                text = text.strip_prefix('\u{feff}').unwrap_or(text);
+            if let Some((start, end)) = line_span(&self.line, self.number == 1) {
+                return Some(Ok((start, end, self.number)));
             }
-            if text.trim().is_empty() {
-                continue;
-            }
-            let event = read_line(text, self.number);
-            self.done = event.is_err();
-            return Some(event);
         }
         self.done = true;
         None
     }
 }
 
-/// One line (not blank) as an event, or the error that names it.
-fn read_line(text: &str, line: usize) -> Result<Event, JsonLinesError> {
+/// A line of a JSON Lines file as [`JsonLines`] reads it: without the
+/// newline, a carriage return before it and (on line 1) a byte order mark;
+/// `None` when what is left is blank. The replay's second pass cuts lines
+/// itself, in both passes, and must see the same text.
+pub fn line_text(raw: &str, first_line: bool) -> Option<&str> {
+    line_span(raw, first_line).map(|(start, end)| &raw[start..end])
+}
+
+fn line_span(raw: &str, first_line: bool) -> Option<(usize, usize)> {
+    // As `str::lines`: the newline and a carriage return before it are not
+    // part of the line.
+    let mut text = raw.strip_suffix('\n').unwrap_or(raw);
+    text = text.strip_suffix('\r').unwrap_or(text);
+    let end = text.len();
+    if first_line {
+        text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    }
+    (!text.trim().is_empty()).then_some((end - text.len(), end))
+}
+
+impl<R: BufRead> Iterator for JsonLines<R> {
+    type Item = Result<Event, JsonLinesError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (start, end, line) = match self.next_text()? {
+            Ok(found) => found,
+            Err(e) => return Some(Err(e)),
+        };
+        let event = read_line(&self.line[start..end], line);
+        self.done = event.is_err();
+        Some(event)
+    }
+}
+
+/// An event read from a line: borrowed when the line is a plainly written
+/// fragment or end (most lines of a file), owned otherwise.
+#[derive(Debug)]
+pub enum Peeked<'a> {
+    Borrowed(EventRef<'a>),
+    Owned(Event),
+}
+
+impl Peeked<'_> {
+    pub fn call_id(&self) -> &str {
+        match self {
+            Peeked::Borrowed(e) => e.call_id(),
+            Peeked::Owned(e) => e.call_id(),
+        }
+    }
+}
+
+/// One line (not blank, as [`line_text`] gives it) as an event, or the
+/// error that names it: what [`JsonLines`] reads from each line.
+pub fn read_line(text: &str, line: usize) -> Result<Event, JsonLinesError> {
     let event = Event::from_json(text).map_err(|source| JsonLinesError::Json { line, source })?;
     if let Event::Fragment(f) = &event {
         if f.loudness_dbfs.is_some_and(|v| !v.is_finite()) {
@@ -128,6 +172,103 @@ fn read_line(text: &str, line: usize) -> Result<Event, JsonLinesError> {
         }
     }
     Ok(event)
+}
+
+/// A fragment or end line with its strings borrowed from the line: what
+/// [`EventRef::scan`] reads. Turned into the [`Event`] that
+/// [`Event::from_json`] gives for the same line by [`EventRef::to_event`],
+/// or written over a reused one by [`EventRef::write_to`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum EventRef<'a> {
+    Fragment(FragmentRef<'a>),
+    End { call_id: &'a str, end_ms: u64 },
+}
+
+/// [`Fragment`]'s fields, borrowed (a plain line has no loudness).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FragmentRef<'a> {
+    pub call_id: &'a str,
+    pub seq: u64,
+    pub speaker: Speaker,
+    pub text: &'a str,
+    pub is_final: bool,
+    pub utterance_id: &'a str,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub language: Option<&'a str>,
+}
+
+impl<'a> EventRef<'a> {
+    /// The commonest lines, fragments and ends, read without copying:
+    /// keys and strings without escapes, integers without fraction or
+    /// exponent. `None` for anything else (a start line, an escape, a
+    /// float, an unknown or repeated key, bad JSON): [`Event::from_json`]
+    /// then decides. When this reads a line, `from_json` gives the same
+    /// event (it reads through here).
+    pub fn scan(line: &'a str) -> Option<EventRef<'a>> {
+        fast::scan(line)
+    }
+
+    pub fn call_id(&self) -> &'a str {
+        match self {
+            EventRef::Fragment(f) => f.call_id,
+            EventRef::End { call_id, .. } => call_id,
+        }
+    }
+
+    pub fn to_event(&self) -> Event {
+        match *self {
+            EventRef::Fragment(f) => Event::Fragment(Fragment {
+                call_id: f.call_id.to_owned(),
+                seq: f.seq,
+                speaker: f.speaker,
+                text: f.text.to_owned(),
+                is_final: f.is_final,
+                utterance_id: f.utterance_id.to_owned(),
+                start_ms: f.start_ms,
+                end_ms: f.end_ms,
+                language: f.language.map(str::to_owned),
+                loudness_dbfs: None,
+            }),
+            EventRef::End { call_id, end_ms } => Event::End(CallEnd {
+                call_id: call_id.to_owned(),
+                end_ms,
+            }),
+        }
+    }
+
+    /// Makes `event` what [`EventRef::to_event`] would give, reusing its
+    /// strings' memory when it already is the same kind of event: a replay
+    /// worker reads a line into one event after another without
+    /// allocating.
+    pub fn write_to(&self, event: &mut Event) {
+        fn set(to: &mut String, from: &str) {
+            to.clear();
+            to.push_str(from);
+        }
+        match (*self, event) {
+            (EventRef::Fragment(from), Event::Fragment(to)) => {
+                set(&mut to.call_id, from.call_id);
+                to.seq = from.seq;
+                to.speaker = from.speaker;
+                set(&mut to.text, from.text);
+                to.is_final = from.is_final;
+                set(&mut to.utterance_id, from.utterance_id);
+                to.start_ms = from.start_ms;
+                to.end_ms = from.end_ms;
+                match (from.language, &mut to.language) {
+                    (Some(from), Some(to)) => set(to, from),
+                    (from, to) => *to = from.map(str::to_owned),
+                }
+                to.loudness_dbfs = None;
+            }
+            (EventRef::End { call_id, end_ms }, Event::End(to)) => {
+                set(&mut to.call_id, call_id);
+                to.end_ms = end_ms;
+            }
+            (from, to) => *to = from.to_event(),
+        }
+    }
 }
 
 impl Event {
@@ -141,7 +282,7 @@ impl Event {
     /// that is not one of the three names) so that errors read the same.
     pub fn from_json(line: &str) -> Result<Event, serde_json::Error> {
         if let Some(event) = fast::scan(line) {
-            return Ok(event);
+            return Ok(event.to_event());
         }
         match serde_json::from_str::<fast::Line>(line) {
             Ok(fast::Line(Some(event))) => Ok(event),
@@ -158,6 +299,7 @@ mod fast {
     use serde::de::{self, Deserializer, MapAccess, Visitor};
     use serde::Deserialize;
 
+    use super::{EventRef, FragmentRef};
     use crate::category::Speaker;
     use crate::event::{CallEnd, CallStart, Event, Fragment};
 
@@ -169,7 +311,7 @@ mod fast {
     /// exponent. Anything else (a start line, an escape, a float, `null`
     /// where a value is needed, an unknown or repeated key, bad JSON) is
     /// `None`, and serde reads the line.
-    pub(super) fn scan(line: &str) -> Option<Event> {
+    pub(super) fn scan(line: &str) -> Option<EventRef<'_>> {
         let mut r = Reader {
             s: line,
             b: line.as_bytes(),
@@ -263,21 +405,20 @@ mod fast {
         if r.at != r.b.len() {
             return None;
         }
-        let call_id = call_id?.to_owned();
+        let call_id = call_id?;
         match kind? {
-            Kind::Fragment if seen & !FRAGMENT == 0 => Some(Event::Fragment(Fragment {
+            Kind::Fragment if seen & !FRAGMENT == 0 => Some(EventRef::Fragment(FragmentRef {
                 call_id,
                 seq,
                 speaker: speaker?,
-                text: text?.to_owned(),
+                text: text?,
                 is_final,
-                utterance_id: utterance_id.unwrap_or_default().to_owned(),
+                utterance_id: utterance_id.unwrap_or_default(),
                 start_ms,
                 end_ms,
-                language: language.map(str::to_owned),
-                loudness_dbfs: None,
+                language,
             })),
-            Kind::End if seen & !END == 0 => Some(Event::End(CallEnd { call_id, end_ms })),
+            Kind::End if seen & !END == 0 => Some(EventRef::End { call_id, end_ms }),
             _ => None,
         }
     }
@@ -659,10 +800,25 @@ mod tests {
 
     /// `Event::from_json` reads exactly what serde's derive reads: the same
     /// event, or the same error message.
+    /// And the borrowed reader, when it reads the line, gives that event,
+    /// also when written over a reused event of either kind.
     fn same_as_serde(line: &str) {
         let fast = Event::from_json(line).map_err(|e| e.to_string());
         let serde = serde_json::from_str::<Event>(line).map_err(|e| e.to_string());
         assert_eq!(fast, serde, "{line}");
+        if let Some(borrowed) = EventRef::scan(line) {
+            assert_eq!(Ok(borrowed.to_event()), serde, "{line}");
+            let reused = [
+                r#"{"type":"fragment","call_id":"old","speaker":"agent","text":"old text","utterance_id":"u0","language":"en","loudness_dbfs":-3}"#,
+                r#"{"type":"fragment","call_id":"old","speaker":"agent","text":"old text"}"#,
+                r#"{"type":"end","call_id":"old","end_ms":7}"#,
+            ];
+            for old in reused {
+                let mut event: Event = serde_json::from_str(old).unwrap();
+                borrowed.write_to(&mut event);
+                assert_eq!(Ok(event), serde, "{line} over {old}");
+            }
+        }
     }
 
     #[test]

@@ -7,14 +7,17 @@
 //! 1. **Index**: every call's first appearance, input file, start time and
 //!    caller (a few dozen bytes a call, no text). From it, the output
 //!    order (start time, then first appearance) and the repeat-caller
-//!    counts, decided in that order as before.
-//! 2. **Replay**: a reader parses events and hands each call to one of the
-//!    workers (by call), which keep only the calls in flight: a call ends
-//!    at its `end` event, or at the end of its file. A collector numbers
-//!    the finished calls' alerts in output order, holding back a call that
-//!    finished before an earlier one (an archive in time order holds back
-//!    little). Memory: the index, the calls in flight and the alerts held
-//!    back — not the events.
+//!    counts, decided in that order as before. Helper threads parse
+//!    chunks of lines (fragment and end lines borrowed, not copied); one
+//!    thread indexes their events in file order.
+//! 2. **Replay**: a reader hands each line, unparsed, to one of the
+//!    workers (by call: `route` reads the type and id from the line's
+//!    first bytes); the workers parse it and keep only the calls in
+//!    flight: a call ends at its `end` event, or at the end of its file.
+//!    A collector numbers the finished calls' alerts in output order,
+//!    holding back a call that finished before an earlier one (an archive
+//!    in time order holds back little). Memory: the index, the calls in
+//!    flight and the alerts held back — not the events.
 //!
 //! One difference from the in-memory replay, on input it never made sense
 //! of: a call id used again after that call's `end` in the same file is a
@@ -34,7 +37,7 @@ use super::{import, CallOutput, InputFile, Refused, ReplayError};
 use crate::alert::{Alert, AlertOrigin};
 use crate::call::{Applied, CallTable, CallerHasher, CallerHistory, CallerKey};
 use crate::engine::{Engine, Scratch};
-use crate::event::json::JsonLines;
+use crate::event::json::{self, EventRef, Peeked};
 use crate::event::{CallEnd, CallStart, Event};
 use crate::policy::Policy;
 
@@ -98,9 +101,22 @@ where
         total: files.total_bytes * 2,
     };
     let mut streamed = Streamed::default();
+    // The first pass names each language as it first sees it, and the
+    // loading thread, once the lexicon is in, compiles that language's
+    // automaton while the pass goes on (it was after the pass, on the
+    // critical path: ~0.1 s for English and Japanese).
+    let (found, languages_found) = mpsc::channel::<Option<String>>();
     let (index, engine) = std::thread::scope(|scope| {
-        let loading = scope.spawn(load);
-        let index = Index::build(&files, policy, &counters, &mut streamed);
+        let loading = scope.spawn(move || {
+            let engine = load()?;
+            for language in languages_found {
+                // An error is reported by `prepare_languages` below.
+                let _ = engine.borrow().prepare(language.as_deref());
+            }
+            Ok::<E, std::io::Error>(engine)
+        });
+        let index = Index::build(&files, policy, &counters, &mut streamed, &found);
+        drop(found);
         (index, loading.join().expect("loading the engine panicked"))
     });
     let engine = engine?;
@@ -174,14 +190,9 @@ impl<'a> Files<'a> {
         }
     }
 
-    /// Every event of file `i` in order, each with the bytes read so far;
-    /// the first error ends the file.
-    fn each_event(
-        &self,
-        i: usize,
-        counters: &Counters,
-        f: &mut dyn FnMut(Event),
-    ) -> Result<(), ReplayError> {
+    /// File `i`, opened: JSON Lines is streamed; anything else (one call
+    /// per file) and standard input are imported whole.
+    fn open_file(&self, i: usize, counters: &Counters) -> Result<Source, ReplayError> {
         let path = &self.inputs.paths[i];
         let mut options = self.inputs.options.clone();
         if options.call_id.is_none() {
@@ -193,8 +204,7 @@ impl<'a> Files<'a> {
                 .bytes
                 .fetch_add(text.len() as u64, Ordering::Relaxed);
             let events = super::parse_text(path, text, self.inputs.format, &options)?;
-            events.into_iter().for_each(f);
-            return Ok(());
+            return Ok(Source::Whole(events));
         }
         let io = |source| ReplayError::Io {
             path: path.display().to_string(),
@@ -202,8 +212,7 @@ impl<'a> Files<'a> {
         };
         let file = std::fs::File::open(path).map_err(io)?;
         let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
-        // JSON Lines is streamed; anything else (one call per file) is
-        // imported whole. The first line decides when no format is given.
+        // The first line decides when no format is given.
         let streamed = match self.inputs.format {
             Some(format) => format == import::Format::Jsonl,
             None => {
@@ -220,29 +229,338 @@ impl<'a> Files<'a> {
                 .bytes
                 .fetch_add(text.len() as u64, Ordering::Relaxed);
             let events = super::parse_text(path, &text, self.inputs.format, &options)?;
-            events.into_iter().for_each(f);
-            return Ok(());
+            return Ok(Source::Whole(events));
         }
-        let mut lines = JsonLines::new(reader);
+        Ok(Source::Lines(reader))
+    }
+
+    /// What the first pass needs of every event of file `i`, in order;
+    /// the first error ends the file. JSON Lines is cut into chunks of
+    /// whole lines that helper threads parse ([`parse_chunk`]) while this
+    /// thread reads on and hands `f` the chunks' events in file order.
+    fn each_event(
+        &self,
+        i: usize,
+        counters: &Counters,
+        f: &mut dyn FnMut(Seen<'_>),
+    ) -> Result<(), ReplayError> {
+        let mut reader = match self.open_file(i, counters)? {
+            Source::Whole(events) => {
+                events.iter().for_each(|e| f(Seen::of(e)));
+                return Ok(());
+            }
+            Source::Lines(reader) => reader,
+        };
+        let path = &self.inputs.paths[i];
+        let error = |e| import::jsonl::error(path, e);
+        let helpers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::thread::scope(|scope| {
+            let mut to_helpers = Vec::new();
+            let mut from_helpers = Vec::new();
+            for _ in 0..helpers {
+                let (tx, rx) = mpsc::sync_channel::<(Vec<u8>, usize)>(2);
+                let (back_tx, back_rx) = mpsc::sync_channel::<ParsedChunk>(2);
+                scope.spawn(move || {
+                    for (raw, first_line) in rx {
+                        if back_tx.send(parse_chunk(raw, first_line)).is_err() {
+                            break;
+                        }
+                    }
+                });
+                to_helpers.push(tx);
+                from_helpers.push(back_rx);
+            }
+            // Chunks sent and chunks handed to `f` so far; the k-th chunk
+            // goes to helper k % helpers, which answers in order.
+            let (mut sent, mut done) = (0usize, 0usize);
+            let mut take = |done: &mut usize| -> Result<(), ReplayError> {
+                let chunk = from_helpers[*done % helpers]
+                    .recv()
+                    .expect("a parsing helper stopped");
+                *done += 1;
+                counters.bytes.fetch_add(chunk.bytes, Ordering::Relaxed);
+                chunk.each(&mut *f);
+                chunk.error.map_or(Ok(()), |e| Err(error(e)))
+            };
+            let mut lines = 0usize;
+            loop {
+                let mut raw = Vec::with_capacity(CHUNK_BYTES + (1 << 12));
+                let first_line = lines + 1;
+                let read = loop {
+                    match reader.read_until(b'\n', &mut raw) {
+                        Ok(0) => break Ok(false),
+                        Ok(_) => lines += 1,
+                        Err(e) => break Err(e),
+                    }
+                    if raw.len() >= CHUNK_BYTES {
+                        break Ok(true);
+                    }
+                };
+                if !raw.is_empty() {
+                    if sent - done == 2 * helpers {
+                        take(&mut done)?;
+                    }
+                    let _ = to_helpers[sent % helpers].send((raw, first_line));
+                    sent += 1;
+                }
+                match read {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(source) => {
+                        while done < sent {
+                            take(&mut done)?;
+                        }
+                        let line = lines + 1;
+                        return Err(error(json::JsonLinesError::Io { line, source }));
+                    }
+                }
+            }
+            while done < sent {
+                take(&mut done)?;
+            }
+            Ok(())
+        })
+        // (Leaving the scope drops both ends of the helpers' channels
+        // first, so a helper waiting on either stops.)
+    }
+
+    /// Every line of file `i` as it is, or the events of a file imported
+    /// whole (the second pass: the first has read every line, so the
+    /// workers parse them). A read error ends the file.
+    fn each_line(&self, i: usize, counters: &Counters, f: &mut dyn FnMut(Item<'_>)) {
+        let mut reader = match self.open_file(i, counters) {
+            Ok(Source::Whole(events)) => {
+                events.into_iter().for_each(|e| f(Item::Event(e)));
+                return;
+            }
+            Ok(Source::Lines(reader)) => reader,
+            Err(_) => return, // the file changed since the first pass
+        };
+        let mut line = Vec::new();
+        let mut first = true;
         let mut counted = 0;
-        while let Some(event) = lines.next() {
-            counters
-                .bytes
-                .fetch_add(lines.bytes_read() - counted, Ordering::Relaxed);
-            counted = lines.bytes_read();
-            f(event.map_err(|e| import::jsonl::error(path, e))?);
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => counted += n as u64,
+            }
+            f(Item::Line { raw: &line, first });
+            first = false;
+            if counted >= PROGRESS_BYTES {
+                counters.bytes.fetch_add(counted, Ordering::Relaxed);
+                counted = 0;
+            }
         }
-        Ok(())
+        counters.bytes.fetch_add(counted, Ordering::Relaxed);
     }
 }
 
-/// A call id, hashed to 128 bits: the index keeps no id strings (two ids
-/// colliding has a chance of about n² / 2^129).
-fn id_key(id: &str) -> u128 {
+/// Bytes read between two updates of the shared progress counter.
+const PROGRESS_BYTES: u64 = 1 << 16;
+
+/// An input file, opened.
+enum Source {
+    Lines(std::io::BufReader<std::fs::File>),
+    Whole(Vec<Event>),
+}
+
+/// What the second pass reads: a line of a JSON Lines file (`first`: the
+/// file's first line, where a byte order mark is skipped), or an event of
+/// a file imported whole.
+enum Item<'a> {
+    Line { raw: &'a [u8], first: bool },
+    Event(Event),
+}
+
+/// What the first pass needs of an event.
+enum Seen<'a> {
+    Start(&'a CallStart),
+    Fragment {
+        call_id: &'a str,
+        language: Option<&'a str>,
+    },
+    End {
+        call_id: &'a str,
+    },
+}
+
+impl<'a> Seen<'a> {
+    fn of(event: &'a Event) -> Seen<'a> {
+        match event {
+            Event::Start(s) => Seen::Start(s),
+            Event::Fragment(f) => Seen::Fragment {
+                call_id: &f.call_id,
+                language: f.language.as_deref(),
+            },
+            Event::End(e) => Seen::End {
+                call_id: &e.call_id,
+            },
+        }
+    }
+
+    fn call_id(&self) -> &'a str {
+        match self {
+            Seen::Start(s) => &s.call_id,
+            Seen::Fragment { call_id, .. } | Seen::End { call_id } => call_id,
+        }
+    }
+}
+
+/// Bytes of whole lines the first pass parses as one piece.
+const CHUNK_BYTES: usize = 1 << 18;
+
+/// A chunk of lines parsed by a first-pass helper: the events up to the
+/// first bad line, and its error.
+struct ParsedChunk {
+    raw: Vec<u8>,
+    events: Vec<ParsedLine>,
+    error: Option<json::JsonLinesError>,
+    bytes: u64,
+}
+
+/// A line's event: a plain fragment or end as spans of the chunk (no
+/// copy), anything else owned.
+enum ParsedLine {
+    Fragment {
+        id: (u32, u32),
+        language: Option<(u32, u32)>,
+    },
+    End {
+        id: (u32, u32),
+    },
+    Owned(Event),
+}
+
+impl ParsedChunk {
+    fn each(&self, f: &mut dyn FnMut(Seen<'_>)) {
+        // The spans are of lines found to be UTF-8 and end at ASCII quotes.
+        let text = |(start, end): (u32, u32)| {
+            std::str::from_utf8(&self.raw[start as usize..end as usize]).expect("checked")
+        };
+        for event in &self.events {
+            f(match event {
+                ParsedLine::Fragment { id, language } => Seen::Fragment {
+                    call_id: text(*id),
+                    language: language.map(text),
+                },
+                ParsedLine::End { id } => Seen::End { call_id: text(*id) },
+                ParsedLine::Owned(event) => Seen::of(event),
+            })
+        }
+    }
+}
+
+/// Reads whole lines (`first_line` the number of the first) by the rules
+/// of [`json::JsonLines`]: the same events and, at the first bad line, the same
+/// error as reading them one by one.
+fn parse_chunk(raw: Vec<u8>, first_line: usize) -> ParsedChunk {
+    let mut events = Vec::new();
+    let mut error = None;
+    let mut at = 0;
+    let mut line = first_line;
+    let span = |s: &str| {
+        let start = s.as_ptr() as usize - raw.as_ptr() as usize;
+        (start as u32, (start + s.len()) as u32)
+    };
+    while at < raw.len() {
+        let end = memchr::memchr(b'\n', &raw[at..]).map_or(raw.len(), |n| at + n + 1);
+        let Ok(text) = std::str::from_utf8(&raw[at..end]) else {
+            let source = std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            );
+            error = Some(json::JsonLinesError::Io { line, source });
+            break;
+        };
+        if let Some(text) = json::line_text(text, line == 1) {
+            match EventRef::scan(text) {
+                Some(EventRef::Fragment(f)) => events.push(ParsedLine::Fragment {
+                    id: span(f.call_id),
+                    language: f.language.map(span),
+                }),
+                Some(EventRef::End { call_id, .. }) => {
+                    events.push(ParsedLine::End { id: span(call_id) })
+                }
+                None => match json::read_line(text, line) {
+                    Ok(event) => events.push(ParsedLine::Owned(event)),
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                },
+            }
+        }
+        at = end;
+        line += 1;
+    }
+    ParsedChunk {
+        bytes: raw.len() as u64,
+        raw,
+        events,
+        error,
+    }
+}
+
+/// The type and call id of a line the first pass has read whole, from its
+/// first bytes when they are written as usual (`{"type":"…","call_id":"…"`,
+/// no escape in the id): the second pass's reader routes a line to its
+/// worker without parsing it. `None`: read the line in full.
+///
+/// The first pass parsed the same line: it is one JSON object, so its
+/// first key's value is the type and the second's is the call id, and a
+/// key is not repeated. (A file that changed between the passes can
+/// route a line wrongly; the worker then fails to read it and skips it.)
+fn route(raw: &[u8]) -> Option<(Kind, &[u8])> {
+    let rest = raw.strip_prefix(b"{\"type\":\"")?;
+    let (kind, rest) = [
+        (Kind::Fragment, &b"fragment"[..]),
+        (Kind::Start, b"start"),
+        (Kind::End, b"end"),
+    ]
+    .into_iter()
+    .find_map(|(kind, name)| {
+        let rest = rest
+            .strip_prefix(name)?
+            .strip_prefix(b"\",\"call_id\":\"")?;
+        Some((kind, rest))
+    })?;
+    let close = memchr::memchr2(b'"', b'\\', rest)?;
+    (rest[close] == b'"').then(|| (kind, &rest[..close]))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Start,
+    Fragment,
+    End,
+}
+
+impl Kind {
+    fn of(event: &Peeked<'_>) -> Kind {
+        match event {
+            Peeked::Borrowed(EventRef::Fragment(_)) => Kind::Fragment,
+            Peeked::Borrowed(EventRef::End { .. }) => Kind::End,
+            Peeked::Owned(event) => Kind::of_event(event),
+        }
+    }
+
+    fn of_event(event: &Event) -> Kind {
+        match event {
+            Event::Start(_) => Kind::Start,
+            Event::Fragment(_) => Kind::Fragment,
+            Event::End(_) => Kind::End,
+        }
+    }
+}
+
+/// A call id's bytes, hashed to 128 bits: the index keeps no id strings
+/// (two ids colliding has a chance of about n² / 2^129).
+fn id_key(id: &[u8]) -> u128 {
     let half = |seed: u64| {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         seed.hash(&mut h);
-        id.hash(&mut h);
+        h.write(id);
         h.finish()
     };
     (u128::from(half(0x6361_6c6c)) << 64) | u128::from(half(0x6775_6172))
@@ -282,6 +600,7 @@ impl Index {
         policy: &Policy,
         counters: &Counters,
         streamed: &mut Streamed,
+        found: &mpsc::Sender<Option<String>>,
     ) -> Index {
         let hasher = CallerHasher::new(b"callguard replay");
         let mut calls: Vec<CallMeta> = Vec::new();
@@ -297,7 +616,7 @@ impl Index {
             let mut duplicates: Vec<(String, usize, u32)> = Vec::new();
             let mut langs = std::collections::BTreeSet::new();
             let result = files.each_event(file, counters, &mut |event| {
-                let key = id_key(event.call_id());
+                let key = id_key(event.call_id().as_bytes());
                 if let Some(&first) = by_id.get(&key) {
                     // Used by an earlier file: refused, counted.
                     match duplicates.iter_mut().find(|d| d.0 == event.call_id()) {
@@ -334,8 +653,8 @@ impl Index {
                     i = again;
                 }
                 let meta = &mut mine[i as usize];
-                match &event {
-                    Event::Start(s) => {
+                match event {
+                    Seen::Start(s) => {
                         if meta.started_at.is_none() {
                             meta.started_at = s.started_at;
                         }
@@ -353,14 +672,10 @@ impl Index {
                             start_language.insert(i, s.language.clone());
                         }
                     }
-                    Event::Fragment(f) => {
-                        let language = f
-                            .language
-                            .clone()
-                            .or_else(|| start_language.get(&i).cloned().flatten());
-                        langs.insert(language);
+                    Seen::Fragment { language, .. } => {
+                        note_language(&mut langs, language, &start_language, i, found);
                     }
-                    Event::End(_) => meta.ended = true,
+                    Seen::End { .. } => meta.ended = true,
                 }
             });
             start_language.clear();
@@ -424,9 +739,43 @@ impl Index {
     }
 }
 
-/// Events for a worker: in batches, so a channel send is not per event.
+/// Adds a fragment's language (its own, else its call's start's) to the
+/// languages of a file, and names a new one to `found` (at most once per
+/// language and file); looked up before it is copied, as the set is tiny
+/// and the same few languages come on every line.
+fn note_language(
+    langs: &mut std::collections::BTreeSet<Option<String>>,
+    own: Option<&str>,
+    start_language: &HashMap<u32, Option<String>>,
+    call: u32,
+    found: &mpsc::Sender<Option<String>>,
+) {
+    let language = own.or_else(|| start_language.get(&call).and_then(Option::as_deref));
+    if !langs.iter().any(|l| l.as_deref() == language) {
+        langs.insert(language.map(str::to_owned));
+        // The loader may have failed and left: nothing to compile then.
+        let _ = found.send(language.map(str::to_owned));
+    }
+}
+
+/// Lines and events for a worker, in batches, so a channel send and a
+/// wake-up are not per event: the lines' bytes in one buffer.
+#[derive(Default)]
+struct Batch {
+    text: Vec<u8>,
+    items: Vec<(u32, Slot)>,
+}
+
+/// One event of a batch, for call `.0` of the index.
+enum Slot {
+    /// A line, `text[start..end]` of its batch, not parsed yet.
+    Line { start: u32, end: u32, first: bool },
+    /// An event of a file imported whole.
+    Event(Event),
+}
+
 enum Work {
-    Events(Vec<(u32, Event)>),
+    Events(Batch),
     /// The file ended: its calls still in flight end at their last event.
     FileDone(u32),
 }
@@ -438,7 +787,10 @@ struct Finished {
     output: CallOutput,
 }
 
-const BATCH: usize = 256;
+/// A batch goes to its worker when it holds this many bytes of lines or
+/// this many events (a worker wakes about 3,000 times for 187 MB).
+const BATCH_BYTES: usize = 1 << 16;
+const BATCH_EVENTS: usize = 1024;
 
 #[allow(clippy::too_many_arguments)] // the replay's parts, borrowed for the threads
 fn run(
@@ -454,7 +806,8 @@ fn run(
 ) -> std::io::Result<()> {
     let workers = threads.max(1);
     std::thread::scope(|scope| {
-        let (done_tx, done_rx) = mpsc::sync_channel::<Finished>(1024);
+        // Finished calls come in batches too, one per batch of work.
+        let (done_tx, done_rx) = mpsc::sync_channel::<Vec<Finished>>(64);
         let mut senders = Vec::new();
         for _ in 0..workers {
             let (tx, rx) = mpsc::sync_channel::<Work>(16);
@@ -463,19 +816,46 @@ fn run(
             scope.spawn(move || worker(rx, done, index, engine, policy));
         }
         drop(done_tx);
-        // The reader: parses and deals the events out by call.
+        // The reader: deals the lines out by call, unparsed where the
+        // line's first bytes name its type and call (`route`).
         let reader = scope.spawn(move || {
-            let mut batches: Vec<Vec<(u32, Event)>> = (0..workers).map(|_| Vec::new()).collect();
+            let mut batches: Vec<Batch> = (0..workers).map(|_| Batch::default()).collect();
             // Each id's call now (a later one after an `end`), and which
             // calls' `end` was read: as the first pass decided.
             let mut current: HashMap<u128, u32> = HashMap::new();
             let mut ended = vec![false; index.calls.len()];
+            let mut fragments = 0u64;
             for file in 0..files.inputs.paths.len() {
                 if index.failed[file] {
                     continue;
                 }
-                let _ = files.each_event(file, counters, &mut |event| {
-                    let key = id_key(event.call_id());
+                files.each_line(file, counters, &mut |item| {
+                    let (kind, key) = match &item {
+                        Item::Line { raw, first } => match route(raw) {
+                            Some((kind, id)) => (kind, id_key(id)),
+                            None => {
+                                // Written some other way (or blank): read
+                                // as the first pass read it.
+                                let Ok(raw) = std::str::from_utf8(raw) else {
+                                    return;
+                                };
+                                let Some(text) = json::line_text(raw, *first) else {
+                                    return;
+                                };
+                                let event = match EventRef::scan(text) {
+                                    Some(event) => Peeked::Borrowed(event),
+                                    None => match json::read_line(text, 0) {
+                                        Ok(event) => Peeked::Owned(event),
+                                        Err(_) => return, // changed since the first pass
+                                    },
+                                };
+                                (Kind::of(&event), id_key(event.call_id().as_bytes()))
+                            }
+                        },
+                        Item::Event(event) => {
+                            (Kind::of_event(event), id_key(event.call_id().as_bytes()))
+                        }
+                    };
                     let Some(&first) = index.by_id.get(&key) else {
                         return;
                     };
@@ -490,25 +870,38 @@ fn run(
                         }
                         current.insert(key, call);
                     }
-                    if let Event::End(_) = event {
-                        ended[call as usize] = true;
-                    }
-                    if let Event::Fragment(_) = event {
-                        counters.fragments.fetch_add(1, Ordering::Relaxed);
+                    match kind {
+                        Kind::End => ended[call as usize] = true,
+                        Kind::Fragment => fragments += 1,
+                        Kind::Start => {}
                     }
                     let w = call as usize % workers;
-                    batches[w].push((call, event));
-                    if batches[w].len() >= BATCH {
-                        let batch = std::mem::take(&mut batches[w]);
-                        let _ = senders[w].send(Work::Events(batch));
+                    let batch = &mut batches[w];
+                    match item {
+                        Item::Line { raw, first } => {
+                            let start = batch.text.len() as u32;
+                            batch.text.extend_from_slice(raw);
+                            let end = batch.text.len() as u32;
+                            batch.items.push((call, Slot::Line { start, end, first }));
+                        }
+                        Item::Event(event) => batch.items.push((call, Slot::Event(event))),
+                    }
+                    if batch.text.len() >= BATCH_BYTES || batch.items.len() >= BATCH_EVENTS {
+                        let _ = senders[w].send(Work::Events(std::mem::take(batch)));
+                        counters
+                            .fragments
+                            .fetch_add(std::mem::take(&mut fragments), Ordering::Relaxed);
                     }
                 });
                 for (w, batch) in batches.iter_mut().enumerate() {
-                    if !batch.is_empty() {
+                    if !batch.items.is_empty() {
                         let _ = senders[w].send(Work::Events(std::mem::take(batch)));
                     }
                     let _ = senders[w].send(Work::FileDone(file as u32));
                 }
+                counters
+                    .fragments
+                    .fetch_add(std::mem::take(&mut fragments), Ordering::Relaxed);
             }
         });
         // The collector (this thread): numbers calls in output order.
@@ -530,7 +923,9 @@ fn run(
             if open {
                 match done_rx.recv_timeout(every) {
                     Ok(finished) => {
-                        held.insert(index.rank[finished.call as usize], finished);
+                        for finished in finished {
+                            held.insert(index.rank[finished.call as usize], finished);
+                        }
                     }
                     Err(mpsc::RecvTimeoutError::Timeout) => continue,
                     Err(mpsc::RecvTimeoutError::Disconnected) => open = false,
@@ -596,13 +991,32 @@ struct InFlight {
 
 fn worker(
     rx: mpsc::Receiver<Work>,
-    done: mpsc::SyncSender<Finished>,
+    done: mpsc::SyncSender<Vec<Finished>>,
     index: &Index,
     engine: &Engine,
     policy: &Policy,
 ) {
     let mut scratch = Scratch::default();
     let mut calls: HashMap<u32, InFlight> = HashMap::new();
+    // Plain fragment and end lines are read into these, over and over.
+    let mut fragment = EventRef::Fragment(json::FragmentRef {
+        call_id: "",
+        seq: 0,
+        speaker: crate::category::Speaker::Customer,
+        text: "",
+        is_final: true,
+        utterance_id: "",
+        start_ms: 0,
+        end_ms: 0,
+        language: None,
+    })
+    .to_event();
+    let mut end = EventRef::End {
+        call_id: "",
+        end_ms: 0,
+    }
+    .to_event();
+    let mut finished = Vec::new();
     let finish = |call: u32, mut flight: InFlight, scratch: &mut Scratch| {
         if !flight.table.is_empty() {
             // A call without an end ends at its last event (DESIGN section 2).
@@ -619,16 +1033,55 @@ fn worker(
                 }
             }
         }
-        let _ = done.send(Finished {
+        Finished {
             call,
             call_id: flight.call_id,
             output: flight.output,
-        });
+        }
     };
     while let Ok(work) = rx.recv() {
         match work {
-            Work::Events(events) => {
-                for (call, event) in events {
+            Work::Events(batch) => {
+                for (call, slot) in batch.items {
+                    let owned;
+                    let event: &Event = match slot {
+                        Slot::Event(event) => {
+                            owned = event;
+                            &owned
+                        }
+                        Slot::Line {
+                            start,
+                            end: stop,
+                            first,
+                        } => {
+                            // The first pass read this line: it is UTF-8
+                            // and an event unless the file changed since.
+                            let raw = &batch.text[start as usize..stop as usize];
+                            let Some(text) = std::str::from_utf8(raw)
+                                .ok()
+                                .and_then(|raw| json::line_text(raw, first))
+                            else {
+                                continue;
+                            };
+                            match EventRef::scan(text) {
+                                Some(read @ EventRef::Fragment(_)) => {
+                                    read.write_to(&mut fragment);
+                                    &fragment
+                                }
+                                Some(read @ EventRef::End { .. }) => {
+                                    read.write_to(&mut end);
+                                    &end
+                                }
+                                None => match json::read_line(text, 0) {
+                                    Ok(event) => {
+                                        owned = event;
+                                        &owned
+                                    }
+                                    Err(_) => continue,
+                                },
+                            }
+                        }
+                    };
                     let flight = calls.entry(call).or_insert_with(|| InFlight {
                         table: CallTable::new(1, usize::MAX),
                         call_id: event.call_id().to_owned(),
@@ -642,7 +1095,7 @@ fn worker(
                         last_ms: 0,
                     });
                     let mut ended = false;
-                    match &event {
+                    match event {
                         Event::Start(s) => {
                             flight.output.tenant = s.tenant.clone();
                             flight.output.agent_id = s.agent_id.clone();
@@ -654,7 +1107,7 @@ fn worker(
                     let caller_calls = &mut |_: &CallStart| count;
                     match flight
                         .table
-                        .apply(&event, 0, engine, policy, caller_calls, &mut scratch)
+                        .apply(event, 0, engine, policy, caller_calls, &mut scratch)
                     {
                         Ok(routed) => {
                             if let Applied::Accepted(alerts) = routed.applied {
@@ -670,7 +1123,7 @@ fn worker(
                         let mut flight = calls.remove(&call).expect("in flight");
                         // Ended: no synthetic end.
                         flight.table = CallTable::new(1, usize::MAX);
-                        finish(call, flight, &mut scratch);
+                        finished.push(finish(call, flight, &mut scratch));
                     }
                 }
             }
@@ -683,9 +1136,12 @@ fn worker(
                 ending.sort_unstable();
                 for call in ending {
                     let flight = calls.remove(&call).expect("in flight");
-                    finish(call, flight, &mut scratch);
+                    finished.push(finish(call, flight, &mut scratch));
                 }
             }
+        }
+        if !finished.is_empty() {
+            let _ = done.send(std::mem::take(&mut finished));
         }
     }
 }
@@ -766,6 +1222,21 @@ mod tests {
         }
         // c1 again in the second file: refused, not merged.
         files[0].push_str("{\"type\":\"fragment\",\"call_id\":\"c1\",\"speaker\":\"customer\",\"text\":\"ぶっ殺すぞ\",\"end_ms\":1}\n");
+        // Lines written other ways than `{"type":"…","call_id":"…"`, which
+        // the second pass's reader reads in full: other key order, spaces,
+        // an escaped id, CRLF, blank lines, and a byte order mark.
+        files[0] = files[0]
+            .lines()
+            .enumerate()
+            .map(|(n, line)| match n % 5 {
+                1 => line.replacen("{\"type\":", "{ \"type\" : ", 1) + "\n",
+                2 => line.replace("\"call_id\":\"c2", "\"call_id\":\"\\u0063\\\"2") + "\r\n",
+                3 => format!("\n  \n{line}\n"),
+                _ => line.to_owned() + "\n",
+            })
+            .collect();
+        files[1].insert(0, '\u{feff}');
+        assert!(files[0].contains("{ \"type\" : ") && files[0].contains("\\u0063\\\"2"));
         let mut paths = Vec::new();
         for (i, text) in files.iter().enumerate() {
             let path = dir.join(format!("day{i}.jsonl"));
@@ -780,6 +1251,124 @@ mod tests {
         std::fs::write(&bad, "{\"type\":\"end\",\"call_id\":\"z\"}\nnot json\n").unwrap();
         paths.push(bad);
         paths
+    }
+
+    /// The first pass, in chunks on helper threads, reads what `JsonLines`
+    /// reads line by line: the same events in order, and at the first bad
+    /// line the same error, also when it is chunks away from the start.
+    #[test]
+    fn first_pass_reads_like_json_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut body = Vec::new();
+        body.extend_from_slice(
+            "\u{feff}{\"type\":\"start\",\"call_id\":\"s\",\"language\":\"ja\"}\r\n\n".as_bytes(),
+        );
+        let pad = "あ".repeat(60);
+        for n in 0..6000 {
+            let line = match n % 4 {
+                0 => format!("{{\"type\":\"fragment\",\"call_id\":\"c{n}\",\"speaker\":\"customer\",\"text\":\"{pad}\",\"language\":\"en\"}}\n"),
+                1 => format!("{{ \"type\": \"fragment\", \"call_id\": \"c\\u00{:02x}\", \"speaker\": \"agent\", \"text\": \"\\\"{pad}\\\"\" }}\n", 0x30 + n % 10),
+                2 => format!("{{\"type\":\"end\",\"call_id\":\"c{}\",\"end_ms\":{n}}}\r\n", n - 2),
+                _ => "   \n".to_owned(),
+            };
+            body.extend_from_slice(line.as_bytes());
+        }
+        let good = body.clone();
+        let mut bad_json = body.clone();
+        bad_json.extend_from_slice(
+            b"{\"type\":\"fragment\",\"call_id\":\"x\"}\n{\"type\":\"end\",\"call_id\":\"y\"}\n",
+        );
+        let mut bad_utf8 = body;
+        bad_utf8.extend_from_slice(
+            b"{\"type\":\"end\",\"call_id\":\"\xff\"}\n{\"type\":\"end\",\"call_id\":\"y\"}\n",
+        );
+        assert!(good.len() > 3 * CHUNK_BYTES);
+        let options = import::ImportOptions::default();
+        for (name, bytes) in [
+            ("good", good),
+            ("bad json", bad_json),
+            ("bad utf-8", bad_utf8),
+        ] {
+            let path = dir.path().join("day.jsonl");
+            std::fs::write(&path, &bytes).unwrap();
+            let describe = |s: Seen<'_>| match s {
+                Seen::Start(s) => format!("start {} {:?}", s.call_id, s.language),
+                Seen::Fragment { call_id, language } => format!("fragment {call_id} {language:?}"),
+                Seen::End { call_id } => format!("end {call_id}"),
+            };
+            let mut want = Vec::new();
+            let mut want_error = None;
+            for event in json::JsonLines::new(std::io::BufReader::new(&bytes[..])) {
+                match event {
+                    Ok(e) => want.push(describe(Seen::of(&e))),
+                    Err(e) => want_error = Some(import::jsonl::error(&path, e).to_string()),
+                }
+            }
+            let paths = [path.clone()];
+            let inputs = Inputs {
+                paths: &paths,
+                format: None,
+                options: &options,
+            };
+            let files = Files::open(&inputs);
+            let counters = Counters {
+                bytes: AtomicU64::new(0),
+                fragments: AtomicU64::new(0),
+                total: 0,
+            };
+            let mut got = Vec::new();
+            let result = files.each_event(0, &counters, &mut |s| got.push(describe(s)));
+            assert_eq!(got.len(), want.len(), "{name}");
+            assert!(got == want, "{name}: events differ");
+            assert_eq!(result.err().map(|e| e.to_string()), want_error, "{name}");
+            assert_eq!(want_error.is_some(), name != "good");
+        }
+    }
+
+    #[test]
+    fn route_reads_type_and_id_of_plain_lines_only() {
+        type Case<'a> = (&'a str, &'a str, Option<(Kind, &'a str)>);
+        let cases: &[Case] = &[
+            (
+                "fragment",
+                r#"{"type":"fragment","call_id":"c1","text":"x"}"#,
+                Some((Kind::Fragment, "c1")),
+            ),
+            (
+                "start",
+                r#"{"type":"start","call_id":"日本"}"#,
+                Some((Kind::Start, "日本")),
+            ),
+            (
+                "end",
+                r#"{"type":"end","call_id":""}"#,
+                Some((Kind::End, "")),
+            ),
+            (
+                "escape in the id",
+                r#"{"type":"end","call_id":"a\"b"}"#,
+                None,
+            ),
+            (
+                "escape at the id's start",
+                r#"{"type":"end","call_id":"\u0063"}"#,
+                None,
+            ),
+            ("other order", r#"{"call_id":"c1","type":"end"}"#, None),
+            ("spaces", r#"{ "type":"end","call_id":"c1"}"#, None),
+            (
+                "byte order mark",
+                "\u{feff}{\"type\":\"end\",\"call_id\":\"c1\"}",
+                None,
+            ),
+            ("unknown type", r#"{"type":"ending","call_id":"c1"}"#, None),
+            ("id not closed", r#"{"type":"end","call_id":"c1"#, None),
+            ("blank", "", None),
+        ];
+        for (name, line, want) in cases {
+            let got = route(line.as_bytes()).map(|(k, id)| (k, std::str::from_utf8(id).unwrap()));
+            assert_eq!(got, *want, "{name}");
+        }
     }
 
     #[test]
