@@ -1054,6 +1054,7 @@ impl Engine {
         // the match: hits are rare, so these stay tiny.
         let mut quotes: Vec<(Option<i64>, i64)> = Vec::new();
         let mut targets: Vec<(Option<i64>, i64)> = Vec::new();
+        let mut relays: Vec<Option<i64>> = Vec::new();
         let carried = carry.into_iter().flat_map(|c| c.marks()).map(|mark| {
             let end = i64::from(mark.end) - stream.shift;
             (mark.frame, None, end)
@@ -1109,6 +1110,7 @@ impl Engine {
                     targets.push((start, end));
                 }
                 FrameKind::Figurative => figurative = true,
+                FrameKind::Relay => relays.push(start),
                 FrameKind::ReadOut | FrameKind::ReadOutEnd | FrameKind::NotTarget => {}
             }
         }
@@ -1128,10 +1130,22 @@ impl Engine {
                 _ => false,
             }
         };
+        // Or turned on the agent's side inside the reported words, after
+        // every cue that stands before the hit ("my son says | he'll go
+        // down your yard and break..."); a cue after the hit (〜って言ってる)
+        // closes the quote the relay stands in.
+        let relayed = |relay: Option<i64>| {
+            quotes.iter().all(|&(q_start, q_end)| match (q_start, relay) {
+                (Some(qs), _) if qs >= m.end => true,
+                (_, Some(rs)) => rs >= q_end,
+                (_, None) => false,
+            })
+        };
         let addressed = framing == Framing::Quoted
-            && targets
+            && (targets
                 .iter()
-                .any(|&t| quotes.iter().all(|&q| beyond(t, q)));
+                .any(|&t| quotes.iter().all(|&q| beyond(t, q)))
+                || relays.iter().any(|&r| relayed(r)));
         (framing, targeted, addressed)
     }
 

@@ -993,3 +993,50 @@ fn one_language_engine_finds_what_the_full_engine_finds() {
         );
     }
 }
+
+#[test]
+fn reported_words_turned_on_the_agents_side_keep_their_severity() {
+    let file = r#"
+category = "violence"
+[[term]]
+id = "fingers"
+severity = "critical"
+patterns = ["break every finger"]
+[[frame]]
+id = "says"
+kind = "quotation"
+position = "before"
+window = 60
+patterns = ["my son says", "my ex says"]
+[[frame]]
+id = "toward_you"
+kind = "relay"
+position = "before"
+window = 40
+patterns = ["he'll go down your yard", "he'll come down there"]
+"#;
+    let engine = engine_with(("en/relay.toml", file));
+    let mut scratch = Scratch::default();
+    let mut hit = |text: &str| {
+        let scan = engine.scan(text, Some("en"), Speaker::Customer, None, &mut scratch);
+        assert_eq!(scan.hits.len(), 1, "{text}: {:?}", scan.hits);
+        let h = &scan.hits[0];
+        (h.framing, h.addressed, h.severity)
+    };
+    // Relayed at the agent: reported, and still critical.
+    assert_eq!(
+        hit("my son says he'll go down your yard and break every finger on that lad"),
+        (Framing::Quoted, true, Severity::Critical)
+    );
+    // Told of: the harm was aimed at the caller.
+    assert_eq!(
+        hit("my ex says he'll break every finger I have"),
+        (Framing::Quoted, false, Severity::Info)
+    );
+    // The turn toward "your yard" stands before the cue: the caller's own
+    // words, not the reported ones.
+    assert_eq!(
+        hit("he'll go down your yard, my son says, and break every finger"),
+        (Framing::Quoted, false, Severity::Info)
+    );
+}

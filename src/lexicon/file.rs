@@ -403,12 +403,13 @@ pub(super) fn parse_terms(
             "read_out" => FrameKind::ReadOut,
             "read_out_end" => FrameKind::ReadOutEnd,
             "not_target" => FrameKind::NotTarget,
+            "relay" => FrameKind::Relay,
             other => {
                 problems.push(lines.problem(
                     f.kind.span().start,
                     format!(
                         "unknown frame kind {other:?} (expected negation, quotation, target, \
-                         figurative, read_out, read_out_end or not_target)"
+                         figurative, read_out, read_out_end, not_target or relay)"
                     ),
                 ));
                 continue;

@@ -139,6 +139,11 @@ pub enum FrameKind {
     /// A second person that addresses nobody ("I'm telling you", "can you
     /// believe", "thank you"): a target frame it overlaps does not count.
     NotTarget,
+    /// Reported words turned on the agent's side: a third person's
+    /// intention toward "you", "your yard", "down there" ("my son says he'll
+    /// go down your yard and..."). Inside reported speech, after its cue,
+    /// it makes the hit relayed at the agent: it keeps its severity.
+    Relay,
 }
 
 /// Where a frame must stand relative to the hit.
