@@ -11,6 +11,7 @@ use crate::engine::{Carry, Engine, Framing, Hit, Scratch, Sighting, TermId};
 use crate::event::{CallEnd, CallStart, EventError, Fragment};
 use crate::lexicon::{Dialogue, Term};
 use crate::policy::PolicySet;
+use crate::text::amount::amounts;
 use crate::text::{char_span, mask_personal_data, mask_personal_data_owned};
 
 const MINUTE_MS: u64 = 60_000;
@@ -36,6 +37,8 @@ const SELF_HARM_RECENT_MS: u64 = 300_000;
 /// Groups with a meaning of their own (lexicons/README.md).
 const GROUP_MONEY: &str = "money";
 const GROUP_DOGEZA: &str = "dogeza";
+/// Sums remembered from one money demand.
+const MAX_DEMANDED_SUMS: usize = 4;
 /// Groups whose hits are mild alone and add up over a call: the group, the
 /// category it raises (at warning) once enough of the customer's
 /// utterances hold one (`[accumulation]` in the policy), and the name of
@@ -192,6 +195,9 @@ pub struct CallSession {
     pressure_raised: bool,
     last_threat: Option<(u64, Evidence)>,
     last_money: Option<(u64, Evidence)>,
+    /// The sums named with the last money demand: said again in any
+    /// shorter form ("Five grand.", 百五十万。), the same demand again.
+    money_amounts: Vec<u64>,
     extortion_raised: bool,
     /// Audio ms of the agent's last concern for the caller's safety.
     concern_at: Option<u64>,
@@ -253,6 +259,7 @@ impl CallSession {
             pressure_raised: false,
             last_threat: None,
             last_money: None,
+            money_amounts: Vec::new(),
             extortion_raised: false,
             concern_at: None,
             self_harm_at: None,
@@ -642,6 +649,14 @@ impl CallSession {
             out.extend(raised);
         }
         self.complete_parts(fragment, sightings, engine, policy, &mut groups_seen, out);
+        if !self.money_amounts.is_empty()
+            && !groups_seen.iter().any(|g| &**g == GROUP_MONEY)
+            && amounts(&fragment.text)
+                .iter()
+                .any(|a| self.money_amounts.contains(a))
+        {
+            groups_seen.push(Arc::from(GROUP_MONEY));
+        }
         for group in groups_seen {
             let count = {
                 let c = self.groups.entry(group.clone()).or_insert(0);
@@ -818,6 +833,11 @@ impl CallSession {
                 fragment.end_ms,
                 self.hit_evidence(fragment, hit, policy).remove(0),
             ));
+            let mut said = amounts(&fragment.text);
+            if !said.is_empty() {
+                said.truncate(MAX_DEMANDED_SUMS);
+                self.money_amounts = said;
+            }
         }
     }
 

@@ -604,6 +604,29 @@ fn out_of_hours_follows_the_calls_timezone_and_policy() {
 }
 
 #[test]
+fn the_sum_demanded_said_again_in_short_is_the_same_demand_again() {
+    let mut call = Call::start(Policy::builtin());
+    assert!(call
+        .customer("u1", "慰謝料払え、百五十万", 10_000)
+        .iter()
+        .all(|a| &*a.category != "persistence"));
+    call.customer("u2", "百五十万。", 20_000);
+    let third = call.customer("u3", "だから150万だって言ってるの", 30_000);
+    assert!(
+        third
+            .iter()
+            .any(|a| &*a.rule == "counter/persistence/repeated_demand/money"),
+        "{third:?}"
+    );
+    // Another sum is not the same demand.
+    let mut call = Call::start(Policy::builtin());
+    call.customer("u1", "慰謝料払え、百五十万", 10_000);
+    call.customer("u2", "送料の八百円も", 20_000);
+    let third = call.customer("u3", "二千円のクーポンは要らない", 30_000);
+    assert!(third.iter().all(|a| &*a.category != "persistence"), "{third:?}");
+}
+
+#[test]
 fn threat_and_money_demand_within_two_minutes_is_extortion() {
     let mut call = Call::start(Policy::builtin());
     call.customer("u1", "ネットに晒すからな", 10_000);

@@ -3,6 +3,7 @@
 //! masking of personal data in evidence excerpts ([`mask`]) and byte
 //! offsets turned into the character offsets clients see ([`offsets`]).
 
+pub mod amount;
 pub mod mask;
 pub mod normalize;
 pub mod offsets;
