@@ -1195,6 +1195,7 @@ mod tests {
         "eval/blind/dev11",
         "eval/blind/dev12",
         "eval/blind/dev13",
+        "eval/blind/dev14",
         "eval/blind/test",
     ];
 
