@@ -623,7 +623,10 @@ fn the_sum_demanded_said_again_in_short_is_the_same_demand_again() {
     call.customer("u1", "慰謝料払え、百五十万", 10_000);
     call.customer("u2", "送料の八百円も", 20_000);
     let third = call.customer("u3", "二千円のクーポンは要らない", 30_000);
-    assert!(third.iter().all(|a| &*a.category != "persistence"), "{third:?}");
+    assert!(
+        third.iter().all(|a| &*a.category != "persistence"),
+        "{third:?}"
+    );
 }
 
 #[test]
@@ -783,32 +786,14 @@ fn a_rule_spread_over_two_utterances_alerts_with_both_as_evidence() {
 #[test]
 fn a_part_beside_a_not_near_phrase_does_not_wait_for_the_next_utterance() {
     let mut call = Call::start(Policy::builtin());
-    assert!(call.customer("u1", "帰り道は運転が大変でね", 1000).is_empty());
+    assert!(call
+        .customer("u1", "帰り道は運転が大変でね", 1000)
+        .is_empty());
     assert!(call.customer("u2", "気をつけたいです", 3000).is_empty());
     // Without the not_near phrase the same two utterances match.
     let mut call = Call::start(Policy::builtin());
     assert!(call.customer("u1", "帰り道は坂が大変でね", 1000).is_empty());
     assert_eq!(call.customer("u2", "気をつけたいです", 3000).len(), 1);
-}
-
-#[test]
-fn hints_of_harm_in_two_utterances_raise_threat() {
-    let mut call = Call::start(Policy::builtin());
-    let one = call.customer("u1", "脅しじゃないですよ", 5000);
-    assert!(one.iter().all(|a| a.severity == Severity::Info), "{one:?}");
-    let two = call.customer("u2", "お子さんいるんでしょ", 30_000);
-    let raised: Vec<_> = two
-        .iter()
-        .filter(|a| a.severity == Severity::Warning)
-        .collect();
-    assert_eq!(raised.len(), 1, "{two:?}");
-    assert_eq!(&*raised[0].category, "threat");
-    assert_eq!(&*raised[0].rule, "counter/threat/hints");
-    assert_eq!(raised[0].evidence.len(), 2);
-    // The same hint said twice in one utterance is one hint.
-    let mut call = Call::start(Policy::builtin());
-    let once = call.customer("u1", "脅しじゃないですよ、脅しじゃない", 5000);
-    assert!(once.iter().all(|a| a.severity == Severity::Info), "{once:?}");
 }
 
 #[test]
@@ -1060,20 +1045,31 @@ fn put_downs_spread_over_a_call_add_up_to_verbal_abuse() {
     assert!(abuse[0].evidence[0].excerpt.contains("そんなことも"));
 }
 
-#[test]
-fn hints_of_self_harm_in_two_utterances_raise_self_harm() {
+/// Two hints in two utterances raise `category` at warning with both as
+/// evidence; returns the call for more checks.
+fn two_hints_raise(first: &str, second: &str, category: &str) -> Call {
     let mut call = Call::start(Policy::builtin());
-    let one = call.customer("u1", "もう身の回りの整理はしたんです", 5000);
+    let one = call.customer("u1", first, 5000);
     assert!(one.iter().all(|a| a.severity == Severity::Info), "{one:?}");
-    let two = call.customer("u2", "子どもたちには手紙を書いておいたので", 30_000);
+    let two = call.customer("u2", second, 30_000);
     let raised: Vec<_> = two
         .iter()
         .filter(|a| a.severity == Severity::Warning)
         .collect();
     assert_eq!(raised.len(), 1, "{two:?}");
-    assert_eq!(&*raised[0].category, "self_harm");
-    assert_eq!(&*raised[0].rule, "counter/self_harm/hints");
+    assert_eq!(&*raised[0].category, category);
+    assert_eq!(&*raised[0].rule, format!("counter/{category}/hints"));
     assert_eq!(raised[0].evidence.len(), 2);
+    call
+}
+
+#[test]
+fn hints_of_self_harm_in_two_utterances_raise_self_harm() {
+    let call = two_hints_raise(
+        "もう身の回りの整理はしたんです",
+        "子どもたちには手紙を書いておいたので",
+        "self_harm",
+    );
     assert_eq!(call.session.snapshot().strikes, 0, "welfare, not a strike");
 
     // The policy sets how many utterances it takes.
@@ -1082,4 +1078,16 @@ fn hints_of_self_harm_in_two_utterances_raise_self_harm() {
     call.customer("u1", "もう身の回りの整理はしたんです", 5000);
     let two = call.customer("u2", "子どもたちには手紙を書いておいたので", 30_000);
     assert!(two.iter().all(|a| a.severity == Severity::Info), "{two:?}");
+}
+
+#[test]
+fn hints_of_harm_in_two_utterances_raise_threat() {
+    two_hints_raise("脅しじゃないですよ", "お子さんいるんでしょ", "threat");
+    // The same hint said twice in one utterance is one hint.
+    let mut call = Call::start(Policy::builtin());
+    let once = call.customer("u1", "脅しじゃないですよ、脅しじゃない", 5000);
+    assert!(
+        once.iter().all(|a| a.severity == Severity::Info),
+        "{once:?}"
+    );
 }

@@ -1135,11 +1135,13 @@ impl Engine {
         // down your yard and break..."); a cue after the hit (〜って言ってる)
         // closes the quote the relay stands in.
         let relayed = |relay: Option<i64>| {
-            quotes.iter().all(|&(q_start, q_end)| match (q_start, relay) {
-                (Some(qs), _) if qs >= m.end => true,
-                (_, Some(rs)) => rs >= q_end,
-                (_, None) => false,
-            })
+            quotes
+                .iter()
+                .all(|&(q_start, q_end)| match (q_start, relay) {
+                    (Some(qs), _) if qs >= m.end => true,
+                    (_, Some(rs)) => rs >= q_end,
+                    (_, None) => false,
+                })
         };
         let addressed = framing == Framing::Quoted
             && (targets

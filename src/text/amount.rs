@@ -97,7 +97,9 @@ fn kanji_value(s: &str) -> Option<u64> {
                     if !next.is_ascii_digit() {
                         break;
                     }
-                    n = n.checked_mul(10)?.checked_add(u64::from(next as u8 - b'0'))?;
+                    n = n
+                        .checked_mul(10)?
+                        .checked_add(u64::from(next as u8 - b'0'))?;
                     chars.next();
                 }
                 digit = Some(n);
@@ -128,15 +130,34 @@ fn kanji_value(s: &str) -> Option<u64> {
             _ => return None,
         }
     }
-    let value = total.checked_add(section)?.checked_add(digit.unwrap_or(0))?;
+    let value = total
+        .checked_add(section)?
+        .checked_add(digit.unwrap_or(0))?;
     (any_multiplier || value >= MIN_AMOUNT).then_some(value)
 }
 
 fn small_word(w: &str) -> Option<u64> {
     const WORDS: [&str; 20] = [
-        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-        "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
-        "eighteen", "nineteen",
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
     ];
     const TENS: [&str; 8] = [
         "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
@@ -169,7 +190,11 @@ fn digits_value(w: &str) -> Option<u64> {
     if number.is_empty() || !number.starts_with(|c: char| c.is_ascii_digit()) {
         return None;
     }
-    let scale = if suffix.is_empty() { 1 } else { multiplier(suffix)? };
+    let scale = if suffix.is_empty() {
+        1
+    } else {
+        multiplier(suffix)?
+    };
     let plain: String = number.chars().filter(|&c| c != ',').collect();
     match plain.split_once('.') {
         Some((whole, frac)) if !frac.is_empty() && frac.len() <= 2 && scale > 1 => {
