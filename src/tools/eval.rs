@@ -1196,6 +1196,7 @@ mod tests {
         "eval/blind/dev12",
         "eval/blind/dev13",
         "eval/blind/dev14",
+        "eval/blind/dev15",
         "eval/blind/test",
     ];
 
