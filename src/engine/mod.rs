@@ -855,7 +855,7 @@ impl Engine {
                 };
                 let mut c = *c;
                 if c.framing == Framing::Plain && !span.is_empty() {
-                    self.quoted_by_marks(&mut c, &span, (original, &quotes), raw, mapped);
+                    self.quoted_by_marks(&mut c, &span, (original, &quotes), (stream, raw), mapped);
                 }
                 Hit {
                     term: TermId(c.term),
@@ -886,19 +886,28 @@ impl Engine {
         c: &mut Candidate,
         span: &Range<usize>,
         (original, quotes): (&str, &[(Range<usize>, usize)]),
-        raw: &[RawMatch],
+        (stream, raw): (&Stream, &[RawMatch]),
         mapped: &Normalized,
     ) {
         let inside = |at: usize| quotes.iter().find(|(inner, _)| inner.contains(&at));
-        let (Some(_), Some(&(_, close_end))) = (inside(span.start), inside(span.end - 1)) else {
+        let Some(&(_, close_end)) = inside(span.end - 1) else {
             return;
         };
+        // A proximity rule may begin in the caller's own framing (LINEでも
+        // 「写真ネットに晒してやる」とか送ってきて): its last words, inside
+        // the quotation, are the reported ones.
+        if inside(span.start).is_none() && self.lexicon.terms[c.term as usize].near.is_none() {
+            return;
+        }
         c.framing = Framing::Quoted;
         c.addressed = raw.iter().any(|x| {
             let xi = self.patterns[x.pattern as usize];
+            // A target is a word of its own: the "u" of "up", the "ya" of
+            // "yard" address nobody.
             if xi.kind != PatternKind::Frame
                 || self.lexicon.frames[xi.owner as usize].kind != FrameKind::Target
                 || x.start < 0
+                || !on_word_boundaries(&xi, stream, x)
             {
                 return false;
             }

@@ -1040,3 +1040,66 @@ patterns = ["he'll go down your yard", "he'll come down there"]
         (Framing::Quoted, false, Severity::Info)
     );
 }
+
+#[test]
+fn a_target_after_a_quotation_must_be_a_word_of_its_own() {
+    let file = r#"
+category = "violence"
+[[term]]
+id = "kill_you_q"
+severity = "critical"
+patterns = ["strangle you"]
+[[frame]]
+id = "you_q"
+kind = "target"
+position = "around"
+window = 20
+patterns = ["you", "u"]
+"#;
+    let engine = engine_with(("en/quote_target.toml", file));
+    let mut scratch = Scratch::default();
+    let mut hit = |text: &str| {
+        let scan = engine.scan(text, Some("en"), Speaker::Customer, None, &mut scratch);
+        assert_eq!(scan.hits.len(), 1, "{text}: {:?}", scan.hits);
+        (scan.hits[0].framing, scan.hits[0].severity)
+    };
+    // The "u" of "up" addresses nobody: a film's line, told.
+    assert_eq!(
+        hit(r#"the villain goes, "I will strangle you," and the words come up late"#),
+        (Framing::Quoted, Severity::Info)
+    );
+    // A "you" after the quote, in the same sentence, turns it on the agent.
+    assert_eq!(
+        hit(r#"the villain goes, "I will strangle you," and I mean you"#),
+        (Framing::Quoted, Severity::Critical)
+    );
+}
+
+#[test]
+fn a_proximity_rule_ending_inside_reported_quotation_marks_is_quoted() {
+    let file = r#"
+category = "online_defamation"
+[[term]]
+id = "post_online_q"
+severity = "warning"
+parts = [["ライン", "ネット"], ["晒してやる"]]
+near = 12
+"#;
+    let engine = engine_with(("ja/quote_parts.toml", file));
+    let mut scratch = Scratch::default();
+    let mut hit = |text: &str| {
+        let scan = engine.scan(text, Some("ja"), Speaker::Customer, None, &mut scratch);
+        assert_eq!(scan.hits.len(), 1, "{text}: {:?}", scan.hits);
+        (scan.hits[0].framing, scan.hits[0].severity)
+    };
+    // The platform is the caller's framing, the threat is the ex's words.
+    assert_eq!(
+        hit("ラインでも「写真 晒してやる」とか 送ってきて"),
+        (Framing::Quoted, Severity::Info)
+    );
+    // The caller's own threat stays plain.
+    assert_eq!(
+        hit("ラインで写真ネットに晒してやる"),
+        (Framing::Plain, Severity::Warning)
+    );
+}

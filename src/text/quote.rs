@@ -117,6 +117,9 @@ const RELAYED: &[&str] = &[
     "言っとけ",
     "言っておけ",
     "言っといて",
+    "言うとけ",
+    "言うといて",
+    "伝えといて",
     "言え",
 ];
 
@@ -217,6 +220,9 @@ fn hearsay_clauses(text: &str) -> Vec<(Range<usize>, usize)> {
             .rfind(['。', '！', '？', '!', '?', '」', '』'])
             .map(|i| i + text[i..].chars().next().map_or(1, char::len_utf8))
             .unwrap_or(0);
+        if tells_to_pass_on(&text[..start]) {
+            continue;
+        }
         out.push((start..comma, text.len() - rest.len()));
     }
     out
@@ -287,6 +293,21 @@ fn single_quoted(text: &str) -> Vec<(char, Range<usize>, usize)> {
 fn read_aloud(inner: &str, after: &str) -> bool {
     let closes = after.is_empty() || after.starts_with(['。', '.', '!', '！', '?', '？', '…']);
     closes && inner.chars().filter(|c| !c.is_whitespace()).count() >= READ_ALOUD_CHARS
+}
+
+/// The caller told the agent to pass words on just before them (大西に
+/// 言うとけ。家族おるんじゃろ、ってな): the clause is the caller's message,
+/// relayed at the company, not someone else's words told.
+fn tells_to_pass_on(before: &str) -> bool {
+    let before = before.trim_end();
+    RELAYED.iter().any(|cue| {
+        before.match_indices(cue).any(|(at, _)| {
+            let to_someone = before[..at].trim_end().ends_with(['に', 'へ', 'も']);
+            let after = before[at + cue.len()..].trim_start();
+            to_someone
+                && (after.is_empty() || after.starts_with(['。', '、', '！', '!', ',', '？', '?']))
+        })
+    })
 }
 
 fn japanese_report(after: &str) -> bool {
@@ -391,6 +412,13 @@ mod tests {
         assert!(quoted("「ゴミ」。").is_empty());
         // Unclosed: nothing is quoted.
         assert!(quoted("「殺すぞって言われ").is_empty());
+        // A message the agent is told to pass on, then the words, ってな.
+        assert!(quoted(
+            "大西に言うとけ。家族おるんじゃろ。子どもの通学路、気をつけときいや、ってな。"
+        )
+        .is_empty());
+        // "Say it clearly" is no one to pass it to: the hearsay after it is reported.
+        assert!(!quoted("はっきり言え。殺すぞ、って言われたんです").is_empty());
     }
 
     #[test]
