@@ -331,13 +331,19 @@ mod tests {
         assert_eq!(text.matches('\n').count(), 3, "{text:?}");
         assert!(text.ends_with("\n\n"));
         let data = text.lines().nth(1).unwrap().strip_prefix("data: ").unwrap();
-        assert_eq!(serde_json::from_str::<Alert>(data).unwrap().action, a.action);
+        assert_eq!(
+            serde_json::from_str::<Alert>(data).unwrap().action,
+            a.action
+        );
     }
 
     #[test]
     fn frames_join_into_one_chunk_and_a_lone_frame_is_not_copied() {
         let frames = Frames::default();
-        let (a, b) = (frames.frame(&alert(1)).unwrap(), frames.frame(&alert(2)).unwrap());
+        let (a, b) = (
+            frames.frame(&alert(1)).unwrap(),
+            frames.frame(&alert(2)).unwrap(),
+        );
         assert_eq!(join(vec![a.clone()]).as_ptr(), a.as_ptr());
         let both = join(vec![a.clone(), b.clone()]);
         assert_eq!(&both[..], [&a[..], &b[..]].concat());
