@@ -18,14 +18,15 @@
 //! The event stream is `Subscribe` over HTTP: listen on the bus first, read
 //! the store after the resume point (`Last-Event-ID`, else `after_event_id`)
 //! up to its head under the store lock, then go live skipping what was sent:
-//! no gap, no duplicate. Each client is a task with a small bounded queue:
-//! a slow one falls behind the bus and is served from the store (fixed
-//! memory); the task ends when the client disconnects (its queue closes),
-//! when the store fails (the browser reconnects and resumes from its
-//! `Last-Event-ID`), or when the service stops.
+//! no gap, no duplicate. Each client is its response body, polled by its
+//! connection (`stream`, no task per client): a slow one falls behind the
+//! bus and is served from the store (fixed memory); the stream ends when
+//! the client disconnects, when the store fails (the browser reconnects and
+//! resumes from its `Last-Event-ID`), or when the service stops.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::convert::Infallible;
+mod stream;
+
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,21 +34,16 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::sse::{Event, KeepAlive, KeepAliveStream, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
-use tokio::sync::{broadcast, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
 
 use crate::alert::{Alert, AlertFilter, AlertStatus, HandlingChange, HandlingState};
 use crate::auth::{new_token, AuthError, Permission, Principal, Tokens};
 use crate::call::{CallSnapshot, CallStatus, RiskLevel};
 use crate::category::Severity;
-use crate::live::follow::{follow, AlertSink};
 use crate::live::{HandlingError, Service};
-use crate::store::StoreError;
 
 const INDEX_HTML: &str = include_str!("index.html");
 const CONSOLE_JS: &str = include_str!("console.js");
@@ -63,16 +59,11 @@ const MAX_SESSIONS: usize = 10_000;
 const PAGE: usize = 512;
 /// Most alerts one `GET /api/v1/alerts` returns.
 const MAX_LIMIT: usize = 5_000;
-/// Events queued per event-stream client before it counts as too slow.
-const CLIENT_QUEUE: usize = 64;
 /// Comment lines on an idle event stream, so proxies keep it open and a
 /// vanished client is noticed.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Alerts of one call returned with it.
 const CALL_HISTORY: usize = 1_000;
-/// Recent alert events kept encoded for the event streams (about a
-/// minute at a busy centre's rate; a few hundred kilobytes).
-const ENCODED: usize = 1_024;
 
 /// Everything handlers share.
 pub struct Console {
@@ -80,8 +71,8 @@ pub struct Console {
     tokens: Arc<Tokens>,
     /// Session id → who logged in, and when the session ends.
     sessions: Mutex<HashMap<String, (Arc<Principal>, Instant)>>,
-    /// Alert events as event-stream JSON, shared by every client.
-    encoded: Encoded,
+    /// Alert events as event-stream frames, shared by every client.
+    frames: Arc<stream::Frames>,
 }
 
 /// The console's routes, to merge into the HTTP router (served with
@@ -91,7 +82,7 @@ pub fn router(service: Arc<Service>, tokens: Arc<Tokens>) -> Router {
         service,
         tokens,
         sessions: Mutex::new(HashMap::new()),
-        encoded: Encoded::default(),
+        frames: Arc::default(),
     });
     Router::new()
         .route(
@@ -741,14 +732,15 @@ async fn agents(
 }
 
 /// `GET /api/v1/events`: alerts and updates as Server-Sent Events (see the
-/// module documentation). Resumes after `Last-Event-ID`, else after
-/// `after_event_id`; `from_start` replays the whole log; else live only.
+/// module documentation and [`stream`]). Resumes after `Last-Event-ID`,
+/// else after `after_event_id`; `from_start` replays the whole log; else
+/// live only.
 async fn events(
     State(console): State<Arc<Console>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-) -> Result<Sse<KeepAliveStream<ReceiverStream<SseItem>>>, ApiError> {
+) -> ApiResult {
     let who = console.require(&headers, peer, Permission::Read)?;
     let query = Query::parse(raw);
     let filter = query.filter(&who)?;
@@ -767,129 +759,19 @@ async fn events(
         None if query.flag("from_start") => 0,
         None => console.service.with_log(|log| log.last_event_id()),
     };
-    let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
-    tokio::spawn(async move {
-        let service = &console.service;
-        ::metrics::gauge!(crate::telemetry::metrics::CONSOLE_STREAMS).increment(1.0);
-        tokio::select! {
-            _ = stream_events(service, &console.encoded, live, start, &filter, &tx) => {}
-            _ = tx.closed() => {}
-            _ = service.stopping() => {}
-        }
-        ::metrics::gauge!(crate::telemetry::metrics::CONSOLE_STREAMS).decrement(1.0);
-    });
-    Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
-}
-
-type SseItem = Result<Event, Infallible>;
-
-/// Recent alert events as the JSON of their `data:` line, in event-id
-/// order. Every event-stream client sends the same alert within moments of
-/// the others, so the first one to need an event encodes it (under the
-/// lock: exactly once) and the rest share that text instead of each
-/// encoding it again: with hundreds of open pages, encoding per client was
-/// a large part of what they cost ingest. An event id names one
-/// immutable event of the log (an update is a new event), so its text
-/// never goes stale. Events older than the window (a client far behind)
-/// are encoded for that client alone.
-#[derive(Default)]
-struct Encoded(Mutex<VecDeque<(u64, Arc<str>)>>);
-
-impl Encoded {
-    fn json(&self, alert: &Alert) -> Result<Arc<str>, serde_json::Error> {
-        let mut recent = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let at = match recent.binary_search_by_key(&alert.event_id, |(id, _)| *id) {
-            Ok(i) => return Ok(recent[i].1.clone()),
-            Err(at) => at,
-        };
-        let json: Arc<str> = serde_json::to_string(alert)?.into();
-        if recent.len() < ENCODED {
-            recent.insert(at, (alert.event_id, json.clone()));
-        } else if at > 0 {
-            recent.pop_front();
-            recent.insert(at - 1, (alert.event_id, json.clone()));
-        }
-        Ok(json)
-    }
-}
-
-/// An event-stream client as the follower's sink: each alert one event,
-/// its `id:` the event id (what the browser resumes from).
-struct EventSink<'a> {
-    tx: &'a mpsc::Sender<SseItem>,
-    encoded: &'a Encoded,
-}
-
-impl AlertSink for EventSink<'_> {
-    async fn send(&self, alert: &Alert) -> Result<(), ()> {
-        let data = self.encoded.json(alert).map_err(drop)?;
-        let event = Event::default().id(alert.event_id.to_string()).data(&*data);
-        self.tx.send(Ok(event)).await.map_err(drop)
-    }
-
-    /// The stream ends; the browser reconnects with its Last-Event-ID:
-    /// nothing is lost.
-    async fn store_failed(&self, _error: StoreError) {}
-}
-
-/// Serves one event-stream client until it leaves or the store fails.
-async fn stream_events(
-    service: &Service,
-    encoded: &Encoded,
-    live: broadcast::Receiver<Arc<Alert>>,
-    last: u64,
-    filter: &AlertFilter,
-    tx: &mpsc::Sender<SseItem>,
-) -> Result<(), ()> {
-    // Tell the browser to reconnect quickly after a drop.
-    tx.send(Ok(Event::default()
-        .retry(Duration::from_secs(1))
-        .comment("callguard")))
-        .await
-        .map_err(drop)?;
-    follow(service, live, last, filter, &EventSink { tx, encoded }).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn alert(event_id: u64) -> Alert {
-        Alert {
-            event_id,
-            ..crate::alert::test_alert("acme", "c1", "violence", Severity::Critical)
-        }
-    }
-
-    #[test]
-    fn each_event_is_encoded_once_and_shared_within_the_window() {
-        let encoded = Encoded::default();
-        let first = encoded.json(&alert(7)).unwrap();
-        assert_eq!(&*first, serde_json::to_string(&alert(7)).unwrap());
-        // A second client gets the same text, not a copy.
-        assert!(Arc::ptr_eq(&first, &encoded.json(&alert(7)).unwrap()));
-        // Out of order (a client catching up) is kept in order too.
-        let older = encoded.json(&alert(3)).unwrap();
-        assert!(Arc::ptr_eq(&older, &encoded.json(&alert(3)).unwrap()));
-
-        // Fill the window: the oldest leave first, and an event older than
-        // the whole window is encoded but not kept.
-        for id in 100..100 + ENCODED as u64 {
-            encoded.json(&alert(id)).unwrap();
-        }
-        let ids: Vec<u64> = encoded
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(id, _)| *id)
-            .collect();
-        assert_eq!(ids.len(), ENCODED);
-        assert_eq!((ids[0], ids[ENCODED - 1]), (100, 99 + ENCODED as u64));
-        assert!(ids.windows(2).all(|w| w[0] < w[1]));
-        let again = encoded.json(&alert(7)).unwrap();
-        assert_eq!(&*again, &*first);
-        assert!(!Arc::ptr_eq(&again, &first));
-        assert_eq!(encoded.0.lock().unwrap().front().unwrap().0, 100);
-    }
+    let body = stream::EventBody::new(
+        console.service.clone(),
+        console.frames.clone(),
+        live,
+        start,
+        filter,
+    );
+    let mut response = axum::body::Body::new(body).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(response)
 }

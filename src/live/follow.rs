@@ -1,5 +1,6 @@
-//! Following the alert log: what `Subscribe` and the console's event stream
-//! both do for one client.
+//! Following the alert log: what `Subscribe` does for one client. The
+//! console's event stream does the same as a response body polled by its
+//! connection (`console::stream`), to spare a task per browser.
 //!
 //! Listen on the bus first, read the store after the resume point up to its
 //! head (page and head under the store lock, so nothing published between

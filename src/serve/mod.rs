@@ -84,6 +84,8 @@ pub struct RunningServer {
     pub service: Arc<Service>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<Result<(), ServeError>>>,
+    /// Dropped after the tasks, once stopped.
+    _http_runtime: HttpRuntime,
 }
 
 impl RunningServer {
@@ -111,6 +113,71 @@ impl RunningServer {
             }
         }
         result
+    }
+}
+
+/// The HTTP side (the console, its event streams, `/metrics`) on a runtime
+/// of its own: one worker thread at a lower scheduling priority than
+/// ingest's ([`HTTP_NICE`]). Every alert is written to every open event
+/// stream; with hundreds of pages open that is hundreds of writes in a
+/// burst, and on ingest's runtime those bursts queued in front of the
+/// transcript events: ingest p99 with 200 event-stream readers was three
+/// times that with none (BENCHMARKS.md, "Console"). Here the burst is one
+/// thread's work, which the kernel preempts for an ingest worker, and the
+/// console can never take more than one core.
+struct HttpRuntime(Option<tokio::runtime::Runtime>);
+
+/// The niceness of the HTTP runtime's thread, relative to the process's
+/// (Linux applies it per thread): 10 gives it about a tenth of a core's
+/// share while ingest wants the CPU, and all that is idle otherwise.
+const HTTP_NICE: i32 = 10;
+
+impl HttpRuntime {
+    fn start() -> Result<HttpRuntime, ServeError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("callguard-http")
+            .on_thread_start(lower_priority)
+            .enable_all()
+            .build()
+            .map_err(ServeError::Http)?;
+        Ok(HttpRuntime(Some(runtime)))
+    }
+
+    fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.0 {
+            Some(runtime) => runtime.spawn(future),
+            None => unreachable!("the HTTP runtime lives until the server is dropped"),
+        }
+    }
+}
+
+/// A runtime cannot be dropped (blocking on its threads) inside another
+/// runtime's task, where a stopped server is dropped: let its threads go.
+impl Drop for HttpRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Lowers the calling thread's priority by [`HTTP_NICE`]; says so once if
+/// it cannot (the console then competes with ingest as an equal).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{getpriority_process, setpriority_process};
+        let tid = rustix::thread::gettid();
+        let now = getpriority_process(Some(tid)).unwrap_or(0);
+        if let Err(error) = setpriority_process(Some(tid), now.saturating_add(HTTP_NICE)) {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| tracing::warn!(%error, "cannot lower the HTTP thread's priority"));
+        }
     }
 }
 
@@ -282,8 +349,11 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
 
     let router =
         http_router(service.clone()).merge(console::router(service.clone(), tokens.clone()));
+    let http_runtime = HttpRuntime::start()?;
+    let http_listener = http_listener.into_std().map_err(ServeError::Http)?;
     let mut http_stop = shutdown_rx.clone();
-    let http_task = tokio::spawn(async move {
+    let http_task = http_runtime.spawn(async move {
+        let http_listener = TcpListener::from_std(http_listener).map_err(ServeError::Http)?;
         // With the peer's address: an open service answers the console to
         // loopback peers only.
         let router = router.into_make_service_with_connect_info::<SocketAddr>();
@@ -348,6 +418,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         http_addr,
         service,
         shutdown,
+        _http_runtime: http_runtime,
         tasks: [grpc_task, http_task, housekeeping_task]
             .into_iter()
             .chain(webhooks.into_iter().map(|task| {

@@ -355,8 +355,12 @@ impl EventStream {
         path: &str,
         headers: &[(&str, &str)],
     ) -> EventStream {
+        EventStream::read_head(send_request(addr, "GET", path, headers, "").await).await
+    }
+
+    /// The response head of an event stream requested on `stream`.
+    pub async fn read_head(stream: tokio::net::TcpStream) -> EventStream {
         use tokio::io::AsyncBufReadExt;
-        let stream = send_request(addr, "GET", path, headers, "").await;
         let mut reader = tokio::io::BufReader::new(stream);
         let mut status = 0;
         let mut content_type = String::new();
@@ -521,6 +525,88 @@ async fn events_resume_after_last_event_id_with_no_gap_and_no_duplicate() {
         (400, Some("INVALID_ARGUMENT"))
     );
     server.stop().await;
+}
+
+/// A page that stops reading (a frozen tab) while alerts keep coming: its
+/// socket fills, the stream falls behind the live bus (16 alerts here) and
+/// is served from the store; once it reads again it gets every alert once,
+/// in order, and ingest never waited for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_event_stream_catches_up_from_the_store_with_no_gap() {
+    use crate::faults::{connect, next_reply, open_ingest, write_config, QUIET_POLICY};
+    use callguard::grpc::pb::stream_transcript_response::Response as Reply;
+    use tokio::io::AsyncWriteExt;
+    const STREAMS: usize = 2;
+    const CALLS_PER_STREAM: usize = 400;
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), QUIET_POLICY, "subscriber_buffer = 16\n");
+    let server = ChildServer::spawn(&tmp.path().join("data"), Some(&config)).await;
+
+    // A small receive buffer, so that the server's writes stop soon.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(server.http).await.unwrap();
+    let request = format!(
+        "GET /api/v1/events HTTP/1.0\r\nHost: {}\r\n\r\n",
+        server.http
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut events = EventStream::read_head(stream).await;
+    assert_eq!(events.status, 200);
+
+    let produce = async {
+        let mut tasks = Vec::new();
+        for s in 0..STREAMS {
+            let (tx, mut replies) = open_ingest(connect(server.grpc).await).await;
+            tasks.push(tokio::spawn(async move {
+                let sender = tokio::spawn(async move {
+                    for c in 0..CALLS_PER_STREAM {
+                        let call = format!("s{s}-c{c}");
+                        tx.send(fragment(&call, 1, "u1", "ぶっ殺すぞ", true))
+                            .await
+                            .unwrap();
+                    }
+                });
+                let (mut acks, mut alerts) = (0, Vec::new());
+                while acks < CALLS_PER_STREAM || alerts.len() < CALLS_PER_STREAM {
+                    match next_reply(&mut replies).await {
+                        Reply::Ack(_) => acks += 1,
+                        Reply::Alert(a) => alerts.push(a.event_id),
+                        Reply::Rejection(r) => panic!("rejected: {r:?}"),
+                    }
+                }
+                sender.await.unwrap();
+                alerts
+            }));
+        }
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await.unwrap());
+        }
+        all
+    };
+    let mut produced = tokio::time::timeout(std::time::Duration::from_secs(120), produce)
+        .await
+        .expect("every event acknowledged although a page stopped reading");
+    produced.sort_unstable();
+    assert_eq!(produced.len(), STREAMS * CALLS_PER_STREAM);
+
+    let mut received = Vec::with_capacity(produced.len());
+    while received.len() < produced.len() {
+        let (id, alert) = events.next().await;
+        assert_eq!(alert["event_id"], id);
+        received.push(id);
+    }
+    assert_eq!(received, produced, "every alert once, in order");
+    let catchups = crate::faults::metric(server.http, "callguard_subscriber_catchups_total").await;
+    assert!(
+        catchups.is_some_and(|n| n >= 1.0),
+        "the stalled stream fell back to the store: {catchups:?}"
+    );
+    assert_eq!(
+        crate::faults::metric(server.http, "callguard_console_streams").await,
+        Some(1.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
