@@ -1197,6 +1197,7 @@ mod tests {
         "eval/blind/dev13",
         "eval/blind/dev14",
         "eval/blind/dev15",
+        "eval/blind/dev16",
         "eval/blind/test",
     ];
 
