@@ -1198,6 +1198,7 @@ mod tests {
         "eval/blind/dev14",
         "eval/blind/dev15",
         "eval/blind/dev16",
+        "eval/blind/dev17",
         "eval/blind/test",
     ];
 
