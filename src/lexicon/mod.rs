@@ -386,6 +386,15 @@ impl Lexicon {
                         ),
                     });
                 }
+                if let Some(filler) = dropped_filler(&pattern.text, &mut fold) {
+                    problems.push(Diagnostic {
+                        origin: pattern.origin.clone(),
+                        message: format!(
+                            "pattern {:?} of term {:?} holds {filler:?}, a filler the normaliser drops from transcripts: it matches as if the word were not there; write the phrase without it",
+                            pattern.text, term.id
+                        ),
+                    });
+                }
                 for (exclusion, excluded) in term.exclude.iter().zip(&exclusions) {
                     if !excluded.is_empty() && folded.contains(excluded.as_str()) {
                         problems.push(Diagnostic {
@@ -574,6 +583,23 @@ fn collect_sources(root: &Path, dir: &Path, out: &mut Vec<Source>) -> Result<(),
     Ok(())
 }
 
+/// A word of a several-word phrase that folds to nothing on its own: a
+/// filler (um, er, えー) that the normaliser drops when it stands alone, so
+/// "the er form" would match "the form".
+fn dropped_filler<'a>(phrase: &'a str, fold: &mut impl FnMut(&str) -> String) -> Option<&'a str> {
+    let words: Vec<&str> = phrase
+        .split(|c: char| c.is_whitespace() || matches!(c, '、' | '。' | ',' | '.' | '!' | '?'))
+        .filter(|w| w.chars().any(char::is_alphanumeric))
+        .collect();
+    if words.len() < 2 {
+        return None;
+    }
+    // Fillers are short: longer words need no folding (start-up cost).
+    words
+        .into_iter()
+        .find(|w| w.chars().count() <= 4 && fold(w).is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -652,6 +678,11 @@ mod tests {
                 "empty_pattern",
                 "category = \"threat\"\n[[term]]\nid = \"x\"\npatterns = [\"!!!\"]\n",
                 "en/a.toml:4: pattern \"!!!\" of term \"x\" normalises to nothing",
+            ),
+            (
+                "filler_in_phrase",
+                "category = \"threat\"\n[[term]]\nid = \"x\"\npatterns = [\"fill the er form\"]\n",
+                "en/a.toml:4: pattern \"fill the er form\" of term \"x\" holds \"er\", a filler the normaliser drops",
             ),
             (
                 "swallowed",
