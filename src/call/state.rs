@@ -649,81 +649,7 @@ impl CallSession {
             out.extend(raised);
         }
         self.complete_parts(fragment, sightings, engine, policy, &mut groups_seen, out);
-        if !self.money_amounts.is_empty()
-            && !groups_seen.iter().any(|g| &**g == GROUP_MONEY)
-            && amounts(&fragment.text)
-                .iter()
-                .any(|a| self.money_amounts.contains(a))
-        {
-            groups_seen.push(Arc::from(GROUP_MONEY));
-        }
-        for group in groups_seen {
-            let count = {
-                let c = self.groups.entry(group.clone()).or_insert(0);
-                *c += 1;
-                *c
-            };
-            if let Some(&(_, category, name)) = ACCUMULATING.iter().find(|a| a.0 == &*group) {
-                // Each mild alone; spread over the call, the pattern counts.
-                if count == policy.accumulation.needed(&group) {
-                    let evidence: Vec<Evidence> = self
-                        .mild
-                        .iter()
-                        .filter(|(g, _)| *g == group)
-                        .map(|(_, e)| e.clone())
-                        .collect();
-                    if category == id::VERBAL_ABUSE {
-                        self.note_pressure(fragment.end_ms, &evidence);
-                    }
-                    out.extend(self.raise(
-                        policy,
-                        category,
-                        &counter_rule(category, name),
-                        Severity::Warning,
-                        fragment.end_ms,
-                        evidence,
-                    ));
-                }
-                continue;
-            }
-            let evidence = Evidence {
-                speaker: Speaker::Customer,
-                utterance_id: fragment.utterance_id.clone(),
-                excerpt: mask_personal_data_owned(first_chars(
-                    &fragment.text,
-                    EXCERPT_CONTEXT_CHARS * 4,
-                )),
-                start_ms: fragment.start_ms,
-                end_ms: fragment.end_ms,
-                char_start: None,
-                char_end: None,
-            };
-            if count == 2 {
-                // The customer's first repeated demand starts the stalemate clock.
-                self.start_stalemate(fragment.start_ms, &evidence);
-                self.note_pressure(fragment.end_ms, std::slice::from_ref(&evidence));
-            }
-            let rule = counter_rule(id::PERSISTENCE, &format!("repeated_demand/{group}"));
-            if count == policy.repetition.same_demand {
-                out.extend(self.raise(
-                    policy,
-                    id::PERSISTENCE,
-                    &rule,
-                    Severity::Warning,
-                    fragment.end_ms,
-                    vec![evidence],
-                ));
-            } else if count == policy.repetition.escalate_at {
-                out.extend(self.raise(
-                    policy,
-                    id::PERSISTENCE,
-                    &rule,
-                    Severity::Critical,
-                    fragment.end_ms,
-                    vec![evidence],
-                ));
-            }
-        }
+        self.count_groups(groups_seen, fragment, policy, out);
         self.check_extortion(policy, out);
     }
 
@@ -858,6 +784,93 @@ impl CallSession {
         {
             self.mild
                 .push((group.clone(), words_of(fragment, &hit.span)));
+        }
+    }
+
+    /// Counts each group this final utterance held once (a sum demanded
+    /// before and said again counts as the money group) and raises what
+    /// the counts reach: hints that add up, the same demand again.
+    fn count_groups(
+        &mut self,
+        mut groups_seen: Vec<Arc<str>>,
+        fragment: &Fragment,
+        policy: &PolicySet,
+        out: &mut Vec<AlertEvent>,
+    ) {
+        if !self.money_amounts.is_empty()
+            && !groups_seen.iter().any(|g| &**g == GROUP_MONEY)
+            && amounts(&fragment.text)
+                .iter()
+                .any(|a| self.money_amounts.contains(a))
+        {
+            groups_seen.push(Arc::from(GROUP_MONEY));
+        }
+        for group in groups_seen {
+            let count = {
+                let c = self.groups.entry(group.clone()).or_insert(0);
+                *c += 1;
+                *c
+            };
+            if let Some(&(_, category, name)) = ACCUMULATING.iter().find(|a| a.0 == &*group) {
+                // Each mild alone; spread over the call, the pattern counts.
+                if count == policy.accumulation.needed(&group) {
+                    let evidence: Vec<Evidence> = self
+                        .mild
+                        .iter()
+                        .filter(|(g, _)| *g == group)
+                        .map(|(_, e)| e.clone())
+                        .collect();
+                    if category == id::VERBAL_ABUSE {
+                        self.note_pressure(fragment.end_ms, &evidence);
+                    }
+                    out.extend(self.raise(
+                        policy,
+                        category,
+                        &counter_rule(category, name),
+                        Severity::Warning,
+                        fragment.end_ms,
+                        evidence,
+                    ));
+                }
+                continue;
+            }
+            let evidence = Evidence {
+                speaker: Speaker::Customer,
+                utterance_id: fragment.utterance_id.clone(),
+                excerpt: mask_personal_data_owned(first_chars(
+                    &fragment.text,
+                    EXCERPT_CONTEXT_CHARS * 4,
+                )),
+                start_ms: fragment.start_ms,
+                end_ms: fragment.end_ms,
+                char_start: None,
+                char_end: None,
+            };
+            if count == 2 {
+                // The customer's first repeated demand starts the stalemate clock.
+                self.start_stalemate(fragment.start_ms, &evidence);
+                self.note_pressure(fragment.end_ms, std::slice::from_ref(&evidence));
+            }
+            let rule = counter_rule(id::PERSISTENCE, &format!("repeated_demand/{group}"));
+            if count == policy.repetition.same_demand {
+                out.extend(self.raise(
+                    policy,
+                    id::PERSISTENCE,
+                    &rule,
+                    Severity::Warning,
+                    fragment.end_ms,
+                    vec![evidence],
+                ));
+            } else if count == policy.repetition.escalate_at {
+                out.extend(self.raise(
+                    policy,
+                    id::PERSISTENCE,
+                    &rule,
+                    Severity::Critical,
+                    fragment.end_ms,
+                    vec![evidence],
+                ));
+            }
         }
     }
 
