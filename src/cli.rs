@@ -1,17 +1,15 @@
 //! Command-line surface (DESIGN section 5). Thin glue: parse flags, call the
 //! library, print. `anyhow` lives here and in `main` only.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde::Serialize;
 
 use callguard::category::Speaker;
-use callguard::engine::{Engine, Framing, Scratch};
+use callguard::engine::Engine;
 use callguard::lexicon::{self, Lexicon};
-use callguard::text::{char_span, mask_personal_data};
 
 #[derive(Parser)]
 #[command(
@@ -810,106 +808,17 @@ fn print_expansions(lexicon: &Lexicon, keys: &[String]) -> Result<i32> {
     Ok(if missing > 0 { 1 } else { 0 })
 }
 
-#[derive(Serialize)]
-struct ScanLine<'a> {
-    line: usize,
-    hits: Vec<ScanHit<'a>>,
-}
-
-#[derive(Serialize)]
-struct ScanHit<'a> {
-    rule: &'a str,
-    category: &'a str,
-    severity: &'a str,
-    group: Option<&'a str>,
-    excerpt: String,
-    /// Byte offsets of the words in the line (UTF-8), end exclusive.
-    start: usize,
-    end: usize,
-    /// The same in characters (Unicode scalar values), as alerts' evidence.
-    char_start: Option<u32>,
-    char_end: Option<u32>,
-    framing: &'static str,
-    targeted: bool,
-    /// The term is abusive only when aimed at the agent (`targeted`).
-    needs_target: bool,
-}
-
 fn scan(args: ScanArgs) -> Result<i32> {
     let engine = load_engine(args.lexicons.as_deref())?;
     engine.prepare(args.language.as_deref())?;
-    let mut scratch = Scratch::default();
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut inputs: Vec<Box<dyn BufRead>> = Vec::new();
-    if args.files.is_empty() {
-        inputs.push(Box::new(std::io::stdin().lock()));
-    }
-    for file in &args.files {
-        if file.as_os_str() == "-" {
-            inputs.push(Box::new(std::io::stdin().lock()));
-        } else {
-            let f =
-                std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-            inputs.push(Box::new(std::io::BufReader::new(f)));
-        }
-    }
-    let mut line_no = 0;
-    let mut carry = None;
-    for input in inputs {
-        for line in input.lines() {
-            let line = line.context("reading input")?;
-            line_no += 1;
-            let scan = engine.scan(
-                &line,
-                args.language.as_deref(),
-                args.speaker,
-                carry.as_ref(),
-                &mut scratch,
-            );
-            let hits = scan
-                .hits
-                .iter()
-                .map(|h| {
-                    let term = engine.term(h.term);
-                    let chars = char_span(&line, &h.span);
-                    ScanHit {
-                        rule: &term.rule,
-                        category: &term.category,
-                        severity: h.severity.as_str(),
-                        group: term.group.as_deref(),
-                        excerpt: mask_personal_data(&line[h.span.clone()]),
-                        start: h.span.start,
-                        end: h.span.end,
-                        char_start: chars.as_ref().map(|c| c.start),
-                        char_end: chars.map(|c| c.end),
-                        framing: match h.framing {
-                            Framing::Plain => "plain",
-                            Framing::Negated => "negated",
-                            Framing::Quoted => "quoted",
-                            Framing::Figurative => "figurative",
-                        },
-                        targeted: h.targeted,
-                        needs_target: term.needs_target,
-                    }
-                })
-                .collect();
-            serde_json::to_writer(
-                &mut out,
-                &ScanLine {
-                    line: line_no,
-                    hits,
-                },
-            )?;
-            out.write_all(b"\n")?;
-            if args.stream {
-                carry = Some(scan.carry);
-            }
-        }
-    }
-    out.flush()?;
-    if line_no == 0 {
-        bail!("no input lines");
-    }
+    callguard::tools::scan::scan(
+        &engine,
+        &callguard::tools::scan::ScanOptions {
+            files: &args.files,
+            language: args.language.as_deref(),
+            speaker: args.speaker,
+            stream: args.stream,
+        },
+    )?;
     Ok(0)
 }
