@@ -486,39 +486,11 @@ fn loadgen(args: LoadgenArgs) -> Result<i32> {
         seed: args.seed,
         ramp_up: std::time::Duration::from_secs(args.ramp_up),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let report = runtime.block_on(loadgen::run(&options))?;
-    println!("callguard\n{report}");
-    if let Some(path) = &args.latency_log {
-        let file = std::fs::File::create(path)
-            .with_context(|| format!("creating the latency log {}", path.display()))?;
-        report
-            .write_timeline(std::io::BufWriter::new(file))
-            .with_context(|| format!("writing the latency log {}", path.display()))?;
-    }
-    if args.echo_baseline {
-        let echo = runtime.block_on(loadgen::run_echo_baseline(&options))?;
-        println!("\necho baseline (tonic, same traffic)\n{echo}");
-        if let Some(ratio) = report.ratio_to(&echo) {
-            println!("\nevents/s callguard / echo = {ratio:.2}");
-        }
-        if let Some(ratio) = report.round_trip_p99_ratio(&echo) {
-            let p99 = |r: &loadgen::LoadReport| {
-                r.round_trip_steady
-                    .p99
-                    .map_or(0.0, |d| d.as_secs_f64() * 1e3)
-            };
-            println!(
-                "round trip p99 at full load callguard / echo = {ratio:.2} ({:.2} / {:.2} ms)",
-                p99(&report),
-                p99(&echo)
-            );
-        }
-    }
-    Ok(if report.failed_calls > 0 { 1 } else { 0 })
+    Ok(loadgen::command(
+        &options,
+        args.latency_log.as_deref(),
+        args.echo_baseline,
+    )?)
 }
 
 fn eval(args: EvalArgs) -> Result<i32> {
