@@ -1,17 +1,15 @@
 //! Command-line surface (DESIGN section 5). Thin glue: parse flags, call the
 //! library, print. `anyhow` lives here and in `main` only.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde::Serialize;
 
 use callguard::category::Speaker;
-use callguard::engine::{Engine, Framing, Scratch};
-use callguard::lexicon::{self, Lexicon};
-use callguard::text::{char_span, mask_personal_data};
+use callguard::engine::Engine;
+use callguard::lexicon::Lexicon;
 
 #[derive(Parser)]
 #[command(
@@ -426,12 +424,13 @@ pub fn run(cli: Cli) -> Result<i32> {
                     against,
                     allow_removal,
                 },
-        } => {
-            if let Some(code) = removal_check(&dir, against.as_deref(), allow_removal)? {
-                return Ok(code);
-            }
-            lexicon_check(&dir, verbose, &expand)
-        }
+        } => Ok(callguard::tools::lexicon_check::run(
+            &dir,
+            verbose,
+            &expand,
+            against.as_deref(),
+            allow_removal,
+        )?),
         Command::Scan(args) => scan(args),
         Command::Serve(args) => serve(args),
         Command::Replay(args) => replay(args),
@@ -487,39 +486,11 @@ fn loadgen(args: LoadgenArgs) -> Result<i32> {
         seed: args.seed,
         ramp_up: std::time::Duration::from_secs(args.ramp_up),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let report = runtime.block_on(loadgen::run(&options))?;
-    println!("callguard\n{report}");
-    if let Some(path) = &args.latency_log {
-        let file = std::fs::File::create(path)
-            .with_context(|| format!("creating the latency log {}", path.display()))?;
-        report
-            .write_timeline(std::io::BufWriter::new(file))
-            .with_context(|| format!("writing the latency log {}", path.display()))?;
-    }
-    if args.echo_baseline {
-        let echo = runtime.block_on(loadgen::run_echo_baseline(&options))?;
-        println!("\necho baseline (tonic, same traffic)\n{echo}");
-        if let Some(ratio) = report.ratio_to(&echo) {
-            println!("\nevents/s callguard / echo = {ratio:.2}");
-        }
-        if let Some(ratio) = report.round_trip_p99_ratio(&echo) {
-            let p99 = |r: &loadgen::LoadReport| {
-                r.round_trip_steady
-                    .p99
-                    .map_or(0.0, |d| d.as_secs_f64() * 1e3)
-            };
-            println!(
-                "round trip p99 at full load callguard / echo = {ratio:.2} ({:.2} / {:.2} ms)",
-                p99(&report),
-                p99(&echo)
-            );
-        }
-    }
-    Ok(if report.failed_calls > 0 { 1 } else { 0 })
+    Ok(loadgen::command(
+        &options,
+        args.latency_log.as_deref(),
+        args.echo_baseline,
+    )?)
 }
 
 fn eval(args: EvalArgs) -> Result<i32> {
@@ -668,248 +639,17 @@ pub fn load_engine(dir: Option<&Path>) -> Result<Engine> {
     Ok(Engine::build_lazy(lexicon)?)
 }
 
-/// `lexicon check --against IN_FORCE`: what `dir` would remove. `Some(1)`
-/// when it removes something and that is not allowed.
-fn removal_check(dir: &Path, in_force: Option<&Path>, allow: bool) -> Result<Option<i32>> {
-    let Some(in_force) = in_force else {
-        return Ok(None);
-    };
-    let (Ok(new), Ok(old)) = (Lexicon::load_dir(dir), Lexicon::load_dir(in_force)) else {
-        return Ok(None); // the full check below reports what does not load
-    };
-    let removed = new.removed_from(&old);
-    if removed.is_empty() {
-        return Ok(None);
-    }
-    let verb = if allow {
-        "removes (allowed)"
-    } else {
-        "error: removes"
-    };
-    eprintln!(
-        "{verb} what {} has: {}",
-        in_force.display(),
-        removed.join(", ")
-    );
-    Ok((!allow).then_some(1))
-}
-
-fn lexicon_check(dir: &Path, verbose: bool, expand: &[String]) -> Result<i32> {
-    let lexicon = match Lexicon::load_dir(dir) {
-        Ok(lexicon) => lexicon,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(1);
-        }
-    };
-    if !expand.is_empty() {
-        return print_expansions(&lexicon, expand);
-    }
-    let version = lexicon.version.clone();
-    let (_, report) = lexicon::check(lexicon)?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "lexicon {} (version {version})", dir.display())?;
-    for (language, (terms, patterns, examples)) in &report.languages {
-        writeln!(
-            out,
-            "  {language}: {terms} terms, {patterns} patterns, {examples} examples"
-        )?;
-    }
-    if verbose {
-        for d in &report.untested {
-            writeln!(out, "  note: {d}")?;
-        }
-    } else if !report.untested.is_empty() {
-        writeln!(
-            out,
-            "  note: {} terms carry no match example (--verbose lists them)",
-            report.untested.len()
-        )?;
-    }
-    for failure in &report.failures {
-        writeln!(out, "  FAIL {failure}")?;
-    }
-    if report.passed() {
-        writeln!(out, "ok")?;
-        Ok(0)
-    } else {
-        writeln!(out, "{} example(s) failed", report.failures.len())?;
-        Ok(1)
-    }
-}
-
-/// `lexicon check --expand`: what each named term matches, one phrase a line.
-fn print_expansions(lexicon: &Lexicon, keys: &[String]) -> Result<i32> {
-    let mut out = std::io::stdout().lock();
-    let mut missing = 0;
-    for key in keys {
-        let terms = lexicon.find_terms(key);
-        if terms.is_empty() {
-            eprintln!("error: no term {key:?} (give an id, language/id or language/category/id)");
-            missing += 1;
-        }
-        for term in terms {
-            writeln!(out, "{} ({}, {})", term.rule, term.severity, term.origin)?;
-            fn list(
-                out: &mut impl Write,
-                label: &str,
-                phrases: &[lexicon::Located],
-            ) -> std::io::Result<()> {
-                if !phrases.is_empty() {
-                    writeln!(out, "  {label} ({}):", phrases.len())?;
-                    for p in phrases {
-                        writeln!(out, "    {}", p.text)?;
-                    }
-                }
-                Ok(())
-            }
-            list(&mut out, "patterns", &term.patterns)?;
-            if let Some(near) = &term.near {
-                for (k, part) in near.parts.iter().enumerate() {
-                    list(&mut out, &format!("part {}", k + 1), part)?;
-                }
-                list(&mut out, "not_near", &near.not_near)?;
-                writeln!(
-                    out,
-                    "  near {} ({}), over {} utterance(s)",
-                    near.distance,
-                    if near.ordered {
-                        "in order"
-                    } else {
-                        "any order"
-                    },
-                    near.utterances
-                )?;
-            }
-            list(&mut out, "exclude", &term.exclude)?;
-            if let Some(dialogue) = &term.dialogue {
-                let names = |list: &[lexicon::Located]| {
-                    list.iter()
-                        .map(|m| m.text.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                if !dialogue.after_agent.is_empty() {
-                    writeln!(
-                        out,
-                        "  alerts within {} s after the agent said: {}",
-                        dialogue.seconds,
-                        names(&dialogue.after_agent)
-                    )?;
-                }
-                if !dialogue.after_caller.is_empty() {
-                    writeln!(
-                        out,
-                        "  alerts once the caller raised: {}",
-                        names(&dialogue.after_caller)
-                    )?;
-                }
-            }
-        }
-    }
-    Ok(if missing > 0 { 1 } else { 0 })
-}
-
-#[derive(Serialize)]
-struct ScanLine<'a> {
-    line: usize,
-    hits: Vec<ScanHit<'a>>,
-}
-
-#[derive(Serialize)]
-struct ScanHit<'a> {
-    rule: &'a str,
-    category: &'a str,
-    severity: &'a str,
-    group: Option<&'a str>,
-    excerpt: String,
-    /// Byte offsets of the words in the line (UTF-8), end exclusive.
-    start: usize,
-    end: usize,
-    /// The same in characters (Unicode scalar values), as alerts' evidence.
-    char_start: Option<u32>,
-    char_end: Option<u32>,
-    framing: &'static str,
-    targeted: bool,
-    /// The term is abusive only when aimed at the agent (`targeted`).
-    needs_target: bool,
-}
-
 fn scan(args: ScanArgs) -> Result<i32> {
     let engine = load_engine(args.lexicons.as_deref())?;
     engine.prepare(args.language.as_deref())?;
-    let mut scratch = Scratch::default();
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut inputs: Vec<Box<dyn BufRead>> = Vec::new();
-    if args.files.is_empty() {
-        inputs.push(Box::new(std::io::stdin().lock()));
-    }
-    for file in &args.files {
-        if file.as_os_str() == "-" {
-            inputs.push(Box::new(std::io::stdin().lock()));
-        } else {
-            let f =
-                std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-            inputs.push(Box::new(std::io::BufReader::new(f)));
-        }
-    }
-    let mut line_no = 0;
-    let mut carry = None;
-    for input in inputs {
-        for line in input.lines() {
-            let line = line.context("reading input")?;
-            line_no += 1;
-            let scan = engine.scan(
-                &line,
-                args.language.as_deref(),
-                args.speaker,
-                carry.as_ref(),
-                &mut scratch,
-            );
-            let hits = scan
-                .hits
-                .iter()
-                .map(|h| {
-                    let term = engine.term(h.term);
-                    let chars = char_span(&line, &h.span);
-                    ScanHit {
-                        rule: &term.rule,
-                        category: &term.category,
-                        severity: h.severity.as_str(),
-                        group: term.group.as_deref(),
-                        excerpt: mask_personal_data(&line[h.span.clone()]),
-                        start: h.span.start,
-                        end: h.span.end,
-                        char_start: chars.as_ref().map(|c| c.start),
-                        char_end: chars.map(|c| c.end),
-                        framing: match h.framing {
-                            Framing::Plain => "plain",
-                            Framing::Negated => "negated",
-                            Framing::Quoted => "quoted",
-                            Framing::Figurative => "figurative",
-                        },
-                        targeted: h.targeted,
-                        needs_target: term.needs_target,
-                    }
-                })
-                .collect();
-            serde_json::to_writer(
-                &mut out,
-                &ScanLine {
-                    line: line_no,
-                    hits,
-                },
-            )?;
-            out.write_all(b"\n")?;
-            if args.stream {
-                carry = Some(scan.carry);
-            }
-        }
-    }
-    out.flush()?;
-    if line_no == 0 {
-        bail!("no input lines");
-    }
+    callguard::tools::scan::scan(
+        &engine,
+        &callguard::tools::scan::ScanOptions {
+            files: &args.files,
+            language: args.language.as_deref(),
+            speaker: args.speaker,
+            stream: args.stream,
+        },
+    )?;
     Ok(0)
 }

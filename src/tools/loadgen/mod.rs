@@ -24,6 +24,7 @@ use tonic::Status;
 
 use crate::grpc::client::{ClientConfig, ClientError};
 
+mod command;
 mod drive;
 mod echo;
 mod histogram;
@@ -32,6 +33,7 @@ mod report;
 mod script;
 mod traffic;
 
+pub use command::{command, CommandError};
 use drive::drive;
 use echo::{EchoServer, ECHO_THREAD};
 use procfs::Measured;
