@@ -994,6 +994,16 @@ fn one_language_engine_finds_what_the_full_engine_finds() {
     }
 }
 
+/// The one hit `text` gives a customer: its framing, whether it is
+/// addressed at the agent, and its severity.
+fn one_hit(engine: &Engine, text: &str, language: &str) -> (Framing, bool, Severity) {
+    let mut scratch = Scratch::default();
+    let scan = engine.scan(text, Some(language), Speaker::Customer, None, &mut scratch);
+    assert_eq!(scan.hits.len(), 1, "{text}: {:?}", scan.hits);
+    let hit = &scan.hits[0];
+    (hit.framing, hit.addressed, hit.severity)
+}
+
 #[test]
 fn reported_words_turned_on_the_agents_side_keep_their_severity() {
     let file = r#"
@@ -1016,13 +1026,7 @@ window = 40
 patterns = ["he'll go down your yard", "he'll come down there"]
 "#;
     let engine = engine_with(("en/relay.toml", file));
-    let mut scratch = Scratch::default();
-    let mut hit = |text: &str| {
-        let scan = engine.scan(text, Some("en"), Speaker::Customer, None, &mut scratch);
-        assert_eq!(scan.hits.len(), 1, "{text}: {:?}", scan.hits);
-        let h = &scan.hits[0];
-        (h.framing, h.addressed, h.severity)
-    };
+    let hit = |text: &str| one_hit(&engine, text, "en");
     // Relayed at the agent: reported, and still critical.
     assert_eq!(
         hit("my son says he'll go down your yard and break every finger on that lad"),
@@ -1057,11 +1061,9 @@ window = 20
 patterns = ["you", "u"]
 "#;
     let engine = engine_with(("en/quote_target.toml", file));
-    let mut scratch = Scratch::default();
-    let mut hit = |text: &str| {
-        let scan = engine.scan(text, Some("en"), Speaker::Customer, None, &mut scratch);
-        assert_eq!(scan.hits.len(), 1, "{text}: {:?}", scan.hits);
-        (scan.hits[0].framing, scan.hits[0].severity)
+    let hit = |text: &str| {
+        let (framing, _, severity) = one_hit(&engine, text, "en");
+        (framing, severity)
     };
     // The "u" of "up" addresses nobody: a film's line, told.
     assert_eq!(
@@ -1086,11 +1088,9 @@ parts = [["ライン", "ネット"], ["晒してやる"]]
 near = 12
 "#;
     let engine = engine_with(("ja/quote_parts.toml", file));
-    let mut scratch = Scratch::default();
-    let mut hit = |text: &str| {
-        let scan = engine.scan(text, Some("ja"), Speaker::Customer, None, &mut scratch);
-        assert_eq!(scan.hits.len(), 1, "{text}: {:?}", scan.hits);
-        (scan.hits[0].framing, scan.hits[0].severity)
+    let hit = |text: &str| {
+        let (framing, _, severity) = one_hit(&engine, text, "ja");
+        (framing, severity)
     };
     // The platform is the caller's framing, the threat is the ex's words.
     assert_eq!(
