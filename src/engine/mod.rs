@@ -878,9 +878,9 @@ impl Engine {
 
     /// A hit that begins and ends inside quotation marks that read as
     /// someone else's words ([`reported_quotes`]; one quote, or a proximity
-    /// rule reaching from one into the next) is quoted; relayed at the agent
-    /// when a target (お前, "you") outside every quote follows the closing
-    /// mark in the same sentence.
+    /// rule reaching from one into the next, or one that only ends in a
+    /// quote) is quoted; relayed at the agent when a target (お前, "you")
+    /// outside every quote follows the closing mark in the same sentence.
     fn quoted_by_marks(
         &self,
         c: &mut Candidate,
