@@ -34,7 +34,7 @@
 //!   around a completed proximity chain, which is rare, yet they were most
 //!   of the automaton's matches (62 % of raw matches on the bench stream):
 //!   each is looked for by substring search in the few bytes around a chain
-//!   when one completes ([`Engine::not_near_cancels`]).
+//!   when one completes ([`Engine::not_near_occurrences`]).
 
 mod alphabet;
 mod carry;
@@ -944,7 +944,11 @@ impl Engine {
             });
             match found {
                 Some((start, end)) => {
-                    if self.not_near_cancels(run[0].term, near.distance, stream, start..end) {
+                    let cancels = self.not_near_occurrences(run[0].term, stream);
+                    if cancels
+                        .iter()
+                        .any(|o| stream.within(near.distance, o, &(start..end)))
+                    {
                         continue;
                     }
                     let span = RawMatch {
@@ -966,67 +970,57 @@ impl Engine {
                     // A part with a `not_near` phrase beside it is cancelled
                     // here as a whole chain would be; the rest may wait
                     // for the speaker's next utterances.
-                    let kept: Vec<&PartSeen> = run
-                        .iter()
-                        .filter(|p| {
-                            !self.not_near_cancels(p.term, near.distance, stream, p.start..p.end)
-                        })
-                        .collect();
-                    if kept.is_empty() {
-                        continue;
+                    let cancels = self.not_near_occurrences(run[0].term, stream);
+                    let (mut mask, mut start, mut end) = (0u8, i64::MAX, i64::MIN);
+                    for p in run.iter().filter(|p| {
+                        !cancels
+                            .iter()
+                            .any(|o| stream.within(near.distance, o, &(p.start..p.end)))
+                    }) {
+                        mask |= 1 << p.part;
+                        start = start.min(p.start);
+                        end = end.max(p.end);
                     }
-                    let mask = kept.iter().fold(0u8, |m, p| m | 1 << p.part);
-                    let start = kept.iter().map(|p| p.start).min().unwrap_or(0);
-                    let end = kept.iter().map(|p| p.end).max().unwrap_or(0);
-                    partial.push((run[0].term, mask, start, end));
+                    if mask != 0 {
+                        partial.push((run[0].term, mask, start, end));
+                    }
                 }
                 None => {}
             }
         }
     }
 
-    /// Is a `not_near` phrase of `term` within `distance` of the chain at
-    /// `chain`? Found as the automaton would have found it: an occurrence
-    /// ending in this fragment (it may begin in the carried tail), on word
-    /// boundaries.
-    fn not_near_cancels(
-        &self,
-        term: u32,
-        distance: usize,
-        stream: &Stream,
-        chain: Range<i64>,
-    ) -> bool {
+    /// Where the `not_near` phrases of `term` occur, found as the
+    /// automaton would have found them: occurrences ending in this fragment
+    /// (they may begin in the carried tail), on word boundaries. Empty, and
+    /// no allocation, for a term without any.
+    fn not_near_occurrences(&self, term: u32, stream: &Stream) -> Vec<Range<i64>> {
         let range = self.not_near_of[term as usize].clone();
+        let mut found_all = Vec::new();
         if range.is_empty() {
-            return false;
+            return found_all;
         }
         let joined = stream.joined();
         let origin = joined.len() as i64 - stream.norm.len() as i64;
-        self.not_near[range.start as usize..range.end as usize]
-            .iter()
-            .any(|(info, text)| {
-                let finder = memchr::memmem::Finder::new(text.as_bytes());
-                let mut from = 0;
-                // Every occurrence, overlapping ones included, as the
-                // automaton reports them.
-                while let Some(at) = finder.find(&joined[from..]) {
-                    let start = (from + at) as i64 - origin;
-                    let found = RawMatch {
-                        pattern: 0,
-                        start,
-                        end: start + i64::from(info.len),
-                    };
-                    from += at + 1;
-                    if found.end > 0
-                        && on_word_boundaries(info, stream, &found)
-                        && stream.units_between(found.end, chain.start) <= distance
-                        && stream.units_between(chain.end, found.start) <= distance
-                    {
-                        return true;
-                    }
+        for (info, text) in &self.not_near[range.start as usize..range.end as usize] {
+            let finder = memchr::memmem::Finder::new(text.as_bytes());
+            let mut from = 0;
+            // Every occurrence, overlapping ones included, as the
+            // automaton reports them.
+            while let Some(at) = finder.find(&joined[from..]) {
+                let start = (from + at) as i64 - origin;
+                let found = RawMatch {
+                    pattern: 0,
+                    start,
+                    end: start + i64::from(info.len),
+                };
+                from += at + 1;
+                if found.end > 0 && on_word_boundaries(info, stream, &found) {
+                    found_all.push(found.start..found.end);
                 }
-                false
-            })
+            }
+        }
+        found_all
     }
 
     fn standalone_ok(&self, stream: &Stream, norm: &Normalized, m: &RawMatch) -> bool {
@@ -1428,6 +1422,12 @@ impl Stream<'_> {
     /// The character that starts at `pos` (positions ≥ 0 only).
     fn char_at(&self, pos: i64) -> Option<char> {
         first_char(self.norm.get(pos as usize..)?)
+    }
+
+    /// Is `a` within `distance` units of `b`, on either side?
+    fn within(&self, distance: usize, a: &Range<i64>, b: &Range<i64>) -> bool {
+        self.units_between(a.end, b.start) <= distance
+            && self.units_between(b.end, a.start) <= distance
     }
 
     /// The distance between two stream positions as proximity rules count

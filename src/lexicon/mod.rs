@@ -587,17 +587,18 @@ fn collect_sources(root: &Path, dir: &Path, out: &mut Vec<Source>) -> Result<(),
 /// filler (um, er, えー) that the normaliser drops when it stands alone, so
 /// "the er form" would match "the form".
 fn dropped_filler<'a>(phrase: &'a str, fold: &mut impl FnMut(&str) -> String) -> Option<&'a str> {
-    let words: Vec<&str> = phrase
+    let mut words = phrase
         .split(|c: char| c.is_whitespace() || matches!(c, '、' | '。' | ',' | '.' | '!' | '?'))
-        .filter(|w| w.chars().any(char::is_alphanumeric))
-        .collect();
-    if words.len() < 2 {
-        return None;
-    }
-    // Fillers are short: longer words need no folding (start-up cost).
-    words
+        .filter(|w| w.chars().any(char::is_alphanumeric));
+    // Runs over every phrase at start-up: no allocation, and only short
+    // words (fillers are) are folded.
+    let mut is_filler = |w: &str| w.chars().count() <= 4 && fold(w).is_empty();
+    let first = words.next()?;
+    let second = words.next()?;
+    [first, second]
         .into_iter()
-        .find(|w| w.chars().count() <= 4 && fold(w).is_empty())
+        .chain(words)
+        .find(|w| is_filler(w))
 }
 
 #[cfg(test)]
