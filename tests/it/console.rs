@@ -533,8 +533,7 @@ async fn events_resume_after_last_event_id_with_no_gap_and_no_duplicate() {
 /// in order, and ingest never waited for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_event_stream_catches_up_from_the_store_with_no_gap() {
-    use crate::faults::{connect, next_reply, open_ingest, write_config, QUIET_POLICY};
-    use callguard::grpc::pb::stream_transcript_response::Response as Reply;
+    use crate::faults::{flood_violent_calls, write_config, QUIET_POLICY};
     use tokio::io::AsyncWriteExt;
     const STREAMS: usize = 2;
     const CALLS_PER_STREAM: usize = 400;
@@ -555,35 +554,8 @@ async fn a_stalled_event_stream_catches_up_from_the_store_with_no_gap() {
     assert_eq!(events.status, 200);
 
     let produce = async {
-        let mut tasks = Vec::new();
-        for s in 0..STREAMS {
-            let (tx, mut replies) = open_ingest(connect(server.grpc).await).await;
-            tasks.push(tokio::spawn(async move {
-                let sender = tokio::spawn(async move {
-                    for c in 0..CALLS_PER_STREAM {
-                        let call = format!("s{s}-c{c}");
-                        tx.send(fragment(&call, 1, "u1", "ぶっ殺すぞ", true))
-                            .await
-                            .unwrap();
-                    }
-                });
-                let (mut acks, mut alerts) = (0, Vec::new());
-                while acks < CALLS_PER_STREAM || alerts.len() < CALLS_PER_STREAM {
-                    match next_reply(&mut replies).await {
-                        Reply::Ack(_) => acks += 1,
-                        Reply::Alert(a) => alerts.push(a.event_id),
-                        Reply::Rejection(r) => panic!("rejected: {r:?}"),
-                    }
-                }
-                sender.await.unwrap();
-                alerts
-            }));
-        }
-        let mut all = Vec::new();
-        for task in tasks {
-            all.extend(task.await.unwrap());
-        }
-        all
+        let alerts = flood_violent_calls(server.grpc, STREAMS, CALLS_PER_STREAM).await;
+        alerts.into_iter().map(|a| a.event_id).collect::<Vec<_>>()
     };
     let mut produced = tokio::time::timeout(std::time::Duration::from_secs(120), produce)
         .await

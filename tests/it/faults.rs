@@ -170,37 +170,7 @@ async fn a_stalled_subscriber_blocks_no_ingest_and_later_gets_every_alert_once()
         .into_inner();
 
     // ~1,500 calls, one violent final fragment each, over four streams.
-    let produce = async {
-        let mut tasks = Vec::new();
-        for s in 0..STREAMS {
-            let (tx, mut replies) = open_ingest(connect(server.grpc).await).await;
-            tasks.push(tokio::spawn(async move {
-                let sender = tokio::spawn(async move {
-                    for c in 0..CALLS_PER_STREAM {
-                        let call = format!("s{s}-c{c}");
-                        tx.send(fragment(&call, 1, "u1", "ぶっ殺すぞ", true))
-                            .await
-                            .unwrap();
-                    }
-                });
-                let (mut acks, mut alerts) = (0, Vec::new());
-                while acks < CALLS_PER_STREAM || alerts.len() < CALLS_PER_STREAM {
-                    match next_reply(&mut replies).await {
-                        Reply::Ack(_) => acks += 1,
-                        Reply::Alert(a) => alerts.push(a),
-                        Reply::Rejection(r) => panic!("rejected: {r:?}"),
-                    }
-                }
-                sender.await.unwrap();
-                alerts
-            }));
-        }
-        let mut all = Vec::new();
-        for task in tasks {
-            all.extend(task.await.unwrap());
-        }
-        all
-    };
+    let produce = flood_violent_calls(server.grpc, STREAMS, CALLS_PER_STREAM);
     let produced = tokio::time::timeout(Duration::from_secs(240), produce)
         .await
         .expect("every event acknowledged although a subscriber stopped reading");
@@ -692,6 +662,45 @@ pub(crate) async fn open_ingest(
         .unwrap()
         .into_inner();
     (tx, replies)
+}
+
+/// Sends `calls_per_stream` calls of one violent final fragment each over
+/// each of `streams` ingest streams, pipelined, and returns every alert
+/// the streams answered with once each event is acknowledged.
+pub(crate) async fn flood_violent_calls(
+    grpc: SocketAddr,
+    streams: usize,
+    calls_per_stream: usize,
+) -> Vec<pb::Alert> {
+    let mut tasks = Vec::new();
+    for s in 0..streams {
+        let (tx, mut replies) = open_ingest(connect(grpc).await).await;
+        tasks.push(tokio::spawn(async move {
+            let sender = tokio::spawn(async move {
+                for c in 0..calls_per_stream {
+                    let call = format!("s{s}-c{c}");
+                    tx.send(fragment(&call, 1, "u1", "ぶっ殺すぞ", true))
+                        .await
+                        .unwrap();
+                }
+            });
+            let (mut acks, mut alerts) = (0, Vec::new());
+            while acks < calls_per_stream || alerts.len() < calls_per_stream {
+                match next_reply(&mut replies).await {
+                    Reply::Ack(_) => acks += 1,
+                    Reply::Alert(a) => alerts.push(a),
+                    Reply::Rejection(r) => panic!("rejected: {r:?}"),
+                }
+            }
+            sender.await.unwrap();
+            alerts
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all
 }
 
 pub(crate) async fn next_reply(
