@@ -748,7 +748,7 @@ impl Engine {
                 });
                 continue;
             }
-            let (framing, targeted, addressed) = self.framing(stream, carry, raw, m);
+            let (framing, targeted, addressed) = self.framing(stream, carry, raw, m, info.owner);
             candidates.push(Candidate {
                 term: info.owner,
                 start: m.start,
@@ -956,7 +956,8 @@ impl Engine {
                         start,
                         end,
                     };
-                    let (framing, targeted, addressed) = self.framing(stream, carry, raw, &span);
+                    let (framing, targeted, addressed) =
+                        self.framing(stream, carry, raw, &span, run[0].term);
                     candidates.push(Candidate {
                         term: run[0].term,
                         start,
@@ -1044,6 +1045,7 @@ impl Engine {
         carry: Option<&Carry>,
         raw: &[RawMatch],
         m: &RawMatch,
+        term: u32,
     ) -> (Framing, bool, bool) {
         if stream.read_out_covers(m.start, m.end) {
             // Read out from a message or a screen: the "you" in it is the
@@ -1082,8 +1084,12 @@ impl Engine {
             })
             .map(|x| (x.start, x.end))
             .collect();
+        let category = &self.lexicon.terms[term as usize].category;
         for (frame_index, start, end) in here.chain(carried) {
             let frame = &self.lexicon.frames[frame_index as usize];
+            if !frame.frames_category(category) {
+                continue;
+            }
             let before = end <= m.end
                 && start.is_none_or(|s| s <= m.start)
                 && stream.chars_between(end, m.start) <= frame.window;

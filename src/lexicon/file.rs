@@ -89,6 +89,10 @@ struct FrameDoc {
     /// read_out frames only: turns the reading lasts (1 or 2).
     turns: Option<Spanned<i64>>,
     patterns: Vec<Spanned<String>>,
+    /// The categories whose hits the frame reads; all when absent ("the
+    /// scumbags" names a third person for an insult, not for a threat).
+    #[serde(default)]
+    categories: Vec<Spanned<String>>,
     #[serde(default, rename = "match")]
     must_match: Vec<Spanned<String>>,
 }
@@ -465,6 +469,21 @@ pub(super) fn parse_terms(
                 format!("frame {:?} has no patterns", f.id.get_ref()),
             ));
         }
+        let mut categories = Vec::with_capacity(f.categories.len());
+        for c in &f.categories {
+            if lookup(c.get_ref()).is_none() {
+                problems.push(lines.problem(
+                    c.span().start,
+                    format!(
+                        "frame {:?}: unknown category {:?}",
+                        f.id.get_ref(),
+                        c.get_ref()
+                    ),
+                ));
+                continue;
+            }
+            categories.push(c.get_ref().as_str().into());
+        }
         frames.push(Frame {
             language: language.clone(),
             id: f.id.get_ref().clone(),
@@ -472,6 +491,7 @@ pub(super) fn parse_terms(
             position,
             window,
             turns,
+            categories,
             patterns: lines.expanded(&f.patterns, DEFAULT_FORMS, &mut problems),
             must_match: f.must_match.iter().map(|p| lines.located(p)).collect(),
             origin: lines.origin(spanned.span().start),

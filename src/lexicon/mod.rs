@@ -167,9 +167,18 @@ pub struct Frame {
     /// reading lasts, this one included (2 for an announcement answered by
     /// the agent's "go ahead"); 0 for other kinds.
     pub turns: u8,
+    /// The categories whose hits it frames; every category when empty.
+    pub categories: Vec<Arc<str>>,
     pub patterns: Vec<Located>,
     pub must_match: Vec<Located>,
     pub origin: Origin,
+}
+
+impl Frame {
+    /// Whether the frame reads a hit of `category`.
+    pub fn frames_category(&self, category: &str) -> bool {
+        self.categories.is_empty() || self.categories.iter().any(|c| &**c == category)
+    }
 }
 
 /// A validated lexicon set.

@@ -145,6 +145,42 @@ const EN_SELF: &[&str] = &[
     "i'm gonna post",
 ];
 
+/// Verbs of speech in the passive, straight after a って with no pause
+/// before it: the words before were said to the caller (誰が本気にするかよって
+/// 笑われて, 辞めちまえって怒鳴られた). Only verbs of speech: a て-form
+/// before an auxiliary (待ってられない, 持ってこられても) is no quotation.
+const PASSIVE_SPEECH: &[&str] = &[
+    "言われ",
+    "いわれ",
+    "笑われ",
+    "わらわれ",
+    "嘲笑われ",
+    "怒鳴られ",
+    "どなられ",
+    "怒られ",
+    "おこられ",
+    "叱られ",
+    "しかられ",
+    "脅され",
+    "おどされ",
+    "罵られ",
+    "ののしられ",
+    "馬鹿にされ",
+    "バカにされ",
+    "ばかにされ",
+    "責められ",
+    "叫ばれ",
+    "凄まれ",
+    "すごまれ",
+    "書かれ",
+    "書き込まれ",
+    "送られ",
+    "送りつけられ",
+    "言い返され",
+    "煽られ",
+    "あおられ",
+];
+
 /// How far (in characters) after the closing mark the Japanese cues are
 /// looked for, and before an English quotation its lead-in.
 const CUE_CHARS: usize = 10;
@@ -224,6 +260,32 @@ fn hearsay_clauses(text: &str) -> Vec<(Range<usize>, usize)> {
             continue;
         }
         out.push((start..comma, text.len() - rest.len()));
+    }
+    out.extend(said_to_caller(text));
+    out
+}
+
+/// Hearsay with no pause: the clause before a って that a passive verb of
+/// speech follows (お前みたいなババア、誰が本気にするかよって笑われて). From
+/// the sentence start, like [`hearsay_clauses`].
+fn said_to_caller(text: &str) -> Vec<(Range<usize>, usize)> {
+    let mut out = Vec::new();
+    for (at, _) in text.match_indices("って") {
+        let rest = &text[at + "って".len()..];
+        let Some(verb) = PASSIVE_SPEECH.iter().find(|v| rest.starts_with(**v)) else {
+            continue;
+        };
+        let before = &text[..at];
+        if before.ends_with(['、', ',', ' ', '\u{3000}']) {
+            continue; // a paused って: hearsay_clauses reads it
+        }
+        let start = before
+            .rfind(['。', '！', '？', '!', '?', '」', '』'])
+            .map(|i| i + before[i..].chars().next().map_or(1, char::len_utf8))
+            .unwrap_or(0);
+        if start < at && !tells_to_pass_on(&text[..start]) {
+            out.push((start..at, at + "って".len() + verb.len()));
+        }
     }
     out
 }
@@ -385,6 +447,15 @@ mod tests {
             ["紙に 勝手に使ったら殺す"]
         );
         assert!(quoted("お前 ぶっ殺す って 思ってる からな").is_empty());
+        // No pause, but a passive verb of speech: said to the caller.
+        assert_eq!(
+            quoted("繋がったんですけど、お前みたいなババア、誰が本気にするかよって笑われて。"),
+            ["繋がったんですけど、お前みたいなババア、誰が本気にするかよ"]
+        );
+        assert_eq!(quoted("辞めちまえって怒鳴られた"), ["辞めちまえ"]);
+        // A て-form before an auxiliary is no quotation.
+        assert!(quoted("もうバカ野郎、待ってられない").is_empty());
+        assert!(quoted("お前ら持ってこられても困るんだよ").is_empty());
         assert!(quoted("暗い 道も ありますし お気をつけて って 言ってるだけ です").is_empty());
         // Kansai reporting particles.
         assert_eq!(
@@ -411,7 +482,7 @@ mod tests {
         assert!(quoted("それは「ゴミ」です。").is_empty());
         assert!(quoted("「ゴミ」。").is_empty());
         // Unclosed: nothing is quoted.
-        assert!(quoted("「殺すぞって言われ").is_empty());
+        assert!(quoted("「殺すぞ、お前").is_empty());
         // A message the agent is told to pass on, then the words, ってな.
         assert!(quoted(
             "大西に言うとけ。家族おるんじゃろ。子どもの通学路、気をつけときいや、ってな。"
