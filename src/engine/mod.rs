@@ -1512,22 +1512,27 @@ fn chain(
         let mut mask = 0u8;
         let mut next_part = 0u8;
         let mut end = first.end;
+        // One occurrence fills one part: a phrase listed in two parts (百万
+        // as the sum and as the demand) is not both on its own.
+        let mut filled_by: Option<(i64, i64)> = None;
         for p in &seen[i..] {
             if p.start > end && !close(end, p.start) {
                 break;
             }
+            let span = Some((p.start, p.end));
             if ordered {
-                if p.part == next_part {
+                if p.part == next_part && filled_by != span {
                     next_part += 1;
                     mask |= 1 << p.part;
-                    end = end.max(p.end);
-                } else if p.part < next_part {
-                    end = end.max(p.end);
+                    filled_by = span;
+                } else if p.part >= next_part {
+                    continue;
                 }
-            } else {
+            } else if mask & (1 << p.part) == 0 && filled_by != span {
                 mask |= 1 << p.part;
-                end = end.max(p.end);
+                filled_by = span;
             }
+            end = end.max(p.end);
             if mask == full {
                 return Some((first.start, end));
             }

@@ -604,6 +604,11 @@ utterances = 2
 id = "seii"
 category = "excessive_demand"
 patterns = ["誠意[を|]{見せる:ichidan}"]
+[[term]]
+id = "kingaku"
+category = "excessive_demand"
+parts = [["慰謝料", "百万"], ["百万", "払え"]]
+near = 10
 "#,
     ),
 ];
@@ -665,6 +670,11 @@ fn proximity_terms_need_every_part_near_each_other() {
             "誠意見せてくださいよ",
             &[("seii", "誠意見せてくださいよ")],
         ),
+        // A phrase in two parts fills one of them per occurrence: a sum on
+        // its own is no demand; with a compensation word, or twice, it is.
+        ("ja", "ATMで二百万も振り込めたのは", &[]),
+        ("ja", "慰謝料、百万", &[("kingaku", "慰謝料、百万")]),
+        ("ja", "百万、百万だよ", &[("kingaku", "百万、百万")]),
     ];
     for (lang, text, want) in cases {
         let got = near_ids(&engine, text, lang);
