@@ -1199,6 +1199,9 @@ mod tests {
         "eval/blind/dev15",
         "eval/blind/dev16",
         "eval/blind/dev17",
+        "eval/blind/dev18",
+        "eval/blind/dev19",
+        "eval/blind/dev20",
         "eval/blind/test",
     ];
 
