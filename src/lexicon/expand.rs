@@ -66,7 +66,8 @@ pub enum Form {
     Conditional,
     /// 見せなかったら, 見せないと, 見せなければ, 見せなきゃ, 見せないなら: "if you don't"
     NegativeConditional,
-    /// 見せてやる, 見せてやっから: the speaker's own intent, said at someone
+    /// 見せてやる, 見せてやっから, 見せたる, 見せちゃる: the speaker's own
+    /// intent, said at someone
     TeYaru,
     /// 見せとく, 見せておきます, 見せといてあげる, 見せてあげる: done in
     /// advance or as a "favour" (晒しといてあげるよ), said at someone
@@ -357,7 +358,19 @@ fn conjugate(verb: &str, class: Class, form: Form) -> Vec<String> {
             format!("{}なきゃ", p.nai),
             format!("{}ないなら", p.nai),
         ],
-        Form::TeYaru => vec![format!("{}やる", p.te), format!("{}やっから", p.te)],
+        Form::TeYaru => {
+            let mut v = vec![format!("{}やる", p.te), format!("{}やっから", p.te)];
+            // The spoken contractions of てやる: Kansai 晒したる / 晒したろか,
+            // Chugoku and Kyushu 晒しちゃる; で-verbs 踏んだる, 踏んじゃる. A bare
+            // たろ / だろ is left out: 殴ったろ is also "you hit, didn't you".
+            let endings: &[&str] = match p.te.strip_suffix('で') {
+                Some(_) => &["だる", "じゃる", "じゃろか", "じゃろう"],
+                None => &["たる", "たろか", "たろう", "ちゃる", "ちゃろか", "ちゃろう"],
+            };
+            let stem = p.te.strip_suffix(['て', 'で']).unwrap_or(&p.te);
+            v.extend(endings.iter().map(|e| format!("{stem}{e}")));
+            v
+        }
         Form::TeOku => {
             // The last て → と, で → ど: 貼っとく, 読んどく, 捨てとく.
             let (stem, to) = match p.te.strip_suffix('で') {
@@ -607,7 +620,30 @@ mod tests {
             (
                 "{晒す:godan}",
                 "te_yaru,plain",
-                &["晒す", "晒します", "晒してやる", "晒してやっから"],
+                &[
+                    "晒す",
+                    "晒します",
+                    "晒してやる",
+                    "晒してやっから",
+                    "晒したる",
+                    "晒したろか",
+                    "晒したろう",
+                    "晒しちゃる",
+                    "晒しちゃろか",
+                    "晒しちゃろう",
+                ],
+            ),
+            (
+                "{踏む:godan}",
+                "te_yaru",
+                &[
+                    "踏んでやる",
+                    "踏んでやっから",
+                    "踏んだる",
+                    "踏んじゃる",
+                    "踏んじゃろか",
+                    "踏んじゃろう",
+                ],
             ),
             (
                 "{貼る:godan}",
