@@ -107,8 +107,7 @@ pub struct Failed {
     pub error: Arc<StoreError>,
     /// The alerts as they were queued (empty when the writer was gone).
     pub alerts: Vec<Alert>,
-    /// Per alert: its call-local id, and whether it was a new alert (its
-    /// `alert_id` handed out for it) rather than an update of a stored one.
+    /// Per alert, what the service needs to keep it (see [`Local`]).
     pub locals: Locals,
 }
 
@@ -117,8 +116,22 @@ pub struct Failed {
 #[must_use = "dropping it is fine, but then nobody learns whether the alerts were stored"]
 pub struct Pending(Option<(oneshot::Receiver<Committed>, Locals)>);
 
-/// Per alert of a batch: call-local id, and whether it is new (see [`Failed::locals`]).
-pub type Locals = Vec<(u32, bool)>;
+/// Per alert of a batch, what the service needs to keep it if the store
+/// refuses it (see [`Failed::locals`]).
+pub type Locals = Vec<Local>;
+
+/// One alert of a batch, as the service knows it.
+pub struct Local {
+    /// Its call-local id.
+    pub id: u32,
+    /// A new alert (its `alert_id` handed out for it) rather than an update
+    /// of a stored one.
+    pub fresh: bool,
+    /// The `seq`s of the events the store refused before with this alert
+    /// (it was kept, and is raised again now): a resend of any of them is
+    /// the resend, not an old or out-of-order event.
+    pub refused_seqs: Vec<u64>,
+}
 
 impl Pending {
     pub fn none() -> Pending {

@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use tokio::sync::broadcast;
 
-use super::commit::{Committer, Failed, Pending, Store};
+use super::commit::{Committer, Failed, Local, Pending, Store};
 use crate::alert::{Alert, AlertEvent, AlertOrigin, HandlingChange, HandlingChangeError};
 use crate::call::{
     Applied, CallLimit, CallSnapshot, CallTable, CallerHasher, CallerHistory, TableError,
@@ -132,9 +132,12 @@ struct CallIds {
 
 /// An alert the store refused, kept to be raised again.
 struct Retained {
-    /// The fragment's `seq` that raised it (0 for a start or end): a resend
-    /// of that seq is not a duplicate while it is retained.
-    seq: u64,
+    /// The `seq`s of the fragments refused with it (0 for a start or end):
+    /// the one that raised it, and each later event of the call it was
+    /// raised again with while the store still failed. A resend of any of
+    /// them is the resend (no duplicate, not behind the call's last `seq`)
+    /// while it is retained.
+    seqs: Vec<u64>,
     local_id: u32,
     alert: Alert,
 }
@@ -464,8 +467,23 @@ impl Service {
             }
             Ok(routed)
         });
+        let key = key_of(&tenant, event.call_id());
         let routed = match routed {
             Ok(routed) => routed,
+            // A resend of an event the store refused, behind a later event
+            // of the call (taken, or refused too): the resend the
+            // rejection asked for, not an event out of order.
+            Err(TableError::Event(crate::event::EventError::SeqBackwards { seq, .. }))
+                if calls
+                    .ids
+                    .get(&key)
+                    .is_some_and(|ids| ids.retained.iter().any(|r| r.seqs.contains(&seq))) =>
+            {
+                crate::call::Routed {
+                    applied: Applied::Duplicate,
+                    snapshot: None,
+                }
+            }
             Err(e) => return Outcome::Refused(e),
         };
         self.events_counted[kind].increment(1);
@@ -477,7 +495,6 @@ impl Service {
             Applied::Duplicate => (true, Vec::new()),
             Applied::Accepted(events) => (false, events),
         };
-        let key = key_of(&tenant, event.call_id());
         if !calls.orphaned.is_empty() {
             calls.orphaned.remove(&key);
         }
@@ -486,7 +503,7 @@ impl Service {
             .get_mut(&key)
             .map(|ids| std::mem::take(&mut ids.retained))
             .unwrap_or_default();
-        if duplicate && retained.iter().any(|r| r.seq == event_seq(&event)) {
+        if duplicate && retained.iter().any(|r| r.seqs.contains(&event_seq(&event))) {
             duplicate = false; // a resend of an event the store refused
         }
         let snapshot = match routed.snapshot {
@@ -628,8 +645,8 @@ impl Service {
             return Pending::none();
         }
         let raised_at = jiff::Timestamp::now();
-        let retained = retained.into_iter().map(|r| (r.local_id, r.alert));
-        let built: Vec<(u32, Alert)> = retained
+        let retained = retained.into_iter().map(|r| (r.local_id, r.alert, r.seqs));
+        let built: Vec<(u32, Alert, Vec<u64>)> = retained
             .chain(events.into_iter().map(|e| {
                 let origin = AlertOrigin {
                     call_id: &snapshot.call_id,
@@ -638,7 +655,11 @@ impl Service {
                     lexicon_version: engine.version(),
                 };
                 let local_id = e.local_id;
-                (local_id, Alert::from_event(e, &origin, raised_at))
+                (
+                    local_id,
+                    Alert::from_event(e, &origin, raised_at),
+                    Vec::new(),
+                )
             }))
             .collect();
         let ids = call_ids
@@ -650,9 +671,13 @@ impl Service {
         let mut ledger = lock(&self.ledger);
         let alerts = built
             .into_iter()
-            .map(|(local_id, mut alert)| {
+            .map(|(local_id, mut alert, refused_seqs)| {
                 alert.alert_id = ids.alert_ids.get(&local_id).copied().unwrap_or(0);
-                locals.push((local_id, alert.alert_id == 0));
+                locals.push(Local {
+                    id: local_id,
+                    fresh: alert.alert_id == 0,
+                    refused_seqs,
+                });
                 let alert = ledger.counters.assign(alert);
                 ids.alert_ids.insert(local_id, alert.alert_id);
                 alert
@@ -689,13 +714,17 @@ impl Service {
             return;
         }
         let ids = calls.ids.entry(key_of(&tenant, call_id)).or_default();
-        for (alert, (local_id, fresh)) in failed.alerts.into_iter().zip(failed.locals) {
-            if fresh && ids.alert_ids.get(&local_id) == Some(&alert.alert_id) {
-                ids.alert_ids.remove(&local_id);
+        for (alert, local) in failed.alerts.into_iter().zip(failed.locals) {
+            if local.fresh && ids.alert_ids.get(&local.id) == Some(&alert.alert_id) {
+                ids.alert_ids.remove(&local.id);
+            }
+            let mut seqs = local.refused_seqs;
+            if !seqs.contains(&seq) {
+                seqs.push(seq);
             }
             ids.retained.push(Retained {
-                seq,
-                local_id,
+                seqs,
+                local_id: local.id,
                 alert,
             });
         }

@@ -64,113 +64,155 @@ async fn f1_cancelled_subscriptions_end_without_an_alert_being_due() {
 // ---------------------------------------------------------------------------
 // F3. An alert refused during a store outage is gone for good
 
+const THREAT: &str = "ぶっ殺すぞ";
+const BENIGN: &str = "よろしくお願いします";
+
+/// The real server on a real full disk (a 32 MiB tmpfs filled until
+/// ENOSPC), over its gRPC socket and `/readyz`: no refused alert is lost,
+/// nothing unstored is published or listed, readiness follows the store
+/// without traffic, and a restart on the full disk is not ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn f3_an_alert_refused_on_a_full_disk_is_raised_again_when_resent() {
+async fn f3_on_a_full_disk_refused_alerts_are_raised_again_and_readyz_follows_the_store() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some(disk) = Tmpfs::mount(&tmp.path().join("disk"), "3m") else {
+    let Some(disk) = SmallDisk::mount(&tmp.path().join("disk"), "32m") else {
         return;
     };
-    let mut config = quiet_config(tmp.path());
-    config.data_dir = disk.path.join("data");
-    config.store_min_free_bytes = 256 * 1024;
-    let server = TestServer::spawn_with(config.clone()).await;
-    let http = server.server.http_addr;
-    let mut sub = server.subscription(0).await;
-    let mut ingest = server.stream().await;
-    let first = ingest
-        .send(fragment("before", 1, "u1", "ぶっ殺すぞ", true))
-        .await;
-    assert_eq!(first.alerts.len(), 1, "{first:?}");
-    assert_eq!(take(&mut sub, 1).await, first.alerts);
+    let policy = tmp.path().join("policy.toml");
+    std::fs::write(&policy, QUIET_POLICY).unwrap();
+    let config = tmp.path().join("callguard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "policy = {:?}\nstore_min_free_bytes = {}\n\
+             # The flood's stream closes; its refused calls stay open to be\n\
+             # resent however slow the machine (not the 60 s default).\n\
+             [limits]\nstream_grace_seconds = 3600\n",
+            policy.display().to_string(),
+            256 * 1024
+        ),
+    )
+    .unwrap();
+    let data = disk.path.join("data");
+    let mut server = disk
+        .serve(&data, &config)
+        .await
+        .unwrap_or_else(|log| panic!("serves on an empty disk:\n{log}"));
+    let http = server.http;
     assert!(http_get(http, "/readyz").await.starts_with("HTTP/1.1 200"));
+    let mut sub = pb::alerts_client::AlertsClient::new(connect(server.grpc).await)
+        .subscribe(subscribe_request(0))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut ingest = IngestStream::open_plain(server.grpc).await;
+    // Every alert acknowledged on an ingest stream: exactly what the
+    // subscriber and GetCall must show at the end.
+    let mut stored = ingest
+        .send(fragment("before", 1, "u1", THREAT, true))
+        .await
+        .alerts;
+    assert_eq!(stored.len(), 1, "{stored:?}");
 
-    // Fill the disk; the WAL soon needs a page it cannot have. (Pipelined
-    // on a stream of its own: one call and one alert per event.)
+    // The disk fills up: not ready within a probe or two, with no traffic
+    // (the probe's free-space floor; commits may still fit in the WAL).
     disk.fill();
-    let (tx, mut replies) = open_ingest(server.channel().await).await;
-    let sender = tokio::spawn(async move {
-        for i in 0..20_000 {
-            let event = fragment(&format!("full{i}"), 1, "u1", "ぶっ殺すぞ", true);
-            if tx.send(event).await.is_err() {
-                return;
-            }
-        }
-    });
-    let mut refused = None;
-    while refused.is_none() {
-        match next_reply(&mut replies).await {
-            pb::stream_transcript_response::Response::Rejection(rejection) => {
-                assert_eq!(rejection.code, "UNAVAILABLE", "{rejection:?}");
-                refused = Some(rejection.call_id);
-            }
-            pb::stream_transcript_response::Response::Alert(_)
-            | pb::stream_transcript_response::Response::Ack(_) => {}
-        }
-    }
-    sender.abort();
-    drop(replies);
-    let refused = refused.expect("a commit fails on a full disk");
-    eventually("/readyz 503 on a full disk", || async {
+    eventually("/readyz 503 once the disk is full", || async {
         http_get(http, "/readyz").await.starts_with("HTTP/1.1 503")
     })
     .await;
 
-    // GetCall lists no alert id that was not stored.
-    let mut alerts = server.alerts().await;
-    let call = alerts
-        .get_call(pb::GetCallRequest {
-            call_id: refused.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(call.alerts.is_empty(), "{:?}", call.alerts);
-    assert_eq!(call.call.unwrap().alert_ids, Vec::<u64>::new());
+    // A flood of calls, one threat each, pipelined until the WAL needs
+    // room it cannot have: each event is acked with its alert or refused.
+    let flood = flood_until_refused(server.grpc).await;
+    assert!(!flood.refused.is_empty(), "a commit fails on a full disk");
+    stored.extend(flood.acked);
+    let mut refused = flood.refused;
 
-    // Space comes back: ready again without any traffic (the probe).
+    // A resend while the disk is still full is refused again, not acked as
+    // a duplicate. (A failed group leaves WAL pages a smaller commit can
+    // still use: an event that fits is acked with its alert, and stored.)
+    let resent = loop {
+        let call = refused_call(&mut ingest, &mut stored).await;
+        let again = ingest
+            .send_expecting(fragment(&call, 1, "u1", THREAT, true), 1)
+            .await;
+        if stored_or_refused(&call, again, 1, &mut stored) {
+            break call;
+        }
+    };
+    refused.push(resent);
+    // A call whose threat was refused and whose next event was refused
+    // too (the kept alert rides on it): a resend of the first is still
+    // no duplicate once the store is back.
+    let twice = loop {
+        let call = refused_call(&mut ingest, &mut stored).await;
+        let next = ingest
+            .send_expecting(fragment(&call, 2, "u2", BENIGN, true), 1)
+            .await;
+        if stored_or_refused(&call, next, 1, &mut stored) {
+            break call;
+        }
+    };
+    // A call whose refused alert comes back with its next event.
+    let next = refused_call(&mut ingest, &mut stored).await;
+
+    // Nothing unstored reached a subscriber, and GetCall lists only what
+    // was stored: nothing for a refused call.
+    stored.sort_by_key(|a| a.event_id);
+    assert_eq!(take(&mut sub, stored.len()).await, stored);
+    assert_quiet(&mut sub).await;
+    let mut alerts = pb::alerts_client::AlertsClient::new(connect(server.grpc).await);
+    for call in refused.iter().chain([&twice, &next]) {
+        assert_call(&mut alerts, call, &[]).await;
+    }
+    assert!(http_get(http, "/readyz").await.starts_with("HTTP/1.1 503"));
+
+    // Space comes back: ready again with no traffic (the probe).
     disk.free();
     eventually("/readyz 200 once space is freed", || async {
         http_get(http, "/readyz").await.starts_with("HTTP/1.1 200")
     })
     .await;
 
-    // The resend is no duplicate and raises the alert again.
-    let again = ingest
-        .send(fragment(&refused, 1, "u1", "ぶっ殺すぞ", true))
-        .await;
-    let ack = again.ack.clone().expect("the resend is acknowledged");
-    assert!(!ack.duplicate, "{ack:?}");
-    assert_eq!(again.alerts.len(), 1, "{again:?}");
-    assert_eq!(again.alerts[0].call_id, refused);
-    // Subscribers get it too (after the alerts of the events that followed).
-    loop {
-        let alert = take(&mut sub, 1).await.remove(0);
-        assert!(alert.event_id <= again.alerts[0].event_id, "{alert:?}");
-        if alert.call_id == refused {
-            assert_eq!(alert, again.alerts[0]);
-            break;
-        }
+    // Every refused event, resent, is no duplicate and raises its alert.
+    let mut raised = Vec::new();
+    for call in refused.iter().chain([&twice]) {
+        let again = ingest
+            .send_expecting(fragment(call, 1, "u1", THREAT, true), 1)
+            .await;
+        assert_raised(call, &again);
+        assert_call(&mut alerts, call, &again.alerts).await;
+        raised.extend(again.alerts);
     }
-    let call = alerts
-        .get_call(pb::GetCallRequest {
-            call_id: refused.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(call.alerts, again.alerts);
-    assert_eq!(call.call.unwrap().alert_ids, vec![again.alerts[0].alert_id]);
+    // The refused next event of `twice` is taken (its alert came with the
+    // resend above, once).
+    let again = ingest.send(fragment(&twice, 2, "u2", BENIGN, true)).await;
+    assert!(again.ack.is_some() && again.alerts.is_empty(), "{again:?}");
+    // `next`'s kept alert comes with the call's next event.
+    let later = ingest.send(fragment(&next, 2, "u2", BENIGN, true)).await;
+    assert_raised(&next, &later);
+    assert_call(&mut alerts, &next, &later.alerts).await;
+    raised.extend(later.alerts);
+    // Subscribers get them too, once each.
+    assert_eq!(take(&mut sub, raised.len()).await, raised);
+    assert_quiet(&mut sub).await;
     drop((sub, ingest, alerts));
-    server.stop().await;
+    server.signal("TERM");
+    let stopped = server.wait_exit(Duration::from_secs(30));
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "{stopped:?}\n{}",
+        server.log()
+    );
 
     // A restart with the disk full again is never ready: it either cannot
-    // open the store (an error naming the file: the WAL needs a new page)
-    // or starts and says it is not ready (the probe) until space is freed.
+    // open the store (an error naming the file) or starts and says it is
+    // not ready (the probe) until space is freed.
     disk.fill();
-    match callguard::serve::start(config).await {
-        Err(e) => assert!(e.to_string().contains("callguard.db"), "{e}"),
+    match disk.serve(&data, &config).await {
+        Err(log) => assert!(log.contains("callguard.db"), "{log}"),
         Ok(restarted) => {
-            let http = restarted.http_addr;
+            let http = restarted.http;
             assert!(
                 http_get(http, "/readyz").await.starts_with("HTTP/1.1 503"),
                 "not ready on a full disk after a restart"
@@ -180,55 +222,269 @@ async fn f3_an_alert_refused_on_a_full_disk_is_raised_again_when_resent() {
                 http_get(http, "/readyz").await.starts_with("HTTP/1.1 200")
             })
             .await;
-            restarted.stop().await.unwrap();
+            let mut ingest = IngestStream::open_plain(restarted.grpc).await;
+            let after = ingest.send(fragment("after", 1, "u1", THREAT, true)).await;
+            assert_raised("after", &after);
         }
     }
 }
 
-/// A small tmpfs mounted for one test (needs the right to mount: root, or
-/// CAP_SYS_ADMIN); unmounted when dropped. Tests that need a full disk
-/// skip, saying so, where mounting is not allowed.
-struct Tmpfs {
-    path: std::path::PathBuf,
+/// What a flood of one-threat calls came to.
+struct Flood {
+    /// The alerts of the events acknowledged.
+    acked: Vec<pb::Alert>,
+    /// The calls whose event was refused (`UNAVAILABLE`).
+    refused: Vec<String>,
 }
 
-impl Tmpfs {
-    fn mount(path: &std::path::Path, size: &str) -> Option<Tmpfs> {
-        std::fs::create_dir_all(path).unwrap();
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(path)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !mounted {
-            eprintln!("skipped: cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)");
-            return None;
+/// New calls with one threat each, pipelined on a stream of their own,
+/// until one is refused; then the events in flight are answered and the
+/// stream ends.
+async fn flood_until_refused(grpc: std::net::SocketAddr) -> Flood {
+    use pb::stream_transcript_response::Response as Reply;
+    let (tx, mut replies) = open_ingest(connect(grpc).await).await;
+    let sender = tokio::spawn(async move {
+        for i in 0..20_000 {
+            let event = fragment(&format!("full{i}"), 1, "u1", THREAT, true);
+            if tx.send(event).await.is_err() {
+                return;
+            }
         }
-        Some(Tmpfs {
-            path: path.to_path_buf(),
+    });
+    let mut flood = Flood {
+        acked: Vec::new(),
+        refused: Vec::new(),
+    };
+    let mut sender = Some(sender);
+    loop {
+        let reply = tokio::time::timeout(Duration::from_secs(30), replies.message())
+            .await
+            .expect("a reply within 30 s")
+            .expect("the stream goes on");
+        let Some(reply) = reply else { break };
+        match reply.response.expect("a reply") {
+            Reply::Ack(ack) => assert!(!ack.duplicate, "{ack:?}"),
+            Reply::Alert(alert) => flood.acked.push(alert),
+            Reply::Rejection(rejection) => {
+                assert_eq!(
+                    (rejection.code.as_str(), rejection.field.as_str()),
+                    ("UNAVAILABLE", "event"),
+                    "{rejection:?}"
+                );
+                flood.refused.push(rejection.call_id);
+                // Stop sending: the stream ends after the events in flight.
+                if let Some(sender) = sender.take() {
+                    sender.abort();
+                }
+            }
+        }
+    }
+    assert!(sender.is_none(), "the stream ended before any refusal");
+    flood
+}
+
+/// Threats for new calls until the store refuses one; the ones acked
+/// meanwhile (in what room the WAL had left) join `stored`.
+async fn refused_call(ingest: &mut IngestStream, stored: &mut Vec<pb::Alert>) -> String {
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    for _ in 0..1_000 {
+        let i = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let call = format!("kept{i}");
+        let replies = ingest
+            .send_expecting(fragment(&call, 1, "u1", THREAT, true), 1)
+            .await;
+        if stored_or_refused(&call, replies, 1, stored) {
+            return call;
+        }
+    }
+    panic!("1,000 threats acked on a full disk");
+}
+
+/// An event's answer on a full disk: refused `UNAVAILABLE` with nothing
+/// else (true), or acked, no duplicate, with `n` alerts of its call, which
+/// join `stored` (false).
+fn stored_or_refused(call: &str, replies: Replies, n: usize, stored: &mut Vec<pb::Alert>) -> bool {
+    match &replies.rejection {
+        Some(rejection) => {
+            assert_eq!(rejection.code, "UNAVAILABLE", "{replies:?}");
+            assert!(
+                replies.ack.is_none() && replies.alerts.is_empty(),
+                "{replies:?}"
+            );
+            true
+        }
+        None => {
+            let ack = replies.ack.as_ref().expect("acked or refused");
+            assert!(!ack.duplicate, "{replies:?}");
+            assert_eq!(replies.alerts.len(), n, "{replies:?}");
+            assert!(
+                replies.alerts.iter().all(|a| a.call_id == call),
+                "{replies:?}"
+            );
+            stored.extend(replies.alerts);
+            false
+        }
+    }
+}
+
+/// Acked, no duplicate, with the call's one threat alert.
+fn assert_raised(call: &str, replies: &Replies) {
+    let ack = replies
+        .ack
+        .as_ref()
+        .unwrap_or_else(|| panic!("{replies:?}"));
+    assert!(!ack.duplicate, "{replies:?}");
+    assert_eq!(replies.alerts.len(), 1, "{replies:?}");
+    assert_eq!(replies.alerts[0].call_id, call, "{replies:?}");
+}
+
+/// GetCall lists exactly `alerts` for `call`, ids and stored versions.
+async fn assert_call(
+    client: &mut pb::alerts_client::AlertsClient<tonic::transport::Channel>,
+    call: &str,
+    alerts: &[pb::Alert],
+) {
+    let got = client
+        .get_call(pb::GetCallRequest {
+            call_id: call.to_owned(),
         })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.alerts, alerts, "{call}");
+    let ids: Vec<u64> = alerts.iter().map(|a| a.alert_id).collect();
+    assert_eq!(got.call.unwrap().alert_ids, ids, "{call}");
+}
+
+/// A small tmpfs in a mount namespace of its own, held by a child process
+/// (`unshare`; inside a user namespace where the test may not mount, when
+/// unprivileged user namespaces are allowed). Servers run in it through
+/// `nsenter`; the test reaches it through `/proc/<holder>/root`. The rest
+/// of the machine never sees the mount, and it cannot outlive the test: the
+/// holder exits when its stdin closes — when this is dropped, or when the
+/// test process dies however it dies — and the mount goes with the last
+/// process in the namespace. Where no namespace can be had, tests that
+/// need a full disk skip, saying why.
+struct SmallDisk {
+    holder: std::process::Child,
+    /// `nsenter` arguments that enter the namespace.
+    enter: Vec<String>,
+    /// The mount point, as the servers see it.
+    path: std::path::PathBuf,
+    /// The same, as this process sees it.
+    outside: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(path: &std::path::Path, size: &str) -> Option<SmallDisk> {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        std::fs::create_dir_all(path).unwrap();
+        let script = r#"mount -t tmpfs -o size="$1" tmpfs "$2" && echo mounted && read _"#;
+        let mut failures = Vec::new();
+        for user_ns in [false, true] {
+            let mut command = Command::new("unshare");
+            if user_ns {
+                command.args(["--user", "--map-root-user"]);
+            }
+            command
+                .args(["--mount", "--propagation", "private", "sh", "-c", script])
+                .args(["sh", size])
+                .arg(path)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut holder = match command.spawn() {
+                Ok(holder) => holder,
+                Err(e) => {
+                    failures.push(format!("unshare: {e}"));
+                    break;
+                }
+            };
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(holder.stdout.take().unwrap()).read_line(&mut line);
+            if line.trim() != "mounted" {
+                let out = holder.wait_with_output().unwrap();
+                failures.push(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+                continue;
+            }
+            let mut enter = vec![
+                "--target".to_owned(),
+                holder.id().to_string(),
+                "--mount".to_owned(),
+            ];
+            if user_ns {
+                enter.extend(["--user".to_owned(), "--preserve-credentials".to_owned()]);
+            }
+            let disk = SmallDisk {
+                outside: std::path::Path::new(&format!("/proc/{}/root", holder.id()))
+                    .join(path.strip_prefix("/").unwrap()),
+                holder,
+                enter,
+                path: path.to_path_buf(),
+            };
+            let entered = Command::new("nsenter")
+                .args(&disk.enter)
+                .args(["--", "true"])
+                .output();
+            match entered {
+                Ok(out) if out.status.success() => return Some(disk),
+                Ok(out) => failures.push(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
+                Err(e) => failures.push(format!("nsenter: {e}")),
+            }
+        }
+        eprintln!(
+            "skipped: cannot mount a tmpfs in a mount namespace of the test's own (needs \
+             unshare and nsenter, and root, CAP_SYS_ADMIN or unprivileged user namespaces): {}",
+            failures.join("; ")
+        );
+        None
     }
 
-    /// Fills the file system up (a file of zeros until ENOSPC).
+    /// Runs the real server in the namespace; what it logged if it exits
+    /// instead of serving.
+    async fn serve(
+        &self,
+        data: &std::path::Path,
+        config: &std::path::Path,
+    ) -> Result<ChildServer, String> {
+        let mut command = std::process::Command::new("nsenter");
+        command
+            .args(&self.enter)
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_callguard"));
+        ChildServer::try_start(command, ChildServer::serve_args(data, Some(config))).await
+    }
+
+    /// Fills the file system up: zeros until the write fails with ENOSPC.
     fn fill(&self) {
         use std::io::Write;
-        let mut file = std::fs::File::create(self.path.join("filler")).unwrap();
-        let block = vec![0u8; 4096];
-        while file.write_all(&block).is_ok() {}
+        let mut file = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.outside.join("filler"))
+            .unwrap();
+        let block = vec![0u8; 64 * 1024];
+        let full = loop {
+            if let Err(e) = file.write_all(&block) {
+                break e;
+            }
+        };
+        assert_eq!(full.kind(), std::io::ErrorKind::StorageFull, "{full}");
     }
 
     fn free(&self) {
-        std::fs::remove_file(self.path.join("filler")).unwrap();
+        std::fs::remove_file(self.outside.join("filler")).unwrap();
     }
 }
 
-impl Drop for Tmpfs {
+impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.path)
-            .status();
+        // Our own child, by its pid; its end unmounts the tmpfs once the
+        // servers in the namespace are gone too.
+        drop(self.holder.stdin.take());
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
     }
 }
 

@@ -146,6 +146,42 @@ impl IngestStream {
         replies
     }
 
+    /// Sends one event and reads its answer: its ack and then exactly
+    /// `alerts` alerts, or a rejection alone. No wait for alerts that might
+    /// follow, so a test can send thousands in turn.
+    pub async fn send_expecting(&mut self, event: pb::TranscriptEvent, alerts: usize) -> Replies {
+        use pb::stream_transcript_response::Response;
+        self.tx.send(event).await.unwrap();
+        let mut replies = Replies::default();
+        match self
+            .next_within_30s()
+            .await
+            .expect("an answer to every event")
+        {
+            Response::Ack(a) => replies.ack = Some(a),
+            Response::Rejection(r) => {
+                return Replies {
+                    rejection: Some(r),
+                    ..replies
+                }
+            }
+            other => panic!("expected ack or rejection first, got {other:?}"),
+        }
+        while replies.alerts.len() < alerts {
+            match self.next_within_30s().await.expect("the event's alerts") {
+                Response::Alert(a) => replies.alerts.push(a),
+                other => panic!("expected an alert, got {other:?}"),
+            }
+        }
+        replies
+    }
+
+    async fn next_within_30s(&mut self) -> Option<pb::stream_transcript_response::Response> {
+        tokio::time::timeout(Duration::from_secs(30), self.next())
+            .await
+            .expect("an answer within 30 s")
+    }
+
     async fn next(&mut self) -> Option<pb::stream_transcript_response::Response> {
         self.replies
             .message()
@@ -258,6 +294,12 @@ pub struct ChildServer {
 
 impl ChildServer {
     pub async fn spawn(data_dir: &Path, config: Option<&Path>) -> ChildServer {
+        ChildServer::spawn_args(ChildServer::serve_args(data_dir, config)).await
+    }
+
+    /// The arguments of `callguard serve` on ephemeral loopback ports,
+    /// logging JSON, on `data_dir` (and `config`).
+    pub fn serve_args(data_dir: &Path, config: Option<&Path>) -> Vec<std::ffi::OsString> {
         let mut args: Vec<std::ffi::OsString> = [
             "serve",
             "--listen",
@@ -274,12 +316,23 @@ impl ChildServer {
         if let Some(config) = config {
             args.extend(["--config".into(), config.into()]);
         }
-        ChildServer::spawn_args(args).await
+        args
     }
 
     /// `callguard ARGS…`, which must log JSON (`--log-format json`).
     pub async fn spawn_args(args: Vec<std::ffi::OsString>) -> ChildServer {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_callguard"));
+        ChildServer::try_start(Command::new(env!("CARGO_BIN_EXE_callguard")), args)
+            .await
+            .unwrap_or_else(|log| panic!("callguard serve did not log its addresses:\n{log}"))
+    }
+
+    /// `command ARGS…` — callguard itself, or a program that execs it
+    /// (`nsenter … callguard`) — once it logs its addresses; what it
+    /// logged when it exits (or stays silent for 60 s) instead.
+    pub async fn try_start(
+        mut command: Command,
+        args: Vec<std::ffi::OsString>,
+    ) -> Result<ChildServer, String> {
         command
             .args(args)
             .env("RUST_LOG", "info")
@@ -302,26 +355,26 @@ impl ChildServer {
             let mut found = Some(found);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(addrs) = serving_addrs(&line) {
+                let addrs = serving_addrs(&line);
+                {
+                    let mut seen = seen.lock().unwrap();
+                    if seen.len() < 64 * 1024 {
+                        seen.push_str(&line);
+                        seen.push('\n');
+                    }
+                }
+                if let Some(addrs) = addrs {
                     if let Some(found) = found.take() {
                         let _ = found.send(addrs);
                     }
-                }
-                let mut seen = seen.lock().unwrap();
-                if seen.len() < 64 * 1024 {
-                    seen.push_str(&line);
-                    seen.push('\n');
                 }
             }
         });
         match tokio::time::timeout(Duration::from_secs(60), addrs).await {
             Ok(Ok((grpc, http))) => (server.grpc, server.http) = (grpc, http),
-            _ => panic!(
-                "callguard serve did not log its addresses:\n{}",
-                log.lock().unwrap()
-            ),
+            _ => return Err(log.lock().unwrap().clone()),
         }
-        server
+        Ok(server)
     }
 
     pub fn pid(&self) -> u32 {
