@@ -1203,6 +1203,7 @@ mod tests {
         "eval/blind/dev19",
         "eval/blind/dev20",
         "eval/blind/dev21",
+        "eval/blind/dev22",
         "eval/blind/test",
     ];
 
