@@ -1113,3 +1113,44 @@ near = 12
         (Framing::Plain, Severity::Warning)
     );
 }
+
+#[test]
+fn a_frame_that_names_categories_frames_only_their_hits() {
+    let file = r#"
+[[term]]
+id = "scum"
+category = "verbal_abuse"
+patterns = ["scumbags"]
+[[term]]
+id = "accidents"
+category = "threat"
+severity = "critical"
+patterns = ["accidents happen"]
+[[frame]]
+id = "third_party"
+kind = "quotation"
+position = "before"
+window = 1
+categories = ["verbal_abuse"]
+patterns = ["the", "those"]
+"#;
+    let engine = engine_with(("en/scoped.toml", file));
+    let hit = |text: &str| {
+        let (framing, _, severity) = one_hit(&engine, text, "en");
+        (framing, severity)
+    };
+    // An insult after a third person's determiner is about them.
+    assert_eq!(
+        hit("preying on pensioners, the scumbags"),
+        (Framing::Quoted, Severity::Info)
+    );
+    assert_eq!(
+        hit("you scumbags took my money"),
+        (Framing::Plain, Severity::Warning)
+    );
+    // The same determiner before a threat is no reading of it.
+    assert_eq!(
+        hit("those accidents happen to people like you"),
+        (Framing::Plain, Severity::Critical)
+    );
+}

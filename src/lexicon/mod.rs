@@ -675,6 +675,11 @@ mod tests {
                 "en/a.toml:3: unknown category \"rudeness\"",
             ),
             (
+                "frame_unknown_category",
+                "[[frame]]\nid = \"f\"\nkind = \"quotation\"\nposition = \"before\"\ncategories = [\"rudeness\"]\npatterns = [\"the\"]\n",
+                "en/a.toml:5: frame \"f\": unknown category \"rudeness\"",
+            ),
+            (
                 "bad_syntax",
                 "[[term]\nid = 1\n",
                 "en/a.toml:1: invalid TOML",
