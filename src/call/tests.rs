@@ -1091,3 +1091,29 @@ fn hints_of_harm_in_two_utterances_raise_threat() {
         "{once:?}"
     );
 }
+
+#[test]
+fn the_agents_name_then_what_asks_the_surname_and_again_targets_the_agent() {
+    let mut call = Call::start(Policy::builtin());
+    call.say(
+        Speaker::Agent,
+        "a1",
+        "City permits office, this is Dana.",
+        true,
+        1000,
+    );
+    // Once: a question, seen at info.
+    let first = call.customer("u1", "Healthy. Okay. Dana what?", 5000);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(&*first[0].rule, "counter/personal_attack/surname_by_name");
+    assert_eq!(first[0].severity, Severity::Info);
+    assert!(first[0].evidence[0].excerpt.contains("Dana what"));
+    // Something else asked of Dana is no surname.
+    assert!(call
+        .customer("u2", "Thanks Dana, what time do you close?", 9000)
+        .is_empty());
+    // Asked again: pressing one employee.
+    let again = call.customer("u3", "No, I'm asking you. Dana what.", 12_000);
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(again[0].severity, Severity::Warning);
+}

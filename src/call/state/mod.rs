@@ -6,6 +6,7 @@
 //! `extortion`, `raise` (severity, cooldown, action, warning ladder) and
 //! `evidence`.
 
+mod agent_name;
 mod concern;
 mod counters;
 mod dialogue;
@@ -151,6 +152,10 @@ pub struct CallSession {
     /// The agent's recent markers (audio ms, term): what `after_agent`
     /// terms look back at.
     agent_markers: VecDeque<(u64, TermId)>,
+    /// The given name the agent greeted the caller with, lower case.
+    agent_name: Option<Box<str>>,
+    /// Times the caller asked for the rest of it by that name.
+    surname_asks: u8,
     /// Final customer utterances so far.
     customer_finals: u32,
     pending_parts: VecDeque<PendingParts>,
@@ -208,6 +213,8 @@ impl CallSession {
             mild: Vec::new(),
             warning_stages: Vec::new(),
             agent_markers: VecDeque::new(),
+            agent_name: None,
+            surname_asks: 0,
             customer_finals: 0,
             pending_parts: VecDeque::new(),
             ladder: None,
@@ -592,6 +599,7 @@ impl CallSession {
         self.complete_parts(fragment, sightings, engine, policy, &mut groups_seen, out);
         self.count_groups(groups_seen, fragment, policy, out);
         self.check_extortion(policy, out);
+        self.check_surname_by_name(fragment, engine, policy, out);
     }
 
     fn on_agent_final(
@@ -602,6 +610,7 @@ impl CallSession {
         policy: &PolicySet,
         out: &mut Vec<AlertEvent>,
     ) {
+        self.note_agent_name(fragment);
         for hit in hits {
             let term = engine.term(hit.term);
             if self.agent_markers.len() == RECENT_AGENT_MARKERS {
