@@ -747,7 +747,7 @@ async fn a_refused_alert_goes_out_with_the_call_s_next_event_if_it_is_not_resent
     ) else {
         panic!("the event itself is good");
     };
-    let failed = alerts.await.err().expect("refused");
+    let failed = alerts.await.expect_err("refused");
     service.retain("c1", 1, failed);
     drop(unplugged);
 

@@ -172,14 +172,14 @@ fn a_group_that_fails_stores_nothing_and_hands_each_waiter_its_alerts_back() {
 
     commit_group(&store, vec![first, Job::CallerCall(caller, t0()), second]);
 
-    let failed = answered(first_rx).err().expect("the whole group failed");
+    let failed = answered(first_rx).expect_err("the whole group failed");
     assert_eq!(failed.alerts, good);
     assert!(
         failed.error.to_string().contains("callguard.db"),
         "{}",
         failed.error
     );
-    let failed = answered(second_rx).err().expect("the whole group failed");
+    let failed = answered(second_rx).expect_err("the whole group failed");
     assert_eq!(failed.alerts, [poison]);
     assert!(stored(&store).is_empty());
     assert!(
@@ -301,9 +301,9 @@ async fn the_thread_publishes_before_it_answers_and_a_refusing_store_answers_eve
         })
         .collect();
     for (pending, alert) in pending.into_iter().zip(&refused) {
-        let failed = pending.await.err().expect("refused");
+        let failed = pending.await.expect_err("refused");
         // Its own alert back, with what the service needs to keep it.
-        assert_eq!(failed.alerts, [alert.clone()]);
+        assert_eq!(failed.alerts, std::slice::from_ref(alert));
         assert_eq!(failed.locals.len(), 1);
         assert_eq!(u64::from(failed.locals[0].id), alert.alert_id);
     }
@@ -402,8 +402,7 @@ async fn a_batch_the_writer_never_answered_resolves_as_closed_with_its_locals() 
     let failed = Pending(Some((rx, Vec::new())))
         .with_locals(vec![local])
         .await
-        .err()
-        .expect("not stored");
+        .expect_err("not stored");
     assert!(
         matches!(*failed.error, StoreError::Closed),
         "{}",
