@@ -35,6 +35,9 @@ use crate::live::commit::{Committed, Pending};
 use crate::live::{Outcome, Service};
 use crate::telemetry::metrics;
 
+#[cfg(test)]
+mod tests;
+
 /// Events of one stream applied but not yet answered (waiting for their
 /// alerts' commit) before the stream stops reading.
 const MAX_IN_FLIGHT: usize = 64;
@@ -105,10 +108,13 @@ enum Head {
 /// while an answer waits for its alerts' commit. It is polled whenever
 /// the client's window has room for a reply; a client that stops reading
 /// stalls only its own stream.
-pub struct IngestReplies {
+///
+/// Generic over the inbound events only so that unit tests can feed it
+/// from a channel; the service uses tonic's `Streaming`.
+pub struct IngestReplies<S = Streaming<pb::TranscriptEvent>> {
     service: Arc<Service>,
     who: Arc<Principal>,
-    inbound: Streaming<pb::TranscriptEvent>,
+    inbound: S,
     calls: StreamCalls,
     in_flight: VecDeque<InFlight>,
     /// Alerts of an answer whose ack has gone out, boxed: the queue is
@@ -120,12 +126,8 @@ pub struct IngestReplies {
     failure: Option<Status>,
 }
 
-impl IngestReplies {
-    fn new(
-        service: Arc<Service>,
-        who: Arc<Principal>,
-        inbound: Streaming<pb::TranscriptEvent>,
-    ) -> IngestReplies {
+impl<S> IngestReplies<S> {
+    fn new(service: Arc<Service>, who: Arc<Principal>, inbound: S) -> IngestReplies<S> {
         IngestReplies {
             calls: StreamCalls {
                 service: service.clone(),
@@ -158,7 +160,10 @@ impl IngestReplies {
     }
 }
 
-impl Stream for IngestReplies {
+impl<S> Stream for IngestReplies<S>
+where
+    S: Stream<Item = Result<pb::TranscriptEvent, Status>> + Unpin,
+{
     type Item = Result<pb::StreamTranscriptResponse, Status>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {

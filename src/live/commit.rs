@@ -40,6 +40,9 @@ use crate::alert::{Alert, HandlingChange};
 use crate::call::CallerKey;
 use crate::store::{AlertLog, Checkpointer, StoreError};
 
+#[cfg(test)]
+mod tests;
+
 /// Most jobs committed in one transaction (bounds a transaction's size).
 const MAX_GROUP: usize = 1_024;
 /// How often the WAL is copied into the database file. At the busiest
@@ -298,16 +301,25 @@ fn checkpoint_until_stopped(checkpointer: &Checkpointer, stop: &mpsc::Receiver<(
 }
 
 fn run(store: &Store, rx: &mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
-            }
-        }
+    while let Some(group) = next_group(rx) {
         commit_group(store, group);
     }
+}
+
+/// Waits for a job, then takes every job already waiting behind it (up to
+/// [`MAX_GROUP`]): the group is what queued while the last commit ran, so
+/// it grows with the load and no job waits for a timer. `None` once every
+/// sender is gone and the queue is empty.
+fn next_group(rx: &mpsc::Receiver<Job>) -> Option<Vec<Job>> {
+    let first = rx.recv().ok()?;
+    let mut group = vec![first];
+    while group.len() < MAX_GROUP {
+        match rx.try_recv() {
+            Ok(job) => group.push(job),
+            Err(_) => break,
+        }
+    }
+    Some(group)
 }
 
 fn commit_group(store: &Store, group: Vec<Job>) {

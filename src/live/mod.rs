@@ -7,10 +7,12 @@
 //! HTTP side (`console`) call down into [`Service`]; `serve` builds it and
 //! mounts them. Nothing here knows of tonic or axum.
 
+pub mod clock;
 pub mod commit;
 pub mod follow;
 pub mod state;
 
+pub use clock::{Clock, ManualClock};
 pub use state::{HandlingError, OpenError, Outcome, ReloadError, Rules, Service};
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use tokio::sync::broadcast;
 
+use super::clock::Clock;
 use super::commit::{Committer, Failed, Local, Pending, Store};
 use crate::alert::{Alert, AlertEvent, AlertOrigin, HandlingChange, HandlingChangeError};
 use crate::call::{
@@ -194,9 +195,10 @@ impl Shard {
             .is_some_and(|ended| ended.iter().any(|(t, _)| t == tenant))
     }
 
-    fn forget_ended_before(&mut self, keep: std::time::Duration) {
+    fn forget_ended_before(&mut self, keep: std::time::Duration, now: Instant) {
         while let Some((at, _)) = self.ended_order.front() {
-            if at.elapsed() <= keep && self.ended_order.len() <= MAX_ENDED_IDS {
+            if now.saturating_duration_since(*at) <= keep && self.ended_order.len() <= MAX_ENDED_IDS
+            {
                 break;
             }
             let (at, (tenant, call_id)) = self.ended_order.pop_front().expect("checked above");
@@ -241,6 +243,8 @@ pub struct Service {
     /// `callguard_events_total` by type, registered once (a labelled
     /// lookup per event is measurable at 100k events/s).
     events_counted: [metrics::Counter; 3],
+    /// Every read of the time (see `clock.rs`).
+    clock: Clock,
     started: Instant,
     /// Set once when the service begins to stop; long-lived streams
     /// (subscriptions) end on it.
@@ -254,11 +258,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Service {
-    pub fn new(config: ServeConfig, rules: Rules, mut log: AlertLog) -> Result<Service, OpenError> {
+    pub fn new(config: ServeConfig, rules: Rules, log: AlertLog) -> Result<Service, OpenError> {
+        Service::with_clock(config, rules, log, Clock::system())
+    }
+
+    /// [`Service::new`] reading the time from `clock` (a test's
+    /// [`ManualClock`](super::ManualClock)).
+    pub fn with_clock(
+        config: ServeConfig,
+        rules: Rules,
+        mut log: AlertLog,
+        clock: Clock,
+    ) -> Result<Service, OpenError> {
         let counters = log.counters()?;
         let mut callers = CallerHistory::default();
         let window = caller_window(&rules.policy);
-        for (key, at) in log.calls_since(jiff::Timestamp::now() - window)? {
+        for (key, at) in log.calls_since(clock.wall() - window)? {
             callers.record(key, at, window);
         }
         // The caller-id key: from its own file when configured (so a copy
@@ -299,7 +314,8 @@ impl Service {
             hasher: CallerHasher::new(&secret),
             events_counted: ["start", "fragment", "end"]
                 .map(|kind| metrics::counter!(crate::telemetry::metrics::EVENTS, "type" => kind)),
-            started: Instant::now(),
+            started: clock.now(),
+            clock,
             stopping: tokio::sync::watch::channel(false).0,
         })
     }
@@ -359,7 +375,7 @@ impl Service {
     }
 
     fn now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
+        self.clock.since(self.started).as_millis() as u64
     }
 
     /// Applies one event and queues its alerts for the store; does no I/O.
@@ -382,7 +398,7 @@ impl Service {
     ) -> Outcome {
         let rules = self.rules();
         if let Event::Start(start) = &mut event {
-            start.started_at.get_or_insert_with(jiff::Timestamp::now);
+            start.started_at.get_or_insert_with(|| self.clock.wall());
         }
         let kind = match &event {
             Event::Start(_) => START,
@@ -644,7 +660,7 @@ impl Service {
         if events.is_empty() && retained.is_empty() {
             return Pending::none();
         }
-        let raised_at = jiff::Timestamp::now();
+        let raised_at = self.clock.wall();
         let retained = retained.into_iter().map(|r| (r.local_id, r.alert, r.seqs));
         let built: Vec<(u32, Alert, Vec<u64>)> = retained
             .chain(events.into_iter().map(|e| {
@@ -745,7 +761,7 @@ impl Service {
         let key = key_of(&snapshot.tenant, &snapshot.call_id);
         let ids = calls.ids.remove(&key).unwrap_or_default();
         calls.orphaned.remove(&key);
-        let now = Instant::now();
+        let now = self.clock.now();
         calls
             .ended
             .entry(snapshot.call_id.clone())
@@ -754,9 +770,7 @@ impl Service {
         calls.ended_order.push_back((now, key));
         let alert_ids = global_ids(&snapshot, &ids);
         let mut ledger = lock(&self.ledger);
-        ledger
-            .ended
-            .push_back((Instant::now(), snapshot, alert_ids));
+        ledger.ended.push_back((now, snapshot, alert_ids));
         while ledger.ended.len() > self.config.limits.recent_ended_calls {
             ledger.ended.pop_front();
         }
@@ -810,19 +824,17 @@ impl Service {
                 self.remember_ended(calls, snapshot);
             }
             calls.tables.retain(|_, table| !table.is_empty());
-            calls.forget_ended_before(keep_ended);
+            calls.forget_ended_before(keep_ended, self.clock.now());
         }
         // Callers with no call in the window take no memory.
         let window = caller_window(&rules.policy);
         let mut ledger = lock(&self.ledger);
-        ledger
-            .callers
-            .forget_before(jiff::Timestamp::now() - window);
+        ledger.callers.forget_before(self.clock.wall() - window);
         let keep = std::time::Duration::from_secs(self.config.limits.recent_ended_seconds);
         while ledger
             .ended
             .front()
-            .is_some_and(|(at, ..)| at.elapsed() > keep)
+            .is_some_and(|(at, ..)| self.clock.since(*at) > keep)
         {
             ledger.ended.pop_front();
         }
@@ -832,7 +844,7 @@ impl Service {
     /// Applies retention to the store.
     pub fn purge(&self) {
         let days = i64::from(self.config.retention_days);
-        let before = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * days);
+        let before = self.clock.wall() - jiff::SignedDuration::from_hours(24 * days);
         let result = self.store.lock().purge_before(before);
         match result {
             Ok(n) if n > 0 => tracing::info!(rows = n, "retention: purged old alerts"),

@@ -7,6 +7,7 @@ mod faults;
 mod fuzz_regressions;
 mod hostile;
 mod import_cli;
+mod ingest;
 mod lexicon_cli;
 mod live_vs_replay;
 mod loadgen;
