@@ -722,39 +722,37 @@ impl Engine {
         raw: &mut Vec<RawMatch>,
     ) -> Box<[StateID]> {
         raw.clear();
-        let carried = carried.filter(|states| states.len() == self.union.len());
-        let states = self
-            .union
-            .iter()
-            .enumerate()
-            .map(|(k, &index)| {
-                let automaton = self.automaton(index);
+        let automata: Vec<&LanguageAutomaton> =
+            self.union.iter().map(|&i| self.automaton(i)).collect();
+        let mut states: Box<[StateID]> = match carried {
+            Some(states) if states.len() == automata.len() => states.into(),
+            _ => automata
+                .iter()
+                .map(|a| a.dfa.start_state(Anchored::No).expect("unanchored DFA"))
+                .collect(),
+        };
+        // All automata step over one character before the next: their
+        // table lookups (cache misses on the large ones) are independent,
+        // so they overlap instead of adding up.
+        let mut step = |c: char, end: usize| {
+            for (automaton, state) in automata.iter().zip(states.iter_mut()) {
                 let dfa = &automaton.dfa;
-                let mut state = match carried {
-                    Some(states) => states[k],
-                    None => dfa.start_state(Anchored::No).expect("unanchored DFA"),
-                };
-                let mut step = |state: StateID, c: char, end: usize| {
-                    let (lead, last) = split(automaton.alphabet.code(c));
-                    let mut state = state;
-                    if let Some(lead) = lead {
-                        state = dfa.next_state(Anchored::No, state, lead);
-                    }
-                    state = dfa.next_state(Anchored::No, state, last);
-                    if dfa.is_special(state) {
-                        self.collect(automaton, state, end as i64, raw);
-                    }
-                    state
-                };
-                if seam_space {
-                    state = step(state, ' ', 0);
+                let (lead, last) = split(automaton.alphabet.code(c));
+                if let Some(lead) = lead {
+                    *state = dfa.next_state(Anchored::No, *state, lead);
                 }
-                for (at, c) in norm.char_indices() {
-                    state = step(state, c, at + c.len_utf8());
+                *state = dfa.next_state(Anchored::No, *state, last);
+                if dfa.is_special(*state) {
+                    self.collect(automaton, *state, end as i64, raw);
                 }
-                state
-            })
-            .collect();
+            }
+        };
+        if seam_space {
+            step(' ', 0);
+        }
+        for (at, c) in norm.char_indices() {
+            step(c, at + c.len_utf8());
+        }
         if self.union.len() > 1 {
             raw.sort_unstable_by_key(|m| (m.end, m.start, m.pattern));
             raw.dedup_by_key(|m| (m.end, m.pattern));
