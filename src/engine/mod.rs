@@ -7,8 +7,8 @@
 //!   `any` folder's. Scoping at compile time (rather than filtering hits)
 //!   keeps Portuguese "cu" out of English "customer" at no run-time cost,
 //!   and keeps each DFA small enough to stay in cache.
-//! - **A fragment with no language is scanned by every language's DFA in
-//!   turn**, their matches merged into the order one DFA of every pattern
+//! - **A fragment with no language is scanned by every language's DFA**,
+//!   stepped together, their matches merged into the order one DFA of every pattern
 //!   would report them in ([`Engine::union_raw`]). That DFA was the largest
 //!   by far (207 MB, ~0.2 s to build, the critical path of `serve`'s
 //!   start-up; BENCHMARKS.md) for the rarest kind of fragment.
@@ -706,7 +706,7 @@ impl Engine {
     }
 
     /// Scans a fragment with no language (`norm`, its folded text) with
-    /// every automaton of [`Engine::union`] in turn, each from its state in
+    /// every automaton of [`Engine::union`], each from its state in
     /// `carried` (or its start state), the seam space first when
     /// `seam_space`. Returns their states at the end, and leaves in `raw`
     /// the matches one automaton of every pattern would report, in its
