@@ -65,10 +65,13 @@ const NONE: u32 = u32::MAX;
 /// The trie while building, in flat arrays: no allocation per node
 /// (building the English trie node by node was most of its start-up, in
 /// cache misses and malloc). A node's children are a list through
-/// `next_sibling` from `first_child`; the root's, looked up most often,
-/// are a dense row.
+/// `next_sibling` from `first_child`, in the order they were added (so
+/// states are numbered as they were with a `Vec` of children per node,
+/// and the table is the same); the root's, looked up most often, are
+/// also a dense row.
 struct Trie {
     first_child: Vec<u32>,
+    last_child: Vec<u32>,
     next_sibling: Vec<u32>,
     /// The byte on the edge into each node.
     label: Vec<u8>,
@@ -90,13 +93,18 @@ impl Trie {
         c
     }
 
-    /// A new child of `at` on `b`.
+    /// A new child of `at` on `b`, after its others.
     fn add(&mut self, at: u32, b: u8) -> u32 {
         let fresh = self.first_child.len() as u32;
         self.first_child.push(NONE);
+        self.last_child.push(NONE);
         self.label.push(b);
-        self.next_sibling.push(self.first_child[at as usize]);
-        self.first_child[at as usize] = fresh;
+        self.next_sibling.push(NONE);
+        match self.last_child[at as usize] {
+            NONE => self.first_child[at as usize] = fresh,
+            last => self.next_sibling[last as usize] = fresh,
+        }
+        self.last_child[at as usize] = fresh;
         if at == Self::ROOT {
             self.root_edges[usize::from(b)] = fresh;
         }
@@ -124,6 +132,7 @@ impl Dfa {
         const ROOT: u32 = Trie::ROOT;
         let mut trie = Trie {
             first_child: vec![NONE],
+            last_child: vec![NONE],
             next_sibling: vec![NONE],
             label: vec![0],
             root_edges: [NONE; BYTES],
