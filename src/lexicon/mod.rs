@@ -701,8 +701,10 @@ mod tests {
         let files: Vec<(String, String)> = (0..12)
             .map(|k| (format!("en/f{k:02}.toml"), term(&format!("t{k}"), k * 50)))
             .collect();
-        let borrowed: Vec<(&str, &str)> =
-            files.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
+        let borrowed: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, t)| (p.as_str(), t.as_str()))
+            .collect();
         let lex = Lexicon::from_sources(sources(&borrowed)).unwrap();
         let ids: Vec<&str> = lex.terms.iter().map(|t| t.id.as_str()).collect();
         let want: Vec<String> = (0..12).map(|k| format!("t{k}")).collect();
