@@ -117,9 +117,14 @@ def main():
     binaries = [check_binary(args.callguard)]
     if args.other:
         binaries.insert(0, check_binary(args.other))
-    one_call = os.path.join(tempfile.mkdtemp(prefix="callguard-startup-"), "one_call.jsonl")
-    with open(one_call, "w") as f:
-        f.write(ONE_CALL)
+    with tempfile.TemporaryDirectory(prefix="callguard-startup-") as work:
+        one_call = os.path.join(work, "one_call.jsonl")
+        with open(one_call, "w") as f:
+            f.write(ONE_CALL)
+        measure(binaries, one_call, args.runs)
+
+
+def measure(binaries, one_call, runs):
     commands = [
         ("echo 'お前ころすぞ' | callguard scan --language ja",
          lambda b: run_command([b, "scan", "--language", "ja"], "お前ころすぞ\n")),
@@ -134,11 +139,11 @@ def main():
         ("callguard serve until /readyz is 200", run_serve),
     ]
     print(f"# {machine()}; load average before {loadavg()}")
-    print(f"# binaries: {', '.join(binaries)}; {args.runs} runs each, in rotation")
+    print(f"# binaries: {', '.join(binaries)}; {runs} runs each, in rotation")
     results = {}
     for name, run in commands:
         samples = {b: [] for b in binaries}
-        for _ in range(args.runs):
+        for _ in range(runs):
             for b in binaries:
                 samples[b].append(run(b))
         results[name] = samples
