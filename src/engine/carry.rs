@@ -8,7 +8,8 @@
 //! scanned twice. What the state cannot tell — the character before a match
 //! that began earlier (for word boundaries) and recent frames (a negation
 //! said just before the seam) — is kept in a small fixed-size tail, so a
-//! carry never allocates.
+//! carry never allocates, but for the one small list of states a fragment
+//! with no language leaves (one per language's automaton).
 
 use aho_corasick::automaton::StateID;
 
@@ -37,6 +38,9 @@ pub struct Carry {
     pub(super) generation: u64,
     pub(super) automaton: u32,
     pub(super) state: StateID,
+    /// After a fragment with no language: the state of each automaton it
+    /// was scanned by (`Engine::union`, in order); `state` is unused then.
+    pub(super) union: Option<Box<[StateID]>>,
     pub(super) tail: [u8; TAIL_BYTES],
     pub(super) tail_len: u16,
     pub(super) marks: [Mark; MAX_MARKS],

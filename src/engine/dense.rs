@@ -21,8 +21,6 @@
 //! match states come first, so `is_special` is one comparison, as in
 //! aho-corasick's DFA.
 
-use std::collections::VecDeque;
-
 use aho_corasick::automaton::StateID;
 use aho_corasick::{Anchored, MatchError, PatternID};
 
@@ -61,13 +59,65 @@ pub(super) enum DfaError {
     TooManyStates(usize),
 }
 
-/// A trie node while building.
-#[derive(Default)]
-struct Node {
-    /// Edges, in the order they were added (few per node past the root).
-    children: Vec<(u8, u32)>,
-    /// Patterns ending here.
-    own: Vec<u32>,
+/// No node: the end of a sibling list, a missing edge.
+const NONE: u32 = u32::MAX;
+
+/// The trie while building, in flat arrays: no allocation per node
+/// (building the English trie node by node was most of its start-up, in
+/// cache misses and malloc). A node's children are a list through
+/// `next_sibling` from `first_child`, in the order they were added (so
+/// states are numbered as they were with a `Vec` of children per node,
+/// and the table is the same); the root's, looked up most often, are
+/// also a dense row.
+struct Trie {
+    first_child: Vec<u32>,
+    last_child: Vec<u32>,
+    next_sibling: Vec<u32>,
+    /// The byte on the edge into each node.
+    label: Vec<u8>,
+    root_edges: [u32; BYTES],
+}
+
+impl Trie {
+    const ROOT: u32 = 0;
+
+    /// The child of `at` on `b`, or `NONE`.
+    fn child(&self, at: u32, b: u8) -> u32 {
+        if at == Self::ROOT {
+            return self.root_edges[usize::from(b)];
+        }
+        let mut c = self.first_child[at as usize];
+        while c != NONE && self.label[c as usize] != b {
+            c = self.next_sibling[c as usize];
+        }
+        c
+    }
+
+    /// A new child of `at` on `b`, after its others.
+    fn add(&mut self, at: u32, b: u8) -> u32 {
+        let fresh = self.first_child.len() as u32;
+        self.first_child.push(NONE);
+        self.last_child.push(NONE);
+        self.label.push(b);
+        self.next_sibling.push(NONE);
+        match self.last_child[at as usize] {
+            NONE => self.first_child[at as usize] = fresh,
+            last => self.next_sibling[last as usize] = fresh,
+        }
+        self.last_child[at as usize] = fresh;
+        if at == Self::ROOT {
+            self.root_edges[usize::from(b)] = fresh;
+        }
+        fresh
+    }
+
+    /// The children of `at`.
+    fn children(&self, at: u32) -> impl Iterator<Item = u32> + '_ {
+        let real = |c: u32| (c != NONE).then_some(c);
+        std::iter::successors(real(self.first_child[at as usize]), move |&c| {
+            real(self.next_sibling[c as usize])
+        })
+    }
 }
 
 impl Dfa {
@@ -78,11 +128,18 @@ impl Dfa {
         I: IntoIterator<Item = P>,
         P: AsRef<[u8]>,
     {
-        // 1. The trie. The root's edges are looked up often: a dense row.
-        const ROOT: u32 = 0;
-        let mut nodes: Vec<Node> = vec![Node::default()];
-        let mut root_edges = [u32::MAX; BYTES];
+        // 1. The trie.
+        const ROOT: u32 = Trie::ROOT;
+        let mut trie = Trie {
+            first_child: vec![NONE],
+            last_child: vec![NONE],
+            next_sibling: vec![NONE],
+            label: vec![0],
+            root_edges: [NONE; BYTES],
+        };
         let mut used = [false; BYTES];
+        // The node each pattern ends at, by pattern id.
+        let mut ends: Vec<u32> = Vec::new();
         for (id, pattern) in patterns.into_iter().enumerate() {
             let pattern = pattern.as_ref();
             if pattern.is_empty() {
@@ -91,29 +148,29 @@ impl Dfa {
             let mut at = ROOT;
             for &b in pattern {
                 used[usize::from(b)] = true;
-                let next = if at == ROOT {
-                    root_edges[usize::from(b)]
-                } else {
-                    nodes[at as usize]
-                        .children
-                        .iter()
-                        .find(|&&(c, _)| c == b)
-                        .map_or(u32::MAX, |&(_, n)| n)
-                };
-                at = if next != u32::MAX {
-                    next
-                } else {
-                    let fresh = nodes.len() as u32;
-                    nodes.push(Node::default());
-                    nodes[at as usize].children.push((b, fresh));
-                    if at == ROOT {
-                        root_edges[usize::from(b)] = fresh;
-                    }
-                    fresh
+                at = match trie.child(at, b) {
+                    NONE => trie.add(at, b),
+                    next => next,
                 };
             }
-            nodes[at as usize].own.push(id as u32);
+            ends.push(at);
         }
+        let states = trie.label.len();
+        // Each node's own patterns, in id order: `own[own_from[n]..own_from[n + 1]]`.
+        let mut own_from = vec![0u32; states + 1];
+        for &node in &ends {
+            own_from[node as usize + 1] += 1;
+        }
+        for n in 0..states {
+            own_from[n + 1] += own_from[n];
+        }
+        let mut own = vec![0u32; ends.len()];
+        let mut filled = own_from.clone();
+        for (id, &node) in ends.iter().enumerate() {
+            own[filled[node as usize] as usize] = id as u32;
+            filled[node as usize] += 1;
+        }
+        drop((ends, filled));
         let mut classes = [0u8; BYTES];
         let mut columns = 1usize; // column 0: bytes in no pattern
         for (b, _) in used.iter().enumerate().filter(|(_, &u)| u) {
@@ -130,7 +187,6 @@ impl Dfa {
         }
         let stride2 = columns.next_power_of_two().trailing_zeros();
         let stride = 1usize << stride2;
-        let states = nodes.len();
         if states
             .checked_mul(stride)
             .is_none_or(|n| n > u32::MAX as usize)
@@ -139,31 +195,25 @@ impl Dfa {
         }
 
         // 2. Breadth-first order, failure links and match lists (trie ids).
-        let mut order = Vec::with_capacity(states);
+        let mut order: Vec<u32> = Vec::with_capacity(states);
         let mut fail = vec![ROOT; states];
-        // Each node's full match list: own, then its failure node's.
-        let mut lists: Vec<Vec<u32>> = vec![Vec::new(); states];
-        let child = |nodes: &[Node], at: u32, b: u8| -> Option<u32> {
-            if at == ROOT {
-                Some(root_edges[usize::from(b)]).filter(|&n| n != u32::MAX)
-            } else {
-                nodes[at as usize]
-                    .children
-                    .iter()
-                    .find(|&&(c, _)| c == b)
-                    .map(|&(_, n)| n)
-            }
-        };
-        let mut queue = VecDeque::from([ROOT]);
-        while let Some(at) = queue.pop_front() {
-            order.push(at);
-            for &(b, next) in &nodes[at as usize].children {
+        // Each node's full match list, own then its failure node's:
+        // `lists[list_of[n].0..][..list_of[n].1]`.
+        let mut lists: Vec<u32> = Vec::new();
+        let mut list_of = vec![(0u32, 0u32); states];
+        order.push(ROOT);
+        let mut next_in_order = 0;
+        while let Some(&at) = order.get(next_in_order) {
+            next_in_order += 1;
+            for next in trie.children(at) {
+                let b = trie.label[next as usize];
                 let f = if at == ROOT {
                     ROOT
                 } else {
                     let mut f = fail[at as usize];
                     loop {
-                        if let Some(n) = child(&nodes, f, b) {
+                        let n = trie.child(f, b);
+                        if n != NONE {
                             break n;
                         }
                         if f == ROOT {
@@ -174,10 +224,16 @@ impl Dfa {
                 };
                 fail[next as usize] = f;
                 // `f` is shallower than `next`: its list is complete.
-                let mut list = nodes[next as usize].own.clone();
-                list.extend_from_slice(&lists[f as usize]);
-                lists[next as usize] = list;
-                queue.push_back(next);
+                let own =
+                    &own[own_from[next as usize] as usize..own_from[next as usize + 1] as usize];
+                let (from, len) = list_of[f as usize];
+                if !own.is_empty() || len > 0 {
+                    let start = lists.len() as u32;
+                    lists.extend_from_slice(own);
+                    lists.extend_from_within(from as usize..(from + len) as usize);
+                    list_of[next as usize] = (start, lists.len() as u32 - start);
+                }
+                order.push(next);
             }
         }
 
@@ -188,22 +244,22 @@ impl Dfa {
         let mut match_ids = Vec::new();
         let mut next_id = 0u32;
         for &at in &order {
-            let list = &lists[at as usize];
-            if !list.is_empty() {
+            let (from, len) = list_of[at as usize];
+            if len > 0 {
                 new_id[at as usize] = next_id << stride2;
                 next_id += 1;
-                match_ranges.push((match_ids.len() as u32, list.len() as u32));
-                match_ids.extend_from_slice(list);
+                match_ranges.push((match_ids.len() as u32, len));
+                match_ids.extend_from_slice(&lists[from as usize..(from + len) as usize]);
             }
         }
         let match_end = next_id << stride2;
         for &at in &order {
-            if lists[at as usize].is_empty() {
+            if list_of[at as usize].1 == 0 {
                 new_id[at as usize] = next_id << stride2;
                 next_id += 1;
             }
         }
-        drop(lists);
+        drop((lists, list_of));
 
         // 4. The rows: a state's row is its failure state's row (built
         // earlier: it is shallower) with its own edges written over it.
@@ -217,8 +273,9 @@ impl Dfa {
                 let from = new_id[fail[at as usize] as usize] as usize;
                 trans.copy_within(from..from + stride, row);
             }
-            for &(b, next) in &nodes[at as usize].children {
-                trans[row + usize::from(classes[usize::from(b)])] = new_id[next as usize];
+            for next in trie.children(at) {
+                let class = classes[usize::from(trie.label[next as usize])];
+                trans[row + usize::from(class)] = new_id[next as usize];
             }
         }
         Ok(Dfa {

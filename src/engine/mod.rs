@@ -4,10 +4,14 @@
 //!
 //! Decisions:
 //! - **One DFA per language**, each holding that language's patterns plus the
-//!   `any` folder's; a fragment with no language uses one holding them all.
-//!   Scoping at compile time (rather than filtering hits) keeps Portuguese
-//!   "cu" out of English "customer" at no run-time cost, and keeps each DFA
-//!   small enough to stay in cache.
+//!   `any` folder's. Scoping at compile time (rather than filtering hits)
+//!   keeps Portuguese "cu" out of English "customer" at no run-time cost,
+//!   and keeps each DFA small enough to stay in cache.
+//! - **A fragment with no language is scanned by every language's DFA**,
+//!   stepped together, their matches merged into the order one DFA of every pattern
+//!   would report them in ([`Engine::union_raw`]). That DFA was the largest
+//!   by far (207 MB, ~0.2 s to build, the critical path of `serve`'s
+//!   start-up; BENCHMARKS.md) for the rarest kind of fragment.
 //! - **Standard (overlapping) match semantics, stepped by hand.** Terms,
 //!   exclusions and frames share one automaton and may overlap ("ところす"
 //!   must be seen together with "ころす" to cancel it). Leftmost-longest would
@@ -235,8 +239,8 @@ pub struct Engine {
     /// proximity chain; `not_near_of[term]` is the term's range of them.
     not_near: Vec<(PatternInfo, String)>,
     not_near_of: Vec<Range<u32>>,
-    /// One per language, then `any_only`, then `all`; each compiled when a
-    /// command first needs it ([`Engine::prepare`]) or all at once
+    /// One per language, then `any_only`; each compiled when a command
+    /// first needs it ([`Engine::prepare`]) or all at once
     /// ([`Engine::build`]).
     automata: Vec<AutomatonSlot>,
     by_language: HashMap<String, u32>,
@@ -244,9 +248,15 @@ pub struct Engine {
     language_list: Vec<(String, u32)>,
     /// Automaton for a language with no folder: the `any` terms only.
     any_only: u32,
-    /// Automaton for fragments with no language: everything.
-    all: u32,
+    /// The automata a fragment with no language is scanned by: every
+    /// language's (each holds the `any` patterns too), or `any_only` when
+    /// the set has no language folder. Together they hold every pattern.
+    union: Vec<u32>,
 }
+
+/// The automaton index of a fragment with no language: [`Engine::union`],
+/// not one automaton.
+const ALL: u32 = u32::MAX;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -336,7 +346,11 @@ impl Engine {
             by_language.insert(language.to_owned(), index);
         }
         let any_only = slot(&|l| l == ANY_LANGUAGE);
-        let all = slot(&|_| true);
+        let mut union: Vec<u32> = by_language.values().copied().collect();
+        union.sort_unstable();
+        if union.is_empty() {
+            union.push(any_only);
+        }
         let language_list = by_language.iter().map(|(k, &v)| (k.clone(), v)).collect();
         static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Engine {
@@ -350,16 +364,19 @@ impl Engine {
             by_language,
             language_list,
             any_only,
-            all,
+            union,
         })
     }
 
     /// Compiles the automaton that fragments of `language` are scanned
-    /// with (`None`: no language, the one holding every language), unless
-    /// it already is. A scan compiles it itself when needed; calling this
-    /// first reports a set that cannot compile as an error instead.
+    /// with (`None`: no language, every language's), unless it already is.
+    /// A scan compiles it itself when needed; calling this first reports a
+    /// set that cannot compile as an error instead.
     pub fn prepare(&self, language: Option<&str>) -> Result<(), LexiconError> {
-        self.compiled(self.automaton_for(language)).map(|_| ())
+        match self.automaton_for(language) {
+            ALL => self.compile_on_cores(self.union.clone()),
+            index => self.compiled(index).map(|_| ()),
+        }
     }
 
     /// Compiles every automaton not compiled yet: [`Engine::compile_on_cores`].
@@ -374,7 +391,10 @@ impl Engine {
     ) -> Result<(), LexiconError> {
         let mut indices: Vec<u32> = languages
             .into_iter()
-            .map(|l| self.automaton_for(l))
+            .flat_map(|l| match self.automaton_for(l) {
+                ALL => self.union.clone(),
+                index => vec![index],
+            })
             .collect();
         indices.sort_unstable();
         indices.dedup();
@@ -462,11 +482,11 @@ impl Engine {
     }
 
     /// The automaton for a BCP-47 language tag: its primary subtag's folder
-    /// plus `any`; `any` alone for a language without a folder; everything
-    /// when the language is unknown.
+    /// plus `any`; `any` alone for a language without a folder; [`ALL`]
+    /// (every language's, [`Engine::union`]) when the language is unknown.
     fn automaton_for(&self, language: Option<&str>) -> u32 {
         let Some(tag) = language.map(str::trim).filter(|t| !t.is_empty()) else {
-            return self.all;
+            return ALL;
         };
         let primary = tag.find(['-', '_']).map_or(tag, |end| &tag[..end]);
         // A handful of languages: a case-insensitive look through them costs
@@ -515,31 +535,42 @@ impl Engine {
         merge: bool,
     ) -> Scan {
         let automaton_index = self.automaton_for(language);
-        let automaton = self.automaton(automaton_index);
-        let dfa = &automaton.dfa;
 
         // Continue from the previous fragment when it was scanned by the
         // same automaton (a language switch mid-call starts afresh).
         let carry =
             carry.filter(|c| c.generation == self.generation && c.automaton == automaton_index);
-        let start_state = || dfa.start_state(Anchored::No).expect("unanchored DFA");
-        let carried_state = carry.map_or_else(start_state, |c| c.state);
-
-        // The automaton steps over each normalised byte as soon as the
-        // normaliser produces it: its table lookups (cache misses on a large
-        // automaton) overlap with the normaliser's work instead of adding up.
-        let mut sink = ScanSink {
-            engine: self,
-            automaton,
-            carried_state,
-            carried_word: carry.is_some_and(|c| c.ends_with_word),
-            state: carried_state,
-            seam_space: false,
-            raw: &mut scratch.raw,
+        let carried_word = carry.is_some_and(|c| c.ends_with_word);
+        let (state, union_states, seam_space) = if automaton_index == ALL {
+            normalize_text_with(text, &mut scratch.normalized, &mut ());
+            let norm = scratch.normalized.as_str();
+            let seam_space = carried_word
+                && first_char(norm.as_bytes()).and_then(class_of) == Some(CharClass::Word);
+            let carried = carry.and_then(|c| c.union.as_deref());
+            let states = self.union_raw(norm, seam_space, carried, &mut scratch.raw);
+            (StateID::ZERO, Some(states), seam_space)
+        } else {
+            let automaton = self.automaton(automaton_index);
+            let dfa = &automaton.dfa;
+            let start_state = || dfa.start_state(Anchored::No).expect("unanchored DFA");
+            let carried_state = carry.map_or_else(start_state, |c| c.state);
+            // The automaton steps over each normalised byte as soon as the
+            // normaliser produces it: its table lookups (cache misses on a
+            // large automaton) overlap with the normaliser's work instead of
+            // adding up.
+            let mut sink = ScanSink {
+                engine: self,
+                automaton,
+                carried_state,
+                carried_word,
+                state: carried_state,
+                seam_space: false,
+                raw: &mut scratch.raw,
+            };
+            sink.reset();
+            normalize_text_with(text, &mut scratch.normalized, &mut sink);
+            (sink.state, None, sink.seam_space)
         };
-        sink.reset();
-        normalize_text_with(text, &mut scratch.normalized, &mut sink);
-        let (state, seam_space) = (sink.state, sink.seam_space);
         let norm = scratch.normalized.as_str().as_bytes();
         let mut stream = Stream {
             tail: carry.map_or(&[][..], |c| c.tail()),
@@ -567,8 +598,8 @@ impl Engine {
             (text, &mut scratch.mapped),
         );
         let next = self.next_carry(
-            automaton_index,
-            (state, reading_out),
+            (automaton_index, state, union_states),
+            reading_out,
             &stream,
             carry,
             &scratch.raw,
@@ -587,22 +618,30 @@ impl Engine {
         language: Option<&str>,
         scratch: &mut Scratch,
     ) -> Vec<usize> {
-        let automaton = self.automaton(self.automaton_for(language));
-        let start = automaton
-            .dfa
-            .start_state(Anchored::No)
-            .expect("unanchored DFA");
-        let mut sink = ScanSink {
-            engine: self,
-            automaton,
-            carried_state: start,
-            carried_word: false,
-            state: start,
-            seam_space: false,
-            raw: &mut scratch.raw,
-        };
-        sink.reset();
-        normalize_text_with(text, &mut scratch.normalized, &mut sink);
+        match self.automaton_for(language) {
+            ALL => {
+                normalize_text_with(text, &mut scratch.normalized, &mut ());
+                self.union_raw(scratch.normalized.as_str(), false, None, &mut scratch.raw);
+            }
+            index => {
+                let automaton = self.automaton(index);
+                let start = automaton
+                    .dfa
+                    .start_state(Anchored::No)
+                    .expect("unanchored DFA");
+                let mut sink = ScanSink {
+                    engine: self,
+                    automaton,
+                    carried_state: start,
+                    carried_word: false,
+                    state: start,
+                    seam_space: false,
+                    raw: &mut scratch.raw,
+                };
+                sink.reset();
+                normalize_text_with(text, &mut scratch.normalized, &mut sink);
+            }
+        }
         let stream = Stream {
             tail: &[],
             shift: 0,
@@ -664,6 +703,61 @@ impl Engine {
             spans.push((start, i64::MAX));
         }
         turns
+    }
+
+    /// Scans a fragment with no language (`norm`, its folded text) with
+    /// every automaton of [`Engine::union`], each from its state in
+    /// `carried` (or its start state), the seam space first when
+    /// `seam_space`. Returns their states at the end, and leaves in `raw`
+    /// the matches one automaton of every pattern would report, in its
+    /// order: by end, then start (a state's match list holds its own
+    /// patterns in id order, then its failure state's, which are shorter),
+    /// then pattern id. An `any` pattern, in every language's automaton,
+    /// is reported once.
+    fn union_raw(
+        &self,
+        norm: &str,
+        seam_space: bool,
+        carried: Option<&[StateID]>,
+        raw: &mut Vec<RawMatch>,
+    ) -> Box<[StateID]> {
+        raw.clear();
+        let automata: Vec<&LanguageAutomaton> =
+            self.union.iter().map(|&i| self.automaton(i)).collect();
+        let mut states: Box<[StateID]> = match carried {
+            Some(states) if states.len() == automata.len() => states.into(),
+            _ => automata
+                .iter()
+                .map(|a| a.dfa.start_state(Anchored::No).expect("unanchored DFA"))
+                .collect(),
+        };
+        // All automata step over one character before the next: their
+        // table lookups (cache misses on the large ones) are independent,
+        // so they overlap instead of adding up.
+        let mut step = |c: char, end: usize| {
+            for (automaton, state) in automata.iter().zip(states.iter_mut()) {
+                let dfa = &automaton.dfa;
+                let (lead, last) = split(automaton.alphabet.code(c));
+                if let Some(lead) = lead {
+                    *state = dfa.next_state(Anchored::No, *state, lead);
+                }
+                *state = dfa.next_state(Anchored::No, *state, last);
+                if dfa.is_special(*state) {
+                    self.collect(automaton, *state, end as i64, raw);
+                }
+            }
+        };
+        if seam_space {
+            step(' ', 0);
+        }
+        for (at, c) in norm.char_indices() {
+            step(c, at + c.len_utf8());
+        }
+        if self.union.len() > 1 {
+            raw.sort_unstable_by_key(|m| (m.end, m.start, m.pattern));
+            raw.dedup_by_key(|m| (m.end, m.pattern));
+        }
+        states
     }
 
     fn collect(
@@ -1162,8 +1256,8 @@ impl Engine {
 
     fn next_carry(
         &self,
-        automaton: u32,
-        (state, reading_out): (StateID, u8),
+        (automaton, state, union): (u32, StateID, Option<Box<[StateID]>>),
+        reading_out: u8,
         stream: &Stream,
         previous: Option<&Carry>,
         raw: &[RawMatch],
@@ -1171,7 +1265,7 @@ impl Engine {
         let norm = stream.norm;
         let mut tail = [0u8; TAIL_BYTES];
         // The last TAIL_BYTES of (previous tail, seam space, this text),
-        // composed on the stack: a carry never allocates.
+        // composed on the stack.
         let tail_len = if norm.len() >= TAIL_BYTES {
             tail.copy_from_slice(&norm[norm.len() - TAIL_BYTES..]);
             TAIL_BYTES
@@ -1241,6 +1335,7 @@ impl Engine {
             generation: self.generation,
             automaton,
             state,
+            union,
             tail,
             tail_len: tail_len as u16,
             marks,

@@ -1154,3 +1154,144 @@ patterns = ["the", "those"]
         (Framing::Plain, Severity::Critical)
     );
 }
+
+/// One automaton of every pattern of `engine`: what a fragment with no
+/// language was scanned by before [`Engine::union_raw`].
+fn one_automaton_of_every_pattern(engine: &Engine) -> LanguageAutomaton {
+    let ids: Vec<u32> = (0..engine.texts.len() as u32).collect();
+    let texts = || ids.iter().map(|&i| engine.texts[i as usize].as_str());
+    let alphabet = Alphabet::for_patterns(texts()).expect("alphabet");
+    let dfa = Dfa::new(texts().map(|t| alphabet.encode(t))).expect("automaton");
+    LanguageAutomaton {
+        dfa,
+        alphabet,
+        patterns: ids,
+    }
+}
+
+/// Scans `fragments` as one speaker's final fragments with no language
+/// (carry kept), and the same with `reference` stepped as one automaton
+/// was before; asserts the raw matches are the same, in the same order,
+/// fragment by fragment. Returns the number of raw matches.
+fn assert_union_scans_like(
+    engine: &Engine,
+    reference: &LanguageAutomaton,
+    fragments: &[&str],
+) -> usize {
+    let mut scratch = Scratch::default();
+    let mut carry: Option<Carry> = None;
+    let start = reference.dfa.start_state(Anchored::No).expect("unanchored");
+    let mut reference_state = start;
+    let mut found = 0;
+    for fragment in fragments {
+        let scan = engine.scan(
+            fragment,
+            None,
+            Speaker::Customer,
+            carry.as_ref(),
+            &mut scratch,
+        );
+        let ours: Vec<(u32, i64, i64)> = scratch
+            .raw
+            .iter()
+            .map(|m| (m.pattern, m.start, m.end))
+            .collect();
+        let mut raw = Vec::new();
+        let mut sink = ScanSink {
+            engine,
+            automaton: reference,
+            carried_state: reference_state,
+            carried_word: carry.as_ref().is_some_and(|c| c.ends_with_word),
+            state: reference_state,
+            seam_space: false,
+            raw: &mut raw,
+        };
+        sink.reset();
+        let mut folded = Normalized::default();
+        normalize_text_with(fragment, &mut folded, &mut sink);
+        reference_state = sink.state;
+        let theirs: Vec<(u32, i64, i64)> =
+            raw.iter().map(|m| (m.pattern, m.start, m.end)).collect();
+        assert_eq!(
+            ours,
+            theirs,
+            "raw matches of {fragment:?} (after {:?})",
+            carry
+                .as_ref()
+                .map(|c| String::from_utf8_lossy(c.tail()).into_owned())
+        );
+        found += ours.len();
+        carry = Some(scan.carry);
+    }
+    found
+}
+
+/// A fragment with no language is scanned by every language's automaton
+/// in turn; the matches, merged, are exactly those one automaton of every
+/// pattern reports, in its order, across seams too: every example of the
+/// shipped lexicons, whole, split in two, and run together as one stream.
+#[test]
+fn no_language_scan_matches_like_one_automaton_of_every_pattern() {
+    let lexicon = Lexicon::embedded().expect("shipped lexicons load");
+    let engine = Engine::build_lazy(lexicon.clone()).expect("engine");
+    let reference = one_automaton_of_every_pattern(&engine);
+    let examples: Vec<&str> = lexicon
+        .terms
+        .iter()
+        .flat_map(|t| t.must_match.iter().chain(&t.must_not_match))
+        .chain(lexicon.frames.iter().flat_map(|f| &f.must_match))
+        .map(|e| e.text.as_str())
+        .collect();
+    assert!(examples.len() > 100, "{} examples", examples.len());
+    let mut found = 0;
+    for text in &examples {
+        found += assert_union_scans_like(&engine, &reference, &[text]);
+        let middle = text
+            .char_indices()
+            .nth(text.chars().count() / 2)
+            .map_or(0, |(i, _)| i);
+        found += assert_union_scans_like(&engine, &reference, &[&text[..middle], &text[middle..]]);
+    }
+    found += assert_union_scans_like(&engine, &reference, &examples);
+    assert!(found > examples.len(), "{found} raw matches");
+    // Every language's automaton compiled, and nothing else.
+    let compiled = engine
+        .automata
+        .iter()
+        .filter(|a| a.compiled.get().is_some())
+        .count();
+    assert_eq!(compiled, engine.union.len());
+}
+
+/// An `any` pattern is in every language's automaton: a fragment with no
+/// language reports it once, in the order one automaton would; a set with
+/// no language folder scans such a fragment with the `any` automaton.
+#[test]
+fn no_language_scan_reports_any_patterns_once() {
+    let any = (
+        "any/verbal_abuse.toml",
+        "category = \"verbal_abuse\"\n[[term]]\nid = \"xx\"\npatterns = [\"xx\", \"ass\", \"すぞ\"]\n",
+    );
+    let mut files = LEXICON.to_vec();
+    files.push(any);
+    let engine = engine_from_files(&files);
+    assert_eq!(engine.union.len(), 3, "en, ja, pt");
+    let reference = one_automaton_of_every_pattern(&engine);
+    let stream = [
+        "xx you ass お前ころ",
+        "すぞ xx",
+        "kill you xx",
+        "customer service sucks xx",
+    ];
+    let found = assert_union_scans_like(&engine, &reference, &stream);
+    assert!(found >= 10, "{found} raw matches");
+    let mut scratch = Scratch::default();
+    let scan = engine.scan("xx", None, Speaker::Customer, None, &mut scratch);
+    assert_eq!(scan.hits.len(), 1);
+
+    let only_any = engine_from_files(&[("lexicon.toml", "version = \"test.1\"\n"), any]);
+    assert_eq!(only_any.union, vec![only_any.any_only]);
+    let reference = one_automaton_of_every_pattern(&only_any);
+    assert_union_scans_like(&only_any, &reference, &["xx", "x", "x ass"]);
+    assert_eq!(ids(&only_any, "what an ass", None), ["xx"]);
+}

@@ -281,13 +281,16 @@ impl Lexicon {
             frames: Vec::new(),
             extra_categories,
         };
-        for source in &sources {
-            let Some((language, _)) = source.path.split_once('/') else {
-                continue; // the manifest, README, policy: not term files
-            };
-            if !source.path.ends_with(".toml") {
-                continue;
-            }
+        let term_files: Vec<(&Source, &str)> = sources
+            .iter()
+            .filter_map(|source| {
+                // The manifest, README, policy: not term files.
+                let (language, _) = source.path.split_once('/')?;
+                source.path.ends_with(".toml").then_some((source, language))
+            })
+            .collect();
+        let mut parsed = parse_files(&term_files, &lexicon.extra_categories);
+        for ((source, language), parsed) in term_files.iter().zip(&mut parsed) {
             let origin = Origin {
                 file: source.path.clone().into(),
                 line: 1,
@@ -301,7 +304,7 @@ impl Lexicon {
                 });
                 continue;
             }
-            match file::parse_terms(source, language, &lexicon.extra_categories) {
+            match parsed.take().expect("every valid file parsed") {
                 Ok(mut parsed) => {
                     lexicon.terms.append(&mut parsed.terms);
                     lexicon.frames.append(&mut parsed.frames);
@@ -558,6 +561,50 @@ impl Lexicon {
 /// The folder of terms matched whatever the fragment's language.
 pub const ANY_LANGUAGE: &str = "any";
 
+/// Parses the term files of valid language folders (`None` for the others),
+/// in order, on as many threads as there are cores: the files are
+/// independent, and parsing them was most of loading the lexicons, which
+/// every command does at start-up (BENCHMARKS.md, "Start-up").
+fn parse_files(
+    files: &[(&Source, &str)],
+    extra_categories: &[String],
+) -> Vec<Option<Result<file::ParsedFile, Diagnostic>>> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    // The largest first, so that the threads finish together.
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(files[i].0.text.len()));
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(&i) = order.get(k) else {
+                return done;
+            };
+            let (source, language) = files[i];
+            if valid_language(language) {
+                done.push((i, file::parse_terms(source, language, extra_categories)));
+            }
+        }
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut results: Vec<Option<Result<file::ParsedFile, Diagnostic>>> =
+        (0..files.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads.min(files.len()))
+            .map(|_| scope.spawn(work))
+            .collect();
+        let mine = work();
+        for (i, result) in helpers
+            .into_iter()
+            .flat_map(|h| h.join().expect("parsing a lexicon file panicked"))
+            .chain(mine)
+        {
+            results[i] = Some(result);
+        }
+    });
+    results
+}
+
 fn valid_language(lang: &str) -> bool {
     lang == ANY_LANGUAGE
         || ((2..=3).contains(&lang.len()) && lang.bytes().all(|b| b.is_ascii_lowercase()))
@@ -648,6 +695,39 @@ mod tests {
         assert_eq!(&*lex.terms[0].rule, "en/violence/kill");
         assert_eq!(lex.terms[0].severity, Severity::Critical);
         assert_eq!(lex.languages(), vec!["en"]);
+    }
+
+    /// Files are parsed on several threads, the largest first; terms,
+    /// frames and problems still come in the order of the files.
+    #[test]
+    fn files_parsed_in_parallel_keep_their_order() {
+        let term = |id: &str, padding: usize| {
+            format!(
+                "category = \"violence\"\n{}[[term]]\nid = \"{id}\"\npatterns = [\"{id} you\"]\n",
+                "# padding\n".repeat(padding)
+            )
+        };
+        let files: Vec<(String, String)> = (0..12)
+            .map(|k| (format!("en/f{k:02}.toml"), term(&format!("t{k}"), k * 50)))
+            .collect();
+        let borrowed: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, t)| (p.as_str(), t.as_str()))
+            .collect();
+        let lex = Lexicon::from_sources(sources(&borrowed)).unwrap();
+        let ids: Vec<&str> = lex.terms.iter().map(|t| t.id.as_str()).collect();
+        let want: Vec<String> = (0..12).map(|k| format!("t{k}")).collect();
+        assert_eq!(ids, want);
+        // Problems: a bad folder, then syntax errors, each where its file is.
+        let mut bad = borrowed.clone();
+        bad.insert(0, ("EN/x.toml", "category = \"violence\"\n"));
+        bad[3].1 = "[[term]\n";
+        bad[9].1 = "[[term]\n";
+        let got = problems(&bad);
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got[0].starts_with("EN/x.toml:1: folder"), "{got:?}");
+        assert!(got[1].starts_with("en/f02.toml:1: invalid TOML"), "{got:?}");
+        assert!(got[2].starts_with("en/f08.toml:1: invalid TOML"), "{got:?}");
     }
 
     #[test]

@@ -57,15 +57,23 @@ pub enum ReloadError {
 
 impl Rules {
     /// Loads the configured lexicons and policy (or the built-in ones).
+    /// The policy loads on a thread of its own beside the lexicons: its
+    /// time zones are looked up in the system's zoneinfo, a walk of
+    /// directories that `serve` would otherwise wait for at start-up.
     pub fn load(config: &ServeConfig) -> Result<Rules, ReloadError> {
-        let lexicon = match &config.lexicons {
-            Some(dir) => Lexicon::load_dir(dir)?,
-            None => Lexicon::embedded()?,
-        };
-        let policy = match &config.policy {
-            Some(path) => Policy::load(path)?,
-            None => Policy::builtin(),
-        };
+        let (lexicon, policy) = std::thread::scope(|scope| {
+            let policy = scope.spawn(|| match &config.policy {
+                Some(path) => Policy::load(path),
+                None => Ok(Policy::builtin()),
+            });
+            let lexicon = match &config.lexicons {
+                Some(dir) => Lexicon::load_dir(dir),
+                None => Lexicon::embedded(),
+            };
+            (lexicon, policy.join().expect("loading the policy panicked"))
+        });
+        let lexicon = lexicon?;
+        let policy = policy?;
         Ok(Rules {
             engine: Engine::build(lexicon)?,
             policy,
