@@ -85,6 +85,8 @@ const NOT_A_NAME: &[&str] = &[
     "you",
     "your",
 ];
+/// The caller's final utterances by which the agent has greeted them.
+const GREETING_BY: u32 = 2;
 /// How long after the agent's refusal the first "Dana what?" is pressing
 /// (as `after_agent_seconds` of the lexicon's surname terms).
 const AFTER_REFUSAL_MS: u64 = 180_000;
@@ -141,6 +143,14 @@ pub(super) fn given_name(text: &str) -> Option<String> {
 /// question of its own ("Dana what?", "Priya who."): the words' byte range.
 /// "Dana, what time do you close?" asks something else.
 pub(super) fn presses_for_surname(text: &str, name: &str) -> Option<Range<usize>> {
+    // Most finals never say the name: look for it before splitting words.
+    let said = text
+        .as_bytes()
+        .windows(name.len())
+        .any(|w| w.eq_ignore_ascii_case(name.as_bytes()));
+    if !said {
+        return None;
+    }
     let words = words(text);
     words.windows(2).find_map(|pair| {
         let [(first, at), (second, end)] = pair else {
@@ -157,9 +167,10 @@ pub(super) fn presses_for_surname(text: &str, name: &str) -> Option<Range<usize>
 }
 
 impl CallSession {
-    /// Learns the agent's given name from their first greeting.
+    /// Learns the agent's given name from their greeting, said before the
+    /// caller's third utterance or not at all.
     pub(super) fn note_agent_name(&mut self, fragment: &Fragment) {
-        if self.agent_name.is_none() {
+        if self.agent_name.is_none() && self.customer_finals <= GREETING_BY {
             self.agent_name = given_name(&fragment.text).map(String::into_boxed_str);
         }
     }
