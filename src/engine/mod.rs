@@ -1297,9 +1297,11 @@ impl Engine {
             .map(|mark| (mark.frame, i64::from(mark.end) - stream.shift));
         let here = raw.iter().filter_map(|x| {
             let xi = self.patterns[x.pattern as usize];
+            if xi.kind != PatternKind::Frame || norm_len - x.end > reach {
+                return None; // only frames near the end can carry
+            }
             let frame = self.lexicon.frames.get(xi.owner as usize)?;
-            (xi.kind == PatternKind::Frame
-                && frame.position != FramePosition::After
+            (frame.position != FramePosition::After
                 && !matches!(
                     frame.kind,
                     FrameKind::ReadOut | FrameKind::ReadOutEnd | FrameKind::NotTarget
