@@ -322,6 +322,26 @@ fn next_group(rx: &mpsc::Receiver<Job>) -> Option<Vec<Job>> {
     Some(group)
 }
 
+/// Hands refused alerts back to their waiter, to be raised again. A waiter
+/// that is gone (a call the sweeper closed publishes without waiting) will
+/// raise nothing: its alerts are lost, counted and logged as such. Returns
+/// how many were lost.
+fn hand_back(reply: oneshot::Sender<Committed>, failed: Failed) -> usize {
+    let Err(Err(failed)) = reply.send(Err(failed)) else {
+        return 0;
+    };
+    let lost = failed.alerts.len();
+    if lost > 0 {
+        metrics::counter!(crate::telemetry::metrics::ALERTS_UNSTORED).increment(lost as u64);
+        tracing::error!(
+            alerts = lost,
+            error = %failed.error,
+            "the alert store refused alerts nobody waits to raise again (a call closed by the idle timeout or stream grace); they are lost"
+        );
+    }
+    lost
+}
+
 fn commit_group(store: &Store, group: Vec<Job>) {
     let mut alerts = Vec::new();
     let mut changes = Vec::new();
@@ -359,11 +379,14 @@ fn commit_group(store: &Store, group: Vec<Job>) {
         let error = Arc::new(e);
         let mut alerts = alerts.into_iter();
         for (n, reply) in waiters {
-            let _ = reply.send(Err(Failed {
-                error: error.clone(),
-                alerts: alerts.by_ref().take(n).collect(),
-                locals: Vec::new(),
-            }));
+            hand_back(
+                reply,
+                Failed {
+                    error: error.clone(),
+                    alerts: alerts.by_ref().take(n).collect(),
+                    locals: Vec::new(),
+                },
+            );
         }
         return;
     }

@@ -827,7 +827,8 @@ impl Service {
                     .get_mut(&key_of(&snapshot.tenant, &snapshot.call_id))
                     .map(|ids| std::mem::take(&mut ids.retained))
                     .unwrap_or_default();
-                // Published by the committer; a store failure is reported there.
+                // Nobody waits: if the store refuses them, the committer
+                // counts them lost (`callguard_alerts_unstored_total`).
                 drop(self.publish(&mut calls.ids, &snapshot, retained, events, &rules.engine));
                 self.remember_ended(calls, snapshot);
             }

@@ -204,6 +204,36 @@ fn a_group_that_fails_stores_nothing_and_hands_each_waiter_its_alerts_back() {
 }
 
 #[test]
+fn refused_alerts_nobody_waits_for_are_counted_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let mut ids = counters(&store);
+    let mut poison = ids.assign(alert("c1"));
+    poison.event_id = u64::MAX;
+    let error = {
+        let (job, rx) = alerts_job(vec![poison.clone()]);
+        commit_group(&store, vec![job]);
+        answered(rx).expect_err("refused").error
+    };
+    let refused = |alerts: Vec<Alert>| Failed {
+        error: error.clone(),
+        alerts,
+        locals: Vec::new(),
+    };
+    // A waiter that is there gets them back, nothing lost.
+    let (tx, rx) = oneshot::channel();
+    assert_eq!(hand_back(tx, refused(vec![poison.clone()])), 0);
+    assert_eq!(
+        answered(rx).expect_err("handed back").alerts,
+        [poison.clone()]
+    );
+    // A waiter that is gone (the sweeper's close): lost, and said so.
+    let (tx, rx) = oneshot::channel::<Committed>();
+    drop(rx);
+    assert_eq!(hand_back(tx, refused(vec![poison.clone(), poison])), 2);
+}
+
+#[test]
 fn a_probe_alone_follows_the_store_into_failure_and_out() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path());
