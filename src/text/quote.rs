@@ -252,10 +252,7 @@ fn hearsay_clauses(text: &str) -> Vec<(Range<usize>, usize)> {
         if !japanese_report(trimmed) {
             continue;
         }
-        let start = text[..comma]
-            .rfind(['。', '！', '？', '!', '?', '」', '』'])
-            .map(|i| i + text[i..].chars().next().map_or(1, char::len_utf8))
-            .unwrap_or(0);
+        let start = sentence_start(&text[..comma]);
         if tells_to_pass_on(&text[..start]) {
             continue;
         }
@@ -263,6 +260,15 @@ fn hearsay_clauses(text: &str) -> Vec<(Range<usize>, usize)> {
     }
     out.extend(said_to_caller(text));
     out
+}
+
+/// Where the sentence that `before` ends in began: just past the last
+/// sentence end or closing bracket, or 0.
+fn sentence_start(before: &str) -> usize {
+    before
+        .rfind(['。', '！', '？', '!', '?', '」', '』'])
+        .map(|i| i + before[i..].chars().next().map_or(1, char::len_utf8))
+        .unwrap_or(0)
 }
 
 /// Hearsay with no pause: the clause before a って that a passive verb of
@@ -279,10 +285,7 @@ fn said_to_caller(text: &str) -> Vec<(Range<usize>, usize)> {
         if before.ends_with(['、', ',', ' ', '\u{3000}']) {
             continue; // a paused って: hearsay_clauses reads it
         }
-        let start = before
-            .rfind(['。', '！', '？', '!', '?', '」', '』'])
-            .map(|i| i + before[i..].chars().next().map_or(1, char::len_utf8))
-            .unwrap_or(0);
+        let start = sentence_start(before);
         if start < at && !tells_to_pass_on(&text[..start]) {
             out.push((start..at, at + "って".len() + verb.len()));
         }

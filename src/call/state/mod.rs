@@ -22,7 +22,7 @@ use std::sync::Arc;
 use super::{Applied, ApplyError};
 use crate::alert::{AlertEvent, AlertStatus, Evidence};
 use crate::category::{id, CategoryKind, Severity, Speaker};
-use crate::engine::{Carry, Engine, Framing, Hit, Scratch, Sighting, TermId};
+use crate::engine::{Carry, Engine, Framing, Hit, Scan, Scratch, Sighting, TermId};
 use crate::event::{CallEnd, CallStart, EventError, Fragment};
 use crate::policy::PolicySet;
 use concern::Answerable;
@@ -302,18 +302,8 @@ impl CallSession {
         let language = fragment.language.as_deref().or(self.language.as_deref());
         let who = speaker_index(fragment.speaker);
         let mut out = Vec::new();
-        if !fragment.is_final {
-            if fragment.speaker == Speaker::Customer {
-                let scan = engine.scan(
-                    &fragment.text,
-                    language,
-                    fragment.speaker,
-                    self.carries[who].as_ref(),
-                    scratch,
-                );
-                self.on_interim(fragment, &scan.hits, engine, policy, &mut out);
-            }
-        } else {
+        // An agent's interim words decide nothing; everything else is scanned.
+        if fragment.is_final || fragment.speaker == Speaker::Customer {
             let scan = engine.scan(
                 &fragment.text,
                 language,
@@ -321,55 +311,67 @@ impl CallSession {
                 self.carries[who].as_ref(),
                 scratch,
             );
-            self.carries[who] = Some(scan.carry);
-            // The other speaker's turn is over (a reading out of theirs
-            // that lasted one turn with it).
-            if let Some(other) = self.carries[1 - who].as_mut() {
-                other.end_turn();
+            if fragment.is_final {
+                self.on_final(fragment, scan, engine, policy, &mut out);
+            } else {
+                self.on_interim(fragment, &scan.hits, engine, policy, &mut out);
             }
-            // Saturating: times are bounded at the edge (event::MAX_AUDIO_MS),
-            // but this sum must not wrap whatever a driver feeds it.
-            self.talk_ms[who] =
-                self.talk_ms[who].saturating_add(fragment.end_ms.saturating_sub(fragment.start_ms));
-            if !fragment.utterance_id.is_empty() {
-                if self.recent_finals.len() == RECENT_FINALS {
-                    self.recent_finals.pop_front();
-                }
-                self.recent_finals
-                    .push_back(utterance_key(&fragment.utterance_id));
-            }
-            match fragment.speaker {
-                Speaker::Customer => self.on_customer_final(
-                    fragment,
-                    (&scan.hits, &scan.sightings),
-                    engine,
-                    policy,
-                    &mut out,
-                ),
-                Speaker::Agent => {
-                    self.on_agent_final(fragment, &scan.hits, engine, policy, &mut out)
-                }
-            }
-            let text_hash = hash_text(&fragment.text);
-            // The previous final's buffers are reused: one final per
-            // utterance, and most calls have hundreds.
-            let (mut utterance_id, mut tail) = self.last_final[who]
-                .take()
-                .map_or_else(Default::default, |last| (last.utterance_id, last.tail));
-            utterance_id.clear();
-            utterance_id.push_str(&fragment.utterance_id);
-            tail.clear();
-            tail.push_str(last_chars(&fragment.text, EXCERPT_CONTEXT_CHARS * 2));
-            self.last_final[who] = Some(LastFinal {
-                utterance_id,
-                tail,
-                start_ms: fragment.start_ms,
-                end_ms: fragment.end_ms,
-                text_hash,
-            });
         }
         self.check_timers(policy, self.last_event_ms, &mut out);
         Ok(Applied::Accepted(out))
+    }
+
+    /// A final fragment: the speaker's carry and talk time, then what the
+    /// customer's or the agent's words mean for the call.
+    fn on_final(
+        &mut self,
+        fragment: &Fragment,
+        scan: Scan,
+        engine: &Engine,
+        policy: &PolicySet,
+        out: &mut Vec<AlertEvent>,
+    ) {
+        let who = speaker_index(fragment.speaker);
+        self.carries[who] = Some(scan.carry);
+        // The other speaker's turn is over (a reading out of theirs
+        // that lasted one turn with it).
+        if let Some(other) = self.carries[1 - who].as_mut() {
+            other.end_turn();
+        }
+        // Saturating: times are bounded at the edge (event::MAX_AUDIO_MS),
+        // but this sum must not wrap whatever a driver feeds it.
+        self.talk_ms[who] =
+            self.talk_ms[who].saturating_add(fragment.end_ms.saturating_sub(fragment.start_ms));
+        if !fragment.utterance_id.is_empty() {
+            if self.recent_finals.len() == RECENT_FINALS {
+                self.recent_finals.pop_front();
+            }
+            self.recent_finals
+                .push_back(utterance_key(&fragment.utterance_id));
+        }
+        match fragment.speaker {
+            Speaker::Customer => {
+                self.on_customer_final(fragment, (&scan.hits, &scan.sightings), engine, policy, out)
+            }
+            Speaker::Agent => self.on_agent_final(fragment, &scan.hits, engine, policy, out),
+        }
+        let text_hash = hash_text(&fragment.text);
+        // The previous final's buffers are reused: one final per
+        // utterance, and most calls have hundreds.
+        let (mut utterance_id, mut tail) = self.last_final[who]
+            .take()
+            .map_or_else(Default::default, |last| (last.utterance_id, last.tail));
+        utterance_id.clear();
+        utterance_id.push_str(&fragment.utterance_id);
+        tail.clear();
+        tail.push_str(last_chars(&fragment.text, EXCERPT_CONTEXT_CHARS * 2));
+        self.last_final[who] = Some(LastFinal {
+            utterance_id,
+            tail,
+            start_ms: fragment.start_ms,
+            end_ms: fragment.end_ms,
+            text_hash,
+        });
     }
 
     /// Ends the call: utterances left without a final are decided by their
