@@ -1204,6 +1204,8 @@ mod tests {
         "eval/blind/dev20",
         "eval/blind/dev21",
         "eval/blind/dev22",
+        "eval/blind/dev23",
+        "eval/blind/dev24",
         "eval/blind/test",
     ];
 
