@@ -28,7 +28,7 @@ use callguard::category::Speaker;
 use callguard::engine::{Carry, Engine, Hit, Scratch};
 use callguard::lexicon::Lexicon;
 use callguard::text::normalize::normalize_text_with;
-use callguard::text::{normalize, normalize_into, Normalized};
+use callguard::text::{contractions, normalize, normalize_into, Normalized};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use unicode_normalization::UnicodeNormalization;
 
@@ -308,8 +308,8 @@ fn stream() -> (Vec<Fragment>, usize) {
 }
 
 /// Every pattern, exclusion, proximity phrase and frame pattern of the
-/// shipped lexicons (templates written out), normalised: what the
-/// engine's automata hold.
+/// shipped lexicons (templates written out), normalised, English ones with
+/// their contractions written out: what the engine's automata hold.
 fn lexicon_patterns(lexicon: &Lexicon) -> Vec<String> {
     let texts = lexicon
         .terms
@@ -319,10 +319,28 @@ fn lexicon_patterns(lexicon: &Lexicon) -> Vec<String> {
                 .near
                 .iter()
                 .flat_map(|n| n.parts.iter().flatten().chain(&n.not_near));
-            t.patterns.iter().chain(&t.exclude).chain(near)
+            let english = t.language.starts_with("en");
+            t.patterns
+                .iter()
+                .chain(&t.exclude)
+                .chain(near)
+                .map(move |p| (english, p))
         })
-        .chain(lexicon.frames.iter().flat_map(|f| &f.patterns))
-        .map(|p| normalize(&p.text).as_str().to_owned());
+        .chain(
+            lexicon
+                .frames
+                .iter()
+                .flat_map(|f| f.patterns.iter().map(|p| (f.language.starts_with("en"), p))),
+        )
+        .flat_map(|(english, p)| {
+            let folded = normalize(&p.text).as_str().to_owned();
+            let variants = if english {
+                contractions::variants(&folded)
+            } else {
+                Vec::new()
+            };
+            std::iter::once(folded).chain(variants)
+        });
     texts.filter(|t| !t.is_empty()).collect()
 }
 

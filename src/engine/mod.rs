@@ -44,7 +44,7 @@ mod alphabet;
 mod carry;
 mod dense;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
@@ -59,7 +59,7 @@ use dense::Dfa;
 use crate::category::{Severity, Speaker};
 use crate::lexicon::{FrameKind, FramePosition, Lexicon, LexiconError, Term, ANY_LANGUAGE};
 use crate::text::normalize::{decode, normalize_text_with, FoldSink};
-use crate::text::{class_of, normalize_into, reported_quotes, CharClass, Normalized};
+use crate::text::{class_of, contractions, normalize_into, reported_quotes, CharClass, Normalized};
 
 /// Index of a term in [`Engine::term`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -141,7 +141,7 @@ pub struct Scratch {
     read_out: Vec<(i64, i64)>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum PatternKind {
     Term,
     Exclusion,
@@ -294,11 +294,27 @@ impl Engine {
         let mut buffer = Normalized::default();
         // `add` holds `buffer`; the not_near phrases fold in their own.
         let mut spare = Normalized::default();
+        // An English phrase's contraction variants ("you're" / "you are")
+        // once per owner, kind and part: a term may list both spellings.
+        let mut seen: HashSet<(PatternKind, usize, u8, String)> = HashSet::new();
         let mut add = |kind, owner: usize, part: u8, language: &Arc<str>, text: &str| {
             if let Some((info, folded)) = fold_pattern(&mut buffer, kind, owner, part, text) {
-                patterns.push(info);
-                texts.push(folded);
-                languages.push(language.clone());
+                let others = if is_english(language) {
+                    contractions::variants(&folded)
+                } else {
+                    Vec::new()
+                };
+                for (info, folded) in std::iter::once((info, folded)).chain(
+                    others
+                        .into_iter()
+                        .filter_map(|v| fold_pattern(&mut buffer, kind, owner, part, &v)),
+                ) {
+                    if seen.insert((kind, owner, part, folded.clone())) {
+                        patterns.push(info);
+                        texts.push(folded);
+                        languages.push(language.clone());
+                    }
+                }
             }
         };
         for (i, term) in lexicon.terms.iter().enumerate() {
@@ -315,11 +331,21 @@ impl Engine {
                         add(PatternKind::Part, i, k as u8, &term.language, &p.text);
                     }
                 }
-                not_near.extend(
-                    near.not_near.iter().filter_map(|p| {
+                for p in &near.not_near {
+                    let Some((info, folded)) =
                         fold_pattern(&mut spare, PatternKind::NotNear, i, 0, &p.text)
-                    }),
-                );
+                    else {
+                        continue;
+                    };
+                    let others = match is_english(&term.language) {
+                        true => contractions::variants(&folded),
+                        false => Vec::new(),
+                    };
+                    not_near.push((info, folded));
+                    for v in others {
+                        not_near.extend(fold_pattern(&mut spare, PatternKind::NotNear, i, 0, &v));
+                    }
+                }
             }
             not_near_of.push(first_not_near..not_near.len() as u32);
         }
@@ -1640,6 +1666,11 @@ fn chain(
 
 /// A lexicon phrase folded as fragments are (text only, no offset map),
 /// with what it belongs to; `None` when nothing of it survives folding.
+/// English lexicons (`en`, `en-GB`...) get contraction variants.
+fn is_english(language: &str) -> bool {
+    language == "en" || language.starts_with("en-")
+}
+
 fn fold_pattern(
     buffer: &mut Normalized,
     kind: PatternKind,

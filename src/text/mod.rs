@@ -1,9 +1,11 @@
 //! Text handling shared by everything that reads transcripts: the one
-//! normaliser ([`normalize`]), quotations marked by punctuation ([`quote`]),
+//! normaliser ([`normalize`]), English contractions both ways for the
+//! lexicon's phrases ([`contractions`]), quotations marked by punctuation ([`quote`]),
 //! masking of personal data in evidence excerpts ([`mask`]) and byte
 //! offsets turned into the character offsets clients see ([`offsets`]).
 
 pub mod amount;
+pub mod contractions;
 pub mod mask;
 pub mod normalize;
 pub mod offsets;

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::lexicon::{self, Lexicon};
+use crate::text::{contractions, normalize};
 
 /// The whole command: the removal check first (it may refuse), then the
 /// check or the expansions.
@@ -111,19 +112,27 @@ pub fn print_expansions(lexicon: &Lexicon, keys: &[String]) -> std::io::Result<i
         }
         for term in terms {
             writeln!(out, "{} ({}, {})", term.rule, term.severity, term.origin)?;
-            fn list(
-                out: &mut impl Write,
-                label: &str,
-                phrases: &[lexicon::Located],
-            ) -> std::io::Result<()> {
+            let english = term.language.starts_with("en");
+            // An English phrase also matches with its contractions written
+            // out (text::contractions): shown under it.
+            let list = |out: &mut std::io::StdoutLock,
+                        label: &str,
+                        phrases: &[lexicon::Located]|
+             -> std::io::Result<()> {
                 if !phrases.is_empty() {
                     writeln!(out, "  {label} ({}):", phrases.len())?;
                     for p in phrases {
                         writeln!(out, "    {}", p.text)?;
+                        if english {
+                            let folded = normalize(&p.text);
+                            for v in contractions::variants(folded.as_str()) {
+                                writeln!(out, "      also: {v}")?;
+                            }
+                        }
                     }
                 }
                 Ok(())
-            }
+            };
             list(&mut out, "patterns", &term.patterns)?;
             if let Some(near) = &term.near {
                 for (k, part) in near.parts.iter().enumerate() {
