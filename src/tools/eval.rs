@@ -1206,6 +1206,8 @@ mod tests {
         "eval/blind/dev22",
         "eval/blind/dev23",
         "eval/blind/dev24",
+        "eval/blind/dev25",
+        "eval/blind/dev26",
         "eval/blind/test",
     ];
 
