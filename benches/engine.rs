@@ -28,7 +28,7 @@ use callguard::category::Speaker;
 use callguard::engine::{Carry, Engine, Hit, Scratch};
 use callguard::lexicon::Lexicon;
 use callguard::text::normalize::normalize_text_with;
-use callguard::text::{contractions, normalize, normalize_into, Normalized};
+use callguard::text::{normalize, normalize_into, spoken, Normalized};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use unicode_normalization::UnicodeNormalization;
 
@@ -309,7 +309,7 @@ fn stream() -> (Vec<Fragment>, usize) {
 
 /// Every pattern, exclusion, proximity phrase and frame pattern of the
 /// shipped lexicons (templates written out), normalised, English ones with
-/// their contractions written out: what the engine's automata hold.
+/// their spoken spellings (text::spoken): what the engine's automata hold.
 fn lexicon_patterns(lexicon: &Lexicon) -> Vec<String> {
     let texts = lexicon
         .terms
@@ -335,7 +335,7 @@ fn lexicon_patterns(lexicon: &Lexicon) -> Vec<String> {
         .flat_map(|(english, p)| {
             let folded = normalize(&p.text).as_str().to_owned();
             let variants = if english {
-                contractions::variants(&folded)
+                spoken::variants(&folded)
             } else {
                 Vec::new()
             };

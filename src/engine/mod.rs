@@ -59,7 +59,7 @@ use dense::Dfa;
 use crate::category::{Severity, Speaker};
 use crate::lexicon::{FrameKind, FramePosition, Lexicon, LexiconError, Term, ANY_LANGUAGE};
 use crate::text::normalize::{decode, normalize_text_with, FoldSink};
-use crate::text::{class_of, contractions, normalize_into, reported_quotes, CharClass, Normalized};
+use crate::text::{class_of, normalize_into, reported_quotes, spoken, CharClass, Normalized};
 
 /// Index of a term in [`Engine::term`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -300,7 +300,7 @@ impl Engine {
         let mut add = |kind, owner: usize, part: u8, language: &Arc<str>, text: &str| {
             if let Some((info, folded)) = fold_pattern(&mut buffer, kind, owner, part, text) {
                 let others = if is_english(language) {
-                    contractions::variants(&folded)
+                    spoken::variants(&folded)
                 } else {
                     Vec::new()
                 };
@@ -338,7 +338,7 @@ impl Engine {
                         continue;
                     };
                     let others = match is_english(&term.language) {
-                        true => contractions::variants(&folded),
+                        true => spoken::variants(&folded),
                         false => Vec::new(),
                     };
                     not_near.push((info, folded));

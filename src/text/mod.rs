@@ -1,15 +1,15 @@
 //! Text handling shared by everything that reads transcripts: the one
-//! normaliser ([`normalize`]), English contractions both ways for the
-//! lexicon's phrases ([`contractions`]), quotations marked by punctuation ([`quote`]),
+//! normaliser ([`normalize`]), spoken English spellings for the
+//! lexicon's phrases ([`spoken`]), quotations marked by punctuation ([`quote`]),
 //! masking of personal data in evidence excerpts ([`mask`]) and byte
 //! offsets turned into the character offsets clients see ([`offsets`]).
 
 pub mod amount;
-pub mod contractions;
 pub mod mask;
 pub mod normalize;
 pub mod offsets;
 pub mod quote;
+pub mod spoken;
 
 pub use mask::{mask_personal_data, mask_personal_data_owned};
 pub use normalize::{class_of, normalize, normalize_into, CharClass, Normalized};

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::lexicon::{self, Lexicon};
-use crate::text::{contractions, normalize};
+use crate::text::{normalize, spoken};
 
 /// The whole command: the removal check first (it may refuse), then the
 /// check or the expansions.
@@ -113,8 +113,8 @@ pub fn print_expansions(lexicon: &Lexicon, keys: &[String]) -> std::io::Result<i
         for term in terms {
             writeln!(out, "{} ({}, {})", term.rule, term.severity, term.origin)?;
             let english = term.language.starts_with("en");
-            // An English phrase also matches with its contractions written
-            // out (text::contractions): shown under it.
+            // An English phrase also matches in its spoken spellings
+            // (text::spoken: contractions written out, a dropped g): shown under it.
             let list = |out: &mut std::io::StdoutLock,
                         label: &str,
                         phrases: &[lexicon::Located]|
@@ -125,7 +125,7 @@ pub fn print_expansions(lexicon: &Lexicon, keys: &[String]) -> std::io::Result<i
                         writeln!(out, "    {}", p.text)?;
                         if english {
                             let folded = normalize(&p.text);
-                            for v in contractions::variants(folded.as_str()) {
+                            for v in spoken::variants(folded.as_str()) {
                                 writeln!(out, "      also: {v}")?;
                             }
                         }
