@@ -1093,6 +1093,36 @@ fn hints_of_harm_in_two_utterances_raise_threat() {
 }
 
 #[test]
+fn one_hint_of_harm_is_a_threat_after_the_caller_went_after_the_agent() {
+    let mut call = Call::start(Policy::builtin());
+    call.say(Speaker::Agent, "a1", "お名前はお伝えできません", true, 1000);
+    let hunted = call.customer("u1", "下の名前は？", 3000);
+    assert_eq!(hunted[0].category.as_ref(), "personal_attack");
+    let hint = call.customer("u2", "お子さんいるんでしょ", 30_000);
+    let raised: Vec<_> = hint
+        .iter()
+        .filter(|a| a.severity == Severity::Warning)
+        .collect();
+    assert_eq!(raised.len(), 1, "{hint:?}");
+    assert_eq!(&*raised[0].rule, "counter/threat/hints");
+    // A hint said before the targeting still counts as the first of two.
+    let mut call = Call::start(Policy::builtin());
+    assert!(call
+        .customer("u1", "脅しじゃないですよ", 1000)
+        .iter()
+        .all(|a| a.severity == Severity::Info));
+    call.say(Speaker::Agent, "a1", "お名前はお伝えできません", true, 2000);
+    call.customer("u2", "下の名前は？", 3000);
+    let second = call.customer("u3", "お子さんいるんでしょ", 30_000);
+    assert!(
+        second
+            .iter()
+            .any(|a| &*a.rule == "counter/threat/hints" && a.severity == Severity::Warning),
+        "{second:?}"
+    );
+}
+
+#[test]
 fn the_agents_name_then_what_asks_the_surname_and_again_targets_the_agent() {
     let mut call = Call::start(Policy::builtin());
     call.say(

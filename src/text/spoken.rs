@@ -88,6 +88,9 @@ pub const MAX_VARIANTS: usize = 8;
 /// without their g (the phrase itself not included; none when nothing
 /// changes): every combination, at most [`MAX_VARIANTS`].
 pub fn variants(folded: &str) -> Vec<String> {
+    // A one-word phrase keeps its g: alone, "cummin" is a surname and
+    // "skimmin" nothing a caller says (the Scunthorpe list found the first).
+    let one_word = !folded.contains(' ');
     // Each word's spellings, the written one first.
     let slots: Vec<Vec<String>> = folded
         .split(' ')
@@ -96,7 +99,9 @@ pub fn variants(folded: &str) -> Vec<String> {
             if let Some((_, long)) = PAIRS.iter().find(|(short, _)| *short == word) {
                 spellings.extend(long.iter().map(|l| (*l).to_owned()));
             }
-            spellings.extend(dropped_g(word));
+            if !one_word {
+                spellings.extend(dropped_g(word));
+            }
             spellings
         })
         .collect();
@@ -156,6 +161,8 @@ mod tests {
         // A short stem keeps its g: "thin", "brin", "kin" are other words.
         assert!(variants("the thing is").is_empty());
         assert!(variants("bring it").is_empty());
+        // Alone, a word keeps its g.
+        assert!(variants("cumming").is_empty());
     }
 
     #[test]

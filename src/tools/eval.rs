@@ -1208,6 +1208,7 @@ mod tests {
         "eval/blind/dev24",
         "eval/blind/dev25",
         "eval/blind/dev26",
+        "eval/blind/dev27",
         "eval/blind/test",
     ];
 

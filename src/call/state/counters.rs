@@ -38,6 +38,10 @@ const ACCUMULATING: [(&str, &str, &str); 3] = [
 /// are remarks, not demands, and the blind splits' supervisors labelled a
 /// call with three of them discrimination, not persistence (4 of 19 calls).
 pub(super) const DEMAND_CATEGORIES: [&str; 1] = [id::EXCESSIVE_DEMAND];
+/// Once the caller has gone after the agent (targeting, violence) in this
+/// call, one harm hint is a threat: "drive safe" from a caller who asked
+/// the agent's surname, building and shift end is not small talk.
+const TARGETING: [&str; 2] = [id::PERSONAL_ATTACK, id::VIOLENCE];
 
 /// The rule id of a counter: `counter/<category>/<name>`
 /// (`counter/persistence/repeat_caller`), so an alert says which count
@@ -132,7 +136,11 @@ impl CallSession {
             };
             if let Some(&(_, category, name)) = ACCUMULATING.iter().find(|a| a.0 == &*group) {
                 // Each mild alone; spread over the call, the pattern counts.
-                if count == policy.accumulation.needed(&group) {
+                let needed = policy.accumulation.needed(&group);
+                let after_targeting = category == id::THREAT
+                    && count < needed
+                    && self.raised_at_warning(|c| TARGETING.contains(&c));
+                if count == needed || after_targeting {
                     let evidence: Vec<Evidence> = self
                         .mild
                         .iter()

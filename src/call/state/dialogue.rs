@@ -24,9 +24,14 @@ impl CallSession {
                     .any(|m| m.text == said.id || *m.text == *said.category)
         });
         agent_said
-            || self.cooldown.iter().any(|((category, _), &(_, severity))| {
-                severity >= Severity::Warning
-                    && dialogue.after_caller.iter().any(|c| *c.text == **category)
-            })
+            || self.raised_at_warning(|c| dialogue.after_caller.iter().any(|a| *a.text == *c))
+    }
+
+    /// Whether the caller already raised a category `named` at warning or
+    /// above in this call.
+    pub(super) fn raised_at_warning(&self, named: impl Fn(&str) -> bool) -> bool {
+        self.cooldown
+            .iter()
+            .any(|((category, _), &(_, severity))| severity >= Severity::Warning && named(category))
     }
 }
