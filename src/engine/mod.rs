@@ -43,6 +43,7 @@
 mod alphabet;
 mod carry;
 mod dense;
+mod examples;
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -55,6 +56,7 @@ use alphabet::{split, Alphabet};
 pub use carry::Carry;
 use carry::{Mark, MAX_MARKS, TAIL_BYTES};
 use dense::Dfa;
+pub use examples::{check_examples, CheckReport};
 
 use crate::category::{Severity, Speaker};
 use crate::lexicon::{FrameKind, FramePosition, Lexicon, LexiconError, Term, ANY_LANGUAGE};

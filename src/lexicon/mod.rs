@@ -6,11 +6,11 @@
 //! language. Loading checks everything that can be checked without matching
 //! (unknown category, duplicate id or pattern, a pattern that normalises to
 //! nothing, a term swallowed by its own exclusion, bad TOML) and reports all
-//! problems at once with file and line; [`check`] then compiles the engine and
-//! runs the examples the entries carry. An invalid set never becomes an
-//! [`crate::engine::Engine`], so a reload can never swap a broken one in.
+//! problems at once with file and line; `engine::check_examples` then
+//! compiles the engine and runs the examples the entries carry (above this
+//! module: running an example needs the engine). An invalid set never
+//! becomes an `Engine`, so a reload can never swap a broken one in.
 
-mod check;
 mod error;
 pub mod expand;
 mod file;
@@ -19,7 +19,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use check::{check, CheckReport};
 pub use error::{Diagnostic, LexiconError, Origin};
 
 use crate::category::{self, CategoryKind, Severity, Speaker};

@@ -14,6 +14,14 @@
 //! Subscribe that runs for hours keeps its connection open however quiet
 //! it is. The server's HTTP/2 pings (every 30 s) wake an idle connection's
 //! reads, so the idle deadline is noticed within a ping interval at worst.
+//!
+//! Time: the deadlines are read from tokio's clock (`tokio::time::Instant`),
+//! the clock the timer that enforces them runs on, not from
+//! `std::time::Instant`. Outside tests the two are the same clock; under
+//! paused tokio time (the tests below) both move together, so a test steps
+//! to a millisecond short of a timeout and to it without sleeping. Not
+//! `live::Clock`: its `ManualClock` cannot wake a tokio `Sleep`, and the
+//! timeouts here are nothing but that sleep.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -22,11 +30,12 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use crate::telemetry::metrics;
@@ -157,7 +166,6 @@ impl AsyncRead for Guarded {
                         Some(cx.waker().clone());
                     return Poll::Pending;
                 };
-                let deadline = tokio::time::Instant::from_std(deadline);
                 if this.timer.deadline() != deadline {
                     this.timer.as_mut().reset(deadline);
                 }
@@ -263,9 +271,7 @@ pub fn incoming(
             limits,
             accepted: now,
             started: 0,
-            timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
-                now + limits.first_frame,
-            ))),
+            timer: Box::pin(tokio::time::sleep_until(now + limits.first_frame)),
             _permit: permit,
         })
     })
@@ -397,5 +403,155 @@ impl<B: http_body::Body> http_body::Body for CountedBody<B> {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The timeouts on paused tokio time: a timeout shows as the time the
+    //! connection's read fails, which the runtime reaches by jumping to its
+    //! next timer (paused time moves only when every task waits), so
+    //! "closed at the timeout" is an equality, and no test sleeps.
+
+    use std::future::poll_fn;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_stream::StreamExt;
+
+    use super::*;
+
+    const LIMITS: ConnLimits = ConnLimits {
+        max_connections: 4,
+        first_frame: Duration::from_secs(10),
+        idle: Duration::from_secs(300),
+    };
+    const MS: Duration = Duration::from_millis(1);
+
+    /// A connection accepted under [`LIMITS`], and the client's end of it.
+    async fn accept(conns: &Arc<Conns>) -> (Guarded, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut accepted = Box::pin(incoming(listener, LIMITS, conns.clone()));
+        let client = TcpStream::connect(address).await.unwrap();
+        let conn = accepted.next().await.unwrap().unwrap();
+        (conn, client)
+    }
+
+    /// The client sends `n` bytes and the connection reads them. Between
+    /// polls the runtime yields instead of parking, so paused time stands
+    /// still however long the bytes take to arrive.
+    async fn send(conn: &mut Guarded, client: &mut TcpStream, n: usize) {
+        client.write_all(&vec![0; n]).await.unwrap();
+        let mut got = 0;
+        let mut bytes = [0u8; 64];
+        while got < n {
+            let read = poll_fn(|cx| {
+                let mut buf = ReadBuf::new(&mut bytes);
+                Poll::Ready(match Pin::new(&mut *conn).poll_read(cx, &mut buf) {
+                    Poll::Ready(Ok(())) => Some(buf.filled().len()),
+                    Poll::Ready(Err(e)) => panic!("read failed: {e}"),
+                    Poll::Pending => None,
+                })
+            })
+            .await;
+            match read {
+                Some(0) => panic!("the client closed"),
+                Some(read) => got += read,
+                None => tokio::task::yield_now().await,
+            }
+        }
+    }
+
+    /// The connection's read still waits after `d` (the read is then
+    /// dropped, as a poll hyper makes and repeats later).
+    async fn still_open_after(conn: &mut Guarded, d: Duration) -> bool {
+        let mut bytes = [0u8; 64];
+        tokio::time::timeout(d, conn.read(&mut bytes))
+            .await
+            .is_err()
+    }
+
+    /// Waits for the connection's read to fail; the error and when.
+    async fn closed(conn: &mut Guarded) -> (std::io::Error, Instant) {
+        let mut bytes = [0u8; 64];
+        let error = conn
+            .read(&mut bytes)
+            .await
+            .expect_err("a timeout fails the read");
+        (error, Instant::now())
+    }
+
+    /// What counts as the first frame: fewer than [`FIRST_FRAME_BYTES`]
+    /// (a client trickling bytes) is closed at the first-frame timeout
+    /// like one that sends nothing; the preface's 24 bytes pass it.
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_has_not_sent_its_first_frame_is_closed_at_the_first_frame_timeout() {
+        for (name, sent) in [
+            ("nothing", 0),
+            ("one byte", 1),
+            ("one byte short", FIRST_FRAME_BYTES - 1),
+        ] {
+            let conns = Arc::new(Conns::default());
+            let (mut conn, mut client) = accept(&conns).await;
+            let accepted = Instant::now();
+            send(&mut conn, &mut client, sent).await;
+            assert!(
+                still_open_after(&mut conn, LIMITS.first_frame - MS).await,
+                "{name}: open a millisecond before the timeout"
+            );
+            let (error, at) = closed(&mut conn).await;
+            assert_eq!(at - accepted, LIMITS.first_frame, "{name}");
+            assert_eq!(error.kind(), std::io::ErrorKind::TimedOut, "{name}");
+            assert_eq!(error.to_string(), "first frame timeout", "{name}");
+            // Dropped, as hyper drops it: the client sees the end, and the
+            // connection leaves the table.
+            drop(conn);
+            let mut rest = Vec::new();
+            assert_eq!(client.read_to_end(&mut rest).await.unwrap(), 0, "{name}");
+            assert!(conns.lock().is_empty(), "{name}");
+        }
+    }
+
+    /// Started (its first frame sent), with no stream open: closed at the
+    /// idle timeout, counted from when it was accepted.
+    #[tokio::test(start_paused = true)]
+    async fn a_started_connection_without_a_stream_is_closed_at_the_idle_timeout() {
+        let conns = Arc::new(Conns::default());
+        let (mut conn, mut client) = accept(&conns).await;
+        let accepted = Instant::now();
+        send(&mut conn, &mut client, FIRST_FRAME_BYTES).await;
+        assert!(still_open_after(&mut conn, LIMITS.first_frame).await);
+        assert!(still_open_after(&mut conn, LIMITS.idle - LIMITS.first_frame - MS).await);
+        let (error, at) = closed(&mut conn).await;
+        assert_eq!(at - accepted, LIMITS.idle);
+        assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+        assert_eq!(error.to_string(), "idle timeout");
+    }
+
+    /// A stream open (a quiet Subscribe, say) keeps its connection however
+    /// long it lasts; when its last stream ends, the connection is idle
+    /// from then and closed at the idle timeout after it.
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_with_a_stream_open_is_not_closed_until_idle_after_it() {
+        let conns = Arc::new(Conns::default());
+        let (mut conn, mut client) = accept(&conns).await;
+        send(&mut conn, &mut client, FIRST_FRAME_BYTES).await;
+        let stream = conns
+            .stream_opened(conn.peer)
+            .expect("the connection is known");
+        assert!(
+            still_open_after(&mut conn, LIMITS.idle * 10).await,
+            "open through ten idle timeouts"
+        );
+        // Bytes on the open stream change nothing.
+        send(&mut conn, &mut client, 100).await;
+        assert!(still_open_after(&mut conn, LIMITS.idle * 10).await);
+
+        drop(stream);
+        let ended = Instant::now();
+        assert!(still_open_after(&mut conn, LIMITS.idle - MS).await);
+        let (error, at) = closed(&mut conn).await;
+        assert_eq!(at - ended, LIMITS.idle);
+        assert_eq!(error.to_string(), "idle timeout");
     }
 }

@@ -352,7 +352,7 @@ pub fn lexicon_parse(data: &[u8]) {
                         assert!(folded.as_str().len() <= crate::lexicon::MAX_PATTERN_BYTES);
                     }
                 }
-                match crate::lexicon::check(lexicon) {
+                match crate::engine::check_examples(lexicon) {
                     Ok((engine, report)) => {
                         let _ = report.passed();
                         let mut scratch = Scratch::default();

@@ -1,5 +1,5 @@
 //! `callguard lexicon check`: what a lexicon folder loads to, the result of
-//! running its examples (`lexicon::check`), what it would remove from the
+//! running its examples (`engine::check_examples`), what it would remove from the
 //! set in force (`--against`), and what named terms match (`--expand`).
 //! `cli.rs` parses the flags; what these print and return is what the
 //! command prints and exits with. A lexicon that does not compile is an
@@ -8,6 +8,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use crate::engine::check_examples;
 use crate::lexicon::{self, Lexicon};
 use crate::text::{normalize, spoken};
 
@@ -68,7 +69,7 @@ pub fn lexicon_check(dir: &Path, verbose: bool, expand: &[String]) -> std::io::R
         return print_expansions(&lexicon, expand);
     }
     let version = lexicon.version.clone();
-    let (_, report) = lexicon::check(lexicon).map_err(std::io::Error::other)?;
+    let (_, report) = check_examples(lexicon).map_err(std::io::Error::other)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "lexicon {} (version {version})", dir.display())?;
     for (language, (terms, patterns, examples)) in &report.languages {

@@ -1,10 +1,17 @@
-//! `callguard lexicon check`: compile the set and run every example it
-//! carries, like unit tests a policy owner writes without Rust.
+//! A lexicon's examples run through the engine it compiles to: every
+//! `match` / `no_match` example of a term and every `match` of a frame,
+//! like unit tests a policy owner writes without Rust. `callguard lexicon
+//! check` (`tools::lexicon_check`) prints the report; the shipped-lexicon
+//! test and the `lexicon_parse` fuzz check run it too.
+//!
+//! It lives here, not in `lexicon`, because running an example needs a
+//! compiled `Engine`: `lexicon` sits below `engine` (src/layers.rs) and
+//! only validates what can be checked without matching.
 
 use std::collections::BTreeMap;
 
-use super::{Diagnostic, Lexicon, LexiconError, ANY_LANGUAGE};
-use crate::engine::{Engine, Scratch, TermId};
+use super::{Engine, Scratch, TermId};
+use crate::lexicon::{Diagnostic, Lexicon, LexiconError, ANY_LANGUAGE};
 
 /// What a check found: counts per language and every failed example.
 #[derive(Debug, Default)]
@@ -23,7 +30,7 @@ impl CheckReport {
 }
 
 /// Builds the engine from `lexicon` and runs its examples.
-pub fn check(lexicon: Lexicon) -> Result<(Engine, CheckReport), LexiconError> {
+pub fn check_examples(lexicon: Lexicon) -> Result<(Engine, CheckReport), LexiconError> {
     let engine = Engine::build(lexicon)?;
     let report = run_examples(&engine);
     Ok((engine, report))
