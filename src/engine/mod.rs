@@ -45,7 +45,7 @@ mod carry;
 mod dense;
 mod examples;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
@@ -143,7 +143,7 @@ pub struct Scratch {
     read_out: Vec<(i64, i64)>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum PatternKind {
     Term,
     Exclusion,
@@ -296,26 +296,27 @@ impl Engine {
         let mut buffer = Normalized::default();
         // `add` holds `buffer`; the not_near phrases fold in their own.
         let mut spare = Normalized::default();
-        // An English phrase's contraction variants ("you're" / "you are")
-        // once per owner, kind and part: a term may list both spellings.
-        let mut seen: HashSet<(PatternKind, usize, u8, String)> = HashSet::new();
+        // An English phrase's spoken variants ("you're" / "you are") go in
+        // beside it with the same owner. A variant a term also lists as it
+        // is goes in twice: the two matches are one hit, as any overlap of
+        // one term's matches is (checking every phrase for a twin cost a
+        // tenth of start-up).
         let mut add = |kind, owner: usize, part: u8, language: &Arc<str>, text: &str| {
-            if let Some((info, folded)) = fold_pattern(&mut buffer, kind, owner, part, text) {
-                let others = if is_english(language) {
-                    spoken::variants(&folded)
-                } else {
-                    Vec::new()
-                };
-                for (info, folded) in std::iter::once((info, folded)).chain(
-                    others
-                        .into_iter()
-                        .filter_map(|v| fold_pattern(&mut buffer, kind, owner, part, &v)),
-                ) {
-                    if seen.insert((kind, owner, part, folded.clone())) {
-                        patterns.push(info);
-                        texts.push(folded);
-                        languages.push(language.clone());
-                    }
+            let Some((info, folded)) = fold_pattern(&mut buffer, kind, owner, part, text) else {
+                return;
+            };
+            let others = match is_english(language) {
+                true => spoken::variants(&folded),
+                false => Vec::new(),
+            };
+            patterns.push(info);
+            texts.push(folded);
+            languages.push(language.clone());
+            for v in others {
+                if let Some((info, folded)) = fold_pattern(&mut buffer, kind, owner, part, &v) {
+                    patterns.push(info);
+                    texts.push(folded);
+                    languages.push(language.clone());
                 }
             }
         };

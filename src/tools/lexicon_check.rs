@@ -114,8 +114,8 @@ pub fn print_expansions(lexicon: &Lexicon, keys: &[String]) -> std::io::Result<i
         for term in terms {
             writeln!(out, "{} ({}, {})", term.rule, term.severity, term.origin)?;
             let english = term.language.starts_with("en");
-            // An English phrase also matches in its spoken spellings
-            // (text::spoken: contractions written out, a dropped g): shown under it.
+            // An English phrase also matches with its contractions written
+            // out (text::spoken): shown under it.
             let list = |out: &mut std::io::StdoutLock,
                         label: &str,
                         phrases: &[lexicon::Located]|
