@@ -319,26 +319,21 @@ fn lexicon_patterns(lexicon: &Lexicon) -> Vec<String> {
                 .near
                 .iter()
                 .flat_map(|n| n.parts.iter().flatten().chain(&n.not_near));
-            let english = t.language.starts_with("en");
             t.patterns
                 .iter()
                 .chain(&t.exclude)
                 .chain(near)
-                .map(move |p| (english, p))
+                .map(move |p| (&*t.language, p))
         })
         .chain(
             lexicon
                 .frames
                 .iter()
-                .flat_map(|f| f.patterns.iter().map(|p| (f.language.starts_with("en"), p))),
+                .flat_map(|f| f.patterns.iter().map(|p| (&*f.language, p))),
         )
-        .flat_map(|(english, p)| {
+        .flat_map(|(language, p)| {
             let folded = normalize(&p.text).as_str().to_owned();
-            let variants = if english {
-                spoken::variants(&folded)
-            } else {
-                Vec::new()
-            };
+            let variants = spoken::variants_in(language, &folded);
             std::iter::once(folded).chain(variants)
         });
     texts.filter(|t| !t.is_empty()).collect()

@@ -305,10 +305,7 @@ impl Engine {
             let Some((info, folded)) = fold_pattern(&mut buffer, kind, owner, part, text) else {
                 return;
             };
-            let others = match is_english(language) {
-                true => spoken::variants(&folded),
-                false => Vec::new(),
-            };
+            let others = spoken::variants_in(language, &folded);
             patterns.push(info);
             texts.push(folded);
             languages.push(language.clone());
@@ -340,10 +337,7 @@ impl Engine {
                     else {
                         continue;
                     };
-                    let others = match is_english(&term.language) {
-                        true => spoken::variants(&folded),
-                        false => Vec::new(),
-                    };
+                    let others = spoken::variants_in(&term.language, &folded);
                     not_near.push((info, folded));
                     for v in others {
                         not_near.extend(fold_pattern(&mut spare, PatternKind::NotNear, i, 0, &v));
@@ -1669,11 +1663,6 @@ fn chain(
 
 /// A lexicon phrase folded as fragments are (text only, no offset map),
 /// with what it belongs to; `None` when nothing of it survives folding.
-/// English lexicons (`en`, `en-GB`...) get contraction variants.
-fn is_english(language: &str) -> bool {
-    language == "en" || language.starts_with("en-")
-}
-
 fn fold_pattern(
     buffer: &mut Normalized,
     kind: PatternKind,

@@ -69,6 +69,17 @@ const PAIRS: &[(&str, &[&str])] = &[
 /// contractions would otherwise multiply the automaton.
 pub const MAX_VARIANTS: usize = 8;
 
+/// [`variants`] of a phrase of a lexicon in `language`: English lexicons
+/// (`en`, `en-GB`...) only. The one test of "English" the engine, the
+/// bench and `lexicon check --expand` share.
+pub fn variants_in(language: &str, folded: &str) -> Vec<String> {
+    if language == "en" || language.starts_with("en-") {
+        variants(folded)
+    } else {
+        Vec::new()
+    }
+}
+
 /// The phrase with its contractions written out (the phrase itself not
 /// included; none without a contraction): every combination, at most
 /// [`MAX_VARIANTS`].

@@ -113,7 +113,6 @@ pub fn print_expansions(lexicon: &Lexicon, keys: &[String]) -> std::io::Result<i
         }
         for term in terms {
             writeln!(out, "{} ({}, {})", term.rule, term.severity, term.origin)?;
-            let english = term.language.starts_with("en");
             // An English phrase also matches with its contractions written
             // out (text::spoken): shown under it.
             let list = |out: &mut std::io::StdoutLock,
@@ -124,11 +123,9 @@ pub fn print_expansions(lexicon: &Lexicon, keys: &[String]) -> std::io::Result<i
                     writeln!(out, "  {label} ({}):", phrases.len())?;
                     for p in phrases {
                         writeln!(out, "    {}", p.text)?;
-                        if english {
-                            let folded = normalize(&p.text);
-                            for v in spoken::variants(folded.as_str()) {
-                                writeln!(out, "      also: {v}")?;
-                            }
+                        let folded = normalize(&p.text);
+                        for v in spoken::variants_in(&term.language, folded.as_str()) {
+                            writeln!(out, "      also: {v}")?;
                         }
                     }
                 }
