@@ -93,6 +93,11 @@ kind = "read_out"
 position = "before"
 turns = 2
 patterns = ["読みますね"]
+[[frame]]
+id = "nante_iwareta"
+kind = "read_out_asked"
+position = "before"
+patterns = ["何て言われたんですか"]
 [[term]]
 id = "shita_no_namae"
 category = "personal_attack"
@@ -720,6 +725,22 @@ fn a_message_read_out_is_info_until_the_agent_has_answered_it() {
     // The agent answered: what the caller says now is their own.
     call.say(Speaker::Agent, "a2", "それは怖かったですね", true, 5000);
     let own = call.customer("u4", "本当にぶっ殺すぞ", 6000);
+    assert_eq!(own[0].severity, Severity::Critical, "{own:?}");
+}
+
+#[test]
+fn the_agents_question_about_someone_elses_words_makes_the_answer_a_reading() {
+    let mut call = Call::start(Policy::builtin());
+    call.customer("u1", "知らない番号から電話が来て", 1000);
+    // "What did they say?" — the answer is their words, not the caller's.
+    call.say(Speaker::Agent, "a1", "何て言われたんですか", true, 2000);
+    let answer = call.customer("u2", "ぶっ殺すぞ", 3000);
+    assert_eq!(answer.len(), 1);
+    assert_eq!(answer[0].severity, Severity::Info, "{answer:?}");
+    // Asked by the caller, the question reads nothing.
+    call.customer("u3", "何て言われたんですか", 4000);
+    call.say(Speaker::Agent, "a2", "はい", true, 5000);
+    let own = call.customer("u4", "ぶっ殺すぞ", 6000);
     assert_eq!(own[0].severity, Severity::Critical, "{own:?}");
 }
 

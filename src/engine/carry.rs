@@ -69,6 +69,12 @@ impl Carry {
         self.reading_out = self.reading_out.saturating_sub(1);
     }
 
+    /// The other speaker asked for someone else's words: this speaker's
+    /// next turn reads them out.
+    pub fn hear_reading(&mut self) {
+        self.reading_out = self.reading_out.max(1);
+    }
+
     /// Is the speaker reading out someone else's words at the end of the
     /// fragment this carry follows?
     pub fn reading_out(&self) -> bool {

@@ -45,6 +45,7 @@ mod carry;
 mod dense;
 mod examples;
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
@@ -61,7 +62,9 @@ pub use examples::{check_examples, CheckReport};
 use crate::category::{Severity, Speaker};
 use crate::lexicon::{FrameKind, FramePosition, Lexicon, LexiconError, Term, ANY_LANGUAGE};
 use crate::text::normalize::{decode, normalize_text_with, FoldSink};
-use crate::text::{class_of, normalize_into, reported_quotes, spoken, CharClass, Normalized};
+use crate::text::{
+    class_of, normalize_into, reported_quotes, sentence_ends, spoken, CharClass, Normalized,
+};
 
 /// Index of a term in [`Engine::term`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -128,6 +131,9 @@ pub struct Scan {
     /// The state to continue from with this speaker's next fragment, if this
     /// one is final.
     pub carry: Carry,
+    /// The words ask for someone else's words ([`FrameKind::ReadOutAsked`]):
+    /// said by the agent, the caller's next turn reads them out.
+    pub asks_for_words: bool,
 }
 
 /// Reusable buffers for scanning: one per thread or task, so the hot path
@@ -600,6 +606,7 @@ impl Engine {
             shift: i64::from(seam_space),
             norm,
             read_out: &[],
+            sentences: Sentences::new(text),
         };
         let reading_out = self.read_out_spans(
             &stream,
@@ -627,10 +634,17 @@ impl Engine {
             carry,
             &scratch.raw,
         );
+        let asks_for_words = scratch.raw.iter().any(|x| {
+            let xi = self.patterns[x.pattern as usize];
+            xi.kind == PatternKind::Frame
+                && self.lexicon.frames[xi.owner as usize].kind == FrameKind::ReadOutAsked
+                && on_word_boundaries(&xi, &stream, x)
+        });
         Scan {
             hits,
             sightings,
             carry: next,
+            asks_for_words,
         }
     }
 
@@ -670,6 +684,7 @@ impl Engine {
             shift: 0,
             norm: scratch.normalized.as_str().as_bytes(),
             read_out: &[],
+            sentences: Sentences::new(text),
         };
         let mut frames: Vec<usize> = scratch
             .raw
@@ -1207,11 +1222,17 @@ impl Engine {
             if !frame.frames_category(category) {
                 continue;
             }
-            let before = end <= m.end
-                && start.is_none_or(|s| s <= m.start)
-                && stream.chars_between(end, m.start) <= frame.window;
-            let after = start
-                .is_some_and(|s| s >= m.start && stream.chars_between(m.end, s) <= frame.window);
+            let reaches = |from: i64, to: i64| {
+                let chars = stream.chars_between(from, to);
+                chars <= frame.window
+                    || (frame.to_sentence_end
+                        && start.is_some()
+                        && chars <= SENTENCE_REACH
+                        && stream.sentences.holds(from, to))
+            };
+            let before =
+                end <= m.end && start.is_none_or(|s| s <= m.start) && reaches(end, m.start);
+            let after = start.is_some_and(|s| s >= m.start && reaches(m.end, s));
             let applies = match frame.position {
                 FramePosition::Before => before,
                 FramePosition::After => after,
@@ -1237,7 +1258,10 @@ impl Engine {
                 }
                 FrameKind::Figurative => figurative = true,
                 FrameKind::Relay => relays.push(start),
-                FrameKind::ReadOut | FrameKind::ReadOutEnd | FrameKind::NotTarget => {}
+                FrameKind::ReadOut
+                | FrameKind::ReadOutEnd
+                | FrameKind::ReadOutAsked
+                | FrameKind::NotTarget => {}
             }
         }
         if figurative && framing == Framing::Plain {
@@ -1327,7 +1351,10 @@ impl Engine {
             (frame.position != FramePosition::After
                 && !matches!(
                     frame.kind,
-                    FrameKind::ReadOut | FrameKind::ReadOutEnd | FrameKind::NotTarget
+                    FrameKind::ReadOut
+                        | FrameKind::ReadOutEnd
+                        | FrameKind::ReadOutAsked
+                        | FrameKind::NotTarget
                 )
                 && on_word_boundaries(&xi, stream, x))
             .then_some((xi.owner, x.end))
@@ -1487,6 +1514,50 @@ struct Stream<'a> {
     norm: &'a [u8],
     /// Where the speaker reads out someone else's words (start, end).
     read_out: &'a [(i64, i64)],
+    sentences: Sentences<'a>,
+}
+
+/// The longest reported sentence a reporting cue frames, in characters:
+/// a bound for run-on text with a stray full stop.
+const SENTENCE_REACH: usize = 400;
+
+/// A fragment's sentences, read from its punctuation on first need (a
+/// reporting cue beyond its window from a hit: rare).
+struct Sentences<'a> {
+    original: &'a str,
+    /// Folded positions where a sentence begins after the first; `None`
+    /// for a fragment without a sentence-ending mark (unpunctuated ASR
+    /// text, whose sentences are unknown).
+    starts: OnceCell<Option<Vec<i64>>>,
+}
+
+impl<'a> Sentences<'a> {
+    fn new(original: &'a str) -> Self {
+        Sentences {
+            original,
+            starts: OnceCell::new(),
+        }
+    }
+
+    /// Do folded positions `from..to` of this fragment lie in one known
+    /// sentence?
+    fn holds(&self, from: i64, to: i64) -> bool {
+        if from < 0 {
+            return false;
+        }
+        let starts = self.starts.get_or_init(|| {
+            let ends = sentence_ends(self.original);
+            if ends.is_empty() {
+                return None;
+            }
+            let mut mapped = Normalized::default();
+            normalize_into(self.original, &mut mapped);
+            Some(ends.iter().map(|&e| mapped.folded_from(e) as i64).collect())
+        });
+        starts
+            .as_ref()
+            .is_some_and(|starts| !starts.iter().any(|&p| from < p && p <= to))
+    }
 }
 
 impl Stream<'_> {

@@ -868,6 +868,40 @@ fn a_reading_out_lasts_the_rest_of_the_turn_whatever_its_length() {
 }
 
 #[test]
+fn a_reporting_cue_frames_the_rest_of_its_punctuated_sentence() {
+    let frames = |to_sentence_end: bool| {
+        format!(
+            r#"
+[[frame]]
+id = "he_said"
+kind = "quotation"
+position = "before"
+window = 20
+to_sentence_end = {to_sentence_end}
+patterns = ["he said"]
+"#
+        )
+    };
+    let engine = engine_with(("en/said.toml", &frames(true)));
+    let mut scratch = Scratch::default();
+    let mut framing = |engine: &Engine, text: &str| {
+        let scan = engine.scan(text, Some("en"), Speaker::Customer, None, &mut scratch);
+        scan.hits.iter().map(|h| h.framing).collect::<Vec<_>>()
+    };
+    let long = "He said we know where you live, we have your address off the parcel, \
+                we will kill you.";
+    assert_eq!(framing(&engine, long), [Framing::Quoted]);
+    // A new sentence is the caller's own again, as is unpunctuated text
+    // beyond the window (ASR: its sentences are unknown).
+    let next = "He said it would be fixed by Monday. It is Friday now, so I will kill you.";
+    assert_eq!(framing(&engine, next), [Framing::Plain]);
+    let asr = "he said it would be fixed by monday and it is friday now so i will kill you";
+    assert_eq!(framing(&engine, asr), [Framing::Plain]);
+    let windowed = engine_with(("en/said.toml", &frames(false)));
+    assert_eq!(framing(&windowed, long), [Framing::Plain]);
+}
+
+#[test]
 fn an_end_cue_closes_the_reading_and_an_announcement_lasts_two_turns() {
     let engine = read_out_engine();
     let mut scratch = Scratch::default();

@@ -88,6 +88,10 @@ struct FrameDoc {
     window: Option<Spanned<i64>>,
     /// read_out frames only: turns the reading lasts (1 or 2).
     turns: Option<Spanned<i64>>,
+    /// quotation frames only: the reported words run on to the end of
+    /// their sentence, beyond `window`, where punctuation shows it.
+    #[serde(default)]
+    to_sentence_end: Option<Spanned<bool>>,
     patterns: Vec<Spanned<String>>,
     /// The categories whose hits the frame reads; all when absent ("the
     /// scumbags" names a third person for an insult, not for a threat).
@@ -406,6 +410,7 @@ pub(super) fn parse_terms(
             "figurative" => FrameKind::Figurative,
             "read_out" => FrameKind::ReadOut,
             "read_out_end" => FrameKind::ReadOutEnd,
+            "read_out_asked" => FrameKind::ReadOutAsked,
             "not_target" => FrameKind::NotTarget,
             "relay" => FrameKind::Relay,
             other => {
@@ -413,7 +418,7 @@ pub(super) fn parse_terms(
                     f.kind.span().start,
                     format!(
                         "unknown frame kind {other:?} (expected negation, quotation, target, \
-                         figurative, read_out, read_out_end, not_target or relay)"
+                         figurative, read_out, read_out_end, read_out_asked, not_target or relay)"
                     ),
                 ));
                 continue;
@@ -463,6 +468,17 @@ pub(super) fn parse_terms(
                 continue;
             }
         };
+        let to_sentence_end = match &f.to_sentence_end {
+            Some(t) if kind != FrameKind::Quotation => {
+                problems.push(lines.problem(
+                    t.span().start,
+                    "to_sentence_end applies to a quotation frame only".to_owned(),
+                ));
+                continue;
+            }
+            Some(t) => *t.get_ref(),
+            None => false,
+        };
         if f.patterns.is_empty() {
             problems.push(lines.problem(
                 f.id.span().start,
@@ -491,6 +507,7 @@ pub(super) fn parse_terms(
             position,
             window,
             turns,
+            to_sentence_end,
             categories,
             patterns: lines.expanded(&f.patterns, DEFAULT_FORMS, &mut problems),
             must_match: f.must_match.iter().map(|p| lines.located(p)).collect(),

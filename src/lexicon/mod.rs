@@ -135,6 +135,11 @@ pub enum FrameKind {
     /// The reading ends ("end quote", "that was it"): what follows in the
     /// turn is the speaker's own words again.
     ReadOutEnd,
+    /// The agent asks for someone else's words ("what did the message
+    /// say?", 何て言われたんですか): the caller's next turn reads them out,
+    /// as after [`FrameKind::ReadOut`]. Matched in the agent's words only;
+    /// `window` and `position` do not apply.
+    ReadOutAsked,
     /// A second person that addresses nobody ("I'm telling you", "can you
     /// believe", "thank you"): a target frame it overlaps does not count.
     NotTarget,
@@ -166,6 +171,10 @@ pub struct Frame {
     /// reading lasts, this one included (2 for an announcement answered by
     /// the agent's "go ahead"); 0 for other kinds.
     pub turns: u8,
+    /// For [`FrameKind::Quotation`]: the reported words run on beyond
+    /// `window` to the end of their sentence, in punctuated text ("He said
+    /// we know where you live, ..., you stupid old cow.").
+    pub to_sentence_end: bool,
     /// The categories whose hits it frames; every category when empty.
     pub categories: Vec<Arc<str>>,
     pub patterns: Vec<Located>,

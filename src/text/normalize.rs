@@ -84,6 +84,18 @@ impl Normalized {
         self.src[start].0 as usize..self.src[end - 1].1 as usize
     }
 
+    /// The first folded position whose character came from at or after
+    /// byte `original` of the original text (the folded length past the
+    /// end).
+    ///
+    /// # Panics
+    /// When the text was folded without its map ([`normalize_text_with`]).
+    pub fn folded_from(&self, original: usize) -> usize {
+        assert!(self.mapped, "folded without the offset map");
+        self.src
+            .partition_point(|&(start, _)| (start as usize) < original)
+    }
+
     /// Was a separator dropped right before folded position `pos`?
     pub fn separator_before(&self, pos: usize) -> bool {
         self.dropped_separators.binary_search(&(pos as u32)).is_ok()

@@ -262,6 +262,28 @@ fn hearsay_clauses(text: &str) -> Vec<(Range<usize>, usize)> {
     out
 }
 
+/// Byte offsets just past each sentence-ending mark of `text` (。！？!? and
+/// a full stop before a space or the end, not the one in "1.45" or inside
+/// "p.m").
+/// Empty for unpunctuated text, as ASR often gives, whose sentences are
+/// unknown.
+pub fn sentence_ends(text: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut chars = text.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        let next = chars.peek().map(|&(_, n)| n);
+        let ends = match c {
+            '。' | '！' | '？' | '!' | '?' => true,
+            '.' => next.is_none_or(char::is_whitespace),
+            _ => false,
+        };
+        if ends {
+            out.push(at + c.len_utf8());
+        }
+    }
+    out
+}
+
 /// Where the sentence that `before` ends in began: just past the last
 /// sentence end or closing bracket, or 0.
 fn sentence_start(before: &str) -> usize {
@@ -410,6 +432,22 @@ mod tests {
             .into_iter()
             .map(|(r, _)| &text[r])
             .collect()
+    }
+
+    #[test]
+    fn sentence_ends_are_marks_that_close_a_sentence() {
+        let text = "He paid £1.45 at 3 p.m. today. Then? 本当。";
+        let ends: Vec<&str> = sentence_ends(text).iter().map(|&e| &text[..e]).collect();
+        assert_eq!(
+            ends,
+            [
+                "He paid £1.45 at 3 p.m.",
+                "He paid £1.45 at 3 p.m. today.",
+                "He paid £1.45 at 3 p.m. today. Then?",
+                text
+            ]
+        );
+        assert!(sentence_ends("he said we know where you live").is_empty());
     }
 
     #[test]

@@ -334,9 +334,13 @@ impl CallSession {
         let who = speaker_index(fragment.speaker);
         self.carries[who] = Some(scan.carry);
         // The other speaker's turn is over (a reading out of theirs
-        // that lasted one turn with it).
+        // that lasted one turn with it); the agent asking what someone
+        // else said starts the caller's reading.
         if let Some(other) = self.carries[1 - who].as_mut() {
             other.end_turn();
+            if fragment.speaker == Speaker::Agent && scan.asks_for_words {
+                other.hear_reading();
+            }
         }
         // Saturating: times are bounded at the edge (event::MAX_AUDIO_MS),
         // but this sum must not wrap whatever a driver feeds it.
