@@ -64,9 +64,12 @@ impl Carry {
     }
 
     /// The other speaker has spoken: this speaker's turn is over, and with
-    /// it a reading out that lasted one turn.
+    /// it a reading out that lasted one turn and the reach of the frames
+    /// said last ("I'm not saying it'd be me" does not deny what comes
+    /// after the agent's answer).
     pub fn end_turn(&mut self) {
         self.reading_out = self.reading_out.saturating_sub(1);
+        self.marks_len = 0;
     }
 
     /// The other speaker asked for someone else's words: this speaker's

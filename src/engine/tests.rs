@@ -868,6 +868,35 @@ fn a_reading_out_lasts_the_rest_of_the_turn_whatever_its_length() {
 }
 
 #[test]
+fn a_frame_reaches_over_the_seam_but_not_past_the_other_speakers_turn() {
+    let engine = engine();
+    let mut scratch = Scratch::default();
+    let denial = engine.scan(
+        "and I'm not saying",
+        Some("en"),
+        Speaker::Customer,
+        None,
+        &mut scratch,
+    );
+    let mut scan = |carry: &Carry| {
+        let scan = engine.scan(
+            "kill you",
+            Some("en"),
+            Speaker::Customer,
+            Some(carry),
+            &mut scratch,
+        );
+        scan.hits[0].framing
+    };
+    // The same turn, split over two fragments: still denied.
+    assert_eq!(scan(&denial.carry), Framing::Negated);
+    // The agent answered: a new turn, the caller's own words.
+    let mut carry = denial.carry.clone();
+    carry.end_turn();
+    assert_eq!(scan(&carry), Framing::Plain);
+}
+
+#[test]
 fn a_reporting_cue_frames_the_rest_of_its_punctuated_sentence() {
     let frames = |to_sentence_end: bool| {
         format!(
