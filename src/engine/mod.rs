@@ -131,8 +131,8 @@ pub struct Scan {
     /// The state to continue from with this speaker's next fragment, if this
     /// one is final.
     pub carry: Carry,
-    /// The words ask for someone else's words ([`FrameKind::ReadOutAsked`]):
-    /// said by the agent, the caller's next turn reads them out.
+    /// The agent asked for someone else's words
+    /// ([`FrameKind::ReadOutAsked`]): the caller's next turn reads them out.
     pub asks_for_words: bool,
 }
 
@@ -634,12 +634,13 @@ impl Engine {
             carry,
             &scratch.raw,
         );
-        let asks_for_words = scratch.raw.iter().any(|x| {
-            let xi = self.patterns[x.pattern as usize];
-            xi.kind == PatternKind::Frame
-                && self.lexicon.frames[xi.owner as usize].kind == FrameKind::ReadOutAsked
-                && on_word_boundaries(&xi, &stream, x)
-        });
+        let asks_for_words = speaker == Speaker::Agent
+            && scratch.raw.iter().any(|x| {
+                let xi = self.patterns[x.pattern as usize];
+                xi.kind == PatternKind::Frame
+                    && self.lexicon.frames[xi.owner as usize].kind == FrameKind::ReadOutAsked
+                    && on_word_boundaries(&xi, &stream, x)
+            });
         Scan {
             hits,
             sightings,
@@ -1242,11 +1243,16 @@ impl Engine {
                 continue;
             }
             match frame.kind {
-                FrameKind::Negation => framing = Framing::Negated,
-                FrameKind::Quotation => {
+                // Someone else's words stay theirs whatever is denied in
+                // or around them: quoted (info) is the outer reading, and
+                // the lower of the two.
+                FrameKind::Negation => {
                     if framing == Framing::Plain {
-                        framing = Framing::Quoted;
+                        framing = Framing::Negated;
                     }
+                }
+                FrameKind::Quotation => {
+                    framing = Framing::Quoted;
                     quotes.push((start, end));
                 }
                 FrameKind::Target

@@ -262,11 +262,10 @@ fn hearsay_clauses(text: &str) -> Vec<(Range<usize>, usize)> {
     out
 }
 
-/// Byte offsets just past each sentence-ending mark of `text` (。！？!? and
-/// a full stop before a space or the end, not the one in "1.45" or inside
-/// "p.m").
-/// Empty for unpunctuated text, as ASR often gives, whose sentences are
-/// unknown.
+/// Byte offsets just past each sentence-ending mark of `text`: 。！？!? and
+/// a full stop before a space or the end (not the one in "1.45" or inside
+/// "p.m"). Empty for unpunctuated text, as ASR often gives, whose sentences
+/// are unknown.
 pub fn sentence_ends(text: &str) -> Vec<usize> {
     let mut out = Vec::new();
     let mut chars = text.char_indices().peekable();
