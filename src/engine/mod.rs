@@ -245,7 +245,7 @@ pub struct Engine {
     texts: Vec<String>,
     /// The folded `not_near` phrases, searched only around a completed
     /// proximity chain; `not_near_of[term]` is the term's range of them.
-    not_near: Vec<(PatternInfo, String)>,
+    not_near: Vec<NotNear>,
     not_near_of: Vec<Range<u32>>,
     /// One per language, then `any_only`; each compiled when a command
     /// first needs it ([`Engine::prepare`]) or all at once
@@ -344,9 +344,12 @@ impl Engine {
                         continue;
                     };
                     let others = spoken::variants_in(&term.language, &folded);
-                    not_near.push((info, folded));
+                    not_near.push(NotNear::new(info, folded));
                     for v in others {
-                        not_near.extend(fold_pattern(&mut spare, PatternKind::NotNear, i, 0, &v));
+                        not_near.extend(
+                            fold_pattern(&mut spare, PatternKind::NotNear, i, 0, &v)
+                                .map(|(info, text)| NotNear::new(info, text)),
+                        );
                     }
                 }
             }
@@ -1136,8 +1139,8 @@ impl Engine {
         }
         let joined = stream.joined();
         let origin = joined.len() as i64 - stream.norm.len() as i64;
-        for (info, text) in &self.not_near[range.start as usize..range.end as usize] {
-            let finder = memchr::memmem::Finder::new(text.as_bytes());
+        for phrase in &self.not_near[range.start as usize..range.end as usize] {
+            let (info, finder) = (&phrase.info, phrase.finder());
             let mut from = 0;
             // Every occurrence, overlapping ones included, as the
             // automaton reports them.
@@ -1521,6 +1524,31 @@ struct Stream<'a> {
     /// Where the speaker reads out someone else's words (start, end).
     read_out: &'a [(i64, i64)],
     sentences: Sentences<'a>,
+}
+
+/// A `not_near` phrase and its searcher, built the first time a chain of
+/// its term completes: building one for every phrase at every completed
+/// chain cost a tenth of the engine bench, and building them all at start
+/// would cost every start-up for phrases most runs never look up.
+struct NotNear {
+    info: PatternInfo,
+    text: String,
+    finder: OnceLock<memchr::memmem::Finder<'static>>,
+}
+
+impl NotNear {
+    fn new(info: PatternInfo, text: String) -> Self {
+        NotNear {
+            info,
+            text,
+            finder: OnceLock::new(),
+        }
+    }
+
+    fn finder(&self) -> &memchr::memmem::Finder<'static> {
+        self.finder
+            .get_or_init(|| memchr::memmem::Finder::new(self.text.as_bytes()).into_owned())
+    }
 }
 
 /// The longest reported sentence a reporting cue frames, in characters:
