@@ -661,6 +661,21 @@ fn threat_and_money_demand_within_two_minutes_is_extortion() {
 }
 
 #[test]
+fn a_threat_told_as_a_report_makes_no_later_sum_extortion() {
+    let mut call = Call::start(Policy::builtin());
+    // A scam caller's threat, told; the agent asks after her safety.
+    call.customer("u1", "いきなり、ころすぞって", 5000);
+    call.say(Speaker::Agent, "a1", "お怪我はございませんか", true, 8000);
+    // The sum the scammer wanted, named in the same account.
+    call.customer("u2", "慰謝料払え", 30_000);
+    assert!(
+        !call.rules().contains(&"combination/extortion".to_string()),
+        "{:?}",
+        call.rules()
+    );
+}
+
+#[test]
 fn dogeza_is_always_critical_even_if_policy_lowers_the_category() {
     let policy =
         Policy::from_toml("[categories.excessive_demand]\nseverity = \"info\"\n", "p").unwrap();

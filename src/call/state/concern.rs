@@ -53,6 +53,11 @@ impl CallSession {
         }
         self.concern_at = Some(at_ms);
         let since = at_ms.saturating_sub(CONCERN_LOOKBACK_MS);
+        // A threat in the account just told was made to the caller, not by
+        // them: it can no longer make a sum they name extortion.
+        if self.last_threat.as_ref().is_some_and(|(t, _)| *t >= since) {
+            self.last_threat = None;
+        }
         let action: Arc<str> = policy.escalation.info_action.as_str().into();
         for told in std::mem::take(&mut self.answerable) {
             if told.at_ms < since {
