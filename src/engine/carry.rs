@@ -52,6 +52,12 @@ pub struct Carry {
     /// The speaker is reading out someone else's words: turns of theirs the
     /// reading still lasts, this one included (0: not reading).
     pub(super) reading_out: u8,
+    /// The fragment ended inside a sentence of reported words (a
+    /// `to_sentence_end` cue and no sentence end after it, in punctuated
+    /// text): the next fragment's words up to its first sentence end are
+    /// still someone else's ("He sends me texts like, I know where you
+    /// live, | and you can't hide from me, I'll find you.").
+    pub(super) reported_sentence: bool,
 }
 
 impl Carry {
@@ -70,6 +76,7 @@ impl Carry {
     pub fn end_turn(&mut self) {
         self.reading_out = self.reading_out.saturating_sub(1);
         self.marks_len = 0;
+        self.reported_sentence = false;
     }
 
     /// The other speaker asked for someone else's words: this speaker's

@@ -1221,6 +1221,12 @@ impl Engine {
             .map(|x| (x.start, x.end))
             .collect();
         let category = &self.lexicon.terms[term as usize].category;
+        // The reported sentence the previous fragment ended in goes on to
+        // this fragment's first sentence end.
+        if carry.is_some_and(|c| c.reported_sentence) && stream.sentences.open_until(m.start) {
+            framing = Framing::Quoted;
+            quotes.push((None, 0));
+        }
         for (frame_index, start, end) in here.chain(carried) {
             let frame = &self.lexicon.frames[frame_index as usize];
             if !frame.frames_category(category) {
@@ -1403,7 +1409,35 @@ impl Engine {
             marks_len: marks_len as u8,
             ends_with_word,
             reading_out,
+            reported_sentence: self.reported_sentence_open(stream, previous, raw),
         }
+    }
+
+    /// Does the fragment end inside a sentence of reported words: a
+    /// `to_sentence_end` quotation cue with no sentence end after it, or
+    /// such a sentence carried in and not closed here? Needs punctuation
+    /// to tell: unpunctuated text opens nothing.
+    fn reported_sentence_open(
+        &self,
+        stream: &Stream,
+        previous: Option<&Carry>,
+        raw: &[RawMatch],
+    ) -> bool {
+        let len = stream.norm.len() as i64;
+        if stream.sentences.closes_at_end() {
+            return false;
+        }
+        if previous.is_some_and(|c| c.reported_sentence) && stream.sentences.open_until(len) {
+            return true;
+        }
+        raw.iter().any(|x| {
+            let xi = self.patterns[x.pattern as usize];
+            xi.kind == PatternKind::Frame
+                && x.start >= 0
+                && self.lexicon.frames[xi.owner as usize].to_sentence_end
+                && on_word_boundaries(&xi, stream, x)
+                && stream.sentences.holds(x.end, len)
+        })
     }
 }
 
@@ -1573,24 +1607,42 @@ impl<'a> Sentences<'a> {
         }
     }
 
+    fn starts(&self) -> Option<&[i64]> {
+        self.starts
+            .get_or_init(|| {
+                let ends = sentence_ends(self.original);
+                if ends.is_empty() {
+                    return None;
+                }
+                let mut mapped = Normalized::default();
+                normalize_into(self.original, &mut mapped);
+                Some(ends.iter().map(|&e| mapped.folded_from(e) as i64).collect())
+            })
+            .as_deref()
+    }
+
     /// Do folded positions `from..to` of this fragment lie in one known
     /// sentence?
     fn holds(&self, from: i64, to: i64) -> bool {
-        if from < 0 {
-            return false;
-        }
-        let starts = self.starts.get_or_init(|| {
-            let ends = sentence_ends(self.original);
-            if ends.is_empty() {
-                return None;
-            }
-            let mut mapped = Normalized::default();
-            normalize_into(self.original, &mut mapped);
-            Some(ends.iter().map(|&e| mapped.folded_from(e) as i64).collect())
-        });
-        starts
-            .as_ref()
-            .is_some_and(|starts| !starts.iter().any(|&p| from < p && p <= to))
+        from >= 0
+            && self
+                .starts()
+                .is_some_and(|starts| !starts.iter().any(|&p| from < p && p <= to))
+    }
+
+    /// Does no sentence of this fragment end before folded position `to`
+    /// (a sentence carried in goes on)? True for unpunctuated text.
+    fn open_until(&self, to: i64) -> bool {
+        self.starts()
+            .is_none_or(|starts| !starts.iter().any(|&p| p <= to))
+    }
+
+    /// Does the fragment end with a sentence-ending mark? Cheap: looks at
+    /// the last character only.
+    fn closes_at_end(&self) -> bool {
+        self.original
+            .trim_end()
+            .ends_with(['.', '?', '!', '。', '？', '！'])
     }
 }
 

@@ -928,6 +928,40 @@ patterns = ["he said"]
     assert_eq!(framing(&engine, asr), [Framing::Plain]);
     let windowed = engine_with(("en/said.toml", &frames(false)));
     assert_eq!(framing(&windowed, long), [Framing::Plain]);
+
+    // A reported sentence split over two fragments (ASR cuts mid-phrase):
+    // the second fragment's words up to its first full stop are still his,
+    // however far the cue lies behind the seam.
+    let first = engine.scan(
+        "I rang them back. He said we know where you live, we have your address off \
+         the parcel, we have your number, we have your car, we have your photo, we have \
+         your email, we have it all,",
+        Some("en"),
+        Speaker::Customer,
+        None,
+        &mut scratch,
+    );
+    assert!(first.hits.is_empty());
+    let second = engine.scan(
+        "and we will kill you. Then I said to him, kill you.",
+        Some("en"),
+        Speaker::Customer,
+        Some(&first.carry),
+        &mut scratch,
+    );
+    let framings: Vec<Framing> = second.hits.iter().map(|h| h.framing).collect();
+    assert_eq!(framings, [Framing::Quoted, Framing::Plain]);
+    // The other speaker's turn closes it.
+    let mut carry = first.carry.clone();
+    carry.end_turn();
+    let own = engine.scan(
+        "and we will kill you.",
+        Some("en"),
+        Speaker::Customer,
+        Some(&carry),
+        &mut scratch,
+    );
+    assert_eq!(own.hits[0].framing, Framing::Plain);
 }
 
 #[test]
