@@ -63,7 +63,8 @@ use crate::category::{Severity, Speaker};
 use crate::lexicon::{FrameKind, FramePosition, Lexicon, LexiconError, Term, ANY_LANGUAGE};
 use crate::text::normalize::{decode, normalize_text_with, FoldSink};
 use crate::text::{
-    class_of, normalize_into, reported_quotes, sentence_ends, spoken, CharClass, Normalized,
+    class_of, closes_sentence, normalize_into, reported_quotes, sentence_ends, spoken, CharClass,
+    Normalized,
 };
 
 /// Index of a term in [`Engine::term`].
@@ -636,6 +637,7 @@ impl Engine {
             &stream,
             carry,
             &scratch.raw,
+            speaker,
         );
         let asks_for_words = speaker == Speaker::Agent
             && scratch.raw.iter().any(|x| {
@@ -1323,6 +1325,7 @@ impl Engine {
         stream: &Stream,
         previous: Option<&Carry>,
         raw: &[RawMatch],
+        speaker: Speaker,
     ) -> Carry {
         let norm = stream.norm;
         let mut tail = [0u8; TAIL_BYTES];
@@ -1409,7 +1412,10 @@ impl Engine {
             marks_len: marks_len as u8,
             ends_with_word,
             reading_out,
-            reported_sentence: self.reported_sentence_open(stream, previous, raw),
+            // Only the caller's words are read for abuse: the agent's carry
+            // never needs it (a walk over every match).
+            reported_sentence: speaker == Speaker::Customer
+                && self.reported_sentence_open(stream, previous, raw),
         }
     }
 
@@ -1637,12 +1643,9 @@ impl<'a> Sentences<'a> {
             .is_none_or(|starts| !starts.iter().any(|&p| p <= to))
     }
 
-    /// Does the fragment end with a sentence-ending mark? Cheap: looks at
-    /// the last character only.
+    /// Does the fragment end with a sentence-ending mark?
     fn closes_at_end(&self) -> bool {
-        self.original
-            .trim_end()
-            .ends_with(['.', '?', '!', '。', '？', '！'])
+        closes_sentence(self.original)
     }
 }
 

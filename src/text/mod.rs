@@ -14,4 +14,4 @@ pub mod spoken;
 pub use mask::{mask_personal_data, mask_personal_data_owned};
 pub use normalize::{class_of, normalize, normalize_into, CharClass, Normalized};
 pub use offsets::char_span;
-pub use quote::{reported_quotes, sentence_ends};
+pub use quote::{closes_sentence, reported_quotes, sentence_ends};

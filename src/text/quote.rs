@@ -262,6 +262,10 @@ fn hearsay_clauses(text: &str) -> Vec<(Range<usize>, usize)> {
     out
 }
 
+/// Marks that end a sentence wherever they stand; a full stop ends one only
+/// before a space or the end of the text.
+const SENTENCE_MARKS: [char; 5] = ['。', '！', '？', '!', '?'];
+
 /// Byte offsets just past each sentence-ending mark of `text`: 。！？!? and
 /// a full stop before a space or the end (not the one in "1.45" or inside
 /// "p.m"). Empty for unpunctuated text, as ASR often gives, whose sentences
@@ -271,16 +275,20 @@ pub fn sentence_ends(text: &str) -> Vec<usize> {
     let mut chars = text.char_indices().peekable();
     while let Some((at, c)) = chars.next() {
         let next = chars.peek().map(|&(_, n)| n);
-        let ends = match c {
-            '。' | '！' | '？' | '!' | '?' => true,
-            '.' => next.is_none_or(char::is_whitespace),
-            _ => false,
-        };
+        let ends =
+            SENTENCE_MARKS.contains(&c) || (c == '.' && next.is_none_or(char::is_whitespace));
         if ends {
             out.push(at + c.len_utf8());
         }
     }
     out
+}
+
+/// Does `text` end with a sentence-ending mark ([`sentence_ends`] would
+/// end at its last character)? Looks at the end only.
+pub fn closes_sentence(text: &str) -> bool {
+    text.trim_end()
+        .ends_with(|c: char| c == '.' || SENTENCE_MARKS.contains(&c))
 }
 
 /// Where the sentence that `before` ends in began: just past the last
