@@ -676,6 +676,29 @@ fn a_threat_told_as_a_report_makes_no_later_sum_extortion() {
 }
 
 #[test]
+fn a_threat_told_as_a_report_takes_the_extortion_made_of_it_along() {
+    let mut call = Call::start(Policy::builtin());
+    // A scam caller's threat and the sum he wanted, told before the agent
+    // answers: the pair reads as extortion at first.
+    call.customer("u1", "いきなり、ころすぞって", 5000);
+    let demanded = call.customer("u2", "慰謝料払え", 10_000);
+    let extortion = demanded
+        .iter()
+        .find(|a| &*a.rule == "combination/extortion")
+        .expect("extortion raised");
+    assert_eq!(extortion.severity, Severity::Critical);
+    // The agent asks after her safety: the threat and the extortion made
+    // of it are a report now, the same alerts updated to info.
+    let answered = call.say(Speaker::Agent, "a1", "お怪我はございませんか", true, 15_000);
+    let updated = answered
+        .iter()
+        .find(|a| a.local_id == extortion.local_id)
+        .expect("the extortion alert updated");
+    assert_eq!(updated.severity, Severity::Info);
+    assert_eq!(updated.status, AlertStatus::Confirmed);
+}
+
+#[test]
 fn dogeza_is_always_critical_even_if_policy_lowers_the_category() {
     let policy =
         Policy::from_toml("[categories.excessive_demand]\nseverity = \"info\"\n", "p").unwrap();

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::extortion::EXTORTION_RULE;
 use super::CallSession;
 use crate::alert::{AlertEvent, AlertStatus, Evidence};
 use crate::category::{id, Severity};
@@ -90,10 +91,12 @@ impl CallSession {
         }
     }
 
-    /// Keeps a customer alert the agent's concern may turn into a report.
+    /// Keeps a customer alert the agent's concern may turn into a report:
+    /// one in a [`NARRATABLE`] category, or the extortion made of one.
     pub(super) fn keep_answerable(&mut self, raised: Option<&AlertEvent>) {
         let Some(alert) = raised else { return };
-        if alert.severity < Severity::Warning || !NARRATABLE.contains(&&*alert.category) {
+        let answerable = NARRATABLE.contains(&&*alert.category) || &*alert.rule == EXTORTION_RULE;
+        if alert.severity < Severity::Warning || !answerable {
             return;
         }
         if self.answerable.len() == MAX_ANSWERABLE {

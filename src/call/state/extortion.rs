@@ -5,6 +5,9 @@ use crate::alert::AlertEvent;
 use crate::category::{id, Severity};
 use crate::policy::PolicySet;
 
+/// The rule id of the combination's alert.
+pub(super) const EXTORTION_RULE: &str = "combination/extortion";
+
 impl CallSession {
     /// A threat (or exposure threat) and a money demand close together: the
     /// extortion pattern. The demand is what turns critical (DOMAIN 2.1:
@@ -29,14 +32,18 @@ impl CallSession {
             self.extortion_raised = true;
             let at = (*threat_ms).max(*money_ms);
             let evidence = vec![threat.clone(), money.clone()];
-            out.extend(self.raise(
+            let raised = self.raise(
                 policy,
                 id::EXCESSIVE_DEMAND,
-                "combination/extortion",
+                EXTORTION_RULE,
                 Severity::Critical,
                 at,
                 evidence,
-            ));
+            );
+            // Made of a threat: when the agent's concern turns the threat
+            // into a report, the extortion goes with it.
+            self.keep_answerable(raised.as_ref());
+            out.extend(raised);
         }
     }
 }
