@@ -20,8 +20,9 @@ const CONCERN_LOOKBACK_MS: u64 = 60_000;
 /// A self-harm hit this recent makes the agent's concern an answer to it.
 const SELF_HARM_RECENT_MS: u64 = 300_000;
 
-/// A customer alert in a [`NARRATABLE`] category, kept until the agent
-/// answers: concern for the caller's safety turns it into a report.
+/// A customer alert in a [`NARRATABLE`] category (or the extortion made of
+/// one), kept until the agent answers: concern for the caller's safety
+/// turns it into a report.
 pub(super) struct Answerable {
     local_id: u32,
     category: Arc<str>,
