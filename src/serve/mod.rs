@@ -471,35 +471,53 @@ fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, ServeError> {
 
 /// Runs until SIGTERM or Ctrl-C; SIGHUP reloads lexicons and policy.
 pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
+    // The handlers are in place before the service says it is serving: a
+    // SIGHUP sent on that line (systemd's ExecReload, a script) must reload,
+    // not meet the default action and end the process.
+    let signals = StopSignals::install();
     let server = start(config).await?;
-    wait_for_stop(&server.service).await;
+    signals.wait(&server.service).await;
     tracing::info!("shutting down: no new streams; finishing events in flight");
     server.stop().await?;
     tracing::info!("stopped");
     Ok(())
 }
 
+/// SIGTERM and SIGHUP, registered; `None` where they could not be (then
+/// only Ctrl-C stops the service).
 #[cfg(unix)]
-async fn wait_for_stop(service: &Arc<Service>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return,
-            _ = term.recv() => return,
-            _ = hup.recv() => {
-                let s = service.clone();
-                let allow = s.config.lexicon_allow_removal;
-                match tokio::task::spawn_blocking(move || s.reload(allow)).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::warn!(error = %e, "SIGHUP reload refused; the rule set in force stays"),
-                    Err(e) => tracing::error!(error = %e, "reload task failed"),
+struct StopSignals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
+
+#[cfg(unix)]
+impl StopSignals {
+    fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(term), Ok(hup)) => StopSignals(Some((term, hup))),
+            _ => StopSignals(None),
+        }
+    }
+
+    async fn wait(self, service: &Arc<Service>) {
+        let Some((mut term, mut hup)) = self.0 else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return,
+                _ = term.recv() => return,
+                _ = hup.recv() => {
+                    let s = service.clone();
+                    let allow = s.config.lexicon_allow_removal;
+                    match tokio::task::spawn_blocking(move || s.reload(allow)).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => tracing::warn!(error = %e, "SIGHUP reload refused; the rule set in force stays"),
+                        Err(e) => tracing::error!(error = %e, "reload task failed"),
+                    }
                 }
             }
         }
@@ -507,6 +525,15 @@ async fn wait_for_stop(service: &Arc<Service>) {
 }
 
 #[cfg(not(unix))]
-async fn wait_for_stop(_service: &Arc<Service>) {
-    let _ = tokio::signal::ctrl_c().await;
+struct StopSignals;
+
+#[cfg(not(unix))]
+impl StopSignals {
+    fn install() -> Self {
+        StopSignals
+    }
+
+    async fn wait(self, _service: &Arc<Service>) {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
