@@ -72,7 +72,9 @@ pub struct BusinessHours {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Repetition {
-    /// Final customer utterances with the same demand group that raise `persistence`.
+    /// Final customer utterances with the same demand group that raise
+    /// `persistence`; also the agent's refusals a content word of the
+    /// caller is said again after (the same demand in other words).
     pub same_demand: u32,
     /// Repeats at which `persistence` is raised again, one level higher.
     pub escalate_at: u32,

@@ -699,6 +699,144 @@ fn a_threat_told_as_a_report_takes_the_extortion_made_of_it_along() {
 }
 
 #[test]
+fn the_agents_warning_ends_the_account_her_concern_answered() {
+    let mut call = Call::start(Policy::builtin());
+    // Early in the call the agent asks whether the caller was hurt (a
+    // breakdown, a tow): for the next two minutes threats are his account.
+    call.say(Speaker::Agent, "a1", "お怪我はございませんか", true, 5_000);
+    let told = call.customer("u1", "ぶっ殺すぞって言われたんや", 20_000);
+    assert!(
+        told.iter().all(|a| a.severity == Severity::Info),
+        "{told:?}"
+    );
+    // The dispute turns and she reads the warning script; what he says
+    // next is his own, though her concern was only a minute ago.
+    call.say(
+        Speaker::Agent,
+        "a2",
+        "そのようなご発言が続くようでしたら、お電話を終了させていただきます",
+        true,
+        50_000,
+    );
+    let own = call.customer("u2", "ぶっ殺すぞ", 60_000);
+    assert!(
+        own.iter().any(|a| a.severity >= Severity::Warning),
+        "{own:?}"
+    );
+}
+
+#[test]
+fn advice_in_the_same_breath_as_the_concern_does_not_end_it() {
+    let mut call = Call::start(Policy::builtin());
+    call.say(
+        Speaker::Agent,
+        "a1",
+        "お怪我はございませんでしたか。ご自分での駆除はお控えください。",
+        true,
+        5_000,
+    );
+    let told = call.customer(
+        "u1",
+        "隣のじいさんが灯油かけて燃やしたろか言うとんねん",
+        20_000,
+    );
+    assert!(
+        told.iter().all(|a| a.severity == Severity::Info),
+        "{told:?}"
+    );
+}
+
+const RESTATED: &str = "counter/persistence/restated_after_refusals";
+
+#[test]
+fn the_same_demand_restated_after_three_refusals_is_persistence_in_any_words() {
+    let mut call = Call::start(Policy::builtin());
+    call.say(
+        Speaker::Agent,
+        "a0",
+        "お電話ありがとうございます、鉄道お客様センター松本でございます",
+        true,
+        1_000,
+    );
+    call.customer("u1", "あんたとこの会長呼んでんか", 5_000);
+    // Each time the agent declines (or warns), the caller comes back to
+    // the chairman, never twice in the same words.
+    for (i, (declined, again)) in [
+        (
+            "会長がお電話に出ることはいたしかねます",
+            "会長を出せ言うてんねん",
+        ),
+        (
+            "繰り返しになりますが、会長の直接のご対応はいたしかねます",
+            "会長が家まで来たらええやん",
+        ),
+        ("お電話を終了させていただきます", "会長や会長、聞いとんのか"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let at = 10_000 + i as u64 * 10_000;
+        call.say(Speaker::Agent, &format!("a{}", i + 1), declined, true, at);
+        call.customer(&format!("u{}", i + 2), again, at + 5_000);
+    }
+    let persistence: Vec<_> = call
+        .alerts
+        .iter()
+        .filter(|a| &*a.rule == RESTATED)
+        .collect();
+    assert_eq!(persistence.len(), 1, "{:?}", call.rules());
+    assert_eq!(persistence[0].severity, Severity::Warning);
+    assert_eq!(&*persistence[0].category, "persistence");
+}
+
+#[test]
+fn a_word_said_often_between_two_refusals_or_the_agents_name_is_no_restated_demand() {
+    let mut call = Call::start(Policy::builtin());
+    call.say(
+        Speaker::Agent,
+        "a0",
+        "お電話ありがとうございます、担当の松本でございます",
+        true,
+        1_000,
+    );
+    call.say(
+        Speaker::Agent,
+        "a1",
+        "申し訳ございませんが、返品はいたしかねます",
+        true,
+        5_000,
+    );
+    // Three times, but all after one refusal: a long account, not a demand
+    // pressed again.
+    for (i, text) in ["返品の件ですが", "返品の期限は", "返品について"]
+        .into_iter()
+        .enumerate()
+    {
+        call.customer(&format!("u{i}"), text, 10_000 + i as u64 * 5_000);
+    }
+    // The agent's own name after each refusal is no demand either.
+    for i in 0..3u64 {
+        call.say(
+            Speaker::Agent,
+            &format!("b{i}"),
+            "規定により、それはいたしかねます",
+            true,
+            30_000 + i * 10_000,
+        );
+        call.customer(
+            &format!("v{i}"),
+            "松本さん、ほな、わかりました",
+            35_000 + i * 10_000,
+        );
+    }
+    assert!(
+        !call.rules().iter().any(|r| r == RESTATED),
+        "{:?}",
+        call.rules()
+    );
+}
+
+#[test]
 fn dogeza_is_always_critical_even_if_policy_lowers_the_category() {
     let policy =
         Policy::from_toml("[categories.excessive_demand]\nseverity = \"info\"\n", "p").unwrap();

@@ -1,10 +1,12 @@
 //! Text handling shared by everything that reads transcripts: the one
 //! normaliser ([`normalize`]), spoken English spellings for the
 //! lexicon's phrases ([`spoken`]), quotations marked by punctuation ([`quote`]),
-//! masking of personal data in evidence excerpts ([`mask`]) and byte
-//! offsets turned into the character offsets clients see ([`offsets`]).
+//! masking of personal data in evidence excerpts ([`mask`]), byte
+//! offsets turned into the character offsets clients see ([`offsets`]) and
+//! the content words a caller says again ([`content`]).
 
 pub mod amount;
+pub mod content;
 pub mod mask;
 pub mod normalize;
 pub mod offsets;

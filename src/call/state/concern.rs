@@ -112,6 +112,18 @@ impl CallSession {
         });
     }
 
+    /// The agent read the warning script in an utterance starting at
+    /// `at_ms`: she hears the caller's own abuse now, not an account, and
+    /// abuse words from here on count however recent her concern. (Not
+    /// her refusals: "I can't promise that" is said in reports too.)
+    /// Advice in the same breath as the concern ("are you hurt? please
+    /// don't try it yourself") does not end it.
+    pub(super) fn end_account(&mut self, at_ms: u64) {
+        if self.concern_at.is_some_and(|t| t < at_ms) {
+            self.concern_at = None;
+        }
+    }
+
     /// Is the caller telling of an incident the agent answered with concern?
     pub(super) fn telling_of_incident(&self, policy: &PolicySet, at_ms: u64) -> bool {
         let window = policy.combinations.reported_incident_ms();

@@ -4,16 +4,15 @@
 
 use std::sync::Arc;
 
-use super::evidence::{first_chars, words_of, EXCERPT_CONTEXT_CHARS};
+use super::evidence::{utterance_of, words_of};
 use super::CallSession;
 use crate::alert::{AlertEvent, Evidence};
-use crate::category::{id, Severity, Speaker};
+use crate::category::{id, Severity};
 use crate::engine::{Framing, Hit};
 use crate::event::Fragment;
 use crate::lexicon::Term;
 use crate::policy::PolicySet;
 use crate::text::amount::amounts;
-use crate::text::mask_personal_data_owned;
 
 const MINUTE_MS: u64 = 60_000;
 
@@ -161,18 +160,7 @@ impl CallSession {
                 }
                 continue;
             }
-            let evidence = Evidence {
-                speaker: Speaker::Customer,
-                utterance_id: fragment.utterance_id.clone(),
-                excerpt: mask_personal_data_owned(first_chars(
-                    &fragment.text,
-                    EXCERPT_CONTEXT_CHARS * 4,
-                )),
-                start_ms: fragment.start_ms,
-                end_ms: fragment.end_ms,
-                char_start: None,
-                char_end: None,
-            };
+            let evidence = utterance_of(fragment);
             if count == 2 {
                 // The customer's first repeated demand starts the stalemate clock.
                 self.start_stalemate(fragment.start_ms, &evidence);

@@ -54,6 +54,20 @@ pub(super) fn words_of(fragment: &Fragment, span: &std::ops::Range<usize>) -> Ev
     }
 }
 
+/// Evidence of a whole utterance (its opening, masked): what a counter
+/// cites when no single phrase is the reason.
+pub(super) fn utterance_of(fragment: &Fragment) -> Evidence {
+    Evidence {
+        speaker: fragment.speaker,
+        utterance_id: fragment.utterance_id.clone(),
+        excerpt: mask_personal_data_owned(first_chars(&fragment.text, EXCERPT_CONTEXT_CHARS * 4)),
+        start_ms: fragment.start_ms,
+        end_ms: fragment.end_ms,
+        char_start: None,
+        char_end: None,
+    }
+}
+
 /// The hit's words with a little context on each side, `…` where the
 /// fragment goes on. The context is found by byte offset and copied once.
 fn excerpt(text: &str, span: &std::ops::Range<usize>) -> String {

@@ -14,6 +14,7 @@ mod evidence;
 mod extortion;
 mod proximity;
 mod raise;
+mod restated;
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
@@ -31,6 +32,7 @@ use dialogue::RECENT_AGENT_MARKERS;
 use evidence::{last_chars, words_of, EXCERPT_CONTEXT_CHARS};
 use proximity::PendingParts;
 use raise::LadderStep;
+use restated::Restated;
 
 /// Finalised utterance ids remembered to ignore repeated finals.
 const RECENT_FINALS: usize = 16;
@@ -163,6 +165,8 @@ pub struct CallSession {
     /// agent warning count when it was taken (`None`: not yet climbed).
     ladder: Option<LadderStep>,
     strikes: u32,
+    /// Content words the caller said again after the agent's refusals.
+    restated: Restated,
     talk_ms: [u64; 2],
     alerts: VecDeque<AlertSummary>,
     alerts_total: u64,
@@ -219,6 +223,7 @@ impl CallSession {
             pending_parts: VecDeque::new(),
             ladder: None,
             strikes: 0,
+            restated: Restated::default(),
             talk_ms: [0, 0],
             alerts: VecDeque::new(),
             alerts_total: 0,
@@ -606,6 +611,7 @@ impl CallSession {
         self.count_groups(groups_seen, fragment, policy, out);
         self.check_extortion(policy, out);
         self.check_surname_by_name(fragment, engine, policy, out);
+        self.count_restated(fragment, policy, out);
     }
 
     fn on_agent_final(
@@ -617,6 +623,13 @@ impl CallSession {
         out: &mut Vec<AlertEvent>,
     ) {
         self.note_agent_name(fragment);
+        let refused = hits.iter().any(|hit| {
+            matches!(
+                &*engine.term(hit.term).category,
+                id::AGENT_REFUSAL | id::AGENT_WARNING
+            )
+        });
+        self.note_agent_turn(fragment, refused);
         for hit in hits {
             let term = engine.term(hit.term);
             if self.agent_markers.len() == RECENT_AGENT_MARKERS {
@@ -626,8 +639,11 @@ impl CallSession {
             let evidence = words_of(fragment, &hit.span);
             match &*term.category {
                 id::AGENT_REFUSAL => self.start_stalemate(fragment.start_ms, &evidence),
-                id::AGENT_WARNING if self.warning_stages.len() < 64 => {
-                    self.warning_stages.push(fragment.end_ms)
+                id::AGENT_WARNING => {
+                    self.end_account(fragment.start_ms);
+                    if self.warning_stages.len() < 64 {
+                        self.warning_stages.push(fragment.end_ms)
+                    }
                 }
                 id::AGENT_CONCERN => self.on_agent_concern(fragment.end_ms, evidence, policy, out),
                 _ => {}
