@@ -8,7 +8,10 @@ rates on benign text, next to the targets of the corpus-evaluation issue:
   * ConvAbuse test+valid: recall above the best peer (0.85, alt-profanity-check)
     with under 1% false alarms on benign turns; also after an ASR-style rewrite.
   * SGD (en) and JMultiWOZ / ASDC (ja) benign service dialogues: under 0.5% of
-    dialogues with an alert in a customer turn.
+    dialogues with an alert in a customer turn; and, replayed whole as calls
+    (`callguard replay`, both speakers), under 0.5% of calls with an alert, so
+    the per-call counters (the same demand restated after refusals, hints
+    that add up, the agent's markers) are measured on benign dialogue too.
   * First 5,000 lines of rustrict's Scunthorpe list: fewer alerting lines than
     better_profanity's 13.
   * Indicative only: Japanese toxic sentences (inspection-ai), HateCheck.
@@ -198,6 +201,66 @@ class Scanner:
                 f"callguard scan returned no result for {missing} of {len(flat)} lines"
             )
         return out  # type: ignore[return-value]
+
+
+    def replay(self, calls: list[list[tuple[str, str]]], language: str) -> dict[int, list[str]]:
+        """Replay dialogues of (speaker, text) turns as calls, in one process;
+        the rules of the alerts at warning or above, by dialogue index."""
+        if not calls:
+            return {}
+        with tempfile.TemporaryDirectory() as folder:
+            for i, turns in enumerate(calls):
+                write_call(os.path.join(folder, f"d{i:05d}.jsonl"), f"d{i:05d}", turns, language)
+            start = time.monotonic()
+            res = subprocess.run(
+                [self.binary, "replay", "--output", "jsonl", *self.lexicon_args, folder],
+                capture_output=True,
+                text=True,
+                encoding="utf-8",
+                timeout=600,
+            )
+            self.seconds += time.monotonic() - start
+        if res.returncode != 0:
+            raise RuntimeError(
+                f"callguard replay failed (exit {res.returncode}): {res.stderr.strip()[:2000]}"
+            )
+        alerted: dict[int, list[str]] = collections.defaultdict(list)
+        for raw in res.stdout.splitlines():
+            if not raw.strip():
+                continue
+            alert = json.loads(raw)
+            if (
+                alert.get("severity") in ALERT_SEVERITIES
+                and alert.get("category") in ALERT_CATEGORIES
+                and alert.get("status") != "retracted"
+            ):
+                alerted[int(alert["call_id"][1:])].append(alert["rule"])
+        return alerted
+
+
+def write_call(path: str, call_id: str, turns: list[tuple[str, str]], language: str) -> None:
+    """One dialogue as a call (DESIGN section 2): turns back to back at a
+    speaking pace, on a weekday afternoon (no out-of-hours alert), each
+    caller seen once (no repeat-caller count)."""
+    events = [{
+        "type": "start", "call_id": call_id, "tenant": "corpus", "agent_id": "a1",
+        "caller_id": f"corpus-{call_id}", "language": language,
+        "started_at": "2026-10-06T14:00:00+09:00", "timezone": "Asia/Tokyo",
+    }]
+    at = 1000
+    for seq, (speaker, text) in enumerate(turns, 1):
+        length = max(1500, 80 * len(text))
+        events.append({
+            "type": "fragment", "call_id": call_id, "seq": seq, "speaker": speaker,
+            "text": text, "is_final": True, "utterance_id": f"u{seq}",
+            "start_ms": at, "end_ms": at + length, "language": language,
+        })
+        at += length + 500
+    events.append({"type": "end", "call_id": call_id, "end_ms": at})
+    with open(path, "w", encoding="utf-8") as fh:
+        for event in events:
+            fh.write(json.dumps(event, ensure_ascii=False))
+            fh.write("\n")
 
 
 # --------------------------------------------------------------------------
@@ -480,6 +543,37 @@ def dialogue_metrics(
     )
 
 
+def call_metrics(
+    rep: Report,
+    scanner: Scanner,
+    ds: str,
+    label: str,
+    dialogues: list[list[tuple[str, str]]],
+    language: str,
+    target: float | None,
+) -> None:
+    """Whole dialogues replayed as calls: the share with an alert."""
+    alerted = scanner.replay(dialogues, language)
+    for i, rules in sorted(alerted.items()):
+        rep.false_alarms[ds].append((" / ".join(t for _, t in dialogues[i])[:300], sorted(set(rules))))
+        for rule in set(rules):
+            rep.fa_rules[ds][rule] += 1
+    rep.add(
+        f"{ds}.call_alert",
+        rate(len(alerted), len(dialogues)),
+        len(alerted),
+        len(dialogues),
+        "rate",
+        "lower",
+        target,
+        f"{label}: dialogues replayed as calls (both speakers) with an alert",
+    )
+
+
+def customer_turns(dialogues: list[list[tuple[str, str]]]) -> list[list[str]]:
+    return [[text for speaker, text in turns if speaker == "customer"] for turns in dialogues]
+
+
 def eval_sgd(corpus: str, scanner: Scanner, rep: Report) -> None:
     files = sorted(glob.glob(os.path.join(corpus, "en_sgd_schema_guided", "*", "dialogues_*.json")))
     if not files:
@@ -489,13 +583,16 @@ def eval_sgd(corpus: str, scanner: Scanner, rep: Report) -> None:
     for f in files:
         with open(f, encoding="utf-8") as fh:
             for d in json.load(fh):
-                dialogues.append(
-                    [t["utterance"] for t in d.get("turns", []) if t.get("speaker") == "USER"]
-                )
-    dialogue_metrics(rep, scanner, "sgd", "SGD en (all splits)", dialogues, "en", 0.005)
+                dialogues.append([
+                    ("customer" if t.get("speaker") == "USER" else "agent", t["utterance"])
+                    for t in d.get("turns", [])
+                ])
+    customer = customer_turns(dialogues)
+    dialogue_metrics(rep, scanner, "sgd", "SGD en (all splits)", customer, "en", 0.005)
     dialogue_metrics(
-        rep, scanner, "sgd_asr", "SGD en, ASR-style", dialogues, "en", None, asr_rewrite
+        rep, scanner, "sgd_asr", "SGD en, ASR-style", customer, "en", None, asr_rewrite
     )
+    call_metrics(rep, scanner, "sgd_call", "SGD en", dialogues, "en", 0.005)
 
 
 def ja_no_punct(text: str) -> str:
@@ -514,14 +611,17 @@ def eval_jmultiwoz(corpus: str, scanner: Scanner, rep: Report) -> None:
             for line in fh:
                 if line.strip():
                     d = json.loads(line)
-                    dialogues.append(
-                        [t["content"] for t in d.get("turns", []) if t.get("role") == "user"]
-                    )
-    dialogue_metrics(rep, scanner, "jmultiwoz", "JMultiWOZ ja", dialogues, "ja", 0.005)
+                    dialogues.append([
+                        ("customer" if t.get("role") == "user" else "agent", t["content"])
+                        for t in d.get("turns", [])
+                    ])
+    customer = customer_turns(dialogues)
+    dialogue_metrics(rep, scanner, "jmultiwoz", "JMultiWOZ ja", customer, "ja", 0.005)
     dialogue_metrics(
-        rep, scanner, "jmultiwoz_asr", "JMultiWOZ ja, no punctuation", dialogues, "ja", None,
+        rep, scanner, "jmultiwoz_asr", "JMultiWOZ ja, no punctuation", customer, "ja", None,
         ja_no_punct,
     )
+    call_metrics(rep, scanner, "jmultiwoz_call", "JMultiWOZ ja", dialogues, "ja", 0.005)
 
 
 def eval_asdc(corpus: str, scanner: Scanner, rep: Report) -> None:
@@ -539,11 +639,14 @@ def eval_asdc(corpus: str, scanner: Scanner, rep: Report) -> None:
         with open(f, encoding="utf-8") as fh:
             for line in fh:
                 speaker, _, text = line.rstrip("\n").partition("\t")
-                if speaker.startswith("customer"):
+                if text:
                     # │ separates sentences, ▁ marks a pause in the transcription
-                    turns.append(text.replace("│", " ").replace("▁", " "))
+                    role = "customer" if speaker.startswith("customer") else "agent"
+                    turns.append((role, text.replace("│", " ").replace("▁", " ")))
         dialogues.append(turns)
-    dialogue_metrics(rep, scanner, "asdc", "ASDC ja accommodation", dialogues, "ja", 0.005)
+    customer = customer_turns(dialogues)
+    dialogue_metrics(rep, scanner, "asdc", "ASDC ja accommodation", customer, "ja", 0.005)
+    call_metrics(rep, scanner, "asdc_call", "ASDC ja accommodation", dialogues, "ja", 0.005)
 
 
 # --------------------------------------------------------------------------
