@@ -703,7 +703,8 @@ fn utterance_key(utterance_id: &str) -> u64 {
 }
 
 /// Hash of an utterance's text, for the ASR-loop check (trimmed, so a loop
-/// that differs only in trailing spaces still counts as one).
+/// that differs only in trailing spaces still counts as one); also of the
+/// content words the restated-demand counter follows.
 fn hash_text(text: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use super::counters::counter_rule;
 use super::evidence::utterance_of;
-use super::CallSession;
+use super::{hash_text, CallSession};
 use crate::alert::AlertEvent;
 use crate::category::{id, Severity};
 use crate::event::Fragment;
@@ -18,30 +18,36 @@ use crate::text::content::content_words;
 
 /// Content words followed per call; a caller past this many distinct words
 /// has long been counted on the ones that matter.
-const MAX_WORDS: usize = 512;
+const MAX_WORDS: usize = 256;
 
 /// What the counter keeps of a call.
 #[derive(Default)]
 pub(super) struct Restated {
-    /// Agent utterances with a refusal in them, so far.
+    /// Agent utterances with a refusal or a warning in them, so far.
     refusals: u32,
     /// Words of the agent's first utterance (the company's and the agent's
     /// names): a caller saying "Sato-san" after each refusal is not a demand.
-    greeting: Option<Vec<String>>,
-    /// Content word → (the refusal count when it was last said, how many
+    greeting: Option<Vec<u64>>,
+    /// Content word (hashed: a call keeps a few bytes a word, not the
+    /// words) → (the refusal count when it was last said, how many
     /// refusals it was said after).
-    words: HashMap<String, (u32, u32)>,
+    words: HashMap<u64, (u32, u32)>,
     /// The highest count raised so far (one alert per step of the ladder).
     raised: u32,
 }
 
 impl CallSession {
-    /// An agent final: a refusal in it opens a new round; the first one is
-    /// the greeting.
+    /// An agent final: a refusal or warning in it opens a new round; the
+    /// first one is the greeting.
     pub(super) fn note_agent_turn(&mut self, fragment: &Fragment, refused: bool) {
         let restated = &mut self.restated;
         if restated.greeting.is_none() {
-            restated.greeting = Some(content_words(&fragment.text));
+            restated.greeting = Some(
+                content_words(&fragment.text)
+                    .iter()
+                    .map(|w| hash_text(w))
+                    .collect(),
+            );
         }
         if refused {
             restated.refusals += 1;
@@ -63,7 +69,7 @@ impl CallSession {
             return;
         }
         let mut most = 0;
-        for word in content_words(&fragment.text) {
+        for word in content_words(&fragment.text).iter().map(|w| hash_text(w)) {
             if restated
                 .greeting
                 .as_ref()
