@@ -746,6 +746,49 @@ fn advice_in_the_same_breath_as_the_concern_does_not_end_it() {
     );
 }
 
+#[test]
+fn the_agents_warning_confirms_what_the_rules_left_at_info_just_before() {
+    let mut call = Call::start(Policy::builtin());
+    // Asking the given name with no refusal before it: left at info.
+    let asked = call.customer("u1", "あなた下の名前は", 1_000);
+    assert_eq!(asked[0].severity, Severity::Info);
+    // She hears more in it and reads the warning script: it is raised.
+    let warned = call.say(
+        Speaker::Agent,
+        "a1",
+        "お電話を終了させていただきます",
+        true,
+        5_000,
+    );
+    let confirmed = warned
+        .iter()
+        .find(|a| &*a.category == "personal_attack")
+        .expect("raised on the warning");
+    assert_eq!(confirmed.severity, Severity::Warning);
+    assert_eq!(confirmed.evidence.last().unwrap().speaker, Speaker::Agent);
+}
+
+#[test]
+fn the_warning_answers_only_words_since_the_agent_last_spoke_and_not_mild_ones() {
+    let mut call = Call::start(Policy::builtin());
+    call.customer("u1", "あなた下の名前は", 1_000);
+    // She answers something else first: the question is behind them.
+    call.say(Speaker::Agent, "a1", "少々お待ちください", true, 3_000);
+    // A put-down mild by itself (counted towards belittling), then a warning.
+    call.customer("u2", "そんなことも分からないの", 6_000);
+    let warned = call.say(
+        Speaker::Agent,
+        "a2",
+        "お電話を終了させていただきます",
+        true,
+        9_000,
+    );
+    assert!(
+        warned.iter().all(|a| a.severity == Severity::Info),
+        "{warned:?}"
+    );
+}
+
 const RESTATED: &str = "counter/persistence/restated_after_refusals";
 
 #[test]

@@ -15,6 +15,7 @@ mod extortion;
 mod proximity;
 mod raise;
 mod restated;
+mod warned;
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
@@ -33,6 +34,7 @@ use evidence::{last_chars, words_of, EXCERPT_CONTEXT_CHARS};
 use proximity::PendingParts;
 use raise::LadderStep;
 use restated::Restated;
+use warned::Unanswered;
 
 /// Finalised utterance ids remembered to ignore repeated finals.
 const RECENT_FINALS: usize = 16;
@@ -167,6 +169,9 @@ pub struct CallSession {
     strikes: u32,
     /// Content words the caller said again after the agent's refusals.
     restated: Restated,
+    /// The caller's info alerts since the agent last spoke: her warning
+    /// confirms them.
+    unanswered: Vec<Unanswered>,
     talk_ms: [u64; 2],
     alerts: VecDeque<AlertSummary>,
     alerts_total: u64,
@@ -224,6 +229,7 @@ impl CallSession {
             ladder: None,
             strikes: 0,
             restated: Restated::default(),
+            unanswered: Vec::new(),
             talk_ms: [0, 0],
             alerts: VecDeque::new(),
             alerts_total: 0,
@@ -605,6 +611,7 @@ impl CallSession {
                 evidence,
             );
             self.keep_answerable(raised.as_ref());
+            self.keep_unanswered(raised.as_ref(), term, policy);
             out.extend(raised);
         }
         self.complete_parts(fragment, sightings, engine, policy, &mut groups_seen, out);
@@ -630,6 +637,11 @@ impl CallSession {
             )
         });
         self.note_agent_turn(fragment, refused);
+        let warned = hits
+            .iter()
+            .find(|hit| &*engine.term(hit.term).category == id::AGENT_WARNING)
+            .map(|hit| words_of(fragment, &hit.span));
+        self.on_agent_answer(warned, fragment.end_ms, policy, out);
         for hit in hits {
             let term = engine.term(hit.term);
             if self.agent_markers.len() == RECENT_AGENT_MARKERS {

@@ -104,6 +104,7 @@ impl CallSession {
             }
             let raised = self.raise(policy, &category, &rule, severity, fragment.end_ms, all);
             self.keep_answerable(raised.as_ref());
+            self.keep_unanswered(raised.as_ref(), term, policy);
             out.extend(raised);
         }
     }

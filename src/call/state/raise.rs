@@ -9,7 +9,21 @@ use super::{AlertSummary, CallSession};
 use crate::alert::{AlertEvent, AlertStatus, Evidence};
 use crate::category::{id, CategoryKind, Severity};
 use crate::engine::{Engine, Hit};
+use crate::lexicon::Term;
 use crate::policy::PolicySet;
+
+/// The severity a term alerts with before the call's context (framing,
+/// target, dialogue, the agent's concern) lowers it: its own, or its
+/// category's in the policy.
+pub(super) fn base_severity(term: &Term, policy: &PolicySet) -> Severity {
+    if term.severity_explicit {
+        term.severity
+    } else {
+        policy
+            .category_severity(&term.category)
+            .unwrap_or(term.severity)
+    }
+}
 
 /// Where a call stands on the warning ladder.
 #[derive(Clone, Copy)]
@@ -38,13 +52,7 @@ impl CallSession {
         if !policy.category_enabled(&term.category) {
             return None;
         }
-        let mut severity = if term.severity_explicit {
-            term.severity
-        } else {
-            policy
-                .category_severity(&term.category)
-                .unwrap_or(term.severity)
-        };
+        let mut severity = base_severity(term, policy);
         if term.group.as_deref() == Some(GROUP_DOGEZA) {
             severity = Severity::Critical; // a demand to kneel is always critical
         }
