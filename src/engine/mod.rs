@@ -1288,11 +1288,12 @@ impl Engine {
         // Relayed at the agent: a second-person reference beyond every
         // reporting cue, on the far side from the quoted words ("he said
         // he'd burn the place down — tell that to your boss"). A "you"
-        // between the words and the cue belongs to the quote.
+        // between the words and the cue belongs to the quote, also when the
+        // cue falls inside a hit in parts (お前の家知っとる|って言われて|住所).
         let beyond = |(t_start, t_end): (Option<i64>, i64),
                       (q_start, q_end): (Option<i64>, i64)| {
             match (t_start, q_start) {
-                (Some(ts), Some(qs)) if qs >= m.end => ts >= q_end,
+                (Some(ts), Some(qs)) if qs > m.start => ts >= q_end,
                 (Some(_), Some(qs)) => t_end <= qs,
                 _ => false,
             }

@@ -1153,6 +1153,29 @@ patterns = ["he'll go down your yard", "he'll come down there"]
 }
 
 #[test]
+fn a_you_before_a_cue_inside_a_hit_in_parts_belongs_to_the_quote() {
+    let file = r#"
+category = "personal_attack"
+[[term]]
+id = "ie_shitteru"
+severity = "critical"
+parts = [["家知っとる"], ["住所"]]
+near = 30
+"#;
+    let engine = engine_with(("ja/parts_quote.toml", file));
+    // The child was told "I know your house": the cue (って言われた) stands
+    // between the two parts, and お前 is in the told words.
+    assert_eq!(
+        one_hit(
+            &engine,
+            "うちの子 お前の家知っとるって言われたけど 住所とかわかるとですか",
+            "ja"
+        ),
+        (Framing::Quoted, false, Severity::Info)
+    );
+}
+
+#[test]
 fn a_target_after_a_quotation_must_be_a_word_of_its_own() {
     let file = r#"
 category = "violence"
