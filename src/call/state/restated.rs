@@ -1,7 +1,7 @@
 //! The same thing said again after each refusal, whatever its words: the
 //! caller restates a demand the agent declined, and again after the next
 //! refusal (DOMAIN: "re-asserted after it has been answered"). No lexicon
-//! of demands: a content word ([`content_words`]) the caller says after
+//! of demands: a content word ([`for_each_content_word`]) the caller says after
 //! `repetition.same_demand` different refusals of the agent is one demand
 //! they will not let go of.
 
@@ -14,7 +14,7 @@ use crate::alert::AlertEvent;
 use crate::category::{id, Severity};
 use crate::event::Fragment;
 use crate::policy::PolicySet;
-use crate::text::content::content_words;
+use crate::text::content::for_each_content_word;
 
 /// Content words followed per call; a caller past this many distinct words
 /// has long been counted on the ones that matter.
@@ -42,12 +42,9 @@ impl CallSession {
     pub(super) fn note_agent_turn(&mut self, fragment: &Fragment, refused: bool) {
         let restated = &mut self.restated;
         if restated.greeting.is_none() {
-            restated.greeting = Some(
-                content_words(&fragment.text)
-                    .iter()
-                    .map(|w| hash_text(w))
-                    .collect(),
-            );
+            let mut greeting = Vec::new();
+            for_each_content_word(&fragment.text, |w| greeting.push(hash_text(w)));
+            restated.greeting = Some(greeting);
         }
         if refused {
             restated.refusals += 1;
@@ -69,18 +66,19 @@ impl CallSession {
             return;
         }
         let mut most = 0;
-        for word in content_words(&fragment.text).iter().map(|w| hash_text(w)) {
+        for_each_content_word(&fragment.text, |word| {
+            let word = hash_text(word);
             if restated
                 .greeting
                 .as_ref()
                 .is_some_and(|g| g.contains(&word))
             {
-                continue;
+                return;
             }
             let full = restated.words.len() >= MAX_WORDS;
             let (last, count) = match restated.words.get_mut(&word) {
                 Some(entry) => entry,
-                None if full => continue,
+                None if full => return,
                 None => restated.words.entry(word).or_insert((0, 0)),
             };
             if *last != restated.refusals {
@@ -88,7 +86,7 @@ impl CallSession {
                 *count += 1;
             }
             most = most.max(*count);
-        }
+        });
         let repetition = &policy.repetition;
         let severity = if most >= repetition.escalate_at {
             Severity::Critical
