@@ -239,17 +239,6 @@ const COMMON_WORDS: &[&str] = &[
     "yours",
 ];
 
-/// The distinct content words of `text`, in order of first appearance.
-pub fn content_words(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for_each_content_word(text, |word| {
-        if !out.iter().any(|w| w == word) {
-            out.push(word.to_owned());
-        }
-    });
-    out
-}
-
 /// Calls `each` with every content word of `text` in order (a word said
 /// twice comes twice), from one reused buffer: the call state hashes them
 /// on every customer final and need not own them.
@@ -316,7 +305,18 @@ fn finish(run: &str, script: Script) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{content_words, COMMON_KANJI, COMMON_WORDS};
+    use super::{for_each_content_word, COMMON_KANJI, COMMON_WORDS};
+
+    /// The distinct content words of `text`, in order of first appearance.
+    fn content_words(text: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for_each_content_word(text, |word| {
+            if !out.iter().any(|w| w == word) {
+                out.push(word.to_owned());
+            }
+        });
+        out
+    }
 
     #[test]
     fn the_common_word_lists_are_sorted_for_binary_search() {

@@ -630,18 +630,7 @@ impl CallSession {
         out: &mut Vec<AlertEvent>,
     ) {
         self.note_agent_name(fragment);
-        let refused = hits.iter().any(|hit| {
-            matches!(
-                &*engine.term(hit.term).category,
-                id::AGENT_REFUSAL | id::AGENT_WARNING
-            )
-        });
-        self.note_agent_turn(fragment, refused);
-        let warned = hits
-            .iter()
-            .find(|hit| &*engine.term(hit.term).category == id::AGENT_WARNING)
-            .map(|hit| words_of(fragment, &hit.span));
-        self.on_agent_answer(warned, fragment.end_ms, policy, out);
+        let (mut declined, mut warned) = (false, None);
         for hit in hits {
             let term = engine.term(hit.term);
             if self.agent_markers.len() == RECENT_AGENT_MARKERS {
@@ -650,8 +639,13 @@ impl CallSession {
             self.agent_markers.push_back((fragment.end_ms, hit.term));
             let evidence = words_of(fragment, &hit.span);
             match &*term.category {
-                id::AGENT_REFUSAL => self.start_stalemate(fragment.start_ms, &evidence),
+                id::AGENT_REFUSAL => {
+                    declined = true;
+                    self.start_stalemate(fragment.start_ms, &evidence)
+                }
                 id::AGENT_WARNING => {
+                    declined = true;
+                    warned.get_or_insert_with(|| evidence.clone());
                     self.end_account(fragment.start_ms);
                     if self.warning_stages.len() < 64 {
                         self.warning_stages.push(fragment.end_ms)
@@ -661,6 +655,8 @@ impl CallSession {
                 _ => {}
             }
         }
+        self.note_agent_turn(fragment, declined);
+        self.on_agent_answer(warned, fragment.end_ms, policy, out);
     }
 
     /// Risk from the alerts that stand (retracted ones do not count).

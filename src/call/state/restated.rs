@@ -88,17 +88,12 @@ impl CallSession {
             most = most.max(*count);
         });
         let repetition = &policy.repetition;
-        let severity = if most >= repetition.escalate_at {
-            Severity::Critical
+        let (step, severity) = if most >= repetition.escalate_at {
+            (repetition.escalate_at, Severity::Critical)
         } else if most >= repetition.same_demand {
-            Severity::Warning
+            (repetition.same_demand, Severity::Warning)
         } else {
             return;
-        };
-        let step = if severity == Severity::Critical {
-            repetition.escalate_at
-        } else {
-            repetition.same_demand
         };
         if restated.raised >= step {
             return;
