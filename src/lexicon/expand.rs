@@ -72,6 +72,10 @@ pub enum Form {
     /// 見せとく, 見せておきます, 見せといてあげる, 見せてあげる: done in
     /// advance or as a "favour" (晒しといてあげるよ), said at someone
     TeOku,
+    /// 公開させていただきます, 書かせてもらいます, 晒させていただこう: the
+    /// causative with いただく / もらう, the polite caller's way of announcing
+    /// what they will do ("allow me to publish it")
+    Humble,
 }
 
 impl Form {
@@ -91,6 +95,7 @@ impl Form {
         ("negative_conditional", Form::NegativeConditional),
         ("te_yaru", Form::TeYaru),
         ("te_oku", Form::TeOku),
+        ("humble", Form::Humble),
     ];
 
     /// Named families of forms, so a term says what it means.
@@ -104,7 +109,13 @@ impl Form {
         (
             // What the speaker says he will do.
             "intent",
-            &[Form::Plain, Form::Volitional, Form::TeYaru, Form::TeOku],
+            &[
+                Form::Plain,
+                Form::Volitional,
+                Form::TeYaru,
+                Form::TeOku,
+                Form::Humble,
+            ],
         ),
     ];
 
@@ -220,6 +231,17 @@ const REQUEST_ENDINGS: &[&str] = &[
     "いただきます",
 ];
 
+/// Endings after the causative て-form that announce the speaker's own act
+/// (〜させていただきます). Not いただけますか / もらってもいい: those ask leave.
+const HUMBLE_ENDINGS: &[&str] = &[
+    "いただきます",
+    "いただく",
+    "いただこう",
+    "もらいます",
+    "もらう",
+    "もらおう",
+];
+
 /// Endings after the て-form that make it a wish (〜てほしい).
 const WANT_ENDINGS: &[&str] = &["ほしい", "欲しい", "もらいたい", "いただきたい"];
 
@@ -239,6 +261,9 @@ fn conjugate(verb: &str, class: Class, form: Form) -> Vec<String> {
         ba: String,
         /// Colloquial る→ん before な (切んな, 見せんな), when the verb ends in る.
         contracted: Option<String>,
+        /// The causative's て-forms (見せさせて, 書かせて and the spoken
+        /// 書かして, 公開させて and 公開さして).
+        causative_te: Vec<String>,
     }
     let parts = match class {
         Class::Ichidan => {
@@ -253,6 +278,7 @@ fn conjugate(verb: &str, class: Class, form: Form) -> Vec<String> {
                 ta: format!("{stem}た"),
                 ba: format!("{stem}れば"),
                 contracted: Some(format!("{stem}ん")),
+                causative_te: vec![format!("{stem}させて")],
             }
         }
         Class::Godan(r) => {
@@ -273,6 +299,7 @@ fn conjugate(verb: &str, class: Class, form: Form) -> Vec<String> {
                 ta: format!("{stem}{}", r.ta),
                 ba: format!("{stem}{}ば", r.e),
                 contracted: verb.ends_with('る').then(|| format!("{stem}ん")),
+                causative_te: vec![format!("{stem}{}せて", r.a), format!("{stem}{}して", r.a)],
             }
         }
         Class::Suru => {
@@ -287,6 +314,7 @@ fn conjugate(verb: &str, class: Class, form: Form) -> Vec<String> {
                 ta: format!("{stem}した"),
                 ba: format!("{stem}すれば"),
                 contracted: Some(format!("{stem}すん")),
+                causative_te: vec![format!("{stem}させて"), format!("{stem}さして")],
             }
         }
         Class::Kuru => {
@@ -312,6 +340,7 @@ fn conjugate(verb: &str, class: Class, form: Form) -> Vec<String> {
                 ta: k("来た", "きた"),
                 ba: k("来れば", "くれば"),
                 contracted: Some(k("来ん", "くん")),
+                causative_te: vec![k("来させて", "こさせて")],
             }
         }
     };
@@ -371,6 +400,11 @@ fn conjugate(verb: &str, class: Class, form: Form) -> Vec<String> {
             v.extend(endings.iter().map(|e| format!("{stem}{e}")));
             v
         }
+        Form::Humble => p
+            .causative_te
+            .iter()
+            .flat_map(|te| HUMBLE_ENDINGS.iter().map(move |e| format!("{te}{e}")))
+            .collect(),
         Form::TeOku => {
             // The last て → と, で → ど: 貼っとく, 読んどく, 捨てとく.
             let (stem, to) = match p.te.strip_suffix('で') {
@@ -712,6 +746,37 @@ mod tests {
             ["こい", "きて", "こない", "こねえ", "こん"]
         );
         assert_eq!(forms("{謝りに来る:kuru}", "te"), ["謝りに来て"]);
+    }
+
+    #[test]
+    fn the_humble_causative_announces_the_speakers_act() {
+        assert_eq!(
+            forms("{公開する:suru}", "humble"),
+            [
+                "公開させていただきます",
+                "公開させていただく",
+                "公開させていただこう",
+                "公開させてもらいます",
+                "公開させてもらう",
+                "公開させてもらおう",
+                "公開さしていただきます",
+                "公開さしていただく",
+                "公開さしていただこう",
+                "公開さしてもらいます",
+                "公開さしてもらう",
+                "公開さしてもらおう",
+            ]
+        );
+        let godan = forms("{書く:godan}", "humble");
+        assert!(godan.iter().any(|s| s == "書かせていただきます"), "{godan:?}");
+        assert!(godan.iter().any(|s| s == "書かしてもらう"), "{godan:?}");
+        let ichidan = forms("{載せる:ichidan}", "humble");
+        assert!(ichidan.iter().any(|s| s == "載せさせていただこう"), "{ichidan:?}");
+        assert_eq!(forms("{来る:kuru}", "humble")[0], "来させていただきます");
+        // The speaker's intent says it too; asking leave does not.
+        let intent = forms("{晒す:godan}", "intent");
+        assert!(intent.iter().any(|s| s == "晒させていただきます"));
+        assert!(!intent.iter().any(|s| s.ends_with("いただけますか")));
     }
 
     #[test]
