@@ -768,10 +768,16 @@ mod tests {
             ]
         );
         let godan = forms("{書く:godan}", "humble");
-        assert!(godan.iter().any(|s| s == "書かせていただきます"), "{godan:?}");
+        assert!(
+            godan.iter().any(|s| s == "書かせていただきます"),
+            "{godan:?}"
+        );
         assert!(godan.iter().any(|s| s == "書かしてもらう"), "{godan:?}");
         let ichidan = forms("{載せる:ichidan}", "humble");
-        assert!(ichidan.iter().any(|s| s == "載せさせていただこう"), "{ichidan:?}");
+        assert!(
+            ichidan.iter().any(|s| s == "載せさせていただこう"),
+            "{ichidan:?}"
+        );
         assert_eq!(forms("{来る:kuru}", "humble")[0], "来させていただきます");
         // The speaker's intent says it too; asking leave does not.
         let intent = forms("{晒す:godan}", "intent");
