@@ -988,6 +988,59 @@ fn asking_a_name_again_after_the_agent_declined_is_personal_attack() {
 }
 
 #[test]
+fn a_question_about_the_agent_targets_her_once_the_caller_threatens() {
+    let mut call = Call::start(Policy::builtin());
+    // Asked once, nothing declined: a fair question, kept at info.
+    let asked = call.customer("u1", "あなた下の名前は", 1_000);
+    assert_eq!(asked[0].severity, Severity::Info);
+    call.say(Speaker::Agent, "a1", "少々お待ちください", true, 3_000);
+    // The same caller threatens her; the question is raised when she next
+    // speaks, the threat added as evidence.
+    let threat = call.customer("u2", "お前ころすぞ", 6_000);
+    assert!(threat.iter().all(|a| &*a.category != "personal_attack"));
+    let answered = call.say(Speaker::Agent, "a2", "ご用件をお伺いします", true, 9_000);
+    let targeted = answered
+        .iter()
+        .find(|a| &*a.category == "personal_attack")
+        .expect("the question raised");
+    assert_eq!(targeted.severity, Severity::Warning);
+    assert!(targeted
+        .evidence
+        .iter()
+        .any(|e| e.excerpt.contains("ころす")));
+    // A question asked after the threat (past the rule's cooldown) is
+    // raised the same way.
+    call.customer("u3", "で、下の名前は", 12_000 + 10 * MIN);
+    let again = call.say(
+        Speaker::Agent,
+        "a3",
+        "少々お待ちください",
+        true,
+        15_000 + 10 * MIN,
+    );
+    assert!(
+        again
+            .iter()
+            .any(|a| &*a.category == "personal_attack" && a.severity == Severity::Warning),
+        "{again:?}"
+    );
+}
+
+#[test]
+fn a_threat_the_caller_tells_of_makes_no_question_hostile() {
+    let mut call = Call::start(Policy::builtin());
+    call.customer("u1", "あなた下の名前は", 1_000);
+    call.say(Speaker::Agent, "a1", "少々お待ちください", true, 3_000);
+    // What a stranger shouted at her, answered with concern.
+    call.customer("u2", "いきなり、ころすぞって", 6_000);
+    let answered = call.say(Speaker::Agent, "a2", "お怪我はございませんか", true, 9_000);
+    assert!(
+        answered.iter().all(|a| a.severity == Severity::Info),
+        "{answered:?}"
+    );
+}
+
+#[test]
 fn a_harm_hint_is_a_threat_once_the_caller_has_gone_after_the_agent() {
     let mut call = Call::start(Policy::builtin());
     // From a friendly caller: a kind word, seen at info.

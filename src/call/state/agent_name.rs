@@ -212,6 +212,9 @@ impl CallSession {
             fragment.end_ms,
             evidence,
         );
+        if let Some(alert) = &raised {
+            self.keep_question(alert);
+        }
         out.extend(raised);
     }
 }

@@ -60,6 +60,8 @@ impl CallSession {
         if self.last_threat.as_ref().is_some_and(|(t, _)| *t >= since) {
             self.last_threat = None;
         }
+        // Nor does it make the caller's questions about the agent hostile.
+        self.hostile = None;
         let action: Arc<str> = policy.escalation.info_action.as_str().into();
         for told in std::mem::take(&mut self.answerable) {
             if told.at_ms < since {

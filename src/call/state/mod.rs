@@ -3,6 +3,8 @@
 //! file: `counters` (groups said again, hints that add up, the stalemate
 //! and pressure clocks), `proximity` (parts across utterances), `dialogue`
 //! (conditions on what was said before), `concern` (reported incidents),
+//! `warned` and `targeting` (what the agent's warning or the caller's
+//! threat makes of words left at info), `restated`, `agent_name`,
 //! `extortion`, `raise` (severity, cooldown, action, warning ladder) and
 //! `evidence`.
 
@@ -15,6 +17,7 @@ mod extortion;
 mod proximity;
 mod raise;
 mod restated;
+mod targeting;
 mod warned;
 
 use std::collections::{HashMap, VecDeque};
@@ -34,6 +37,7 @@ use evidence::{last_chars, words_of, EXCERPT_CONTEXT_CHARS};
 use proximity::PendingParts;
 use raise::LadderStep;
 use restated::Restated;
+use targeting::Question;
 use warned::Unanswered;
 
 /// Finalised utterance ids remembered to ignore repeated finals.
@@ -172,6 +176,10 @@ pub struct CallSession {
     /// The caller's info alerts since the agent last spoke: her warning
     /// confirms them.
     unanswered: Vec<Unanswered>,
+    /// The caller's questions about the agent left at info, and the
+    /// caller's first hostile words: together they target her.
+    questions: Vec<Question>,
+    hostile: Option<Evidence>,
     talk_ms: [u64; 2],
     alerts: VecDeque<AlertSummary>,
     alerts_total: u64,
@@ -230,6 +238,8 @@ impl CallSession {
             strikes: 0,
             restated: Restated::default(),
             unanswered: Vec::new(),
+            questions: Vec::new(),
+            hostile: None,
             talk_ms: [0, 0],
             alerts: VecDeque::new(),
             alerts_total: 0,
@@ -550,6 +560,7 @@ impl CallSession {
         out: &mut Vec<AlertEvent>,
     ) {
         self.customer_finals += 1;
+        let first_raised = out.len();
         let provisional = self
             .open
             .iter()
@@ -619,6 +630,7 @@ impl CallSession {
         self.check_extortion(policy, out);
         self.check_surname_by_name(fragment, engine, policy, out);
         self.count_restated(fragment, policy, out);
+        self.note_hostile(&out[first_raised..]);
     }
 
     fn on_agent_final(
@@ -657,6 +669,7 @@ impl CallSession {
         }
         self.note_agent_turn(fragment, declined);
         self.on_agent_answer(warned, fragment.end_ms, policy, out);
+        self.confirm_questions(fragment.end_ms, policy, out);
     }
 
     /// Risk from the alerts that stand (retracted ones do not count).

@@ -56,8 +56,12 @@ impl CallSession {
         if alert.severity != Severity::Info
             || base_severity(term, policy) < Severity::Warning
             || !CONFIRMABLE.contains(&&*alert.category)
-            || self.unanswered.len() >= MAX_UNANSWERED
         {
+            return;
+        }
+        // A question about the agent also waits for the caller's hostility.
+        self.keep_question(alert);
+        if self.unanswered.len() >= MAX_UNANSWERED {
             return;
         }
         self.unanswered.push(Unanswered {
