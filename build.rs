@@ -3,7 +3,10 @@
 //!   compiler: a fresh machine needs no system `protoc`) into tonic/prost code
 //!   and a file descriptor set for server reflection;
 //! - embeds the shipped lexicons (`lexicons/**/*.toml`) in the binary, so
-//!   `callguard serve` runs on built-in defaults from anywhere.
+//!   `callguard serve` runs on built-in defaults from anywhere;
+//! - hashes the code (`src/`, `Cargo.lock`) for the engine cache's key
+//!   (`src/engine/cache.rs`): a binary built from other code never reads
+//!   an automaton another one stored, even under the same version.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -11,6 +14,48 @@ use std::path::{Path, PathBuf};
 fn main() {
     compile_protos();
     embed_lexicons();
+    hash_code();
+}
+
+/// BLAKE3 of every file below `src/` and of `Cargo.lock` (paths and
+/// bytes, in path order), as `CODE_HASH`.
+fn hash_code() {
+    println!("cargo:rerun-if-changed=src");
+    println!("cargo:rerun-if-changed=Cargo.lock");
+    let mut files = Vec::new();
+    collect_all(Path::new("src"), &mut files);
+    files.push(PathBuf::from("Cargo.lock"));
+    files.sort();
+    let mut hasher = blake3::Hasher::new();
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap_or_default();
+        let path = file.to_string_lossy();
+        for part in [path.as_bytes(), &bytes[..]] {
+            hasher.update(&(part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+    }
+    let out = format!(
+        "/// BLAKE3 of the crate's code, by the build script.\nconst CODE_HASH: &str = {:?};\n",
+        hasher.finalize().to_hex().as_str()
+    );
+    let dest = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR set by cargo"));
+    std::fs::write(dest.join("code_hash.rs"), out).expect("write code_hash.rs");
+}
+
+/// Every file below `dir`.
+fn collect_all(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_all(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
 }
 
 const PROTOS: &[&str] = &[

@@ -16,6 +16,12 @@ The baseline is --other when given (the build before a change), else
 its start until /readyz answers 200 (polled every 2 ms; its RSS is read
 from /proc at that moment). Wall time by time.perf_counter around the
 process; RSS by wait4's ru_maxrss. Python standard library only.
+
+The engine cache (src/engine/cache.rs) is a folder of this run's own
+(CALLGUARD_CACHE_DIR), never the user's: by default warmed by one untimed
+run of each command and binary first (a start with the cache filled);
+with --cold every timed run gets an empty one (the first start of a new
+binary or lexicon set, which compiles and writes the cache).
 """
 
 import argparse
@@ -30,6 +36,8 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import shutil  # noqa: E402
+
 from benchlib import ROOT, check_binary, free_port, loadavg, machine  # noqa: E402
 
 ONE_CALL = (
@@ -113,6 +121,8 @@ def main():
     parser.add_argument("--callguard", default=os.path.join(ROOT, "target/release/callguard"))
     parser.add_argument("--other", help="a second build (the baseline) run in the same rotation")
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--cold", action="store_true",
+                        help="an empty engine cache for every timed run")
     args = parser.parse_args()
     binaries = [check_binary(args.callguard)]
     if args.other:
@@ -121,10 +131,16 @@ def main():
         one_call = os.path.join(work, "one_call.jsonl")
         with open(one_call, "w") as f:
             f.write(ONE_CALL)
-        measure(binaries, one_call, args.runs)
+        os.environ["CALLGUARD_CACHE_DIR"] = os.path.join(work, "cache")
+        measure(binaries, one_call, args.runs, args.cold)
 
 
-def measure(binaries, one_call, runs):
+def fresh_cache():
+    """Empties this run's engine cache folder."""
+    shutil.rmtree(os.environ["CALLGUARD_CACHE_DIR"], ignore_errors=True)
+
+
+def measure(binaries, one_call, runs, cold):
     commands = [
         ("echo 'お前ころすぞ' | callguard scan --language ja",
          lambda b: run_command([b, "scan", "--language", "ja"], "お前ころすぞ\n")),
@@ -139,12 +155,18 @@ def measure(binaries, one_call, runs):
         ("callguard serve until /readyz is 200", run_serve),
     ]
     print(f"# {machine()}; load average before {loadavg()}")
-    print(f"# binaries: {', '.join(binaries)}; {runs} runs each, in rotation")
+    print(f"# binaries: {', '.join(binaries)}; {runs} runs each, in rotation; engine cache "
+          + ("empty at every run (cold)" if cold else "filled by an untimed run first (warm)"))
     results = {}
     for name, run in commands:
         samples = {b: [] for b in binaries}
+        if not cold:
+            for b in binaries:
+                run(b)
         for _ in range(runs):
             for b in binaries:
+                if cold:
+                    fresh_cache()
                 samples[b].append(run(b))
         results[name] = samples
     head = " | ".join(f"build {k}: wall, CPU, RSS" for k in range(len(binaries)))

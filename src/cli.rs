@@ -9,7 +9,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use callguard::category::Speaker;
 use callguard::engine::Engine;
-use callguard::lexicon::Lexicon;
 
 #[derive(Parser)]
 #[command(
@@ -604,6 +603,7 @@ fn serve(args: ServeArgs) -> Result<i32> {
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
     }
+    config.cache_dir = callguard::engine::default_cache_dir();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -629,14 +629,12 @@ fn init_logging(format: LogFormat) {
 
 /// Loads the lexicon set from `dir`, or the embedded one, with no
 /// automaton compiled yet: the command compiles the languages it needs
-/// ([`Engine::prepare_languages`]).
+/// ([`Engine::prepare_languages`]). Through the engine cache
+/// ([`callguard::engine::default_cache_dir`]): a set compiled before is
+/// read back, not parsed and compiled again.
 pub fn load_engine(dir: Option<&Path>) -> Result<Engine> {
-    let lexicon = match dir {
-        Some(dir) => Lexicon::load_dir(dir),
-        None => Lexicon::embedded(),
-    };
-    let lexicon = lexicon.context("loading lexicons")?;
-    Ok(Engine::build_lazy(lexicon)?)
+    let cache = callguard::engine::default_cache_dir();
+    Engine::load(dir, cache.as_deref()).context("loading lexicons")
 }
 
 fn scan(args: ScanArgs) -> Result<i32> {

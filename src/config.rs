@@ -52,6 +52,11 @@ pub struct ServeConfig {
     pub tokens: Vec<TokenEntry>,
     /// Endpoints alerts are POSTed to (`crate::webhook`).
     pub webhooks: Vec<WebhookEntry>,
+    /// Engine cache folder (`crate::engine::Engine::load`): set by the
+    /// command line from the environment, not by the config file; none
+    /// (the default, and in tests) compiles the lexicons every time.
+    #[serde(skip)]
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// PEM files for the gRPC port's TLS.
@@ -127,6 +132,7 @@ impl Default for ServeConfig {
             allow_plaintext: false,
             tokens: Vec::new(),
             webhooks: Vec::new(),
+            cache_dir: None,
         }
     }
 }

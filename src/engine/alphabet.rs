@@ -67,6 +67,38 @@ impl Alphabet {
         Ok(alphabet)
     }
 
+    /// Every coded character with its code, by character: what the
+    /// engine cache keeps ([`Alphabet::from_entries`] rebuilds it).
+    pub(super) fn entries(&self) -> Vec<(char, Code)> {
+        let mut out: Vec<(char, Code)> = (0..self.bmp.len() as u32)
+            .filter_map(|c| {
+                let code = self.bmp[c as usize];
+                (code != Code::from(OTHER)).then(|| char::from_u32(c).map(|c| (c, code)))?
+            })
+            .collect();
+        let mut astral: Vec<(char, Code)> = self.astral.iter().map(|(&c, &k)| (c, k)).collect();
+        astral.sort_unstable();
+        out.extend(astral);
+        out
+    }
+
+    /// The alphabet with these codes ([`Alphabet::entries`]).
+    pub(super) fn from_entries(entries: impl IntoIterator<Item = (char, Code)>) -> Alphabet {
+        let mut alphabet = Alphabet {
+            bmp: vec![0; 0x1_0000].into_boxed_slice(),
+            astral: HashMap::new(),
+        };
+        for (c, code) in entries {
+            match alphabet.bmp.get_mut(c as usize) {
+                Some(slot) => *slot = code,
+                None => {
+                    alphabet.astral.insert(c, code);
+                }
+            }
+        }
+        alphabet
+    }
+
     /// The code of one character.
     #[inline(always)]
     pub(super) fn code(&self, c: char) -> Code {

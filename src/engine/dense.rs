@@ -29,6 +29,7 @@ const BYTES: usize = 256;
 
 /// A dense Aho-Corasick DFA over byte strings, unanchored, reporting every
 /// pattern that ends at each position (overlapping matches).
+#[derive(Debug, PartialEq, Eq)]
 pub(super) struct Dfa {
     /// `trans[state + class]`: the next state, premultiplied by the row
     /// width (`1 << stride2`).
@@ -48,6 +49,31 @@ pub(super) struct Dfa {
     /// insertion order, then its failure state's list (aho-corasick's order).
     match_ids: Vec<u32>,
     start: u32,
+}
+
+/// An automaton before its table is filled: the match lists, the byte
+/// classes and, per state, its failure state and its own edges. A few MB
+/// where the table is tens (English 37 MB): what the engine cache keeps
+/// on disk ([`super::cache`]), rebuilding the table by [`Plan::fill`]'s
+/// row copy, a fraction of a full build.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Plan {
+    pub(super) classes: [u8; BYTES],
+    pub(super) stride2: u32,
+    pub(super) match_end: u32,
+    pub(super) match_ranges: Vec<(u32, u32)>,
+    pub(super) match_ids: Vec<u32>,
+    pub(super) start: u32,
+    /// Every state's (premultiplied) id, in breadth-first order: a
+    /// state's failure state comes before it.
+    pub(super) rows: Vec<u32>,
+    /// The id of each state's failure state (the start's own for the start).
+    pub(super) fails: Vec<u32>,
+    /// State `k`'s edges: `edge_class[edge_from[k]..edge_from[k + 1]]`
+    /// and the same range of `edge_to`.
+    pub(super) edge_from: Vec<u32>,
+    pub(super) edge_class: Vec<u8>,
+    pub(super) edge_to: Vec<u32>,
 }
 
 /// Why a set of patterns gives no automaton.
@@ -122,8 +148,21 @@ impl Trie {
 
 impl Dfa {
     /// Builds the automaton of `patterns`; pattern `i` is reported as
-    /// `PatternID` `i`.
+    /// `PatternID` `i`. (The engine builds a [`Plan`] and fills it, so the
+    /// cache can keep the plan.)
+    #[cfg(test)]
     pub(super) fn new<I, P>(patterns: I) -> Result<Dfa, DfaError>
+    where
+        I: IntoIterator<Item = P>,
+        P: AsRef<[u8]>,
+    {
+        Ok(Plan::new(patterns)?.fill())
+    }
+}
+
+impl Plan {
+    /// Steps 1–3 of the build: everything but the table.
+    pub(super) fn new<I, P>(patterns: I) -> Result<Plan, DfaError>
     where
         I: IntoIterator<Item = P>,
         P: AsRef<[u8]>,
@@ -261,34 +300,121 @@ impl Dfa {
         }
         drop((lists, list_of));
 
-        // 4. The rows: a state's row is its failure state's row (built
-        // earlier: it is shallower) with its own edges written over it.
-        let start = new_id[ROOT as usize];
-        let mut trans = vec![0u32; states * stride];
+        // The rows' recipe, in breadth-first order: each state's id, its
+        // failure state's id and its own edges.
+        let mut rows = Vec::with_capacity(states);
+        let mut fails = Vec::with_capacity(states);
+        let mut edge_from = Vec::with_capacity(states + 1);
+        let mut edge_class = Vec::with_capacity(states);
+        let mut edge_to = Vec::with_capacity(states);
         for &at in &order {
-            let row = new_id[at as usize] as usize;
-            if at == ROOT {
-                trans[row..row + stride].fill(start);
-            } else {
-                let from = new_id[fail[at as usize] as usize] as usize;
-                trans.copy_within(from..from + stride, row);
-            }
+            rows.push(new_id[at as usize]);
+            fails.push(new_id[fail[at as usize] as usize]);
+            edge_from.push(edge_class.len() as u32);
             for next in trie.children(at) {
-                let class = classes[usize::from(trie.label[next as usize])];
-                trans[row + usize::from(class)] = new_id[next as usize];
+                edge_class.push(classes[usize::from(trie.label[next as usize])]);
+                edge_to.push(new_id[next as usize]);
             }
         }
-        Ok(Dfa {
-            trans,
+        edge_from.push(edge_class.len() as u32);
+        Ok(Plan {
             classes,
             stride2,
             match_end,
             match_ranges,
             match_ids,
-            start,
+            start: new_id[ROOT as usize],
+            rows,
+            fails,
+            edge_from,
+            edge_class,
+            edge_to,
         })
     }
 
+    /// Whether a plan read from disk can be filled and scanned with every
+    /// index in bounds: ids on row boundaries inside the table, edges
+    /// within their rows, match lists inside `match_ids`, pattern ids
+    /// below `patterns`. The file's checksum catches a damaged file; this
+    /// catches one that is whole but not a plan of ours, so that a cache
+    /// can never make a scan panic.
+    pub(super) fn check(&self, patterns: usize) -> bool {
+        if self.stride2 > 8 {
+            return false;
+        }
+        let stride = 1usize << self.stride2;
+        let states = self.rows.len();
+        let Some(len) = states
+            .checked_mul(stride)
+            .filter(|&n| n <= u32::MAX as usize)
+        else {
+            return false;
+        };
+        let id_ok = |id: &u32| (*id as usize) < len && *id as usize % stride == 0;
+        let in_row = |class: &u8| usize::from(*class) < stride;
+        states > 0
+            && self.fails.len() == states
+            && self.edge_from.len() == states + 1
+            && self.edge_from[0] == 0
+            && self.edge_from.windows(2).all(|w| w[0] <= w[1])
+            && self.edge_from[states] as usize == self.edge_class.len()
+            && self.edge_to.len() == self.edge_class.len()
+            && self
+                .rows
+                .iter()
+                .chain(&self.fails)
+                .chain(&self.edge_to)
+                .all(id_ok)
+            && id_ok(&self.start)
+            && self.edge_class.iter().all(in_row)
+            && self.classes.iter().all(in_row)
+            && self.match_end as usize % stride == 0
+            && self.match_end as usize >> self.stride2 == self.match_ranges.len()
+            && self.match_end as usize <= len
+            && self.match_ranges.iter().all(|&(from, n)| {
+                (from as usize)
+                    .checked_add(n as usize)
+                    .is_some_and(|end| end <= self.match_ids.len())
+            })
+            && self.match_ids.iter().all(|&p| (p as usize) < patterns)
+    }
+
+    /// Step 4, the rows: a state's row is its failure state's row (built
+    /// earlier: it is shallower) with its own edges written over it. A
+    /// plan read from the cache was checked by [`Plan::check`] first, so
+    /// every index here is in bounds.
+    pub(super) fn fill(&self) -> Dfa {
+        let stride = 1usize << self.stride2;
+        let mut trans = vec![0u32; self.rows.len() * stride];
+        for (k, &row) in self.rows.iter().enumerate() {
+            let row = row as usize;
+            if k == 0 {
+                trans[row..row + stride].fill(self.start);
+            } else {
+                let from = self.fails[k] as usize;
+                trans.copy_within(from..from + stride, row);
+            }
+            let edges = self.edge_from[k] as usize..self.edge_from[k + 1] as usize;
+            for (&class, &to) in self.edge_class[edges.clone()]
+                .iter()
+                .zip(&self.edge_to[edges])
+            {
+                trans[row + usize::from(class)] = to;
+            }
+        }
+        Dfa {
+            trans,
+            classes: self.classes,
+            stride2: self.stride2,
+            match_end: self.match_end,
+            match_ranges: self.match_ranges.clone(),
+            match_ids: self.match_ids.clone(),
+            start: self.start,
+        }
+    }
+}
+
+impl Dfa {
     /// The start state; only unanchored searches are supported.
     pub(super) fn start_state(&self, anchored: Anchored) -> Result<StateID, MatchError> {
         match anchored {

@@ -41,6 +41,7 @@
 //!   when one completes ([`Engine::not_near_occurrences`]).
 
 mod alphabet;
+mod cache;
 mod carry;
 mod dense;
 mod examples;
@@ -48,15 +49,17 @@ mod examples;
 use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::ops::Range;
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use aho_corasick::automaton::StateID;
 use aho_corasick::Anchored;
 
 use alphabet::{split, Alphabet};
+pub use cache::{default_dir as default_cache_dir, CacheError, CACHE_DIR_ENV};
 pub use carry::Carry;
 use carry::{Mark, MAX_MARKS, TAIL_BYTES};
-use dense::Dfa;
+use dense::{Dfa, Plan};
 pub use examples::{check_examples, CheckReport};
 
 use crate::category::{Severity, Speaker};
@@ -240,6 +243,9 @@ pub struct Engine {
     /// Unique per compiled engine: a carry from another engine (before a
     /// reload) is never stepped through this one's automata.
     generation: u64,
+    /// Where compiled automata are loaded from and stored
+    /// ([`Engine::load`]); none for an engine built in-process.
+    cache: Option<cache::EngineCache>,
     lexicon: Lexicon,
     patterns: Vec<PatternInfo>,
     /// Every pattern's folded text, kept to compile an automaton on demand.
@@ -263,6 +269,12 @@ pub struct Engine {
     union: Vec<u32>,
 }
 
+/// A fresh [`Engine::generation`].
+fn next_generation() -> u64 {
+    static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The automaton index of a fragment with no language: [`Engine::union`],
 /// not one automaton.
 const ALL: u32 = u32::MAX;
@@ -279,6 +291,50 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
+    /// The engine of the lexicons in `dir` (the embedded ones when
+    /// `None`), with no automaton compiled yet, as [`Engine::build_lazy`]
+    /// gives it — but through the cache in `cache_dir` when one is given
+    /// ([`default_cache_dir`]): a set compiled before under the same key
+    /// (its files' bytes and this build) is read back instead of parsed,
+    /// folded and compiled again, its automata too when first needed.
+    /// The cache never fails a load nor changes an answer: a file that is
+    /// missing, damaged or stale is ignored (logged at debug), and the
+    /// engine built and stored as without one.
+    pub fn load(dir: Option<&Path>, cache_dir: Option<&Path>) -> Result<Engine, LexiconError> {
+        let sources = match dir {
+            Some(dir) => Some(Lexicon::read_dir(dir)?),
+            None => None,
+        };
+        let cache = cache_dir.map(|cache_dir| match &sources {
+            Some(sources) => cache::EngineCache::new(
+                cache_dir,
+                sources.iter().map(|s| (s.path.as_str(), s.text.as_str())),
+            ),
+            None => cache::EngineCache::new(cache_dir, Lexicon::embedded_sources()),
+        });
+        if let Some(cache) = &cache {
+            match cache.load_engine() {
+                Ok(mut engine) => {
+                    engine.cache = Some(cache.clone());
+                    return Ok(engine);
+                }
+                Err(e) => tracing::debug!("engine cache not used: {e}"),
+            }
+        }
+        let lexicon = match sources {
+            Some(sources) => Lexicon::from_sources(sources)?,
+            None => Lexicon::embedded()?,
+        };
+        let mut engine = Engine::build_lazy(lexicon)?;
+        if let Some(cache) = cache {
+            if let Err(e) = cache.store_engine(&engine) {
+                tracing::debug!("engine cache not written: {e}");
+            }
+            engine.cache = Some(cache);
+        }
+        Ok(engine)
+    }
+
     /// Compiles a validated lexicon, every automaton at once (on as many
     /// threads as there are cores): what `serve` and a reload use, so no
     /// fragment ever waits for a compile and a set that cannot compile is
@@ -385,9 +441,9 @@ impl Engine {
             union.push(any_only);
         }
         let language_list = by_language.iter().map(|(k, &v)| (k.clone(), v)).collect();
-        static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Engine {
-            generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            generation: next_generation(),
+            cache: None,
             lexicon,
             patterns,
             texts,
@@ -470,8 +526,21 @@ impl Engine {
         if let Some(done) = slot.compiled.get() {
             return Ok(done);
         }
-        let texts = &self.texts;
         let ids = &slot.ids;
+        if let Some(cache) = &self.cache {
+            match cache.load_automaton(index, ids.len()) {
+                Ok((alphabet, plan)) => {
+                    let dfa = plan.fill();
+                    return Ok(slot.compiled.get_or_init(|| LanguageAutomaton {
+                        dfa,
+                        alphabet,
+                        patterns: ids.clone(),
+                    }));
+                }
+                Err(e) => tracing::debug!(automaton = index, "engine cache not used: {e}"),
+            }
+        }
+        let texts = &self.texts;
         let alphabet = Alphabet::for_patterns(ids.iter().map(|&i| texts[i as usize].as_str()))
             .map_err(|e| {
                 LexiconError::Automaton(format!(
@@ -479,8 +548,15 @@ impl Engine {
                     e.0
                 ))
             })?;
-        let dfa = Dfa::new(ids.iter().map(|&i| alphabet.encode(&texts[i as usize])))
+        let plan = Plan::new(ids.iter().map(|&i| alphabet.encode(&texts[i as usize])))
             .map_err(|e| LexiconError::Automaton(e.to_string()))?;
+        let dfa = plan.fill();
+        if let Some(cache) = &self.cache {
+            if let Err(e) = cache.store_automaton(index, &alphabet, &plan) {
+                tracing::debug!(automaton = index, "engine cache not written: {e}");
+            }
+        }
+        drop(plan);
         Ok(slot.compiled.get_or_init(|| LanguageAutomaton {
             dfa,
             alphabet,

@@ -259,13 +259,26 @@ impl Lexicon {
 
     /// Reads every `*.toml` below `dir` (the manifest and language folders).
     pub fn load_dir(dir: &Path) -> Result<Lexicon, LexiconError> {
+        Lexicon::from_sources(Lexicon::read_dir(dir)?)
+    }
+
+    /// The files [`Lexicon::load_dir`] parses, in the order it parses
+    /// them (by path), not parsed yet: the engine cache's key is their
+    /// bytes.
+    pub fn read_dir(dir: &Path) -> Result<Vec<Source>, LexiconError> {
         let mut sources = Vec::new();
         collect_sources(dir, dir, &mut sources)?;
         if !sources.iter().any(|s| s.path == "lexicon.toml") {
             return Err(LexiconError::MissingManifest(dir.display().to_string()));
         }
         sources.sort_by(|a, b| a.path.cmp(&b.path));
-        Lexicon::from_sources(sources)
+        Ok(sources)
+    }
+
+    /// The embedded files (path, text), in the order
+    /// [`Lexicon::embedded`] parses them.
+    pub fn embedded_sources() -> impl Iterator<Item = (&'static str, &'static str)> {
+        EMBEDDED_LEXICONS.iter().copied()
     }
 
     /// Parses and validates a lexicon set from its files.

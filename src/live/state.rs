@@ -31,7 +31,7 @@ use crate::call::{
 use crate::config::ServeConfig;
 use crate::engine::{Engine, Scratch};
 use crate::event::{CallStart, Event};
-use crate::lexicon::{Lexicon, LexiconError};
+use crate::lexicon::LexiconError;
 use crate::policy::{Policy, PolicyError};
 use crate::store::{AlertLog, IdCounters, StoreError};
 
@@ -61,23 +61,20 @@ impl Rules {
     /// time zones are looked up in the system's zoneinfo, a walk of
     /// directories that `serve` would otherwise wait for at start-up.
     pub fn load(config: &ServeConfig) -> Result<Rules, ReloadError> {
-        let (lexicon, policy) = std::thread::scope(|scope| {
+        let (engine, policy) = std::thread::scope(|scope| {
             let policy = scope.spawn(|| match &config.policy {
                 Some(path) => Policy::load(path),
                 None => Ok(Policy::builtin()),
             });
-            let lexicon = match &config.lexicons {
-                Some(dir) => Lexicon::load_dir(dir),
-                None => Lexicon::embedded(),
-            };
-            (lexicon, policy.join().expect("loading the policy panicked"))
+            let engine = Engine::load(config.lexicons.as_deref(), config.cache_dir.as_deref());
+            (engine, policy.join().expect("loading the policy panicked"))
         });
-        let lexicon = lexicon?;
+        let engine = engine?;
         let policy = policy?;
-        Ok(Rules {
-            engine: Engine::build(lexicon)?,
-            policy,
-        })
+        // Every automaton before a call is taken (from the cache when it
+        // has them).
+        engine.prepare_all()?;
+        Ok(Rules { engine, policy })
     }
 }
 

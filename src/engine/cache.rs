@@ -1,0 +1,1339 @@
+//! The compiled engine kept on disk, so that a command does not parse,
+//! fold and compile ~60,000 patterns on every start (issue #16, item 1).
+//!
+//! Two kinds of file in the cache folder, both named by a key: a BLAKE3
+//! hash of this format's version, the crate version, a hash of the code
+//! the compile depends on (every source file and `Cargo.lock`, taken by
+//! the build script) and the lexicon files (paths and bytes, in order). A
+//! changed lexicon or a rebuilt binary gives a new key, so a stale file is
+//! never read.
+//!
+//! - `KEY.engine`: the validated lexicon and the engine's tables (folded
+//!   patterns, what each belongs to, which patterns each automaton holds).
+//! - `KEY-N.automaton`: automaton `N`'s alphabet and [`Plan`] — its match
+//!   lists and, per state, the failure state and own edges: a few MB, where
+//!   the dense table they rebuild by row copy is tens.
+//!
+//! Each file is a header (magic, format version, kind, key, payload length,
+//! BLAKE3 of the payload) and the payload, written to a temporary file and
+//! renamed into place, so a reader sees a whole file or none. A file that
+//! is missing, unreadable, short, damaged, of another format or key is
+//! ignored (logged at debug) and the engine is built as without a cache;
+//! so is a folder that cannot be written. The cache never changes an
+//! answer: what it holds is what the build made, checked on load.
+//!
+//! Why a cache at run time and not a build-time artefact: a build script
+//! cannot run the crate's own lexicon and engine code without moving both
+//! to a crate of their own, the tables would add ~90 MB to the binary (or
+//! their plans ~10 MB plus a second compile of the crate's matching code
+//! on every build), and a `--lexicons` folder or a reloaded set could not
+//! use them. BENCHMARKS.md, "Start-up from the engine cache".
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use super::alphabet::Alphabet;
+use super::dense::Plan;
+use super::{AutomatonSlot, Engine, NotNear, PatternInfo, PatternKind};
+use crate::category::{CategoryKind, Severity, Speaker};
+use crate::lexicon::{
+    Dialogue, Frame, FrameKind, FramePosition, Lexicon, Located, Near, Origin, Term,
+};
+
+include!(concat!(env!("OUT_DIR"), "/code_hash.rs"));
+
+/// The environment variable naming the cache folder; set and empty, no
+/// cache is used.
+pub const CACHE_DIR_ENV: &str = "CALLGUARD_CACHE_DIR";
+
+const MAGIC: [u8; 8] = *b"CGCACHE\0";
+/// Bumped on any change to what the files hold or how.
+const FORMAT: u32 = 1;
+const HEADER: usize = 8 + 4 + 4 + 32 + 8 + 32;
+/// Keys whose files are kept when a new engine file is written: the most
+/// recently written. Enough for a few binaries or lexicon sets in turn
+/// (two builds compared, a reload and back) without growing for ever.
+const KEEP_KEYS: usize = 4;
+
+/// What a file holds (the header says, so one is never read as the other).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Engine = 1,
+    Automaton = 2,
+}
+
+/// Why a cache file was not used or not written. Never fatal: the engine
+/// is then built as without a cache.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("not a callguard cache file")]
+    Magic,
+    #[error("cache format {0}, this build reads {FORMAT}")]
+    Format(u32),
+    #[error("a file of another kind or key")]
+    Key,
+    #[error("{found} bytes of payload, the header says {expected}")]
+    Length { expected: u64, found: u64 },
+    #[error("checksum mismatch")]
+    Checksum,
+    #[error("malformed payload: {0}")]
+    Malformed(&'static str),
+}
+
+/// The default cache folder: `$CALLGUARD_CACHE_DIR` when set (empty: no
+/// cache), else `$XDG_CACHE_HOME/callguard`, else `~/.cache/callguard`;
+/// `None` when none of these is known.
+pub fn default_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os(CACHE_DIR_ENV) {
+        return (!dir.is_empty()).then(|| PathBuf::from(dir));
+    }
+    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    std::env::var_os("XDG_CACHE_HOME")
+        .and_then(absolute)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .and_then(absolute)
+                .map(|h| h.join(".cache"))
+        })
+        .map(|d| d.join("callguard"))
+}
+
+/// One lexicon set's files in one cache folder.
+#[derive(Clone, Debug)]
+pub(super) struct EngineCache {
+    dir: PathBuf,
+    key: [u8; 32],
+    hex: String,
+}
+
+impl EngineCache {
+    /// The cache of the engine compiled from these lexicon files (path,
+    /// text), in the order they are compiled in.
+    pub(super) fn new<'a>(dir: &Path, sources: impl Iterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&MAGIC);
+        hasher.update(&FORMAT.to_le_bytes());
+        for part in [env!("CARGO_PKG_VERSION"), CODE_HASH] {
+            hasher.update(&(part.len() as u64).to_le_bytes());
+            hasher.update(part.as_bytes());
+        }
+        for (path, text) in sources {
+            for part in [path.as_bytes(), text.as_bytes()] {
+                hasher.update(&(part.len() as u64).to_le_bytes());
+                hasher.update(part);
+            }
+        }
+        let key = *hasher.finalize().as_bytes();
+        let hex = key.iter().map(|b| format!("{b:02x}")).collect();
+        EngineCache {
+            dir: dir.to_path_buf(),
+            key,
+            hex,
+        }
+    }
+
+    fn engine_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.engine", self.hex))
+    }
+
+    fn automaton_path(&self, index: u32) -> PathBuf {
+        self.dir.join(format!("{}-{index}.automaton", self.hex))
+    }
+
+    /// The engine as it was stored, without automata (each is loaded
+    /// when first needed, [`EngineCache::load_automaton`]).
+    pub(super) fn load_engine(&self) -> Result<Engine, CacheError> {
+        let bytes = self.read(&self.engine_path(), Kind::Engine)?;
+        let mut r = Reader::new(&bytes[HEADER..])?;
+        let engine = read_engine(&mut r)?;
+        r.finish()?;
+        Ok(engine)
+    }
+
+    pub(super) fn store_engine(&self, engine: &Engine) -> Result<(), CacheError> {
+        let mut w = Writer::default();
+        write_engine(&mut w, engine);
+        self.write(&self.engine_path(), Kind::Engine, w)?;
+        self.prune();
+        Ok(())
+    }
+
+    /// Automaton `index`'s alphabet and plan, checked against the engine's
+    /// `patterns` (the automaton's pattern count).
+    pub(super) fn load_automaton(
+        &self,
+        index: u32,
+        patterns: usize,
+    ) -> Result<(Alphabet, Plan), CacheError> {
+        let bytes = self.read(&self.automaton_path(index), Kind::Automaton)?;
+        let mut r = Reader::new(&bytes[HEADER..])?;
+        let entries = r.count(6)?;
+        let mut alphabet = Vec::with_capacity(entries);
+        for _ in 0..entries {
+            let c = char::from_u32(r.u32()?).ok_or(CacheError::Malformed("character"))?;
+            let code = r.u16()?;
+            alphabet.push((c, code));
+        }
+        let mut classes = [0u8; 256];
+        classes.copy_from_slice(r.take(256)?);
+        let stride2 = r.u32()?;
+        let match_end = r.u32()?;
+        let start = r.u32()?;
+        let ranges = r.u32s()?;
+        if ranges.len() % 2 != 0 {
+            return Err(CacheError::Malformed("match ranges"));
+        }
+        let plan = Plan {
+            classes,
+            stride2,
+            match_end,
+            start,
+            match_ranges: ranges.chunks_exact(2).map(|p| (p[0], p[1])).collect(),
+            match_ids: r.u32s()?,
+            rows: r.u32s()?,
+            fails: r.u32s()?,
+            edge_from: r.u32s()?,
+            edge_class: r.bytes()?.to_vec(),
+            edge_to: r.u32s()?,
+        };
+        r.finish()?;
+        if !plan.check(patterns) {
+            return Err(CacheError::Malformed("automaton"));
+        }
+        Ok((Alphabet::from_entries(alphabet), plan))
+    }
+
+    pub(super) fn store_automaton(
+        &self,
+        index: u32,
+        alphabet: &Alphabet,
+        plan: &Plan,
+    ) -> Result<(), CacheError> {
+        let mut w = Writer::default();
+        let entries = alphabet.entries();
+        w.u32(entries.len() as u32);
+        for (c, code) in entries {
+            w.u32(c as u32);
+            w.u16(code);
+        }
+        w.out.extend_from_slice(&plan.classes);
+        w.u32(plan.stride2);
+        w.u32(plan.match_end);
+        w.u32(plan.start);
+        let ranges: Vec<u32> = plan
+            .match_ranges
+            .iter()
+            .flat_map(|&(a, b)| [a, b])
+            .collect();
+        w.u32s(&ranges);
+        w.u32s(&plan.match_ids);
+        w.u32s(&plan.rows);
+        w.u32s(&plan.fails);
+        w.u32s(&plan.edge_from);
+        w.bytes(&plan.edge_class);
+        w.u32s(&plan.edge_to);
+        self.write(&self.automaton_path(index), Kind::Automaton, w)
+    }
+
+    /// A whole file of this kind and key, payload checked.
+    fn read(&self, path: &Path, kind: Kind) -> Result<Vec<u8>, CacheError> {
+        let bytes = std::fs::read(path).map_err(|source| CacheError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        if bytes.len() < HEADER || bytes[..8] != MAGIC {
+            return Err(CacheError::Magic);
+        }
+        let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+        let format = u32_at(8);
+        if format != FORMAT {
+            return Err(CacheError::Format(format));
+        }
+        if u32_at(12) != kind as u32 || bytes[16..48] != self.key {
+            return Err(CacheError::Key);
+        }
+        let expected = u64::from_le_bytes(bytes[48..56].try_into().expect("8 bytes"));
+        let found = (bytes.len() - HEADER) as u64;
+        if expected != found {
+            return Err(CacheError::Length { expected, found });
+        }
+        if blake3::hash(&bytes[HEADER..]).as_bytes()[..] != bytes[56..88] {
+            return Err(CacheError::Checksum);
+        }
+        Ok(bytes)
+    }
+
+    /// Writes a file whole or not at all: a temporary file in the same
+    /// folder, renamed over the name.
+    fn write(&self, path: &Path, kind: Kind, payload: Writer) -> Result<(), CacheError> {
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| CacheError::Io { path, source }
+        };
+        std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        let payload = payload.finish();
+        let mut header = Vec::with_capacity(HEADER);
+        header.extend_from_slice(&MAGIC);
+        header.extend_from_slice(&FORMAT.to_le_bytes());
+        header.extend_from_slice(&(kind as u32).to_le_bytes());
+        header.extend_from_slice(&self.key);
+        header.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        header.extend_from_slice(blake3::hash(&payload).as_bytes());
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let temp = self.dir.join(format!(
+            ".{}.{}.{}.tmp",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .and_then(|mut f| {
+                f.write_all(&header)?;
+                f.write_all(&payload)
+            })
+            .and_then(|()| std::fs::rename(&temp, path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        written.map_err(io(path))
+    }
+
+    /// Deletes the files of all but the [`KEEP_KEYS`] most recently written
+    /// engine files' keys, and temporary files an hour old (a writer that
+    /// died). Best effort: the folder may be shared with other processes.
+    fn prune(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut files: Vec<(String, PathBuf, std::time::SystemTime)> = Vec::new();
+        let mut written: HashMap<String, std::time::SystemTime> = HashMap::new();
+        let now = std::time::SystemTime::now();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(modified) = entry.metadata().and_then(|m| m.modified()) else {
+                continue;
+            };
+            if name.ends_with(".tmp") {
+                if now
+                    .duration_since(modified)
+                    .is_ok_and(|age| age.as_secs() > 3600)
+                {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+                continue;
+            }
+            let Some(key) = name
+                .get(..64)
+                .filter(|k| k.bytes().all(|b| b.is_ascii_hexdigit()))
+            else {
+                continue;
+            };
+            if name.ends_with(".engine") {
+                written.insert(key.to_owned(), modified);
+            }
+            if name.ends_with(".engine") || name.ends_with(".automaton") {
+                files.push((key.to_owned(), entry.path(), modified));
+            }
+        }
+        let mut newest: Vec<(&String, &std::time::SystemTime)> = written.iter().collect();
+        newest.sort_by(|a, b| b.1.cmp(a.1));
+        let keep: Vec<&String> = newest.iter().take(KEEP_KEYS).map(|(k, _)| *k).collect();
+        for (key, path, _) in &files {
+            if *key != self.hex && !keep.contains(&key) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+/// The payload being written: fixed-width little-endian numbers, lengths
+/// before contents, every `Arc<str>` once in a table at the front (the
+/// lexicon's file names, languages and categories repeat thousands of
+/// times, and share one allocation each as they did when parsed).
+#[derive(Default)]
+struct Writer {
+    out: Vec<u8>,
+    strings: HashMap<Arc<str>, u32>,
+    table: Vec<Arc<str>>,
+}
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.out.push(v);
+    }
+    fn bool(&mut self, v: bool) {
+        self.u8(u8::from(v));
+    }
+    fn u16(&mut self, v: u16) {
+        self.out.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u32(&mut self, v: u32) {
+        self.out.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.out.extend_from_slice(&v.to_le_bytes());
+    }
+    fn bytes(&mut self, v: &[u8]) {
+        self.u32(v.len() as u32);
+        self.out.extend_from_slice(v);
+    }
+    fn str(&mut self, v: &str) {
+        self.bytes(v.as_bytes());
+    }
+    fn u32s(&mut self, v: &[u32]) {
+        self.u32(v.len() as u32);
+        self.out.reserve(v.len() * 4);
+        for x in v {
+            self.out.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    fn arc(&mut self, v: &Arc<str>) {
+        let next = self.table.len() as u32;
+        let index = *self.strings.entry(v.clone()).or_insert_with(|| {
+            self.table.push(v.clone());
+            next
+        });
+        self.u32(index);
+    }
+    /// The string table, then the rest.
+    fn finish(self) -> Vec<u8> {
+        let mut head = Writer::default();
+        head.u32(self.table.len() as u32);
+        for s in &self.table {
+            head.str(s);
+        }
+        head.out.extend_from_slice(&self.out);
+        head.out
+    }
+}
+
+/// Reads what [`Writer`] wrote; every length is checked against what is
+/// left, so a bad file is an error, never a panic or a huge allocation.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    strings: Vec<Arc<str>>,
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Result<Self, CacheError> {
+        let mut r = Reader {
+            bytes,
+            strings: Vec::new(),
+        };
+        let n = r.count(4)?;
+        r.strings.reserve(n);
+        for _ in 0..n {
+            let s: Arc<str> = r.str()?.into();
+            r.strings.push(s);
+        }
+        Ok(r)
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CacheError> {
+        if n > self.bytes.len() {
+            return Err(CacheError::Malformed("truncated"));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, CacheError> {
+        Ok(self.take(1)?[0])
+    }
+    fn bool(&mut self) -> Result<bool, CacheError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(CacheError::Malformed("boolean")),
+        }
+    }
+    fn u16(&mut self) -> Result<u16, CacheError> {
+        Ok(u16::from_le_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
+    }
+    fn u32(&mut self) -> Result<u32, CacheError> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+    fn u64(&mut self) -> Result<u64, CacheError> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+    /// A count of items at least `size` bytes each.
+    fn count(&mut self, size: usize) -> Result<usize, CacheError> {
+        let n = self.u32()? as usize;
+        if n.saturating_mul(size) > self.bytes.len() {
+            return Err(CacheError::Malformed("count beyond the file"));
+        }
+        Ok(n)
+    }
+    fn bytes(&mut self) -> Result<&'a [u8], CacheError> {
+        let n = self.count(1)?;
+        self.take(n)
+    }
+    fn str(&mut self) -> Result<&'a str, CacheError> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| CacheError::Malformed("UTF-8"))
+    }
+    fn string(&mut self) -> Result<String, CacheError> {
+        self.str().map(str::to_owned)
+    }
+    fn u32s(&mut self) -> Result<Vec<u32>, CacheError> {
+        let n = self.count(4)?;
+        Ok(self
+            .take(n * 4)?
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .collect())
+    }
+    fn arc(&mut self) -> Result<Arc<str>, CacheError> {
+        let i = self.u32()? as usize;
+        self.strings
+            .get(i)
+            .cloned()
+            .ok_or(CacheError::Malformed("string index"))
+    }
+    fn vec<T>(
+        &mut self,
+        size: usize,
+        mut item: impl FnMut(&mut Self) -> Result<T, CacheError>,
+    ) -> Result<Vec<T>, CacheError> {
+        let n = self.count(size)?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(item(self)?);
+        }
+        Ok(out)
+    }
+    fn option<T>(
+        &mut self,
+        item: impl FnOnce(&mut Self) -> Result<T, CacheError>,
+    ) -> Result<Option<T>, CacheError> {
+        match self.bool()? {
+            true => item(self).map(Some),
+            false => Ok(None),
+        }
+    }
+    fn finish(&self) -> Result<(), CacheError> {
+        match self.bytes.is_empty() {
+            true => Ok(()),
+            false => Err(CacheError::Malformed("trailing bytes")),
+        }
+    }
+}
+
+// The lexicon. Every struct is destructured whole, so a field added to
+// one fails to compile here until the cache writes it (and FORMAT moves).
+
+fn write_origin(w: &mut Writer, o: &Origin) {
+    let Origin { file, line } = o;
+    w.arc(file);
+    w.u32(*line);
+}
+
+fn read_origin(r: &mut Reader) -> Result<Origin, CacheError> {
+    Ok(Origin {
+        file: r.arc()?,
+        line: r.u32()?,
+    })
+}
+
+fn write_located(w: &mut Writer, list: &[Located]) {
+    w.u32(list.len() as u32);
+    for Located { text, origin } in list {
+        w.str(text);
+        write_origin(w, origin);
+    }
+}
+
+fn read_located(r: &mut Reader) -> Result<Vec<Located>, CacheError> {
+    r.vec(12, |r| {
+        Ok(Located {
+            text: r.string()?,
+            origin: read_origin(r)?,
+        })
+    })
+}
+
+fn write_arcs(w: &mut Writer, list: &[Arc<str>]) {
+    w.u32(list.len() as u32);
+    for s in list {
+        w.arc(s);
+    }
+}
+
+fn read_arcs(r: &mut Reader) -> Result<Vec<Arc<str>>, CacheError> {
+    r.vec(4, Reader::arc)
+}
+
+fn code<T: Copy + PartialEq>(all: &[T], v: T) -> u8 {
+    all.iter()
+        .position(|&x| x == v)
+        .expect("every variant listed") as u8
+}
+
+fn decode<T: Copy>(r: &mut Reader, all: &[T], what: &'static str) -> Result<T, CacheError> {
+    all.get(usize::from(r.u8()?))
+        .copied()
+        .ok_or(CacheError::Malformed(what))
+}
+
+const KINDS: &[CategoryKind] = &[
+    CategoryKind::Harassment,
+    CategoryKind::Welfare,
+    CategoryKind::Signal,
+    CategoryKind::AgentMarker,
+];
+const SEVERITIES: &[Severity] = &[Severity::Info, Severity::Warning, Severity::Critical];
+const SPEAKERS: &[Speaker] = &[Speaker::Customer, Speaker::Agent];
+const FRAME_KINDS: &[FrameKind] = &[
+    FrameKind::Negation,
+    FrameKind::Quotation,
+    FrameKind::Target,
+    FrameKind::Figurative,
+    FrameKind::ReadOut,
+    FrameKind::ReadOutEnd,
+    FrameKind::ReadOutAsked,
+    FrameKind::NotTarget,
+    FrameKind::Relay,
+];
+const POSITIONS: &[FramePosition] = &[
+    FramePosition::Before,
+    FramePosition::After,
+    FramePosition::Around,
+];
+const PATTERN_KINDS: &[PatternKind] = &[
+    PatternKind::Term,
+    PatternKind::Exclusion,
+    PatternKind::Frame,
+    PatternKind::Part,
+    PatternKind::NotNear,
+];
+
+/// Compile-time reminders: a new variant fails to compile here until the
+/// lists above (the codes on disk) have it.
+#[allow(dead_code)]
+fn variants_listed(k: CategoryKind, f: FrameKind, p: FramePosition, s: Severity, w: Speaker) {
+    match k {
+        CategoryKind::Harassment
+        | CategoryKind::Welfare
+        | CategoryKind::Signal
+        | CategoryKind::AgentMarker => {}
+    }
+    match f {
+        FrameKind::Negation
+        | FrameKind::Quotation
+        | FrameKind::Target
+        | FrameKind::Figurative
+        | FrameKind::ReadOut
+        | FrameKind::ReadOutEnd
+        | FrameKind::ReadOutAsked
+        | FrameKind::NotTarget
+        | FrameKind::Relay => {}
+    }
+    match p {
+        FramePosition::Before | FramePosition::After | FramePosition::Around => {}
+    }
+    match s {
+        Severity::Info | Severity::Warning | Severity::Critical => {}
+    }
+    match w {
+        Speaker::Customer | Speaker::Agent => {}
+    }
+}
+
+fn write_term(w: &mut Writer, t: &Term) {
+    let Term {
+        language,
+        id,
+        rule,
+        category,
+        kind,
+        severity,
+        severity_explicit,
+        speaker,
+        group,
+        patterns,
+        exclude,
+        standalone,
+        needs_target,
+        near,
+        dialogue,
+        must_match,
+        must_not_match,
+        origin,
+    } = t;
+    w.arc(language);
+    w.str(id);
+    w.arc(rule);
+    w.arc(category);
+    w.u8(code(KINDS, *kind));
+    w.u8(code(SEVERITIES, *severity));
+    w.bool(*severity_explicit);
+    w.u8(code(SPEAKERS, *speaker));
+    w.bool(group.is_some());
+    if let Some(g) = group {
+        w.arc(g);
+    }
+    write_located(w, patterns);
+    write_located(w, exclude);
+    w.bool(*standalone);
+    w.bool(*needs_target);
+    w.bool(near.is_some());
+    if let Some(Near {
+        parts,
+        distance,
+        ordered,
+        utterances,
+        not_near,
+    }) = near
+    {
+        w.u32(parts.len() as u32);
+        for part in parts {
+            write_located(w, part);
+        }
+        w.u64(*distance as u64);
+        w.bool(*ordered);
+        w.u8(*utterances);
+        write_located(w, not_near);
+    }
+    w.bool(dialogue.is_some());
+    if let Some(Dialogue {
+        after_agent,
+        seconds,
+        after_caller,
+    }) = dialogue
+    {
+        write_located(w, after_agent);
+        w.u32(*seconds);
+        write_located(w, after_caller);
+    }
+    write_located(w, must_match);
+    write_located(w, must_not_match);
+    write_origin(w, origin);
+}
+
+fn read_term(r: &mut Reader) -> Result<Term, CacheError> {
+    Ok(Term {
+        language: r.arc()?,
+        id: r.string()?,
+        rule: r.arc()?,
+        category: r.arc()?,
+        kind: decode(r, KINDS, "category kind")?,
+        severity: decode(r, SEVERITIES, "severity")?,
+        severity_explicit: r.bool()?,
+        speaker: decode(r, SPEAKERS, "speaker")?,
+        group: r.option(Reader::arc)?,
+        patterns: read_located(r)?,
+        exclude: read_located(r)?,
+        standalone: r.bool()?,
+        needs_target: r.bool()?,
+        near: r.option(|r| {
+            Ok(Near {
+                parts: r.vec(4, read_located)?,
+                distance: usize::try_from(r.u64()?)
+                    .map_err(|_| CacheError::Malformed("distance"))?,
+                ordered: r.bool()?,
+                utterances: r.u8()?,
+                not_near: read_located(r)?,
+            })
+        })?,
+        dialogue: r.option(|r| {
+            Ok(Dialogue {
+                after_agent: read_located(r)?,
+                seconds: r.u32()?,
+                after_caller: read_located(r)?,
+            })
+        })?,
+        must_match: read_located(r)?,
+        must_not_match: read_located(r)?,
+        origin: read_origin(r)?,
+    })
+}
+
+fn write_frame(w: &mut Writer, f: &Frame) {
+    let Frame {
+        language,
+        id,
+        kind,
+        position,
+        window,
+        turns,
+        to_sentence_end,
+        categories,
+        patterns,
+        must_match,
+        origin,
+    } = f;
+    w.arc(language);
+    w.str(id);
+    w.u8(code(FRAME_KINDS, *kind));
+    w.u8(code(POSITIONS, *position));
+    w.u64(*window as u64);
+    w.u8(*turns);
+    w.bool(*to_sentence_end);
+    write_arcs(w, categories);
+    write_located(w, patterns);
+    write_located(w, must_match);
+    write_origin(w, origin);
+}
+
+fn read_frame(r: &mut Reader) -> Result<Frame, CacheError> {
+    Ok(Frame {
+        language: r.arc()?,
+        id: r.string()?,
+        kind: decode(r, FRAME_KINDS, "frame kind")?,
+        position: decode(r, POSITIONS, "frame position")?,
+        window: usize::try_from(r.u64()?).map_err(|_| CacheError::Malformed("window"))?,
+        turns: r.u8()?,
+        to_sentence_end: r.bool()?,
+        categories: read_arcs(r)?,
+        patterns: read_located(r)?,
+        must_match: read_located(r)?,
+        origin: read_origin(r)?,
+    })
+}
+
+fn write_lexicon(w: &mut Writer, l: &Lexicon) {
+    let Lexicon {
+        version,
+        terms,
+        frames,
+        extra_categories,
+    } = l;
+    w.arc(version);
+    w.u32(terms.len() as u32);
+    for t in terms {
+        write_term(w, t);
+    }
+    w.u32(frames.len() as u32);
+    for f in frames {
+        write_frame(w, f);
+    }
+    w.u32(extra_categories.len() as u32);
+    for c in extra_categories {
+        w.str(c);
+    }
+}
+
+fn read_lexicon(r: &mut Reader) -> Result<Lexicon, CacheError> {
+    Ok(Lexicon {
+        version: r.arc()?,
+        terms: r.vec(8, read_term)?,
+        frames: r.vec(8, read_frame)?,
+        extra_categories: r.vec(4, Reader::string)?,
+    })
+}
+
+// The engine's tables.
+
+fn write_info(w: &mut Writer, info: &PatternInfo) {
+    let PatternInfo {
+        kind,
+        owner,
+        word_left,
+        word_right,
+        len,
+        part,
+    } = info;
+    w.u8(code(PATTERN_KINDS, *kind));
+    w.u32(*owner);
+    w.bool(*word_left);
+    w.bool(*word_right);
+    w.u32(*len);
+    w.u8(*part);
+}
+
+fn read_info(r: &mut Reader) -> Result<PatternInfo, CacheError> {
+    Ok(PatternInfo {
+        kind: decode(r, PATTERN_KINDS, "pattern kind")?,
+        owner: r.u32()?,
+        word_left: r.bool()?,
+        word_right: r.bool()?,
+        len: r.u32()?,
+        part: r.u8()?,
+    })
+}
+
+fn write_engine(w: &mut Writer, e: &Engine) {
+    let Engine {
+        generation: _,
+        cache: _,
+        lexicon,
+        patterns,
+        texts,
+        not_near,
+        not_near_of,
+        automata,
+        by_language,
+        language_list: _, // by_language again
+        any_only,
+        union,
+    } = e;
+    write_lexicon(w, lexicon);
+    w.u32(patterns.len() as u32);
+    for (info, text) in patterns.iter().zip(texts) {
+        write_info(w, info);
+        w.str(text);
+    }
+    w.u32(not_near.len() as u32);
+    for n in not_near {
+        write_info(w, &n.info);
+        w.str(&n.text);
+    }
+    let ranges: Vec<u32> = not_near_of.iter().flat_map(|r| [r.start, r.end]).collect();
+    w.u32s(&ranges);
+    w.u32(automata.len() as u32);
+    for slot in automata {
+        w.u32s(&slot.ids);
+    }
+    let mut languages: Vec<(&String, &u32)> = by_language.iter().collect();
+    languages.sort();
+    w.u32(languages.len() as u32);
+    for (language, &index) in languages {
+        w.str(language);
+        w.u32(index);
+    }
+    w.u32(*any_only);
+    w.u32s(union);
+}
+
+fn read_engine(r: &mut Reader) -> Result<Engine, CacheError> {
+    let lexicon = read_lexicon(r)?;
+    let n = r.count(16)?;
+    let (mut patterns, mut texts) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        patterns.push(read_info(r)?);
+        texts.push(r.string()?);
+    }
+    let not_near = r.vec(16, |r| Ok(NotNear::new(read_info(r)?, r.string()?)))?;
+    let ranges = r.u32s()?;
+    if ranges.len() % 2 != 0 {
+        return Err(CacheError::Malformed("not_near ranges"));
+    }
+    let not_near_of: Vec<Range<u32>> = ranges.chunks_exact(2).map(|p| p[0]..p[1]).collect();
+    let automata = r.vec(4, |r| {
+        Ok(AutomatonSlot {
+            ids: r.u32s()?,
+            compiled: OnceLock::new(),
+        })
+    })?;
+    let by_language: HashMap<String, u32> = r
+        .vec(8, |r| Ok((r.string()?, r.u32()?)))?
+        .into_iter()
+        .collect();
+    let any_only = r.u32()?;
+    let union = r.u32s()?;
+
+    // Indices the scan follows without a check: in bounds, or no engine.
+    let owners_ok = |info: &PatternInfo| match info.kind {
+        PatternKind::Frame => (info.owner as usize) < lexicon.frames.len(),
+        _ => (info.owner as usize) < lexicon.terms.len(),
+    };
+    let slots = automata.len() as u32;
+    let sound = patterns.iter().all(owners_ok)
+        && not_near.iter().all(|n| owners_ok(&n.info))
+        && not_near_of.len() == lexicon.terms.len()
+        && not_near_of
+            .iter()
+            .all(|r| r.start <= r.end && r.end as usize <= not_near.len())
+        && automata
+            .iter()
+            .all(|s| s.ids.iter().all(|&i| (i as usize) < patterns.len()))
+        && by_language
+            .values()
+            .chain([&any_only])
+            .chain(&union)
+            .all(|&i| i < slots);
+    if !sound {
+        return Err(CacheError::Malformed("engine indices"));
+    }
+    let language_list = by_language.iter().map(|(k, &v)| (k.clone(), v)).collect();
+    Ok(Engine {
+        generation: super::next_generation(),
+        cache: None,
+        lexicon,
+        patterns,
+        texts,
+        not_near,
+        not_near_of,
+        automata,
+        by_language,
+        language_list,
+        any_only,
+        union,
+    })
+}
+
+/// For the tests: the header's size and where its fields are.
+#[cfg(test)]
+pub(super) mod layout {
+    pub const HEADER: usize = super::HEADER;
+    pub const FORMAT_AT: usize = 8;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::layout::{FORMAT_AT, HEADER};
+    use super::*;
+    use crate::category::Speaker;
+    use crate::engine::{Carry, Scratch};
+
+    /// A small set with two languages, an `any` folder, a proximity term
+    /// and frames: every part of the format, quick to compile.
+    const FILES: &[(&str, &str)] = &[
+        ("lexicon.toml", "version = \"cache.1\"\n"),
+        (
+            "ja/violence.toml",
+            "category = \"violence\"\n[[term]]\nid = \"korosu\"\npatterns = [\"殺すぞ\", \"ころすぞ\"]\nexclude = [\"ところすぐ\"]\nmatch = [\"お前ころすぞ\"]\n",
+        ),
+        (
+            "ja/context.toml",
+            "[[frame]]\nid = \"omae\"\nkind = \"target\"\nposition = \"around\"\nwindow = 6\npatterns = [\"お前\"]\n",
+        ),
+        (
+            "en/violence.toml",
+            "category = \"violence\"\n[[term]]\nid = \"kill_you\"\npatterns = [\"kill you\", \"I'll kill you\"]\nexclude = [\"kill you later\"]\n[[term]]\nid = \"hurt_near\"\nparts = [[\"hurt\"], [\"your family\"]]\nnear = 4\nnot_near = [\"never\"]\n",
+        ),
+        (
+            "any/verbal_abuse.toml",
+            "category = \"verbal_abuse\"\n[[term]]\nid = \"xx\"\npatterns = [\"xx\"]\n",
+        ),
+    ];
+
+    fn write_set(dir: &Path, files: &[(&str, &str)]) {
+        for (path, text) in files {
+            let path = dir.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+    }
+
+    /// Every fragment's hits, sightings and read-out flag, language by
+    /// language and with none, fragments of one language run as a stream
+    /// with their carries.
+    fn answers(engine: &Engine, texts: &[&str]) -> Vec<String> {
+        let mut scratch = Scratch::default();
+        let mut out = Vec::new();
+        let mut languages: Vec<Option<&str>> = engine
+            .language_list
+            .iter()
+            .map(|(l, _)| Some(l.as_str()))
+            .collect();
+        languages.sort();
+        languages.extend([None, Some("xx")]);
+        for language in languages {
+            for speaker in [Speaker::Customer, Speaker::Agent] {
+                let mut carry: Option<Carry> = None;
+                for text in texts {
+                    let scan = engine.scan(text, language, speaker, carry.as_ref(), &mut scratch);
+                    out.push(format!(
+                        "{language:?} {speaker:?} {text:?}: {:?} {:?} {}",
+                        scan.hits, scan.sightings, scan.asks_for_words
+                    ));
+                    carry = Some(scan.carry);
+                }
+            }
+        }
+        out
+    }
+
+    /// The examples of a lexicon and its frames' phrases, as text (every
+    /// term's phrases too would make the test minutes long unoptimised).
+    fn texts_of(lexicon: &Lexicon) -> Vec<String> {
+        lexicon
+            .terms
+            .iter()
+            .flat_map(|t| t.must_match.iter().chain(&t.must_not_match))
+            .chain(
+                lexicon
+                    .frames
+                    .iter()
+                    .flat_map(|f| f.must_match.iter().chain(&f.patterns)),
+            )
+            .map(|e| e.text.clone())
+            .chain([
+                "お前ころ".into(),
+                "すぞ xx".into(),
+                "hurt ... your family".into(),
+            ])
+            .collect()
+    }
+
+    /// What the cache round trip must keep: the tables (and the lexicon,
+    /// by its `Debug` form) and every automaton, cell for cell.
+    fn assert_same_engine(fresh: &Engine, cached: &Engine) {
+        assert_eq!(
+            format!("{:?}", fresh.lexicon),
+            format!("{:?}", cached.lexicon)
+        );
+        assert_eq!(
+            format!("{:?}", fresh.patterns),
+            format!("{:?}", cached.patterns)
+        );
+        assert_eq!(fresh.texts, cached.texts);
+        let not_near = |e: &Engine| -> Vec<String> {
+            e.not_near
+                .iter()
+                .map(|n| format!("{:?} {}", n.info, n.text))
+                .collect()
+        };
+        assert_eq!(not_near(fresh), not_near(cached));
+        assert_eq!(fresh.not_near_of, cached.not_near_of);
+        let ids =
+            |e: &Engine| -> Vec<Vec<u32>> { e.automata.iter().map(|a| a.ids.clone()).collect() };
+        assert_eq!(ids(fresh), ids(cached));
+        assert_eq!(fresh.by_language, cached.by_language);
+        assert_eq!(fresh.any_only, cached.any_only);
+        assert_eq!(fresh.union, cached.union);
+        for (a, b) in fresh.automata.iter().zip(&cached.automata) {
+            if let (Some(a), Some(b)) = (a.compiled.get(), b.compiled.get()) {
+                assert!(a.dfa == b.dfa, "automaton tables differ");
+                assert_eq!(a.alphabet.entries(), b.alphabet.entries());
+                assert_eq!(a.patterns, b.patterns);
+            }
+        }
+    }
+
+    fn cache_of(dir: &Path, lexicons: &Path) -> EngineCache {
+        let sources = Lexicon::read_dir(lexicons).unwrap();
+        EngineCache::new(
+            dir,
+            sources.iter().map(|s| (s.path.as_str(), s.text.as_str())),
+        )
+    }
+
+    /// The shipped lexicons: compiled, stored, read back; the engine read
+    /// from the cache is the one compiled, table for table, and gives the
+    /// same answers over every example and phrase, in every language.
+    #[test]
+    fn shipped_engine_round_trips_through_the_cache() {
+        let cache_dir = tempfile::tempdir().unwrap();
+        let fresh = Engine::load(None, Some(cache_dir.path())).expect("shipped lexicons");
+        fresh.prepare_all().unwrap();
+        let cache = fresh.cache.clone().expect("a cache");
+        assert!(cache.load_engine().is_ok(), "engine stored");
+        for index in 0..fresh.automata.len() as u32 {
+            let patterns = fresh.automata[index as usize].ids.len();
+            assert!(
+                cache.load_automaton(index, patterns).is_ok(),
+                "automaton {index} stored"
+            );
+        }
+        let cached = Engine::load(None, Some(cache_dir.path())).expect("from the cache");
+        cached.prepare_all().unwrap();
+        assert_same_engine(&fresh, &cached);
+        let texts = texts_of(fresh.lexicon());
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        assert!(texts.len() > 1000, "{} texts", texts.len());
+        assert_eq!(answers(&fresh, &texts), answers(&cached, &texts));
+        // And both are the engine built without a cache.
+        let plain = Engine::build(Lexicon::embedded().unwrap()).unwrap();
+        assert_same_engine(&plain, &cached);
+    }
+
+    /// Each way a file can be wrong is refused, and the engine built and
+    /// the file written again: the answers never change.
+    #[test]
+    fn damaged_files_are_refused_and_rebuilt() {
+        let lexicons = tempfile::tempdir().unwrap();
+        write_set(lexicons.path(), FILES);
+        let cache_dir = tempfile::tempdir().unwrap();
+        let plain = Engine::build(Lexicon::load_dir(lexicons.path()).unwrap()).unwrap();
+        let texts = texts_of(plain.lexicon());
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let expected = answers(&plain, &texts);
+        let load = || {
+            let e = Engine::load(Some(lexicons.path()), Some(cache_dir.path())).unwrap();
+            e.prepare_all().unwrap();
+            e
+        };
+        let first = load();
+        assert_same_engine(&plain, &first);
+        assert_eq!(answers(&first, &texts), expected);
+        let cache = cache_of(cache_dir.path(), lexicons.path());
+        let automaton = cache.automaton_path(first.by_language["ja"]);
+        let ja_patterns = first.automata[first.by_language["ja"] as usize].ids.len();
+        type Damage = fn(&mut Vec<u8>);
+        let damages: &[(&str, Damage)] = &[
+            ("empty", |b| b.clear()),
+            ("truncated header", |b| b.truncate(HEADER - 1)),
+            ("truncated payload", |b| {
+                b.pop();
+            }),
+            ("longer", |b| b.push(0)),
+            ("payload byte flipped", |b| {
+                let at = HEADER + (b.len() - HEADER) / 2;
+                b[at] ^= 0x40;
+            }),
+            ("other format", |b| {
+                b[FORMAT_AT] = b[FORMAT_AT].wrapping_add(1)
+            }),
+            ("magic", |b| b[0] = b'X'),
+            ("key", |b| b[20] ^= 1),
+        ];
+        for (what, damage) in damages {
+            for path in [cache.engine_path(), automaton.clone()] {
+                let mut bytes = std::fs::read(&path).unwrap();
+                damage(&mut bytes);
+                std::fs::write(&path, &bytes).unwrap();
+                let refused = match path == automaton {
+                    true => cache
+                        .load_automaton(first.by_language["ja"], ja_patterns)
+                        .err(),
+                    false => cache.load_engine().err(),
+                };
+                let refused = refused.unwrap_or_else(|| panic!("{what}: {path:?} accepted"));
+                match *what {
+                    "other format" => {
+                        assert!(matches!(refused, CacheError::Format(_)), "{refused}")
+                    }
+                    "payload byte flipped" => {
+                        assert!(matches!(refused, CacheError::Checksum), "{refused}")
+                    }
+                    "truncated payload" | "longer" => {
+                        assert!(matches!(refused, CacheError::Length { .. }), "{refused}")
+                    }
+                    _ => {}
+                }
+                let again = load();
+                assert_eq!(answers(&again, &texts), expected, "{what}: {path:?}");
+                assert_same_engine(&plain, &again);
+                assert!(cache.load_engine().is_ok(), "{what}: engine written again");
+                assert!(
+                    cache
+                        .load_automaton(first.by_language["ja"], ja_patterns)
+                        .is_ok(),
+                    "{what}: automaton written again"
+                );
+            }
+        }
+    }
+
+    /// A whole file with a checksum that matches but contents that are not
+    /// a plan of ours (a bug, or a hand-made file) is refused too.
+    #[test]
+    fn a_plan_out_of_bounds_is_refused() {
+        let lexicons = tempfile::tempdir().unwrap();
+        write_set(lexicons.path(), FILES);
+        let cache_dir = tempfile::tempdir().unwrap();
+        let engine = Engine::load(Some(lexicons.path()), Some(cache_dir.path())).unwrap();
+        engine.prepare(Some("en")).unwrap();
+        let cache = cache_of(cache_dir.path(), lexicons.path());
+        let index = engine.by_language["en"];
+        let patterns = engine.automata[index as usize].ids.len();
+        let (alphabet, mut plan) = cache.load_automaton(index, patterns).unwrap();
+        assert!(
+            cache.load_automaton(index, patterns - 1).is_err(),
+            "pattern ids checked"
+        );
+        let last = plan.edge_to.len() - 1;
+        plan.edge_to[last] = !((1u32 << plan.stride2) - 1); // past the table, on a row boundary
+        cache.store_automaton(index, &alphabet, &plan).unwrap();
+        assert!(matches!(
+            cache.load_automaton(index, patterns),
+            Err(CacheError::Malformed(_))
+        ));
+    }
+
+    /// A changed lexicon file is a new key: the stored engine of the old
+    /// set is not used (a reload of changed lexicons sees the change).
+    #[test]
+    fn a_changed_lexicon_is_not_served_from_the_cache() {
+        let lexicons = tempfile::tempdir().unwrap();
+        write_set(lexicons.path(), FILES);
+        let cache_dir = tempfile::tempdir().unwrap();
+        let hits = |e: &Engine, text: &str| {
+            e.scan(
+                text,
+                Some("en"),
+                Speaker::Customer,
+                None,
+                &mut Scratch::default(),
+            )
+            .hits
+            .len()
+        };
+        let before = Engine::load(Some(lexicons.path()), Some(cache_dir.path())).unwrap();
+        assert_eq!(hits(&before, "kill you"), 1);
+        std::fs::write(
+            lexicons.path().join("en/violence.toml"),
+            "category = \"violence\"\n[[term]]\nid = \"kill_you\"\npatterns = [\"end you\"]\n",
+        )
+        .unwrap();
+        let after = Engine::load(Some(lexicons.path()), Some(cache_dir.path())).unwrap();
+        assert_eq!(hits(&after, "kill you"), 0);
+        assert_eq!(hits(&after, "end you"), 1);
+        assert_ne!(before.version(), after.version());
+        // Both sets' files are kept (a reload back finds the first).
+        let engines = std::fs::read_dir(cache_dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".engine")
+            })
+            .count();
+        assert_eq!(engines, 2);
+    }
+
+    /// A cache folder that cannot be created or written is no cache: the
+    /// load works, slower.
+    #[test]
+    fn an_unwritable_cache_is_no_cache() {
+        let lexicons = tempfile::tempdir().unwrap();
+        write_set(lexicons.path(), FILES);
+        let blocker = tempfile::NamedTempFile::new().unwrap();
+        let cache_dir = blocker.path().join("below-a-file");
+        let plain = Engine::build(Lexicon::load_dir(lexicons.path()).unwrap()).unwrap();
+        let texts = texts_of(plain.lexicon());
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        for _ in 0..2 {
+            let engine = Engine::load(Some(lexicons.path()), Some(&cache_dir)).unwrap();
+            engine.prepare_all().unwrap();
+            assert_eq!(answers(&engine, &texts), answers(&plain, &texts));
+        }
+        assert!(!cache_dir.exists());
+    }
+
+    /// Only the most recent sets' files are kept.
+    #[test]
+    fn old_keys_are_pruned() {
+        let lexicons = tempfile::tempdir().unwrap();
+        let cache_dir = tempfile::tempdir().unwrap();
+        for n in 0..KEEP_KEYS + 2 {
+            let manifest = format!("version = \"cache.{n}\"\n");
+            let mut files = FILES.to_vec();
+            files[0].1 = &manifest;
+            write_set(lexicons.path(), &files);
+            let engine = Engine::load(Some(lexicons.path()), Some(cache_dir.path())).unwrap();
+            engine.prepare(Some("ja")).unwrap();
+            // Distinct modification times for the order.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let names: Vec<String> = std::fs::read_dir(cache_dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        let engines = names.iter().filter(|n| n.ends_with(".engine")).count();
+        assert_eq!(engines, KEEP_KEYS, "{names:?}");
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+    }
+}
