@@ -52,6 +52,10 @@ pub struct ServeConfig {
     pub tokens: Vec<TokenEntry>,
     /// Endpoints alerts are POSTed to (`crate::webhook`).
     pub webhooks: Vec<WebhookEntry>,
+    /// The file this was read from (not a key): SIGHUP reads its
+    /// `[[webhooks]]` again.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 /// PEM files for the gRPC port's TLS.
@@ -127,6 +131,7 @@ impl Default for ServeConfig {
             allow_plaintext: false,
             tokens: Vec::new(),
             webhooks: Vec::new(),
+            file: None,
         }
     }
 }
@@ -182,7 +187,9 @@ impl ServeConfig {
             path: path.display().to_string(),
             source,
         })?;
-        ServeConfig::parse(&text, &path.display().to_string())
+        let mut config = ServeConfig::parse(&text, &path.display().to_string())?;
+        config.file = Some(path.to_path_buf());
+        Ok(config)
     }
 
     pub fn parse(text: &str, path: &str) -> Result<ServeConfig, ConfigError> {
