@@ -1,5 +1,5 @@
 """Shared by the Python load scripts (bench_console.py,
-bench_subscribe_churn.py): a release `serve` of their own on loopback,
+bench_subscribe_churn.py, bench_webhooks.py): a release `serve` of their own on loopback,
 its /metrics and /proc figures, `callguard loadgen` runs and their
 report, raw Server-Sent-Events clients. Python standard library only.
 """
@@ -92,12 +92,12 @@ class Serve:
 
     def __init__(self, binary, out_dir, name, grpc_port=0, http_port=0, limits=""):
         self.work = tempfile.mkdtemp(prefix=f"callguard-{name}-")
-        policy = os.path.join(self.work, "policy.toml")
-        with open(policy, "w") as f:
+        self.policy = os.path.join(self.work, "policy.toml")
+        with open(self.policy, "w") as f:
             f.write(QUIET_POLICY)
-        config = os.path.join(self.work, "callguard.toml")
-        with open(config, "w") as f:
-            f.write(f"policy = {policy!r}\n[limits]\n{limits}")
+        self.limits = limits
+        config = self.config_path = os.path.join(self.work, "callguard.toml")
+        self.write_config()
         self.grpc = f"127.0.0.1:{grpc_port or free_port()}"
         self.http = f"127.0.0.1:{http_port or free_port()}"
         self.log_path = os.path.join(out_dir, f"{name}.serve.log")
@@ -123,6 +123,37 @@ class Serve:
             time.sleep(0.1)
         self.stop()
         die(f"serve did not report ready on http://{self.http}/readyz within 30 s (log: {self.log_path})")
+
+    def write_config(self, tables=""):
+        """The config file: the quiet policy, `tables` (TOML arrays of
+        tables such as [[webhooks]]), then [limits]."""
+        with open(self.config_path, "w") as f:
+            f.write(f"policy = {self.policy!r}\n{tables}\n[limits]\n{self.limits}")
+
+    def reload(self, tables, message="webhooks reloaded", timeout=60):
+        """Rewrites the config with `tables`, sends SIGHUP and waits until
+        the log holds one more `message` line than before."""
+        def count():
+            self.log.flush()
+            with open(self.log_path, errors="replace") as f:
+                return f.read().count(message)
+        before = count()
+        self.write_config(tables)
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while count() == before:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                die(f"serve did not log {message!r} within {timeout} s of SIGHUP (log: {self.log_path})")
+            time.sleep(0.1)
+
+    def metric_labelled(self, name, label):
+        """The sum of `name{...label...}` over its other labels (0 if none)."""
+        _, body = self.get("/metrics")
+        total = 0.0
+        for line in body.decode().splitlines():
+            if line.startswith(name + "{") and label in line:
+                total += float(line.split()[-1])
+        return total
 
     def get(self, path, timeout=10):
         try:

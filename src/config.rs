@@ -57,6 +57,10 @@ pub struct ServeConfig {
     /// (the default, and in tests) compiles the lexicons every time.
     #[serde(skip)]
     pub cache_dir: Option<PathBuf>,
+    /// The file this was read from (not a key): SIGHUP reads its
+    /// `[[webhooks]]` again.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 /// PEM files for the gRPC port's TLS.
@@ -133,6 +137,7 @@ impl Default for ServeConfig {
             tokens: Vec::new(),
             webhooks: Vec::new(),
             cache_dir: None,
+            file: None,
         }
     }
 }
@@ -188,7 +193,9 @@ impl ServeConfig {
             path: path.display().to_string(),
             source,
         })?;
-        ServeConfig::parse(&text, &path.display().to_string())
+        let mut config = ServeConfig::parse(&text, &path.display().to_string())?;
+        config.file = Some(path.to_path_buf());
+        Ok(config)
     }
 
     pub fn parse(text: &str, path: &str) -> Result<ServeConfig, ConfigError> {

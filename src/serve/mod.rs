@@ -20,6 +20,7 @@ use crate::config;
 pub use crate::config::{ServeConfig, TlsFiles};
 use crate::console;
 use crate::live::{OpenError, ReloadError, Rules, Service};
+use crate::webhook::Webhooks;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
@@ -82,6 +83,8 @@ pub struct RunningServer {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub service: Arc<Service>,
+    /// The webhooks in force; SIGHUP replaces them ([`RunningServer::reload`]).
+    pub webhooks: Arc<Webhooks>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<Result<(), ServeError>>>,
     /// Dropped after the tasks, once stopped.
@@ -112,7 +115,58 @@ impl RunningServer {
                 _ => {}
             }
         }
+        // They end on the stop above, once their offsets are saved.
+        if tokio::time::timeout(DRAIN_TIMEOUT, self.webhooks.stopped())
+            .await
+            .is_err()
+        {
+            tracing::warn!("webhooks still saving their offsets after the drain timeout");
+        }
         result
+    }
+
+    /// What SIGHUP does: reloads lexicons and policy, then reads the config
+    /// file again and replaces the webhooks by its `[[webhooks]]`
+    /// ([`Webhooks::reload`]). Each part refused (an invalid lexicon, an
+    /// unreadable or invalid config) is logged and leaves what is in force;
+    /// the other part still applies. Other keys of the file take a restart.
+    pub async fn reload(&self) {
+        let s = self.service.clone();
+        let allow = s.config.lexicon_allow_removal;
+        match tokio::task::spawn_blocking(move || s.reload(allow)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "SIGHUP reload refused; the rule set in force stays")
+            }
+            Err(e) => tracing::error!(error = %e, "reload task failed"),
+        }
+        let Some(path) = self.service.config.file.clone() else {
+            return;
+        };
+        let read = tokio::task::spawn_blocking(move || ServeConfig::load(&path)).await;
+        let config = match read {
+            Ok(Ok(config)) => config,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "SIGHUP: config refused; the webhooks in force stay");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "config read task failed");
+                return;
+            }
+        };
+        match self.webhooks.reload(&config.webhooks).await {
+            Ok(done) => tracing::info!(
+                started = ?done.started,
+                restarted = ?done.restarted,
+                stopped = ?done.stopped,
+                unchanged = ?done.unchanged,
+                "webhooks reloaded"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "SIGHUP: webhooks refused; the webhooks in force stay")
+            }
+        }
     }
 }
 
@@ -263,7 +317,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     metrics::prometheus(); // install the recorder before the service registers its metrics
     let service = Arc::new(Service::new(config, rules, log)?);
     // One task each, following the log; they end with the service.
-    let webhooks = crate::webhook::start(&service)?;
+    let webhooks = Arc::new(Webhooks::start(&service)?);
     let (shutdown, shutdown_rx) = watch::channel(false);
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -417,17 +471,10 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         grpc_addr,
         http_addr,
         service,
+        webhooks,
         shutdown,
         _http_runtime: http_runtime,
-        tasks: [grpc_task, http_task, housekeeping_task]
-            .into_iter()
-            .chain(webhooks.into_iter().map(|task| {
-                tokio::spawn(async move {
-                    let _ = task.await;
-                    Ok(())
-                })
-            }))
-            .collect(),
+        tasks: vec![grpc_task, http_task, housekeeping_task],
     })
 }
 
@@ -469,14 +516,15 @@ fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, ServeError> {
     Ok(tls)
 }
 
-/// Runs until SIGTERM or Ctrl-C; SIGHUP reloads lexicons and policy.
+/// Runs until SIGTERM or Ctrl-C; SIGHUP reloads lexicons, policy and
+/// webhooks ([`RunningServer::reload`]).
 pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     // The handlers are in place before the service says it is serving: a
     // SIGHUP sent on that line (systemd's ExecReload, a script) must reload,
     // not meet the default action and end the process.
     let signals = StopSignals::install();
     let server = start(config).await?;
-    signals.wait(&server.service).await;
+    signals.wait(&server).await;
     tracing::info!("shutting down: no new streams; finishing events in flight");
     server.stop().await?;
     tracing::info!("stopped");
@@ -501,7 +549,7 @@ impl StopSignals {
         }
     }
 
-    async fn wait(self, service: &Arc<Service>) {
+    async fn wait(self, server: &RunningServer) {
         let Some((mut term, mut hup)) = self.0 else {
             let _ = tokio::signal::ctrl_c().await;
             return;
@@ -510,15 +558,7 @@ impl StopSignals {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => return,
                 _ = term.recv() => return,
-                _ = hup.recv() => {
-                    let s = service.clone();
-                    let allow = s.config.lexicon_allow_removal;
-                    match tokio::task::spawn_blocking(move || s.reload(allow)).await {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) => tracing::warn!(error = %e, "SIGHUP reload refused; the rule set in force stays"),
-                        Err(e) => tracing::error!(error = %e, "reload task failed"),
-                    }
-                }
+                _ = hup.recv() => server.reload().await,
             }
         }
     }
@@ -533,7 +573,7 @@ impl StopSignals {
         StopSignals
     }
 
-    async fn wait(self, _service: &Arc<Service>) {
+    async fn wait(self, _server: &RunningServer) {
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -21,7 +21,12 @@
 //!   flight at the stop is sent again; receivers drop it by
 //!   `X-Callguard-Event-Id`);
 //! - a webhook with no offset yet starts at the log's end: adding one to a
-//!   service with a year of alerts does not send that year.
+//!   service with a year of alerts does not send that year;
+//! - SIGHUP reads `[[webhooks]]` again ([`Webhooks::reload`]): new ones
+//!   start, removed ones stop (their offset file stays, so putting one
+//!   back resumes it where it stopped), changed ones restart after the
+//!   alert they had finished with, and unchanged ones are not touched, so
+//!   a reload neither loses an alert nor sends one again.
 //!
 //! A dead or slow endpoint holds up its own task only: the bus never waits
 //! for a receiver (a lagging one is served from the store later), every
@@ -38,6 +43,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use body::{
@@ -51,7 +57,7 @@ use crate::category::Severity;
 use crate::live::Service;
 
 /// One `[[webhooks]]` entry of the config, as written.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhookEntry {
     /// Unique; names the offset file, the metrics' `webhook` label and the
@@ -164,6 +170,9 @@ const MIN_SECRET_BYTES: usize = 16;
 /// A checked webhook, ready to run.
 pub struct Webhook {
     pub name: String,
+    /// What it was built from: a reload leaves a webhook whose entry and
+    /// secret are the same running.
+    entry: WebhookEntry,
     target: client::Target,
     body: BodyKind,
     secret: Vec<u8>,
@@ -232,6 +241,7 @@ pub fn build(entries: &[WebhookEntry]) -> Result<Vec<Webhook>, WebhookConfigErro
         }
         hooks.push(Webhook {
             name: entry.name.clone(),
+            entry: entry.clone(),
             target,
             body: entry.body,
             secret,
@@ -281,7 +291,7 @@ fn read_secret(entry: &WebhookEntry) -> Result<Vec<u8>, (&'static str, Problem)>
     }
 }
 
-/// Why the webhooks could not start.
+/// Why the webhooks could not start, or a reload was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookStartError {
     #[error(transparent)]
@@ -290,11 +300,10 @@ pub enum WebhookStartError {
     Offset(#[from] OffsetError),
 }
 
-/// Starts one task per configured webhook; each ends when the service
-/// stops, after saving its offset. A category filter must name a category
-/// the rules in force know (a misspelt one would match nothing, silently).
-pub fn start(service: &Arc<Service>) -> Result<Vec<JoinHandle<()>>, WebhookStartError> {
-    let entries = &service.config.webhooks;
+/// Checks `entries` as [`build`] does, and that every category filter
+/// names a category the rules in force know (a misspelt one would match
+/// nothing, silently).
+fn check(service: &Service, entries: &[WebhookEntry]) -> Result<Vec<Webhook>, WebhookConfigError> {
     let hooks = build(entries)?;
     let rules = service.rules();
     for (index, hook) in hooks.iter().enumerate() {
@@ -309,16 +318,181 @@ pub fn start(service: &Arc<Service>) -> Result<Vec<JoinHandle<()>>, WebhookStart
                 name: hook.name.clone(),
                 field: "categories",
                 problem: Problem::UnknownCategory(unknown.clone()),
-            }
-            .into());
+            });
         }
     }
-    let mut tasks = Vec::with_capacity(hooks.len());
-    for hook in hooks {
-        let (file, saved) = offset::OffsetFile::open(&service.config.data_dir, &hook.name)?;
-        tasks.push(worker::spawn(service.clone(), Arc::new(hook), file, saved)?);
+    Ok(hooks)
+}
+
+/// The webhooks in force: one task each, by name. Started with the
+/// service; [`Webhooks::reload`] replaces them from a new `[[webhooks]]`
+/// list (SIGHUP) without touching those that did not change.
+pub struct Webhooks {
+    service: Arc<Service>,
+    /// A tokio mutex: a reload holds it while stopped tasks save their
+    /// offsets, so two reloads (or a reload and the stop) never interleave.
+    running: tokio::sync::Mutex<HashMap<String, Running>>,
+}
+
+/// One webhook's task and the means to stop it alone.
+struct Running {
+    hook: Arc<Webhook>,
+    file: Arc<offset::OffsetFile>,
+    stop: oneshot::Sender<()>,
+    /// Ends with the last event id the webhook finished with.
+    task: JoinHandle<u64>,
+}
+
+/// What a reload did, by webhook name (sorted).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    pub started: Vec<String>,
+    pub restarted: Vec<String>,
+    pub stopped: Vec<String>,
+    pub unchanged: Vec<String>,
+}
+
+impl Webhooks {
+    /// Starts one task per configured webhook; each ends when the service
+    /// stops (or a reload removes or changes it), after saving its offset.
+    pub fn start(service: &Arc<Service>) -> Result<Webhooks, WebhookStartError> {
+        let hooks = check(service, &service.config.webhooks)?;
+        let mut running = HashMap::with_capacity(hooks.len());
+        for hook in hooks {
+            let (file, saved) = offset::OffsetFile::open(&service.config.data_dir, &hook.name)?;
+            let hook = Arc::new(hook);
+            running.insert(
+                hook.name.clone(),
+                Running::spawn(service, hook, Arc::new(file), saved)?,
+            );
+        }
+        Ok(Webhooks {
+            service: service.clone(),
+            running: tokio::sync::Mutex::new(running),
+        })
     }
-    Ok(tasks)
+
+    /// Replaces the webhooks in force by `entries`: starts the new ones
+    /// (at the log's end, or after their offset file's event if one is
+    /// left from an earlier run), stops the removed ones, restarts the
+    /// changed ones after the event they had finished with, and leaves
+    /// the unchanged ones running (their position, retries and offset
+    /// untouched). "Changed" is any key of the entry, or the secret a
+    /// `secret_file` or `secret_env` holds now.
+    ///
+    /// Everything that can refuse is checked before anything stops: on an
+    /// error the webhooks in force all stay.
+    pub async fn reload(&self, entries: &[WebhookEntry]) -> Result<Reloaded, WebhookStartError> {
+        let hooks = check(&self.service, entries)?;
+        let mut running = self.running.lock().await;
+        let mut done = Reloaded::default();
+        let mut wanted = HashMap::with_capacity(hooks.len());
+        let mut fresh = Vec::new();
+        let mut changed = Vec::new();
+        for hook in hooks {
+            wanted.insert(hook.name.clone(), ());
+            match running.get(&hook.name) {
+                Some(old) if old.hook.entry == hook.entry && old.hook.secret == hook.secret => {
+                    done.unchanged.push(hook.name.clone());
+                }
+                Some(_) => changed.push(hook),
+                None => {
+                    let (file, saved) =
+                        offset::OffsetFile::open(&self.service.config.data_dir, &hook.name)?;
+                    fresh.push((hook, file, saved));
+                }
+            }
+        }
+        let gone: Vec<String> = running
+            .keys()
+            .filter(|name| !wanted.contains_key(*name))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(old) = running.remove(&name) {
+                old.end().await;
+                tracing::info!(webhook = %name, "webhook stopped: no longer configured");
+                done.stopped.push(name);
+            }
+        }
+        for hook in changed {
+            let Some(old) = running.remove(&hook.name) else {
+                continue;
+            };
+            let file = old.file.clone();
+            let position = old.end().await;
+            let name = hook.name.clone();
+            match Running::spawn(&self.service, Arc::new(hook), file, Some(position)) {
+                Ok(new) => {
+                    running.insert(name.clone(), new);
+                    done.restarted.push(name);
+                }
+                Err(error) => {
+                    tracing::error!(webhook = %name, %error, "webhook changed but cannot restart; it is stopped")
+                }
+            }
+        }
+        for (hook, file, saved) in fresh {
+            let name = hook.name.clone();
+            match Running::spawn(&self.service, Arc::new(hook), Arc::new(file), saved) {
+                Ok(new) => {
+                    running.insert(name.clone(), new);
+                    done.started.push(name);
+                }
+                Err(error) => {
+                    tracing::error!(webhook = %name, %error, "new webhook cannot start")
+                }
+            }
+        }
+        for list in [
+            &mut done.started,
+            &mut done.restarted,
+            &mut done.stopped,
+            &mut done.unchanged,
+        ] {
+            list.sort();
+        }
+        Ok(done)
+    }
+
+    /// Waits for every task to end (they end on the service's stop, after
+    /// saving their offsets).
+    pub async fn stopped(&self) {
+        let running: Vec<Running> = self.running.lock().await.drain().map(|(_, r)| r).collect();
+        for r in running {
+            let _ = r.task.await;
+        }
+    }
+}
+
+impl Running {
+    fn spawn(
+        service: &Arc<Service>,
+        hook: Arc<Webhook>,
+        file: Arc<offset::OffsetFile>,
+        saved: Option<u64>,
+    ) -> Result<Running, OffsetError> {
+        let (stop, stopped) = oneshot::channel();
+        let task = worker::spawn(service.clone(), hook.clone(), file.clone(), saved, stopped)?;
+        Ok(Running {
+            hook,
+            file,
+            stop,
+            task,
+        })
+    }
+
+    /// Stops this webhook alone and waits until its offset is saved; the
+    /// last event id it finished with.
+    async fn end(self) -> u64 {
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(position) => position,
+            // The task does not panic by design; if it did, its last
+            // saved offset is the safe place to resume (at least once).
+            Err(_) => self.file.saved(),
+        }
+    }
 }
 
 #[cfg(test)]

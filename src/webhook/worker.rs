@@ -15,6 +15,7 @@ use std::time::Duration;
 use hyper::body::Bytes;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::StatusCode;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::body::{
@@ -32,16 +33,20 @@ use crate::telemetry::metrics;
 /// alerts the filter passed over is saved.
 const TICK: Duration = Duration::from_secs(1);
 
-/// Starts `hook`'s task. `saved` is its offset from the last run; without
-/// one it starts at the log's end, and says so in its offset file at once
-/// (so that alerts raised before its first delivery are not skipped by a
-/// restart).
+/// Starts `hook`'s task. `saved` is its offset from the last run (or,
+/// after a reload changed it, the position its previous task ended at);
+/// without one it starts at the log's end, and says so in its offset file
+/// at once (so that alerts raised before its first delivery are not
+/// skipped by a restart). The task ends when the service stops or `stop`
+/// fires (or its sender is dropped), after saving its offset, with the
+/// last event id it finished with.
 pub(super) fn spawn(
     service: Arc<Service>,
     hook: Arc<Webhook>,
-    file: OffsetFile,
+    file: Arc<OffsetFile>,
     saved: Option<u64>,
-) -> Result<JoinHandle<()>, OffsetError> {
+    stop: oneshot::Receiver<()>,
+) -> Result<JoinHandle<u64>, OffsetError> {
     // Listen before reading the head: nothing after it is missed.
     let live = service.subscribe_live();
     let start = match saved {
@@ -59,7 +64,7 @@ pub(super) fn spawn(
         resumed = saved.is_some(),
         "webhook started"
     );
-    let sink = Sink::new(hook, Arc::new(file), start);
+    let sink = Sink::new(hook, file, start);
     Ok(tokio::spawn(async move {
         tokio::select! {
             _ = run(&service, live, &sink) => {}
@@ -67,8 +72,12 @@ pub(super) fn spawn(
             // A delivery in flight is dropped: its alert was not finished
             // with, so the next run sends it again.
             _ = service.stopping() => {}
+            _ = stop => {}
         }
         sink.save().await;
+        // A removed webhook must not read as still retrying.
+        sink.retrying.set(0.0);
+        sink.position()
     }))
 }
 

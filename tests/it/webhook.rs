@@ -229,7 +229,12 @@ fn with_hooks(dir: &Path, webhooks: Vec<WebhookEntry>) -> ServeConfig {
 /// (a start out of business hours raises one too) as ingest answered
 /// them: ingest is not held up by any webhook.
 async fn call(server: &TestServer, call_id: &str, tenant: &str, words: &str) -> Vec<pb::Alert> {
-    let mut ingest = server.stream().await;
+    call_at(server.server.grpc_addr, call_id, tenant, words).await
+}
+
+/// [`call`] on the gRPC port `grpc` (a `serve` child process).
+async fn call_at(grpc: SocketAddr, call_id: &str, tenant: &str, words: &str) -> Vec<pb::Alert> {
+    let mut ingest = IngestStream::open_plain(grpc).await;
     let mut alerts = Vec::new();
     for event in [
         start_event(call_id, tenant),
@@ -704,4 +709,214 @@ async fn https_endpoints_are_verified_against_the_ca_file() {
     assert!(receiver.posts("tls-untrusted").is_empty());
     server.stop().await;
     task.abort();
+}
+
+/// A `[[webhooks]]` table for a config file: `name` POSTing to
+/// `/hook/PATH` on `addr`, with short retries, and `extra` keys.
+fn hook_toml(name: &str, addr: SocketAddr, path: &str, extra: &str) -> String {
+    format!(
+        "[[webhooks]]\nname = {name:?}\nurl = \"http://{addr}/hook/{path}\"\n\
+         secret = {SECRET:?}\nretry_min_ms = 20\nretry_max_ms = 200\n{extra}\n"
+    )
+}
+
+/// Waits (up to 120 s: each SIGHUP first compiles the lexicons again,
+/// seconds in a debug build) until the child has logged `message` for the
+/// `nth` time (1-based); that line's fields.
+async fn logged(server: &ChildServer, message: &str, nth: usize) -> serde_json::Value {
+    for _ in 0..1200 {
+        let found: Vec<serde_json::Value> = server
+            .log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["fields"]["message"] == message)
+            .collect();
+        if let Some(line) = found.get(nth - 1) {
+            return line["fields"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{message:?} not logged {nth} times:\n{}", server.log());
+}
+
+/// SIGHUP re-reads `[[webhooks]]`: a new webhook starts (at the log's
+/// end), a removed one stops, a changed one restarts after the alert it had
+/// finished with, an unchanged one goes on untouched; nothing is lost and
+/// nothing sent twice. A config that cannot be used is refused, naming the
+/// problem, and the webhooks in force stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_starts_stops_and_restarts_webhooks_and_keeps_offsets() {
+    let receiver = Arc::new(Receiver::default());
+    let up = Listening::start(&receiver, "127.0.0.1:0".parse().unwrap()).await;
+    let addr = up.addr;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let config = tmp.path().join("serve.toml");
+    let kept = hook_toml("kept", addr, "kept", "");
+    std::fs::write(
+        &config,
+        [
+            kept.clone(),
+            hook_toml("dropped", addr, "dropped", ""),
+            hook_toml("moved", addr, "moved-a", ""),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let mut server = ChildServer::spawn(&data, Some(&config)).await;
+
+    let first = ids(&call_at(server.grpc, "first", "acme", "ぶっ殺すぞ").await);
+    for path in ["kept", "dropped", "moved-a"] {
+        receiver.wait_for(path, &first).await;
+    }
+    // Finished with (saved after the 2xx), so a restart has nothing in flight.
+    let last = *first.last().unwrap();
+    let data_dir = data.as_path();
+    eventually("offsets saved", || async move {
+        ["kept", "dropped", "moved"]
+            .iter()
+            .all(|name| offset(data_dir, name) == last)
+    })
+    .await;
+    // moved's endpoint fails from now on: it is retrying the next call's
+    // first alert when the reload comes.
+    receiver.refuse("moved-a", 503, u32::MAX);
+    let between = ids(&call_at(server.grpc, "between", "acme", "ぶっ殺すぞ").await);
+    let first: BTreeSet<u64> = {
+        let sent: BTreeSet<u64> = first.union(&between).copied().collect();
+        receiver.wait_for("kept", &sent).await;
+        receiver.wait_for("dropped", &sent).await;
+        let (moved_a, delivered) = (receiver.clone(), first.len() as u32);
+        eventually("moved retrying", || {
+            let moved_a = moved_a.clone();
+            async move { moved_a.attempts("moved-a") > delivered }
+        })
+        .await;
+        sent
+    };
+
+    // dropped removed, moved to another URL, added new, kept as it was.
+    std::fs::write(
+        &config,
+        [
+            kept.clone(),
+            hook_toml("moved", addr, "moved-b", ""),
+            hook_toml("added", addr, "added", ""),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    server.signal("HUP");
+    let done = logged(&server, "webhooks reloaded", 1).await;
+    let names = |key: &str| done[key].as_str().unwrap().to_owned();
+    assert_eq!(
+        [
+            names("started"),
+            names("restarted"),
+            names("stopped"),
+            names("unchanged")
+        ],
+        [
+            r#"["added"]"#,
+            r#"["moved"]"#,
+            r#"["dropped"]"#,
+            r#"["kept"]"#
+        ],
+        "{done}"
+    );
+
+    let second = ids(&call_at(server.grpc, "second", "acme", "ぶっ殺すぞ").await);
+    let both: BTreeSet<u64> = first.union(&second).copied().collect();
+    let in_order = |posts: &[Post]| {
+        distinct_in_order(posts)
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+    };
+    assert_eq!(in_order(&receiver.wait_for("kept", &both).await), both);
+    // Restarted after the alert it had finished with: what it was
+    // retrying comes to the new URL, nothing already delivered is sent again.
+    let moved: BTreeSet<u64> = between.union(&second).copied().collect();
+    assert_eq!(in_order(&receiver.wait_for("moved-b", &moved).await), moved);
+    // New: from the log's end at the reload.
+    assert_eq!(in_order(&receiver.wait_for("added", &second).await), second);
+    let before: BTreeSet<u64> = first.difference(&between).copied().collect();
+    assert_eq!(in_order(&receiver.posts("moved-a")), before);
+    assert_eq!(in_order(&receiver.posts("dropped")), first);
+    receiver.posts("added").iter().for_each(Post::assert_signed);
+    for post in receiver.posts("moved-b") {
+        assert_eq!(post.headers["x-callguard-webhook"], "moved");
+    }
+
+    // Refused: the file does not parse as a config (a URL with no scheme).
+    std::fs::write(
+        &config,
+        [
+            kept.clone(),
+            hook_toml("never", addr, "never", ""),
+            "[[webhooks]]\nname = \"broken\"\nurl = \"127.0.0.1:9\"\n".to_owned(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    server.signal("HUP");
+    let refused = logged(
+        &server,
+        "SIGHUP: config refused; the webhooks in force stay",
+        1,
+    )
+    .await;
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("(broken): url: not a usable URL"),
+        "{refused}"
+    );
+    // Refused: a category filter the rules in force do not know.
+    std::fs::write(
+        &config,
+        [
+            kept,
+            hook_toml("never", addr, "never", "categories = [\"violense\"]"),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    server.signal("HUP");
+    let refused = logged(
+        &server,
+        "SIGHUP: webhooks refused; the webhooks in force stay",
+        1,
+    )
+    .await;
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("(never): categories: unknown category \"violense\""),
+        "{refused}"
+    );
+
+    // The webhooks in force before the refusals deliver on.
+    let third = ids(&call_at(server.grpc, "third", "acme", "ぶっ殺すぞ").await);
+    let all: BTreeSet<u64> = both.union(&third).copied().collect();
+    let late: BTreeSet<u64> = second.union(&third).copied().collect();
+    assert_eq!(in_order(&receiver.wait_for("kept", &all).await), all);
+    let moved: BTreeSet<u64> = moved.union(&third).copied().collect();
+    assert_eq!(in_order(&receiver.wait_for("moved-b", &moved).await), moved);
+    assert_eq!(in_order(&receiver.wait_for("added", &late).await), late);
+    assert!(receiver.posts("never").is_empty());
+    assert_eq!(in_order(&receiver.posts("dropped")), first);
+
+    server.signal("TERM");
+    let status = server
+        .wait_exit(Duration::from_secs(30))
+        .expect("exits on SIGTERM");
+    assert!(status.success(), "{status}:\n{}", server.log());
+    let last = *third.last().unwrap();
+    for name in ["kept", "moved", "added"] {
+        assert_eq!(offset(&data, name), last, "{name}");
+    }
+    assert_eq!(offset(&data, "dropped"), *between.last().unwrap());
+    up.stop().await;
 }
