@@ -65,6 +65,9 @@ impl CallSession {
         policy: &PolicySet,
         out: &mut Vec<AlertEvent>,
     ) {
+        if self.questions.is_empty() {
+            return; // most agent finals: nothing to clone
+        }
         let Some(hostile) = self.hostile.clone() else {
             return;
         };
