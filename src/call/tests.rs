@@ -149,6 +149,24 @@ not_near = ["運転"]
 "#,
     ),
     (
+        "ja/names.toml",
+        r#"
+speaker = "agent"
+[[term]]
+id = "kyouhaku_uketori"
+category = "threat"
+patterns = ["脅迫と受け取ります"]
+[[term]]
+id = "kojin_hikaete"
+category = "personal_attack"
+patterns = ["個人的なご質問はお控えください"]
+[[term]]
+id = "ohitori"
+category = "self_harm"
+patterns = ["今お一人で"]
+"#,
+    ),
+    (
         "en/lex.toml",
         r#"
 [[term]]
@@ -787,6 +805,87 @@ fn the_warning_answers_only_words_since_the_agent_last_spoke_and_not_mild_ones()
         warned.iter().all(|a| a.severity == Severity::Info),
         "{warned:?}"
     );
+}
+
+#[test]
+fn what_the_agent_names_is_raised_for_the_words_she_answered() {
+    let mut call = Call::start(Policy::builtin());
+    // Words no term knows; she hears a threat in them and says so.
+    assert!(call.customer("u1", "夜道は暗いからなあ", 1_000).is_empty());
+    let named = call.say(
+        Speaker::Agent,
+        "a1",
+        "ただいまのご発言は脅迫と受け取ります",
+        true,
+        5_000,
+    );
+    assert_eq!(named.len(), 1, "{named:?}");
+    let alert = &named[0];
+    assert_eq!(&*alert.category, "threat");
+    assert_eq!(&*alert.rule, "ja/threat/kyouhaku_uketori");
+    assert_eq!(alert.severity, Severity::Warning);
+    let speakers: Vec<_> = alert.evidence.iter().map(|e| e.speaker).collect();
+    assert_eq!(speakers, [Speaker::Customer, Speaker::Agent]);
+    assert_eq!(alert.evidence[0].utterance_id, "u1");
+    // Said again with no word of the caller between: nothing new; and
+    // once raised, the category needs no second alert.
+    assert!(call
+        .say(Speaker::Agent, "a2", "脅迫と受け取ります", true, 7_000)
+        .is_empty());
+    call.customer("u2", "夜道は暗いからなあ", 9_000);
+    assert!(call
+        .say(Speaker::Agent, "a3", "脅迫と受け取ります", true, 11_000)
+        .is_empty());
+}
+
+#[test]
+fn a_harassment_naming_beside_her_concern_names_what_was_done_to_the_caller() {
+    let mut call = Call::start(Policy::builtin());
+    call.customer("u1", "家のポストにこんな手紙が入ってて", 1_000);
+    let named = call.say(
+        Speaker::Agent,
+        "a1",
+        "お怪我はございませんか、脅迫と受け取りますのでご相談ください",
+        true,
+        5_000,
+    );
+    assert!(named.iter().all(|a| &*a.category != "threat"), "{named:?}");
+    // Her question after the caller's despair is asked with concern.
+    call.customer("u2", "もう何もかも終わりにしたい", 8_000);
+    let named = call.say(
+        Speaker::Agent,
+        "a2",
+        "お怪我はございませんか、今お一人でいらっしゃいますか",
+        true,
+        12_000,
+    );
+    assert!(
+        named
+            .iter()
+            .any(|a| &*a.category == "self_harm" && a.severity == Severity::Warning),
+        "{named:?}"
+    );
+}
+
+#[test]
+fn a_naming_raises_the_callers_words_left_at_info_under_their_own_rule() {
+    let mut call = Call::start(Policy::builtin());
+    // The given name asked once, no refusal before it: left at info.
+    assert_eq!(
+        call.customer("u1", "あなた下の名前は", 1_000)[0].severity,
+        Severity::Info
+    );
+    let named = call.say(
+        Speaker::Agent,
+        "a1",
+        "個人的なご質問はお控えください",
+        true,
+        5_000,
+    );
+    assert_eq!(named.len(), 1, "{named:?}");
+    assert_eq!(&*named[0].rule, "ja/personal_attack/shita_no_namae");
+    assert_eq!(named[0].severity, Severity::Warning);
+    assert_eq!(named[0].evidence.last().unwrap().speaker, Speaker::Agent);
 }
 
 const RESTATED: &str = "counter/persistence/restated_after_refusals";

@@ -307,7 +307,11 @@ pub(super) fn parse_terms(
             continue;
         };
         let speaker = file_speaker.unwrap_or(category_speaker);
-        if speaker != category_speaker {
+        // The one crossing allowed: the agent naming what the caller did
+        // ("that sounds like a threat", 従業員の氏名の掲載はお控えください).
+        let names_caller = speaker == Speaker::Agent
+            && matches!(kind, CategoryKind::Harassment | CategoryKind::Welfare);
+        if speaker != category_speaker && !names_caller {
             problems.push(lines.problem(
                 spanned.span().start,
                 format!(

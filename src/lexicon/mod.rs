@@ -751,6 +751,21 @@ mod tests {
         assert!(got[2].starts_with("en/f08.toml:1: invalid TOML"), "{got:?}");
     }
 
+    /// The agent may speak a caller's category (she names it); the caller
+    /// may not speak an agent's marker.
+    #[test]
+    fn only_the_agent_crosses_speakers_and_only_to_name_the_caller() {
+        let file = |speaker: &str, category: &str| {
+            format!("speaker = \"{speaker}\"\ncategory = \"{category}\"\n[[term]]\nid = \"t\"\npatterns = [\"that is a threat\"]\n")
+        };
+        assert!(problems(&[("en/a.toml", &file("agent", "threat"))]).is_empty());
+        assert!(problems(&[("en/a.toml", &file("agent", "self_harm"))]).is_empty());
+        let got = problems(&[("en/a.toml", &file("customer", "agent_warning"))]);
+        assert!(got[0].contains("is for agent speech"), "{got:?}");
+        let got = problems(&[("en/a.toml", &file("agent", "legal_mention"))]);
+        assert!(got[0].contains("is for customer speech"), "{got:?}");
+    }
+
     #[test]
     fn versions_follow_content_and_removals_are_named() {
         let term = |id: &str| {

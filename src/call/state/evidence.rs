@@ -1,7 +1,8 @@
 //! Evidence: the words of a hit, masked, with a little context.
 
-use super::{speaker_index, CallSession};
+use super::{speaker_index, CallSession, LastFinal};
 use crate::alert::Evidence;
+use crate::category::Speaker;
 use crate::engine::Hit;
 use crate::event::Fragment;
 use crate::policy::PolicySet;
@@ -21,20 +22,28 @@ impl CallSession {
         let who = speaker_index(fragment.speaker);
         if hit.continued {
             if let Some(prev) = &self.last_final[who] {
-                evidence.push(Evidence {
-                    speaker: fragment.speaker,
-                    utterance_id: prev.utterance_id.clone(),
-                    excerpt: mask_personal_data(&prev.tail),
-                    start_ms: prev.start_ms,
-                    end_ms: prev.end_ms,
-                    char_start: None,
-                    char_end: None,
-                });
+                evidence.push(prev.evidence(fragment.speaker));
             }
         }
         evidence.push(words_of(fragment, &hit.span));
         evidence.truncate(policy.session.max_evidence);
         evidence
+    }
+}
+
+impl LastFinal {
+    /// The end of the utterance, masked: what a phrase split across two
+    /// utterances, or an answer to it, cites of it.
+    pub(super) fn evidence(&self, speaker: Speaker) -> Evidence {
+        Evidence {
+            speaker,
+            utterance_id: self.utterance_id.clone(),
+            excerpt: mask_personal_data(&self.tail),
+            start_ms: self.start_ms,
+            end_ms: self.end_ms,
+            char_start: None,
+            char_end: None,
+        }
     }
 }
 

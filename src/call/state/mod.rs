@@ -4,7 +4,8 @@
 //! and pressure clocks), `proximity` (parts across utterances), `dialogue`
 //! (conditions on what was said before), `concern` (reported incidents),
 //! `warned` and `targeting` (what the agent's warning or the caller's
-//! threat makes of words left at info), `restated`, `agent_name`,
+//! threat makes of words left at info), `named` (what the agent names),
+//! `restated`, `agent_name`,
 //! `extortion`, `raise` (severity, cooldown, action, warning ladder) and
 //! `evidence`.
 
@@ -14,6 +15,7 @@ mod counters;
 mod dialogue;
 mod evidence;
 mod extortion;
+mod named;
 mod proximity;
 mod raise;
 mod restated;
@@ -34,6 +36,7 @@ use concern::Answerable;
 use counters::{counter_rule, DEMAND_CATEGORIES};
 use dialogue::RECENT_AGENT_MARKERS;
 use evidence::{last_chars, words_of, EXCERPT_CONTEXT_CHARS};
+use named::Naming;
 use proximity::PendingParts;
 use raise::LadderStep;
 use restated::Restated;
@@ -166,6 +169,8 @@ pub struct CallSession {
     surname_asks: u8,
     /// Final customer utterances so far.
     customer_finals: u32,
+    /// `customer_finals` when the agent last spoke a final utterance.
+    finals_answered: u32,
     pending_parts: VecDeque<PendingParts>,
     /// The warning ladder: the step in use, and the customer utterance and
     /// agent warning count when it was taken (`None`: not yet climbed).
@@ -233,6 +238,7 @@ impl CallSession {
             agent_name: None,
             surname_asks: 0,
             customer_finals: 0,
+            finals_answered: 0,
             pending_parts: VecDeque::new(),
             ladder: None,
             strikes: 0,
@@ -642,7 +648,8 @@ impl CallSession {
         out: &mut Vec<AlertEvent>,
     ) {
         self.note_agent_name(fragment);
-        let (mut declined, mut warned) = (false, None);
+        let (mut declined, mut warned, mut concerned) = (false, None, false);
+        let mut namings = Vec::new();
         for hit in hits {
             let term = engine.term(hit.term);
             if self.agent_markers.len() == RECENT_AGENT_MARKERS {
@@ -663,11 +670,15 @@ impl CallSession {
                         self.warning_stages.push(fragment.end_ms)
                     }
                 }
-                id::AGENT_CONCERN => self.on_agent_concern(fragment.end_ms, evidence, policy, out),
-                _ => {}
+                id::AGENT_CONCERN => {
+                    concerned = true;
+                    self.on_agent_concern(fragment.end_ms, evidence, policy, out)
+                }
+                _ => namings.extend(Naming::of(term, hit, &evidence)),
             }
         }
         self.note_agent_turn(fragment, declined);
+        self.on_agent_names(namings, concerned, fragment.end_ms, policy, out);
         self.on_agent_answer(warned, fragment.end_ms, policy, out);
         self.confirm_questions(fragment.end_ms, policy, out);
     }

@@ -36,9 +36,9 @@ const MAX_UNANSWERED: usize = 8;
 
 /// A customer alert left at info, waiting for the agent's next utterance.
 pub(super) struct Unanswered {
-    category: Arc<str>,
-    rule: Arc<str>,
-    evidence: Vec<Evidence>,
+    pub(super) category: Arc<str>,
+    pub(super) rule: Arc<str>,
+    pub(super) evidence: Vec<Evidence>,
 }
 
 impl CallSession {
