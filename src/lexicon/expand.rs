@@ -58,9 +58,10 @@ pub enum Form {
     Want,
     /// 見せないで(ください): the negative request
     NegativeRequest,
-    /// 見せない, 見せねえ, 見せん
+    /// 見せない, 見せねえ, 見せません, 見せん
     Negative,
-    /// 見せよう; 謝ろう
+    /// 見せよう, 見せましょう; 謝ろう, 謝りましょう: plain and polite, as
+    /// `plain` and `past` are
     Volitional,
     /// 見せたら, 見せれば, 見せるなら
     Conditional,
@@ -366,7 +367,11 @@ fn conjugate(verb: &str, class: Class, form: Form) -> Vec<String> {
             .collect(),
         Form::NegativeRequest => vec![format!("{}ないで", p.nai)],
         Form::Negative => {
-            let mut v = vec![format!("{}ない", p.nai), format!("{}ねえ", p.nai)];
+            let mut v = vec![
+                format!("{}ない", p.nai),
+                format!("{}ねえ", p.nai),
+                format!("{}ません", p.masu),
+            ];
             if !matches!(class, Class::Godan(_)) {
                 // 見せん, しねえ; a godan's ん-negative (払わん) is dialect
                 // and collides with the volitional ん of others.
@@ -374,7 +379,7 @@ fn conjugate(verb: &str, class: Class, form: Form) -> Vec<String> {
             }
             v
         }
-        Form::Volitional => vec![p.volitional.clone()],
+        Form::Volitional => vec![p.volitional.clone(), format!("{}ましょう", p.masu)],
         Form::Conditional => vec![
             format!("{}ら", p.ta),
             p.ba.clone(),
@@ -634,9 +639,13 @@ mod tests {
             (
                 "{払う:godan}",
                 "imperative,te,negative",
-                &["払え", "払って", "払わない", "払わねえ"],
+                &["払え", "払って", "払わない", "払わねえ", "払いません"],
             ),
-            ("{書く:godan}", "te,volitional", &["書いて", "書こう"]),
+            (
+                "{書く:godan}",
+                "te,volitional",
+                &["書いて", "書こう", "書きましょう"],
+            ),
             (
                 "{行く:godan}",
                 "te,past",
@@ -743,7 +752,7 @@ mod tests {
         assert_eq!(forms("{来る:kuru}", "imperative,te"), ["来い", "来て"]);
         assert_eq!(
             forms("{くる:kuru}", "imperative,te,negative"),
-            ["こい", "きて", "こない", "こねえ", "こん"]
+            ["こい", "きて", "こない", "こねえ", "きません", "こん"]
         );
         assert_eq!(forms("{謝りに来る:kuru}", "te"), ["謝りに来て"]);
     }
