@@ -320,8 +320,8 @@ pub struct ScanArgs {
     #[arg(long)]
     pub language: Option<String>,
     /// Whose speech it is.
-    #[arg(long, default_value = "customer", value_parser = parse_speaker)]
-    pub speaker: Speaker,
+    #[arg(long, value_enum, default_value = "customer")]
+    pub speaker: SpeakerArg,
     /// Lexicon folder; the embedded lexicons when absent.
     #[arg(long)]
     pub lexicons: Option<PathBuf>,
@@ -408,8 +408,19 @@ pub enum LogFormat {
     Json,
 }
 
-fn parse_speaker(s: &str) -> Result<Speaker, String> {
-    s.parse()
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SpeakerArg {
+    Customer,
+    Agent,
+}
+
+impl SpeakerArg {
+    fn speaker(self) -> Speaker {
+        match self {
+            SpeakerArg::Customer => Speaker::Customer,
+            SpeakerArg::Agent => Speaker::Agent,
+        }
+    }
 }
 
 pub fn run(cli: Cli) -> Result<i32> {
@@ -645,7 +656,7 @@ fn scan(args: ScanArgs) -> Result<i32> {
         &callguard::tools::scan::ScanOptions {
             files: &args.files,
             language: args.language.as_deref(),
-            speaker: args.speaker,
+            speaker: args.speaker.speaker(),
             stream: args.stream,
         },
     )?;

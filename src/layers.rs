@@ -7,8 +7,10 @@
 //! (which starts things and mounts handlers) is imported by the tools
 //! (`src/tools/`) only.
 //! ARCHITECTURE.md draws the same stack. A new module goes into [`LAYERS`]
-//! before it can be used; an exception needs a line in [`EXCEPTIONS`] and
-//! a reason.
+//! before it can be used. There are no exceptions: the last one (`config`
+//! using `webhook` to check `[[webhooks]]` entries) ended when the entries
+//! and their checks moved under `config`; an import that seems to need one
+//! names code that belongs lower down.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -31,14 +33,6 @@ const LAYERS: &[&[&str]] = &[
     &["serve", "replay"],
     &["tools"],
 ];
-
-/// Known upward imports, each with the reason it is still there.
-const EXCEPTIONS: &[(&str, &str, &str)] = &[(
-    "config",
-    "webhook",
-    "`[[webhooks]]` entries are typed and checked (webhook::build) when the config \
-     is parsed; the entry type and its checks belong under config",
-)];
 
 fn layer_of(module: &str) -> Option<usize> {
     LAYERS.iter().position(|row| row.contains(&module))
@@ -131,11 +125,7 @@ fn no_module_imports_one_above_it() {
         };
         let source = std::fs::read_to_string(path).expect("a source file is readable");
         for used in crate_refs(&source) {
-            if used == module
-                || EXCEPTIONS
-                    .iter()
-                    .any(|(from, to, _)| *from == module && *to == used)
-            {
+            if used == module {
                 continue;
             }
             match layer_of(&used) {
@@ -156,28 +146,6 @@ fn no_module_imports_one_above_it() {
         "imports against the layers:\n{}",
         wrong.join("\n")
     );
-}
-
-/// The exceptions still happen; one that no longer does is taken out.
-#[test]
-fn every_exception_is_still_needed() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    for (from, to, why) in EXCEPTIONS {
-        let mut files = Vec::new();
-        let dir = src.join(from);
-        if dir.is_dir() {
-            rust_files(&dir, &mut files);
-        }
-        files.push(src.join(format!("{from}.rs")));
-        let used = files
-            .iter()
-            .filter_map(|f| std::fs::read_to_string(f).ok())
-            .any(|source| crate_refs(&source).contains(*to));
-        assert!(
-            used,
-            "`{from}` no longer uses `{to}`: drop the exception ({why})"
-        );
-    }
 }
 
 #[test]

@@ -692,16 +692,13 @@ impl Service {
         let mut ledger = lock(&self.ledger);
         let alerts = built
             .into_iter()
-            .map(|(local_id, mut alert, refused_seqs)| {
-                alert.alert_id = ids.alert_ids.get(&local_id).copied().unwrap_or(0);
+            .map(|(local_id, alert, refused_seqs)| {
                 locals.push(Local {
                     id: local_id,
-                    fresh: alert.alert_id == 0,
+                    fresh: !ids.alert_ids.contains_key(&local_id),
                     refused_seqs,
                 });
-                let alert = ledger.counters.assign(alert);
-                ids.alert_ids.insert(local_id, alert.alert_id);
-                alert
+                ledger.counters.number(&mut ids.alert_ids, local_id, alert)
             })
             .collect();
         self.committer.alerts(alerts).with_locals(locals)

@@ -40,6 +40,7 @@ use crate::engine::{Engine, Scratch};
 use crate::event::json::{self, EventRef, Peeked};
 use crate::event::{CallEnd, CallStart, Event};
 use crate::policy::Policy;
+use crate::store::IdCounters;
 
 /// How far a replay has come, for a progress line.
 #[derive(Clone, Copy, Debug, Default)]
@@ -907,8 +908,7 @@ fn run(
         // The collector (this thread): numbers calls in output order.
         let mut held: BTreeMap<u32, Finished> = BTreeMap::new();
         let mut next_rank = 0u32;
-        let mut next_alert_id = 1u64;
-        let mut next_event_id = 1u64;
+        let mut numbering = IdCounters::default();
         let mut result = Ok(());
         let mut open = true;
         // Progress every half second (calls finish all the time, so a
@@ -958,15 +958,10 @@ fn run(
                 };
                 let mut ids: HashMap<u32, u64> = HashMap::new();
                 for a in call.output.alerts {
-                    let alert_id = *ids.entry(a.local_id).or_insert_with(|| {
-                        next_alert_id += 1;
-                        next_alert_id - 1
-                    });
+                    let local_id = a.local_id;
                     let raised_at = base + jiff::SignedDuration::from_millis(a.at_ms as i64);
-                    let mut alert = Alert::from_event(a, &origin, raised_at);
-                    alert.event_id = next_event_id;
-                    alert.alert_id = alert_id;
-                    next_event_id += 1;
+                    let alert = Alert::from_event(a, &origin, raised_at);
+                    let alert = numbering.number(&mut ids, local_id, alert);
                     if let Err(e) = emit(&alert) {
                         result = Err(e);
                         break;

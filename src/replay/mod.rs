@@ -25,6 +25,7 @@ use crate::call::{Applied, CallTable, CallerHasher, CallerHistory};
 use crate::engine::{Engine, Scratch};
 use crate::event::{CallEnd, CallStart, Event};
 use crate::policy::Policy;
+use crate::store::IdCounters;
 
 /// A problem with one input file; the others are still replayed.
 #[derive(Debug, thiserror::Error)]
@@ -576,7 +577,7 @@ fn number(calls: Vec<CallInput>, outputs: Vec<Option<CallOutput>>, engine: &Engi
         calls: calls.len(),
         ..Replayed::default()
     };
-    let mut next_alert_id = 1u64;
+    let mut counters = IdCounters::default();
     for (call, output) in calls.into_iter().zip(outputs) {
         let Some(output) = output else { continue };
         let base = call
@@ -591,15 +592,12 @@ fn number(calls: Vec<CallInput>, outputs: Vec<Option<CallOutput>>, engine: &Engi
         };
         let mut ids: HashMap<u32, u64> = HashMap::new();
         for a in output.alerts {
-            let alert_id = *ids.entry(a.local_id).or_insert_with(|| {
-                next_alert_id += 1;
-                next_alert_id - 1
-            });
+            let local_id = a.local_id;
             let raised_at = base + jiff::SignedDuration::from_millis(a.at_ms as i64);
-            let mut alert = Alert::from_event(a, &origin, raised_at);
-            alert.event_id = result.alerts.len() as u64 + 1;
-            alert.alert_id = alert_id;
-            result.alerts.push(alert);
+            let alert = Alert::from_event(a, &origin, raised_at);
+            result
+                .alerts
+                .push(counters.number(&mut ids, local_id, alert));
         }
         result.refused.extend(output.refused);
     }

@@ -31,6 +31,7 @@
 //! counters past it. `AlertLog` is `Send`, not `Sync`: share it behind a
 //! mutex.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -67,6 +68,22 @@ impl IdCounters {
         } else {
             self.last_alert_id = self.last_alert_id.max(alert.alert_id);
         }
+        alert
+    }
+
+    /// Numbers an alert of one call, for the service and replay alike:
+    /// the next `event_id`, and the `alert_id` its call-local id was
+    /// given before (an update of the same alert) or the next one, kept
+    /// in `call` (the call's local id → alert id).
+    pub fn number(
+        &mut self,
+        call: &mut HashMap<u32, u64>,
+        local_id: u32,
+        mut alert: Alert,
+    ) -> Alert {
+        alert.alert_id = call.get(&local_id).copied().unwrap_or(0);
+        let alert = self.assign(alert);
+        call.insert(local_id, alert.alert_id);
         alert
     }
 }

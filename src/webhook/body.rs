@@ -16,10 +16,10 @@
 //! for their own callbacks, so receivers have code for it at hand.
 
 use ring::hmac;
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::alert::Alert;
+use crate::config::webhook::BodyKind;
 
 /// The signature header: `sha256=` and the lowercase hex HMAC.
 pub const SIGNATURE_HEADER: &str = "x-callguard-signature";
@@ -30,20 +30,6 @@ pub const TIMESTAMP_HEADER: &str = "x-callguard-timestamp";
 pub const EVENT_ID_HEADER: &str = "x-callguard-event-id";
 /// The webhook's configured name.
 pub const WEBHOOK_HEADER: &str = "x-callguard-webhook";
-
-/// The body a webhook sends (`body = "json" | "slack" | "teams"`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BodyKind {
-    /// The alert's JSON (DESIGN section 3), as `GET /api/v1/alerts` serves it.
-    #[default]
-    Json,
-    /// `{"text": …}`: a Slack incoming webhook (and Mattermost, Rocket.Chat).
-    Slack,
-    /// A message with one Adaptive Card: a Teams workflow's "when a webhook
-    /// request is received" trigger (the successor of Office 365 connectors).
-    Teams,
-}
 
 /// The bytes to POST for `alert`.
 pub fn render(kind: BodyKind, alert: &Alert) -> Vec<u8> {

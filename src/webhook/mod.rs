@@ -1,8 +1,10 @@
 //! Webhooks: alerts POSTed to HTTP endpoints (a Slack channel, a Teams
-//! workflow, a ticketing system), configured as `[[webhooks]]`.
+//! workflow, a ticketing system), configured as `[[webhooks]]` (the
+//! entries and their checks are `config::webhook`'s: a config file with a
+//! bad entry is refused when it is read).
 //!
 //! Each webhook is one task that follows the durable alert log exactly as
-//! a `Subscribe` client does (`serve::follow`: the live bus, and the store
+//! a `Subscribe` client does (`live::follow`: the live bus, and the store
 //! whenever it falls behind) and POSTs every alert its filter passes, in
 //! `event_id` order, one at a time, signed (`body.rs`). Delivery is at
 //! least once:
@@ -38,134 +40,22 @@ mod offset;
 mod worker;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use body::{
-    render, sign, verify, BodyKind, EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
-    WEBHOOK_HEADER,
+    render, sign, verify, EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WEBHOOK_HEADER,
 };
 pub use offset::OffsetError;
+// The entries and their checks are the config's (`config::webhook`).
+pub use crate::config::webhook::{BodyKind, Problem, WebhookConfigError, WebhookEntry};
 
 use crate::alert::AlertFilter;
-use crate::category::Severity;
+use crate::config::webhook::{check_entries, CheckedEntry};
 use crate::live::Service;
-
-/// One `[[webhooks]]` entry of the config, as written.
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WebhookEntry {
-    /// Unique; names the offset file, the metrics' `webhook` label and the
-    /// logs (letters, digits, `-`, `_`).
-    pub name: String,
-    /// `http://` or `https://`. Treated as a secret (chat services put a
-    /// token in the path): logs show its scheme, host and port only.
-    pub url: String,
-    pub body: BodyKind,
-    /// The HMAC key, exactly one of: inline, a file's contents (trailing
-    /// newline dropped), an environment variable's value.
-    pub secret: Option<String>,
-    pub secret_file: Option<PathBuf>,
-    pub secret_env: Option<String>,
-    /// Filters as `Subscribe`'s: every one set must match.
-    pub tenant: Option<String>,
-    pub call_ids: Vec<String>,
-    pub categories: Vec<String>,
-    pub min_severity: Option<Severity>,
-    pub agent_id: Option<String>,
-    /// Connect to status line, per attempt.
-    pub timeout_ms: u64,
-    /// First retry delay, doubled per failed attempt up to `retry_max_ms`.
-    pub retry_min_ms: u64,
-    pub retry_max_ms: u64,
-    /// PEM CA certificates the endpoint's TLS certificate may chain to
-    /// instead of the system's roots (a private CA).
-    pub ca_file: Option<PathBuf>,
-}
-
-impl Default for WebhookEntry {
-    fn default() -> Self {
-        WebhookEntry {
-            name: String::new(),
-            url: String::new(),
-            body: BodyKind::Json,
-            secret: None,
-            secret_file: None,
-            secret_env: None,
-            tenant: None,
-            call_ids: Vec::new(),
-            categories: Vec::new(),
-            min_severity: None,
-            agent_id: None,
-            timeout_ms: 10_000,
-            retry_min_ms: 1_000,
-            retry_max_ms: 300_000,
-            ca_file: None,
-        }
-    }
-}
-
-/// Never the secret or the URL's path (the config is printed at debug).
-impl std::fmt::Debug for WebhookEntry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookEntry")
-            .field("name", &self.name)
-            .field("body", &self.body)
-            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
-            .field("secret_file", &self.secret_file)
-            .field("secret_env", &self.secret_env)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A `[[webhooks]]` entry that cannot be used, naming it and the key.
-#[derive(Debug, thiserror::Error)]
-#[error("webhooks[{index}]{}: {field}: {problem}", if name.is_empty() { String::new() } else { format!(" ({name})") })]
-pub struct WebhookConfigError {
-    pub index: usize,
-    pub name: String,
-    pub field: &'static str,
-    pub problem: Problem,
-}
-
-/// What is wrong with one key of a `[[webhooks]]` entry.
-#[derive(Debug, thiserror::Error)]
-pub enum Problem {
-    #[error("required")]
-    Missing,
-    #[error("{0:?}: use 1 to 64 letters, digits, '-' or '_'")]
-    BadName(String),
-    #[error("also the name of webhooks[{0}]; names must be unique")]
-    Duplicate(usize),
-    #[error("not a usable URL: {0}")]
-    BadUrl(String),
-    #[error("empty; an HMAC key needs at least 16 bytes")]
-    EmptySecret,
-    #[error("{0} bytes; an HMAC key needs at least 16 (e.g. `openssl rand -hex 32`)")]
-    ShortSecret(usize),
-    #[error("give exactly one of secret, secret_file, secret_env")]
-    SecretSources,
-    #[error("cannot read {0}")]
-    SecretFile(String),
-    #[error("environment variable {0} is not set or not UTF-8")]
-    SecretEnv(String),
-    #[error("must be at least {0}")]
-    TooSmall(u64),
-    #[error("below retry_min_ms")]
-    RetryOrder,
-    #[error("{0}")]
-    CaFile(String),
-    #[error("unknown category {0:?} for the rules in force")]
-    UnknownCategory(String),
-}
-
-/// Shortest HMAC key accepted, bytes.
-const MIN_SECRET_BYTES: usize = 16;
 
 /// A checked webhook, ready to run.
 pub struct Webhook {
@@ -192,57 +82,25 @@ impl std::fmt::Debug for Webhook {
     }
 }
 
-/// Checks every entry (names, URLs, secrets, timings) and reads the
-/// secrets; the first problem is the error.
+/// Checks every entry (names, URLs, secrets, timings: [`check_entries`])
+/// and reads the secrets; the first problem is the error.
 pub fn build(entries: &[WebhookEntry]) -> Result<Vec<Webhook>, WebhookConfigError> {
-    let mut names: HashMap<&str, usize> = HashMap::new();
-    let mut hooks = Vec::with_capacity(entries.len());
-    for (index, entry) in entries.iter().enumerate() {
-        let fail = |field, problem| WebhookConfigError {
-            index,
+    Ok(check_entries(entries)?
+        .into_iter()
+        .map(Webhook::from)
+        .collect())
+}
+
+impl From<CheckedEntry> for Webhook {
+    fn from(checked: CheckedEntry) -> Webhook {
+        let CheckedEntry {
+            entry,
+            endpoint,
+            secret,
+        } = checked;
+        Webhook {
             name: entry.name.clone(),
-            field,
-            problem,
-        };
-        if entry.name.is_empty() {
-            return Err(fail("name", Problem::Missing));
-        }
-        let valid_name = entry.name.len() <= 64
-            && entry
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !valid_name {
-            return Err(fail("name", Problem::BadName(entry.name.clone())));
-        }
-        if let Some(first) = names.insert(&entry.name, index) {
-            return Err(fail("name", Problem::Duplicate(first)));
-        }
-        if entry.url.is_empty() {
-            return Err(fail("url", Problem::Missing));
-        }
-        let target = client::Target::parse(&entry.url, entry.ca_file.as_deref()).map_err(|p| {
-            let field = if matches!(p, Problem::CaFile(_)) {
-                "ca_file"
-            } else {
-                "url"
-            };
-            fail(field, p)
-        })?;
-        let secret = read_secret(entry).map_err(|(field, p)| fail(field, p))?;
-        if entry.timeout_ms < 100 {
-            return Err(fail("timeout_ms", Problem::TooSmall(100)));
-        }
-        if entry.retry_min_ms < 10 {
-            return Err(fail("retry_min_ms", Problem::TooSmall(10)));
-        }
-        if entry.retry_max_ms < entry.retry_min_ms {
-            return Err(fail("retry_max_ms", Problem::RetryOrder));
-        }
-        hooks.push(Webhook {
-            name: entry.name.clone(),
-            entry: entry.clone(),
-            target,
+            target: client::Target::from(endpoint),
             body: entry.body,
             secret,
             filter: AlertFilter {
@@ -256,38 +114,8 @@ pub fn build(entries: &[WebhookEntry]) -> Result<Vec<Webhook>, WebhookConfigErro
             timeout: Duration::from_millis(entry.timeout_ms),
             retry_min: Duration::from_millis(entry.retry_min_ms),
             retry_max: Duration::from_millis(entry.retry_max_ms),
-        });
-    }
-    Ok(hooks)
-}
-
-fn read_secret(entry: &WebhookEntry) -> Result<Vec<u8>, (&'static str, Problem)> {
-    let (field, value) = match (&entry.secret, &entry.secret_file, &entry.secret_env) {
-        (Some(s), None, None) => ("secret", s.clone()),
-        (None, Some(path), None) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                (
-                    "secret_file",
-                    Problem::SecretFile(format!("{}: {e}", path.display())),
-                )
-            })?;
-            (
-                "secret_file",
-                text.trim_end_matches(['\r', '\n']).to_owned(),
-            )
+            entry,
         }
-        (None, None, Some(var)) => {
-            let value =
-                std::env::var(var).map_err(|_| ("secret_env", Problem::SecretEnv(var.clone())))?;
-            ("secret_env", value)
-        }
-        (None, None, None) => return Err(("secret", Problem::Missing)),
-        _ => return Err(("secret", Problem::SecretSources)),
-    };
-    match value.len() {
-        0 => Err((field, Problem::EmptySecret)),
-        n if n < MIN_SECRET_BYTES => Err((field, Problem::ShortSecret(n))),
-        _ => Ok(value.into_bytes()),
     }
 }
 
@@ -498,6 +326,7 @@ impl Running {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::category::Severity;
 
     fn entry(name: &str) -> WebhookEntry {
         WebhookEntry {

@@ -1,7 +1,10 @@
 //! `callguard serve` configuration: built-in defaults, then `--config FILE`
 //! (TOML, every key documented in README.md), then command-line flags.
 //! Plain data below the live state, which keeps it and reads its limits;
-//! `serve` applies the listener and HTTP/2 parts.
+//! `serve` applies the listener and HTTP/2 parts. `webhook`: the
+//! `[[webhooks]]` entries and their checks.
+
+pub mod webhook;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,7 +13,7 @@ use serde::Deserialize;
 
 use crate::auth::{TokenEntry, Tokens};
 use crate::store::StoreSync;
-use crate::webhook::WebhookEntry;
+use webhook::WebhookEntry;
 
 /// The largest HTTP/2 flow-control window (2^31 - 1).
 pub const MAX_WINDOW: u32 = (1 << 31) - 1;
@@ -50,7 +53,8 @@ pub struct ServeConfig {
     pub allow_plaintext: bool,
     /// Bearer tokens; none means the service is open (loopback only).
     pub tokens: Vec<TokenEntry>,
-    /// Endpoints alerts are POSTed to (`crate::webhook`).
+    /// Endpoints alerts are POSTed to (checked in [`webhook`], run by
+    /// `crate::webhook`).
     pub webhooks: Vec<WebhookEntry>,
     /// Engine cache folder (`crate::engine::Engine::load`): set by the
     /// command line from the environment, not by the config file; none
@@ -261,7 +265,7 @@ impl ServeConfig {
             return Err(bad("retention_days", "must be at least 1"));
         }
         Tokens::from_config(&config.tokens).map_err(|e| bad("tokens", &e.to_string()))?;
-        crate::webhook::build(&config.webhooks).map_err(|e| bad("webhooks", &e.to_string()))?;
+        webhook::check_entries(&config.webhooks).map_err(|e| bad("webhooks", &e.to_string()))?;
         config.check_exposure().map_err(|m| bad("listen", &m))?;
         Ok(config)
     }
