@@ -704,11 +704,12 @@ mod tests {
             .iter()
             .map(|p| p.as_bytes().to_vec())
             .collect();
-        let good = Dfa::with_dense_bytes(&patterns, 3 * 4 << 4).unwrap();
+        let good = Dfa::with_dense_bytes(&patterns, 3 * (4 << 4)).unwrap();
         assert!(good.check(patterns.len()));
         assert!(!good.check(patterns.len() - 1), "pattern ids");
         let table = good.trans.len() as u32;
-        let damages: &[(&str, fn(&mut Dfa, u32))] = &[
+        type Damage = fn(&mut Dfa, u32);
+        let damages: &[(&str, Damage)] = &[
             ("cell past the end", |d, t| {
                 d.trans[0] = t + d.nodes.len() as u32
             }),
@@ -732,7 +733,7 @@ mod tests {
                 while d.nodes[at + 1] & 0x1FF == 0 {
                     at += 2;
                 }
-                d.nodes[at + 3] = u32::MAX & !MATCH
+                d.nodes[at + 3] = !MATCH
             }),
             ("start", |d, t| d.start = t + 1),
             ("class", |d, _| d.classes[b'a' as usize] = 0xFF),
@@ -741,7 +742,7 @@ mod tests {
             ("no table", |d, _| d.trans.clear()),
         ];
         for (what, damage) in damages {
-            let mut bad = Dfa::with_dense_bytes(&patterns, 3 * 4 << 4).unwrap();
+            let mut bad = Dfa::with_dense_bytes(&patterns, 3 * (4 << 4)).unwrap();
             damage(&mut bad, table);
             assert!(!bad.check(patterns.len()), "{what}");
         }
