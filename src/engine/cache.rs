@@ -10,9 +10,9 @@
 //!
 //! - `KEY.engine`: the validated lexicon and the engine's tables (folded
 //!   patterns, what each belongs to, which patterns each automaton holds).
-//! - `KEY-N.automaton`: automaton `N`'s alphabet and [`Plan`] — its match
-//!   lists and, per state, the failure state and own edges: a few MB, where
-//!   the dense table they rebuild by row copy is tens.
+//! - `KEY-N.automaton`: automaton `N`'s alphabet and [`Dfa`] as it is
+//!   scanned — dense rows of the shallow states, sparse nodes below, match
+//!   lists: a few MB.
 //!
 //! Each file is a header (magic, format version, kind, key, payload length,
 //! BLAKE3 of the payload) and the payload, written to a temporary file and
@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use super::alphabet::Alphabet;
-use super::dense::Plan;
+use super::dense::Dfa;
 use super::{AutomatonSlot, Engine, NotNear, PatternInfo, PatternKind};
 use crate::category::{CategoryKind, Severity, Speaker};
 use crate::lexicon::{
@@ -51,7 +51,7 @@ pub const CACHE_DIR_ENV: &str = "CALLGUARD_CACHE_DIR";
 
 const MAGIC: [u8; 8] = *b"CGCACHE\0";
 /// Bumped on any change to what the files hold or how.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 const HEADER: usize = 8 + 4 + 4 + 32 + 8 + 32;
 /// Keys whose files are kept when a new engine file is written: the most
 /// recently written. Enough for a few binaries or lexicon sets in turn
@@ -167,13 +167,13 @@ impl EngineCache {
         Ok(())
     }
 
-    /// Automaton `index`'s alphabet and plan, checked against the engine's
-    /// `patterns` (the automaton's pattern count).
+    /// Automaton `index`'s alphabet and automaton, checked against the
+    /// engine's `patterns` (the automaton's pattern count).
     pub(super) fn load_automaton(
         &self,
         index: u32,
         patterns: usize,
-    ) -> Result<(Alphabet, Plan), CacheError> {
+    ) -> Result<(Alphabet, Dfa), CacheError> {
         let bytes = self.read(&self.automaton_path(index), Kind::Automaton)?;
         let mut r = Reader::new(&bytes[HEADER..])?;
         let entries = r.count(6)?;
@@ -186,37 +186,34 @@ impl EngineCache {
         let mut classes = [0u8; 256];
         classes.copy_from_slice(r.take(256)?);
         let stride2 = r.u32()?;
-        let match_end = r.u32()?;
         let start = r.u32()?;
+        let dense_matches = r.u32()?;
         let ranges = r.u32s()?;
         if ranges.len() % 2 != 0 {
             return Err(CacheError::Malformed("match ranges"));
         }
-        let plan = Plan {
+        let dfa = Dfa {
             classes,
             stride2,
-            match_end,
             start,
+            dense_matches,
             match_ranges: ranges.chunks_exact(2).map(|p| (p[0], p[1])).collect(),
             match_ids: r.u32s()?,
-            rows: r.u32s()?,
-            fails: r.u32s()?,
-            edge_from: r.u32s()?,
-            edge_class: r.bytes()?.to_vec(),
-            edge_to: r.u32s()?,
+            trans: r.u32s()?,
+            nodes: r.u32s()?,
         };
         r.finish()?;
-        if !plan.check(patterns) {
+        if !dfa.check(patterns) {
             return Err(CacheError::Malformed("automaton"));
         }
-        Ok((Alphabet::from_entries(alphabet), plan))
+        Ok((Alphabet::from_entries(alphabet), dfa))
     }
 
     pub(super) fn store_automaton(
         &self,
         index: u32,
         alphabet: &Alphabet,
-        plan: &Plan,
+        dfa: &Dfa,
     ) -> Result<(), CacheError> {
         let mut w = Writer::default();
         let entries = alphabet.entries();
@@ -225,22 +222,15 @@ impl EngineCache {
             w.u32(c as u32);
             w.u16(code);
         }
-        w.out.extend_from_slice(&plan.classes);
-        w.u32(plan.stride2);
-        w.u32(plan.match_end);
-        w.u32(plan.start);
-        let ranges: Vec<u32> = plan
-            .match_ranges
-            .iter()
-            .flat_map(|&(a, b)| [a, b])
-            .collect();
+        w.out.extend_from_slice(&dfa.classes);
+        w.u32(dfa.stride2);
+        w.u32(dfa.start);
+        w.u32(dfa.dense_matches);
+        let ranges: Vec<u32> = dfa.match_ranges.iter().flat_map(|&(a, b)| [a, b]).collect();
         w.u32s(&ranges);
-        w.u32s(&plan.match_ids);
-        w.u32s(&plan.rows);
-        w.u32s(&plan.fails);
-        w.u32s(&plan.edge_from);
-        w.bytes(&plan.edge_class);
-        w.u32s(&plan.edge_to);
+        w.u32s(&dfa.match_ids);
+        w.u32s(&dfa.trans);
+        w.u32s(&dfa.nodes);
         self.write(&self.automaton_path(index), Kind::Automaton, w)
     }
 
@@ -1226,9 +1216,9 @@ mod tests {
     }
 
     /// A whole file with a checksum that matches but contents that are not
-    /// a plan of ours (a bug, or a hand-made file) is refused too.
+    /// an automaton of ours (a bug, or a hand-made file) is refused too.
     #[test]
-    fn a_plan_out_of_bounds_is_refused() {
+    fn an_automaton_out_of_bounds_is_refused() {
         let lexicons = tempfile::tempdir().unwrap();
         write_set(lexicons.path(), FILES);
         let cache_dir = tempfile::tempdir().unwrap();
@@ -1237,14 +1227,16 @@ mod tests {
         let cache = cache_of(cache_dir.path(), lexicons.path());
         let index = engine.by_language["en"];
         let patterns = engine.automata[index as usize].ids.len();
-        let (alphabet, mut plan) = cache.load_automaton(index, patterns).unwrap();
+        let (alphabet, mut dfa) = cache.load_automaton(index, patterns).unwrap();
         assert!(
             cache.load_automaton(index, patterns - 1).is_err(),
             "pattern ids checked"
         );
-        let last = plan.edge_to.len() - 1;
-        plan.edge_to[last] = !((1u32 << plan.stride2) - 1); // past the table, on a row boundary
-        cache.store_automaton(index, &alphabet, &plan).unwrap();
+        // Past the table and the nodes, on a row boundary (the other ways
+        // are `dense::tests::check_refuses_out_of_bounds`).
+        let last = dfa.trans.len() - 1;
+        dfa.trans[last] = !((1u32 << dfa.stride2) - 1) & !super::super::dense::MATCH;
+        cache.store_automaton(index, &alphabet, &dfa).unwrap();
         assert!(matches!(
             cache.load_automaton(index, patterns),
             Err(CacheError::Malformed(_))

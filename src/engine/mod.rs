@@ -59,7 +59,7 @@ use alphabet::{split, Alphabet};
 pub use cache::{default_dir as default_cache_dir, CacheError, CACHE_DIR_ENV};
 pub use carry::Carry;
 use carry::{Mark, MAX_MARKS, TAIL_BYTES};
-use dense::{Dfa, Plan};
+use dense::Dfa;
 pub use examples::{check_examples, CheckReport};
 
 use crate::category::{Severity, Speaker};
@@ -529,8 +529,7 @@ impl Engine {
         let ids = &slot.ids;
         if let Some(cache) = &self.cache {
             match cache.load_automaton(index, ids.len()) {
-                Ok((alphabet, plan)) => {
-                    let dfa = plan.fill();
+                Ok((alphabet, dfa)) => {
                     return Ok(slot.compiled.get_or_init(|| LanguageAutomaton {
                         dfa,
                         alphabet,
@@ -548,15 +547,13 @@ impl Engine {
                     e.0
                 ))
             })?;
-        let plan = Plan::new(ids.iter().map(|&i| alphabet.encode(&texts[i as usize])))
+        let dfa = Dfa::new(ids.iter().map(|&i| alphabet.encode(&texts[i as usize])))
             .map_err(|e| LexiconError::Automaton(e.to_string()))?;
-        let dfa = plan.fill();
         if let Some(cache) = &self.cache {
-            if let Err(e) = cache.store_automaton(index, &alphabet, &plan) {
+            if let Err(e) = cache.store_automaton(index, &alphabet, &dfa) {
                 tracing::debug!(automaton = index, "engine cache not written: {e}");
             }
         }
-        drop(plan);
         Ok(slot.compiled.get_or_init(|| LanguageAutomaton {
             dfa,
             alphabet,
