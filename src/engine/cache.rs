@@ -869,7 +869,6 @@ fn write_engine(w: &mut Writer, e: &Engine) {
         not_near_of,
         automata,
         by_language,
-        language_list: _, // by_language again
         any_only,
         union,
     } = e;
@@ -890,12 +889,10 @@ fn write_engine(w: &mut Writer, e: &Engine) {
     for slot in automata {
         w.u32s(&slot.ids);
     }
-    let mut languages: Vec<(&String, &u32)> = by_language.iter().collect();
-    languages.sort();
-    w.u32(languages.len() as u32);
-    for (language, &index) in languages {
+    w.u32(by_language.len() as u32);
+    for (language, index) in by_language {
         w.str(language);
-        w.u32(index);
+        w.u32(*index);
     }
     w.u32(*any_only);
     w.u32s(union);
@@ -921,10 +918,7 @@ fn read_engine(r: &mut Reader) -> Result<Engine, CacheError> {
             compiled: OnceLock::new(),
         })
     })?;
-    let by_language: HashMap<String, u32> = r
-        .vec(8, |r| Ok((r.string()?, r.u32()?)))?
-        .into_iter()
-        .collect();
+    let by_language: Vec<(String, u32)> = r.vec(8, |r| Ok((r.string()?, r.u32()?)))?;
     let any_only = r.u32()?;
     let union = r.u32s()?;
 
@@ -944,14 +938,14 @@ fn read_engine(r: &mut Reader) -> Result<Engine, CacheError> {
             .iter()
             .all(|s| s.ids.iter().all(|&i| (i as usize) < patterns.len()))
         && by_language
-            .values()
+            .iter()
+            .map(|(_, i)| i)
             .chain([&any_only])
             .chain(&union)
             .all(|&i| i < slots);
     if !sound {
         return Err(CacheError::Malformed("engine indices"));
     }
-    let language_list = by_language.iter().map(|(k, &v)| (k.clone(), v)).collect();
     Ok(Engine {
         generation: super::next_generation(),
         cache: None,
@@ -962,7 +956,6 @@ fn read_engine(r: &mut Reader) -> Result<Engine, CacheError> {
         not_near_of,
         automata,
         by_language,
-        language_list,
         any_only,
         union,
     })
@@ -1021,7 +1014,7 @@ mod tests {
         let mut scratch = Scratch::default();
         let mut out = Vec::new();
         let mut languages: Vec<Option<&str>> = engine
-            .language_list
+            .by_language
             .iter()
             .map(|(l, _)| Some(l.as_str()))
             .collect();
@@ -1157,8 +1150,8 @@ mod tests {
         assert_same_engine(&plain, &first);
         assert_eq!(answers(&first, &texts), expected);
         let cache = cache_of(cache_dir.path(), lexicons.path());
-        let automaton = cache.automaton_path(first.by_language["ja"]);
-        let ja_patterns = first.automata[first.by_language["ja"] as usize].ids.len();
+        let automaton = cache.automaton_path(first.slot_of("ja"));
+        let ja_patterns = first.automata[first.slot_of("ja") as usize].ids.len();
         type Damage = fn(&mut Vec<u8>);
         let damages: &[(&str, Damage)] = &[
             ("empty", |b| b.clear()),
@@ -1183,9 +1176,7 @@ mod tests {
                 damage(&mut bytes);
                 std::fs::write(&path, &bytes).unwrap();
                 let refused = match path == automaton {
-                    true => cache
-                        .load_automaton(first.by_language["ja"], ja_patterns)
-                        .err(),
+                    true => cache.load_automaton(first.slot_of("ja"), ja_patterns).err(),
                     false => cache.load_engine().err(),
                 };
                 let refused = refused.unwrap_or_else(|| panic!("{what}: {path:?} accepted"));
@@ -1207,7 +1198,7 @@ mod tests {
                 assert!(cache.load_engine().is_ok(), "{what}: engine written again");
                 assert!(
                     cache
-                        .load_automaton(first.by_language["ja"], ja_patterns)
+                        .load_automaton(first.slot_of("ja"), ja_patterns)
                         .is_ok(),
                     "{what}: automaton written again"
                 );
@@ -1225,7 +1216,7 @@ mod tests {
         let engine = Engine::load(Some(lexicons.path()), Some(cache_dir.path())).unwrap();
         engine.prepare(Some("en")).unwrap();
         let cache = cache_of(cache_dir.path(), lexicons.path());
-        let index = engine.by_language["en"];
+        let index = engine.slot_of("en");
         let patterns = engine.automata[index as usize].ids.len();
         let (alphabet, mut dfa) = cache.load_automaton(index, patterns).unwrap();
         assert!(

@@ -762,7 +762,7 @@ mod tests {
     fn shipped_languages_equal_aho_corasick() {
         let engine = Engine::build_lazy(Lexicon::embedded().expect("shipped lexicons load"))
             .expect("engine");
-        let mut slots: Vec<u32> = engine.by_language.values().copied().collect();
+        let mut slots: Vec<u32> = engine.by_language.iter().map(|&(_, i)| i).collect();
         slots.push(engine.any_only);
         for index in slots {
             let slot = &engine.automata[index as usize];

@@ -47,7 +47,6 @@ mod dense;
 mod examples;
 
 use std::cell::OnceCell;
-use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -258,9 +257,9 @@ pub struct Engine {
     /// first needs it ([`Engine::prepare`]) or all at once
     /// ([`Engine::build`]).
     automata: Vec<AutomatonSlot>,
-    by_language: HashMap<String, u32>,
-    /// The same, as a list: a few entries, looked through per fragment.
-    language_list: Vec<(String, u32)>,
+    /// Each language folder's automaton, sorted by language: a few
+    /// entries, looked through per fragment.
+    by_language: Vec<(String, u32)>,
     /// Automaton for a language with no folder: the `any` terms only.
     any_only: u32,
     /// The automata a fragment with no language is scanned by: every
@@ -285,7 +284,10 @@ impl std::fmt::Debug for Engine {
             .field("version", &self.lexicon.version)
             .field("terms", &self.lexicon.terms.len())
             .field("patterns", &self.patterns.len())
-            .field("languages", &self.by_language.keys().collect::<Vec<_>>())
+            .field(
+                "languages",
+                &self.by_language.iter().map(|(l, _)| l).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -429,18 +431,18 @@ impl Engine {
             });
             automata.len() as u32 - 1
         };
-        let mut by_language = HashMap::new();
+        let mut by_language = Vec::new();
         for language in lexicon.languages() {
             let index = slot(&|l| l == language || l == ANY_LANGUAGE);
-            by_language.insert(language.to_owned(), index);
+            by_language.push((language.to_owned(), index));
         }
+        by_language.sort();
         let any_only = slot(&|l| l == ANY_LANGUAGE);
-        let mut union: Vec<u32> = by_language.values().copied().collect();
+        let mut union: Vec<u32> = by_language.iter().map(|&(_, i)| i).collect();
         union.sort_unstable();
         if union.is_empty() {
             union.push(any_only);
         }
-        let language_list = by_language.iter().map(|(k, &v)| (k.clone(), v)).collect();
         Ok(Engine {
             generation: next_generation(),
             cache: None,
@@ -451,7 +453,6 @@ impl Engine {
             not_near_of,
             automata,
             by_language,
-            language_list,
             any_only,
             union,
         })
@@ -587,6 +588,16 @@ impl Engine {
         &self.lexicon.terms[id.0 as usize]
     }
 
+    /// A language folder's automaton, for the tests.
+    #[cfg(test)]
+    pub(crate) fn slot_of(&self, language: &str) -> u32 {
+        self.by_language
+            .iter()
+            .find(|(l, _)| l == language)
+            .map(|&(_, i)| i)
+            .expect("a language folder")
+    }
+
     /// The automaton for a BCP-47 language tag: its primary subtag's folder
     /// plus `any`; `any` alone for a language without a folder; [`ALL`]
     /// (every language's, [`Engine::union`]) when the language is unknown.
@@ -597,7 +608,7 @@ impl Engine {
         let primary = tag.find(['-', '_']).map_or(tag, |end| &tag[..end]);
         // A handful of languages: a case-insensitive look through them costs
         // less than lower-casing into a fresh String and hashing it.
-        self.language_list
+        self.by_language
             .iter()
             .find(|(key, _)| key.eq_ignore_ascii_case(primary))
             .map_or(self.any_only, |&(_, index)| index)
