@@ -20,6 +20,8 @@ use crate::lexicon::MAX_PATTERN_BYTES;
 pub(super) const TAIL_BYTES: usize = MAX_PATTERN_BYTES + 8;
 /// Frames remembered across the seam.
 pub(super) const MAX_MARKS: usize = 4;
+/// Parts of unfinished proximity terms remembered across the seam.
+pub(super) const MAX_SEAM_PARTS: usize = 4;
 
 /// A frame seen near the end of the previous fragment.
 #[derive(Clone, Copy, Debug, Default)]
@@ -27,6 +29,20 @@ pub(super) struct Mark {
     pub frame: u32,
     /// End of the frame, in bytes relative to the end of the previous
     /// fragment's normalised text (≤ 0).
+    pub end: i32,
+}
+
+/// A part of a one-utterance proximity term seen near the end of the
+/// previous fragment, its term not complete there: ASR cuts one sentence
+/// into two finals where it likes (「エックスに」|「のせときますんで」), and
+/// the rest of the term may come in the next one.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct SeamPart {
+    pub term: u32,
+    pub part: u8,
+    /// Start and end, in bytes relative to the end of the previous
+    /// fragment's normalised text (≤ 0).
+    pub start: i32,
     pub end: i32,
 }
 
@@ -45,6 +61,8 @@ pub struct Carry {
     pub(super) tail_len: u16,
     pub(super) marks: [Mark; MAX_MARKS],
     pub(super) marks_len: u8,
+    pub(super) seam_parts: [SeamPart; MAX_SEAM_PARTS],
+    pub(super) seam_parts_len: u8,
     /// Did the previous fragment end in a Latin word character? Then a
     /// separator is fed before the next one, so `kill` | `you` reads as
     /// `kill you` while `ころ` | `すぞ` reads as `ころすぞ`.
@@ -69,13 +87,18 @@ impl Carry {
         &self.marks[..self.marks_len as usize]
     }
 
+    pub(super) fn seam_parts(&self) -> &[SeamPart] {
+        &self.seam_parts[..self.seam_parts_len as usize]
+    }
+
     /// The other speaker has spoken: this speaker's turn is over, and with
     /// it a reading out that lasted one turn and the reach of the frames
     /// said last ("I'm not saying it'd be me" does not deny what comes
-    /// after the agent's answer).
+    /// after the agent's answer), and the parts of a sentence ASR cut in two.
     pub fn end_turn(&mut self) {
         self.reading_out = self.reading_out.saturating_sub(1);
         self.marks_len = 0;
+        self.seam_parts_len = 0;
         self.reported_sentence = false;
     }
 

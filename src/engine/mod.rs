@@ -57,7 +57,7 @@ use aho_corasick::Anchored;
 use alphabet::{split, Alphabet};
 pub use cache::{default_dir as default_cache_dir, CacheError, CACHE_DIR_ENV};
 pub use carry::Carry;
-use carry::{Mark, MAX_MARKS, TAIL_BYTES};
+use carry::{Mark, SeamPart, MAX_MARKS, MAX_SEAM_PARTS, TAIL_BYTES};
 use dense::Dfa;
 pub use examples::{check_examples, CheckReport};
 
@@ -149,6 +149,9 @@ pub struct Scratch {
     raw: Vec<RawMatch>,
     candidates: Vec<Candidate>,
     parts: Vec<PartSeen>,
+    /// Parts of one-utterance proximity terms left incomplete: the carry
+    /// keeps those near the end for the speaker's next final.
+    seam: Vec<PartSeen>,
     read_out: Vec<(i64, i64)>,
 }
 
@@ -711,7 +714,12 @@ impl Engine {
             speaker,
             &scratch.normalized,
             &scratch.raw,
-            (&mut scratch.candidates, &mut scratch.parts, &mut sightings),
+            (
+                &mut scratch.candidates,
+                &mut scratch.parts,
+                &mut scratch.seam,
+                &mut sightings,
+            ),
             merge,
             (text, &mut scratch.mapped),
         );
@@ -720,7 +728,7 @@ impl Engine {
             reading_out,
             &stream,
             carry,
-            &scratch.raw,
+            (&scratch.raw, &scratch.seam),
             speaker,
         );
         let asks_for_words = speaker == Speaker::Agent
@@ -920,8 +928,9 @@ impl Engine {
         speaker: Speaker,
         norm: &Normalized,
         raw: &[RawMatch],
-        (candidates, parts, sightings): (
+        (candidates, parts, seam, sightings): (
             &mut Vec<Candidate>,
+            &mut Vec<PartSeen>,
             &mut Vec<PartSeen>,
             &mut Vec<Sighting>,
         ),
@@ -930,6 +939,20 @@ impl Engine {
     ) -> Vec<Hit> {
         candidates.clear();
         parts.clear();
+        seam.clear();
+        // Parts the same speaker's previous final left unfinished, in this
+        // stream's positions (the previous text ends at -shift).
+        parts.extend(
+            carry
+                .into_iter()
+                .flat_map(|c| c.seam_parts())
+                .map(|p| PartSeen {
+                    term: p.term,
+                    part: p.part,
+                    start: i64::from(p.start) - stream.shift,
+                    end: i64::from(p.end) - stream.shift,
+                }),
+        );
         // Exclusions are rare; looking them up once keeps the check below
         // from walking every raw match (most are not_near and part
         // phrases) for every term match.
@@ -982,7 +1005,8 @@ impl Engine {
         }
         let mut partial = Vec::new();
         if !parts.is_empty() {
-            self.proximity(stream, carry, raw, parts, candidates, &mut partial);
+            self.proximity(stream, carry, raw, parts, candidates, &mut partial, seam);
+            seam.sort_unstable_by_key(|p| std::cmp::Reverse(p.end)); // newest first
         }
         // The offset map, built only for a fragment with a sighting or a hit.
         let mut mapped_built = false;
@@ -1147,7 +1171,9 @@ impl Engine {
     /// listed order when `ordered`), and no `not_near` phrase within
     /// `distance` of it. A complete one becomes a candidate over the whole
     /// chain; an incomplete one of a term that may span utterances is
-    /// returned as (term, parts seen, start, end).
+    /// returned as (term, parts seen, start, end), and the parts of an
+    /// incomplete one-utterance term go to `seam`, for the carry.
+    #[allow(clippy::too_many_arguments)] // the scan's borrowed parts, as in `evaluate`
     fn proximity(
         &self,
         stream: &Stream,
@@ -1156,6 +1182,7 @@ impl Engine {
         parts: &mut [PartSeen],
         candidates: &mut Vec<Candidate>,
         partial: &mut Vec<(u32, u8, i64, i64)>,
+        seam: &mut Vec<PartSeen>,
     ) {
         parts.sort_unstable_by_key(|p| (p.term, p.start, p.end, p.part));
         for run in parts.chunk_by(|a, b| a.term == b.term) {
@@ -1165,6 +1192,9 @@ impl Engine {
                 stream.units_between(from, to) <= near.distance
             });
             match found {
+                // Carried parts alone never complete: their term did not
+                // complete in the fragment they came from.
+                Some((_, end)) if end <= 0 => {}
                 Some((start, end)) => {
                     let cancels = self.not_near_occurrences(run[0].term, stream);
                     if cancels
@@ -1208,7 +1238,7 @@ impl Engine {
                         partial.push((run[0].term, mask, start, end));
                     }
                 }
-                None => {}
+                None => seam.extend_from_slice(run),
             }
         }
     }
@@ -1409,7 +1439,7 @@ impl Engine {
         reading_out: u8,
         stream: &Stream,
         previous: Option<&Carry>,
-        raw: &[RawMatch],
+        (raw, seam): (&[RawMatch], &[PartSeen]),
         speaker: Speaker,
     ) -> Carry {
         let norm = stream.norm;
@@ -1482,6 +1512,27 @@ impl Engine {
             };
             marks_len += 1;
         }
+        // The newest unfinished parts lying wholly in the new tail, where the
+        // next fragment's distances and frames can still see them; none
+        // after a full stop: the next final is a new sentence ("I've done
+        // something daft." | "Knocked the whole box into the sink").
+        let mut seam_parts = [SeamPart::default(); MAX_SEAM_PARTS];
+        let mut seam_parts_len = 0;
+        let sentence_closed = stream.sentences.closes_at_end();
+        for p in seam
+            .iter()
+            .filter(|_| !sentence_closed)
+            .filter(|p| norm_len - p.start <= tail_len as i64)
+            .take(MAX_SEAM_PARTS)
+        {
+            seam_parts[seam_parts_len] = SeamPart {
+                term: p.term,
+                part: p.part,
+                start: (p.start - norm_len) as i32,
+                end: (p.end - norm_len) as i32,
+            };
+            seam_parts_len += 1;
+        }
         let ends_with_word = match last_class(norm) {
             Some(class) => class == CharClass::Word,
             None => previous.is_some_and(|c| c.ends_with_word),
@@ -1495,6 +1546,8 @@ impl Engine {
             tail_len: tail_len as u16,
             marks,
             marks_len: marks_len as u8,
+            seam_parts,
+            seam_parts_len: seam_parts_len as u8,
             ends_with_word,
             reading_out,
             // Only the caller's words are read for abuse: the agent's carry

@@ -1415,3 +1415,44 @@ fn no_language_scan_reports_any_patterns_once() {
     assert_union_scans_like(&only_any, &reference, &["xx", "x", "x ass"]);
     assert_eq!(ids(&only_any, "what an ass", None), ["xx"]);
 }
+
+#[test]
+fn a_proximity_rule_cut_in_two_by_asr_completes_in_the_second_final() {
+    let engine = engine_from_files(PROXIMITY);
+    let mut scratch = Scratch::default();
+    let mut scan = |text: &str, lang: &str, carry: Option<&Carry>| {
+        engine.scan(text, Some(lang), Speaker::Customer, carry, &mut scratch)
+    };
+    let ids = |scan: &Scan| {
+        scan.hits
+            .iter()
+            .map(|h| engine.term(h.term).id.clone())
+            .collect::<Vec<_>>()
+    };
+    // 「慰謝料は」|「百万」: one sentence, two finals.
+    let first = scan("慰謝料は", "ja", None);
+    assert!(first.hits.is_empty());
+    let second = scan("百万", "ja", Some(&first.carry));
+    assert_eq!(ids(&second), ["kingaku"]);
+    // Reported once: the second final's carry holds no finished parts.
+    let third = scan("百万", "ja", Some(&second.carry));
+    assert!(third.hits.is_empty(), "{:?}", third.hits);
+    // The agent spoke in between: two sentences, nothing.
+    let mut carry = first.carry.clone();
+    carry.end_turn();
+    assert!(scan("百万", "ja", Some(&carry)).hits.is_empty());
+    // Order still counts across the seam.
+    let come = scan("I'll come", "en", None);
+    assert_eq!(
+        ids(&scan("down there", "en", Some(&come.carry))),
+        ["come_down_there"]
+    );
+    let down = scan("down there", "en", None);
+    assert!(scan("I'll come", "en", Some(&down.carry)).hits.is_empty());
+    // A rule that may span utterances keeps its own way (a sighting), and
+    // is not completed a second time by the seam.
+    let home = scan("帰り道は", "ja", None);
+    assert_eq!(home.sightings.len(), 1);
+    let next = scan("気をつけて", "ja", Some(&home.carry));
+    assert!(next.hits.is_empty(), "{:?}", next.hits);
+}
