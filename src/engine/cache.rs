@@ -30,14 +30,14 @@
 //! use them. BENCHMARKS.md, "Start-up from the engine cache".
 
 use std::collections::HashMap;
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use super::alphabet::Alphabet;
 use super::dense::Dfa;
-use super::{AutomatonSlot, Engine, NotNear, PatternInfo, PatternKind};
+use super::{AutomatonSlot, Engine, NotNear, PatternInfo, PatternKind, Texts};
 use crate::category::{CategoryKind, Severity, Speaker};
 use crate::lexicon::{
     Dialogue, Frame, FrameKind, FramePosition, Lexicon, Located, Near, Origin, Term,
@@ -51,7 +51,7 @@ pub const CACHE_DIR_ENV: &str = "CALLGUARD_CACHE_DIR";
 
 const MAGIC: [u8; 8] = *b"CGCACHE\0";
 /// Bumped on any change to what the files hold or how.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 const HEADER: usize = 8 + 4 + 4 + 32 + 8 + 32;
 /// Keys whose files are kept when a new engine file is written: the most
 /// recently written. Enough for a few binaries or lexicon sets in turn
@@ -152,11 +152,8 @@ impl EngineCache {
     /// The engine as it was stored, without automata (each is loaded
     /// when first needed, [`EngineCache::load_automaton`]).
     pub(super) fn load_engine(&self) -> Result<Engine, CacheError> {
-        let bytes = self.read(&self.engine_path(), Kind::Engine)?;
-        let mut r = Reader::new(&bytes[HEADER..])?;
-        let engine = read_engine(&mut r)?;
-        r.finish()?;
-        Ok(engine)
+        self.open(&self.engine_path(), Kind::Engine)?
+            .decode(read_engine)
     }
 
     pub(super) fn store_engine(&self, engine: &Engine) -> Result<(), CacheError> {
@@ -174,35 +171,38 @@ impl EngineCache {
         index: u32,
         patterns: usize,
     ) -> Result<(Alphabet, Dfa), CacheError> {
-        let bytes = self.read(&self.automaton_path(index), Kind::Automaton)?;
-        let mut r = Reader::new(&bytes[HEADER..])?;
-        let entries = r.count(6)?;
-        let mut alphabet = Vec::with_capacity(entries);
-        for _ in 0..entries {
-            let c = char::from_u32(r.u32()?).ok_or(CacheError::Malformed("character"))?;
-            let code = r.u16()?;
-            alphabet.push((c, code));
-        }
-        let mut classes = [0u8; 256];
-        classes.copy_from_slice(r.take(256)?);
-        let stride2 = r.u32()?;
-        let start = r.u32()?;
-        let dense_matches = r.u32()?;
-        let ranges = r.u32s()?;
-        if ranges.len() % 2 != 0 {
-            return Err(CacheError::Malformed("match ranges"));
-        }
-        let dfa = Dfa {
-            classes,
-            stride2,
-            start,
-            dense_matches,
-            match_ranges: ranges.chunks_exact(2).map(|p| (p[0], p[1])).collect(),
-            match_ids: r.u32s()?,
-            trans: r.u32s()?,
-            nodes: r.u32s()?,
+        let read = |r: &mut Reader| {
+            let entries = r.count(6)?;
+            let mut alphabet = Vec::with_capacity(entries);
+            for _ in 0..entries {
+                let c = char::from_u32(r.u32()?).ok_or(CacheError::Malformed("character"))?;
+                let code = r.u16()?;
+                alphabet.push((c, code));
+            }
+            let mut classes = [0u8; 256];
+            classes.copy_from_slice(r.take(256)?);
+            let stride2 = r.u32()?;
+            let start = r.u32()?;
+            let dense_matches = r.u32()?;
+            let ranges = r.u32s()?;
+            if ranges.len() % 2 != 0 {
+                return Err(CacheError::Malformed("match ranges"));
+            }
+            let dfa = Dfa {
+                classes,
+                stride2,
+                start,
+                dense_matches,
+                match_ranges: ranges.chunks_exact(2).map(|p| (p[0], p[1])).collect(),
+                match_ids: r.u32s()?,
+                trans: r.u32s()?,
+                nodes: r.u32s()?,
+            };
+            Ok((alphabet, dfa))
         };
-        r.finish()?;
+        let (alphabet, dfa) = self
+            .open(&self.automaton_path(index), Kind::Automaton)?
+            .decode(read)?;
         if !dfa.check(patterns) {
             return Err(CacheError::Malformed("automaton"));
         }
@@ -234,32 +234,48 @@ impl EngineCache {
         self.write(&self.automaton_path(index), Kind::Automaton, w)
     }
 
-    /// A whole file of this kind and key, payload checked.
-    fn read(&self, path: &Path, kind: Kind) -> Result<Vec<u8>, CacheError> {
-        let bytes = std::fs::read(path).map_err(|source| CacheError::Io {
+    /// A file of this kind and key whose length is the header's, open
+    /// at its payload; [`Reader::decode`] checks the payload's checksum.
+    fn open(&self, path: &Path, kind: Kind) -> Result<Reader, CacheError> {
+        let io = |source| CacheError::Io {
             path: path.display().to_string(),
             source,
-        })?;
-        if bytes.len() < HEADER || bytes[..8] != MAGIC {
+        };
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
+        let mut header = [0u8; HEADER];
+        if size < HEADER as u64 {
             return Err(CacheError::Magic);
         }
-        let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+        file.read_exact(&mut header).map_err(io)?;
+        if header[..8] != MAGIC {
+            return Err(CacheError::Magic);
+        }
+        let u32_at =
+            |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4 bytes"));
         let format = u32_at(8);
         if format != FORMAT {
             return Err(CacheError::Format(format));
         }
-        if u32_at(12) != kind as u32 || bytes[16..48] != self.key {
+        if u32_at(12) != kind as u32 || header[16..48] != self.key {
             return Err(CacheError::Key);
         }
-        let expected = u64::from_le_bytes(bytes[48..56].try_into().expect("8 bytes"));
-        let found = (bytes.len() - HEADER) as u64;
+        let expected = u64::from_le_bytes(header[48..56].try_into().expect("8 bytes"));
+        let found = size - HEADER as u64;
         if expected != found {
             return Err(CacheError::Length { expected, found });
         }
-        if blake3::hash(&bytes[HEADER..]).as_bytes()[..] != bytes[56..88] {
-            return Err(CacheError::Checksum);
-        }
-        Ok(bytes)
+        Ok(Reader {
+            file,
+            path: path.to_path_buf(),
+            buf: vec![0; CHUNK.min(expected as usize)],
+            at: 0,
+            end: 0,
+            unread: expected,
+            hasher: blake3::Hasher::new(),
+            checksum: header[56..88].try_into().expect("32 bytes"),
+            strings: Vec::new(),
+        })
     }
 
     /// Writes a file whole or not at all: a temporary file in the same
@@ -409,34 +425,108 @@ impl Writer {
     }
 }
 
-/// Reads what [`Writer`] wrote; every length is checked against what is
-/// left, so a bad file is an error, never a panic or a huge allocation.
-struct Reader<'a> {
-    bytes: &'a [u8],
+/// Bytes read from a cache file at a time.
+const CHUNK: usize = 1 << 16;
+
+/// Reads what [`Writer`] wrote, from the file a chunk at a time, hashing
+/// as it goes: every array and string is decoded straight from a small
+/// buffer (hot in cache) into its own allocation. Reading the whole file
+/// into one buffer first put every byte in fresh pages twice — the file's
+/// copy, then the decoded one — and faulting in fresh memory was most of a
+/// warm start (BENCHMARKS.md, "Start-up without a copy").
+///
+/// Every count is checked against the bytes left in the file (whose
+/// length the header gave and the file system confirmed), so a bad file
+/// is an error, never a panic or a huge allocation; and nothing decoded is
+/// returned before the whole payload's checksum matched
+/// ([`Reader::decode`]).
+struct Reader {
+    file: std::fs::File,
+    path: PathBuf,
+    buf: Vec<u8>,
+    /// `buf[at..end]` is read from the file and not yet decoded.
+    at: usize,
+    end: usize,
+    /// Payload bytes not yet read from the file.
+    unread: u64,
+    hasher: blake3::Hasher,
+    checksum: [u8; 32],
     strings: Vec<Arc<str>>,
 }
 
-impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8]) -> Result<Self, CacheError> {
-        let mut r = Reader {
-            bytes,
-            strings: Vec::new(),
-        };
-        let n = r.count(4)?;
-        r.strings.reserve(n);
-        for _ in 0..n {
-            let s: Arc<str> = r.str()?.into();
-            r.strings.push(s);
+impl Reader {
+    /// The string table, then `item`; then the rest of the payload is read
+    /// and its checksum compared, whether `item` succeeded or not: a
+    /// damaged file is reported as a checksum mismatch, not as whatever
+    /// its damage first looked like to the decoder.
+    fn decode<T>(
+        mut self,
+        item: impl FnOnce(&mut Reader) -> Result<T, CacheError>,
+    ) -> Result<T, CacheError> {
+        let decoded = self.read_strings().and_then(|()| {
+            let value = item(&mut self)?;
+            match self.at == self.end && self.unread == 0 {
+                true => Ok(value),
+                false => Err(CacheError::Malformed("trailing bytes")),
+            }
+        });
+        while self.unread > 0 {
+            self.at = self.end;
+            self.fill(1)?;
         }
-        Ok(r)
+        if self.hasher.finalize().as_bytes() != &self.checksum {
+            return Err(CacheError::Checksum);
+        }
+        decoded
     }
-    fn take(&mut self, n: usize) -> Result<&'a [u8], CacheError> {
-        if n > self.bytes.len() {
+
+    fn read_strings(&mut self) -> Result<(), CacheError> {
+        let n = self.count(4)?;
+        self.strings.reserve(n);
+        for _ in 0..n {
+            let s: Arc<str> = self.str()?.into();
+            self.strings.push(s);
+        }
+        Ok(())
+    }
+
+    /// Bytes left to decode.
+    fn left(&self) -> u64 {
+        (self.end - self.at) as u64 + self.unread
+    }
+
+    /// At least `n` bytes in `buf[at..end]`: what is left moved to the
+    /// front, then as much of the file read after it as fits.
+    fn fill(&mut self, n: usize) -> Result<(), CacheError> {
+        if self.end - self.at >= n {
+            return Ok(());
+        }
+        if n as u64 > self.left() {
             return Err(CacheError::Malformed("truncated"));
         }
-        let (head, rest) = self.bytes.split_at(n);
-        self.bytes = rest;
-        Ok(head)
+        self.buf.copy_within(self.at..self.end, 0);
+        self.end -= self.at;
+        self.at = 0;
+        if self.buf.len() < n {
+            self.buf.resize(n, 0);
+        }
+        let want = ((self.buf.len() - self.end) as u64).min(self.unread) as usize;
+        let new = &mut self.buf[self.end..self.end + want];
+        self.file.read_exact(new).map_err(|source| CacheError::Io {
+            path: self.path.display().to_string(),
+            source,
+        })?;
+        self.hasher.update(new);
+        self.end += want;
+        self.unread -= want as u64;
+        Ok(())
+    }
+
+    fn take(&mut self, n: usize) -> Result<&[u8], CacheError> {
+        self.fill(n)?;
+        let from = self.at;
+        self.at += n;
+        Ok(&self.buf[from..self.at])
     }
     fn u8(&mut self) -> Result<u8, CacheError> {
         Ok(self.take(1)?[0])
@@ -466,28 +556,45 @@ impl<'a> Reader<'a> {
     /// A count of items at least `size` bytes each.
     fn count(&mut self, size: usize) -> Result<usize, CacheError> {
         let n = self.u32()? as usize;
-        if n.saturating_mul(size) > self.bytes.len() {
+        if n.saturating_mul(size) as u64 > self.left() {
             return Err(CacheError::Malformed("count beyond the file"));
         }
         Ok(n)
     }
-    fn bytes(&mut self) -> Result<&'a [u8], CacheError> {
+    /// A short string, borrowed from the buffer.
+    fn str(&mut self) -> Result<&str, CacheError> {
         let n = self.count(1)?;
-        self.take(n)
+        std::str::from_utf8(self.take(n)?).map_err(|_| CacheError::Malformed("UTF-8"))
     }
-    fn str(&mut self) -> Result<&'a str, CacheError> {
-        std::str::from_utf8(self.bytes()?).map_err(|_| CacheError::Malformed("UTF-8"))
-    }
+    /// A string of any length, copied from the buffer a chunk at a time.
     fn string(&mut self) -> Result<String, CacheError> {
-        self.str().map(str::to_owned)
+        let n = self.count(1)?;
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            self.fill(1)?;
+            let k = (self.end - self.at).min(n - out.len());
+            out.extend_from_slice(&self.buf[self.at..self.at + k]);
+            self.at += k;
+        }
+        String::from_utf8(out).map_err(|_| CacheError::Malformed("UTF-8"))
     }
+    /// An array of `u32`, decoded from the buffer a chunk at a time into
+    /// one allocation of its final size.
     fn u32s(&mut self) -> Result<Vec<u32>, CacheError> {
         let n = self.count(4)?;
-        Ok(self
-            .take(n * 4)?
-            .chunks_exact(4)
-            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
-            .collect())
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            self.fill(4)?;
+            let k = ((self.end - self.at) / 4).min(n - out.len());
+            let bytes = &self.buf[self.at..self.at + 4 * k];
+            out.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes"))),
+            );
+            self.at += 4 * k;
+        }
+        Ok(out)
     }
     fn arc(&mut self) -> Result<Arc<str>, CacheError> {
         let i = self.u32()? as usize;
@@ -515,12 +622,6 @@ impl<'a> Reader<'a> {
         match self.bool()? {
             true => item(self).map(Some),
             false => Ok(None),
-        }
-    }
-    fn finish(&self) -> Result<(), CacheError> {
-        match self.bytes.is_empty() {
-            true => Ok(()),
-            false => Err(CacheError::Malformed("trailing bytes")),
         }
     }
 }
@@ -874,10 +975,12 @@ fn write_engine(w: &mut Writer, e: &Engine) {
     } = e;
     write_lexicon(w, lexicon);
     w.u32(patterns.len() as u32);
-    for (info, text) in patterns.iter().zip(texts) {
+    for info in patterns {
         write_info(w, info);
-        w.str(text);
     }
+    let (all, ends) = texts.parts();
+    w.str(all);
+    w.u32s(ends);
     w.u32(not_near.len() as u32);
     for n in not_near {
         write_info(w, &n.info);
@@ -900,12 +1003,10 @@ fn write_engine(w: &mut Writer, e: &Engine) {
 
 fn read_engine(r: &mut Reader) -> Result<Engine, CacheError> {
     let lexicon = read_lexicon(r)?;
-    let n = r.count(16)?;
-    let (mut patterns, mut texts) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for _ in 0..n {
-        patterns.push(read_info(r)?);
-        texts.push(r.string()?);
-    }
+    let patterns = r.vec(12, read_info)?;
+    let texts = r.string()?;
+    let texts =
+        Texts::from_parts(texts, r.u32s()?).ok_or(CacheError::Malformed("pattern texts"))?;
     let not_near = r.vec(16, |r| Ok(NotNear::new(read_info(r)?, r.string()?)))?;
     let ranges = r.u32s()?;
     if ranges.len() % 2 != 0 {
@@ -928,7 +1029,8 @@ fn read_engine(r: &mut Reader) -> Result<Engine, CacheError> {
         _ => (info.owner as usize) < lexicon.terms.len(),
     };
     let slots = automata.len() as u32;
-    let sound = patterns.iter().all(owners_ok)
+    let sound = texts.len() == patterns.len()
+        && patterns.iter().all(owners_ok)
         && not_near.iter().all(|n| owners_ok(&n.info))
         && not_near_of.len() == lexicon.terms.len()
         && not_near_of
@@ -1164,6 +1266,18 @@ mod tests {
                 let at = HEADER + (b.len() - HEADER) / 2;
                 b[at] ^= 0x40;
             }),
+            // The string table's count: the decoder stops at once, and
+            // still the file is called damaged, not malformed (the rest
+            // is read and hashed first).
+            ("first payload byte flipped", |b| b[HEADER + 3] ^= 0x7f),
+            ("last payload byte flipped", |b| {
+                let last = b.len() - 1;
+                b[last] ^= 1;
+            }),
+            ("payload halved", |b| {
+                let half = HEADER + (b.len() - HEADER) / 2;
+                b.truncate(half);
+            }),
             ("other format", |b| {
                 b[FORMAT_AT] = b[FORMAT_AT].wrapping_add(1)
             }),
@@ -1184,10 +1298,12 @@ mod tests {
                     "other format" => {
                         assert!(matches!(refused, CacheError::Format(_)), "{refused}")
                     }
-                    "payload byte flipped" => {
+                    "payload byte flipped"
+                    | "first payload byte flipped"
+                    | "last payload byte flipped" => {
                         assert!(matches!(refused, CacheError::Checksum), "{refused}")
                     }
-                    "truncated payload" | "longer" => {
+                    "truncated payload" | "longer" | "payload halved" => {
                         assert!(matches!(refused, CacheError::Length { .. }), "{refused}")
                     }
                     _ => {}
@@ -1232,6 +1348,97 @@ mod tests {
             cache.load_automaton(index, patterns),
             Err(CacheError::Malformed(_))
         ));
+    }
+
+    /// The pattern texts are checked too: ends that do not rise, or that
+    /// cut a character, are refused though the checksum matches.
+    #[test]
+    fn bad_pattern_texts_are_refused() {
+        let lexicons = tempfile::tempdir().unwrap();
+        write_set(lexicons.path(), FILES);
+        let cache_dir = tempfile::tempdir().unwrap();
+        let mut engine = Engine::load(Some(lexicons.path()), Some(cache_dir.path())).unwrap();
+        let cache = cache_of(cache_dir.path(), lexicons.path());
+        assert!(cache.load_engine().is_ok());
+        let good = engine.texts.clone();
+        let (all, ends) = good.parts();
+        let japanese = all.find('殺').expect("a Japanese pattern") as u32;
+        let mut falling = ends.to_vec();
+        falling.swap(0, 1);
+        let mut cut = ends.to_vec();
+        let at = cut.iter().position(|&e| e > japanese).unwrap();
+        cut[at] = japanese + 1;
+        let mut past = ends.to_vec();
+        *past.last_mut().unwrap() += 1;
+        let mut short = ends.to_vec();
+        short.pop();
+        for (what, ends) in [
+            ("falling", falling),
+            ("cut", cut),
+            ("past the end", past),
+            ("one fewer", short),
+        ] {
+            engine.texts = Texts {
+                all: all.to_owned(),
+                ends,
+            };
+            cache.store_engine(&engine).unwrap();
+            assert!(
+                matches!(cache.load_engine(), Err(CacheError::Malformed(_))),
+                "{what}"
+            );
+        }
+    }
+
+    /// The reader's chunks: numbers, arrays and strings that straddle the
+    /// buffer's end or are longer than it, read back as written.
+    #[test]
+    fn values_across_chunks_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = EngineCache::new(dir.path(), [("a", "b")].into_iter());
+        let long: Arc<str> = "長".repeat(CHUNK / 2).into();
+        let numbers: Vec<u32> = (0..CHUNK as u32)
+            .map(|i| i.wrapping_mul(2_654_435_761))
+            .collect();
+        let text = "ab€".repeat(CHUNK / 4);
+        let mut w = Writer::default();
+        w.arc(&long);
+        w.u8(7);
+        w.u32s(&numbers);
+        w.u16(0xbeef);
+        w.str(&text);
+        w.u64(u64::MAX - 1);
+        w.arc(&long);
+        w.u32s(&numbers[..CHUNK / 4 + 1]);
+        let path = dir.path().join("values");
+        cache.write(&path, Kind::Engine, w).unwrap();
+        let read = cache
+            .open(&path, Kind::Engine)
+            .unwrap()
+            .decode(|r| {
+                Ok((
+                    r.arc()?,
+                    r.u8()?,
+                    r.u32s()?,
+                    r.u16()?,
+                    r.string()?,
+                    r.u64()?,
+                    r.arc()?,
+                    r.u32s()?,
+                ))
+            })
+            .unwrap();
+        assert_eq!(read.0, long);
+        assert_eq!(read.1, 7);
+        assert_eq!(read.2, numbers);
+        assert_eq!(read.3, 0xbeef);
+        assert_eq!(read.4, text);
+        assert_eq!(read.5, u64::MAX - 1);
+        assert!(Arc::ptr_eq(&read.0, &read.6), "one table entry");
+        assert_eq!(read.7, numbers[..CHUNK / 4 + 1]);
+        // Read short of the end: trailing bytes.
+        let short = cache.open(&path, Kind::Engine).unwrap().decode(|r| r.arc());
+        assert!(matches!(short, Err(CacheError::Malformed(_))));
     }
 
     /// A changed lexicon file is a new key: the stored engine of the old

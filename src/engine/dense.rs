@@ -448,14 +448,19 @@ impl Dfa {
             {
                 return false;
             }
+            // Each class below the row width; the padding after the n-th
+            // equal to it. A word at a time: this walk is most of a
+            // check, and a check is part of every warm start.
             let packed = &self.nodes[at + 2..at + 2 + n.div_ceil(4)];
-            let bytes = || packed.iter().flat_map(|w| w.to_le_bytes());
-            let last = bytes().nth(n.wrapping_sub(1));
-            let class_ok = bytes()
-                .enumerate()
-                .all(|(i, c)| usize::from(c) < stride && (i < n || Some(c) == last));
-            if !class_ok {
-                return false;
+            if let Some(&last_word) = packed.last() {
+                let last = last_word.to_le_bytes()[(n - 1) % 4];
+                for (w, word) in packed.iter().enumerate() {
+                    for (k, c) in word.to_le_bytes().into_iter().enumerate() {
+                        if usize::from(c) >= stride || (4 * w + k >= n && c != last) {
+                            return false;
+                        }
+                    }
+                }
             }
             starts[at / 64] |= 1 << (at % 64);
             if slot != 0 {
@@ -468,7 +473,7 @@ impl Dfa {
             let raw = (id & !MATCH) as usize;
             let matching = id & MATCH != 0;
             if raw < table {
-                raw % stride == 0 && matching == (raw >> self.stride2 < dense_matches)
+                raw & (stride - 1) == 0 && matching == (raw >> self.stride2 < dense_matches)
             } else {
                 let o = raw - table;
                 o < self.nodes.len()
@@ -766,7 +771,7 @@ mod tests {
         slots.push(engine.any_only);
         for index in slots {
             let slot = &engine.automata[index as usize];
-            let texts = slot.ids.iter().map(|&i| engine.texts[i as usize].as_str());
+            let texts = slot.ids.iter().map(|&i| &engine.texts[i as usize]);
             let alphabet = super::super::Alphabet::for_patterns(texts.clone()).expect("alphabet");
             let coded: Vec<Vec<u8>> = texts.map(|t| alphabet.encode(t)).collect();
             if coded.is_empty() {

@@ -183,6 +183,59 @@ struct PatternInfo {
     part: u8,
 }
 
+/// Every pattern's folded text, end to end in one string: `texts[i]` is
+/// pattern `i`'s. One allocation where a `Vec<String>` made one per
+/// pattern (~72,000); the engine cache reads it back as one string and a
+/// list of ends (BENCHMARKS.md, "Start-up without a copy").
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Texts {
+    all: String,
+    /// Where each text ends in `all`; text `i` starts where `i - 1` ends.
+    ends: Vec<u32>,
+}
+
+impl Texts {
+    fn push(&mut self, text: &str) {
+        self.all.push_str(text);
+        let end = u32::try_from(self.all.len()).expect("pattern texts under 4 GiB");
+        self.ends.push(end);
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// From what [`Texts::parts`] gave: `None` unless the ends rise, stay
+    /// in `all` and fall on character boundaries (a damaged cache file).
+    fn from_parts(all: String, ends: Vec<u32>) -> Option<Texts> {
+        let mut from = 0;
+        for &end in &ends {
+            let end = end as usize;
+            if end < from || !all.is_char_boundary(end) {
+                return None;
+            }
+            from = end;
+        }
+        Some(Texts { all, ends })
+    }
+
+    fn parts(&self) -> (&str, &[u32]) {
+        (&self.all, &self.ends)
+    }
+}
+
+impl std::ops::Index<usize> for Texts {
+    type Output = str;
+
+    fn index(&self, i: usize) -> &str {
+        let from = match i {
+            0 => 0,
+            _ => self.ends[i - 1] as usize,
+        };
+        &self.all[from..self.ends[i] as usize]
+    }
+}
+
 /// An automaton's pattern ids, and the automaton once compiled.
 struct AutomatonSlot {
     /// Indices in `Engine::patterns`, in order.
@@ -251,7 +304,7 @@ pub struct Engine {
     lexicon: Lexicon,
     patterns: Vec<PatternInfo>,
     /// Every pattern's folded text, kept to compile an automaton on demand.
-    texts: Vec<String>,
+    texts: Texts,
     /// The folded `not_near` phrases, searched only around a completed
     /// proximity chain; `not_near_of[term]` is the term's range of them.
     not_near: Vec<NotNear>,
@@ -357,7 +410,7 @@ impl Engine {
     pub fn build_lazy(lexicon: Lexicon) -> Result<Engine, LexiconError> {
         // Every pattern once, normalised, with what it belongs to.
         let mut patterns = Vec::new();
-        let mut texts: Vec<String> = Vec::new();
+        let mut texts = Texts::default();
         let mut languages: Vec<Arc<str>> = Vec::new();
         let mut not_near = Vec::new();
         let mut not_near_of = Vec::with_capacity(lexicon.terms.len());
@@ -375,12 +428,12 @@ impl Engine {
             };
             let others = spoken::variants_in(language, &folded);
             patterns.push(info);
-            texts.push(folded);
+            texts.push(&folded);
             languages.push(language.clone());
             for v in others {
                 if let Some((info, folded)) = fold_pattern(&mut buffer, kind, owner, part, &v) {
                     patterns.push(info);
-                    texts.push(folded);
+                    texts.push(&folded);
                     languages.push(language.clone());
                 }
             }
@@ -544,8 +597,8 @@ impl Engine {
             }
         }
         let texts = &self.texts;
-        let alphabet = Alphabet::for_patterns(ids.iter().map(|&i| texts[i as usize].as_str()))
-            .map_err(|e| {
+        let alphabet =
+            Alphabet::for_patterns(ids.iter().map(|&i| &texts[i as usize])).map_err(|e| {
                 LexiconError::Automaton(format!(
                     "{} distinct characters in one language's patterns (at most 16,256)",
                     e.0

@@ -1279,7 +1279,7 @@ patterns = ["the", "those"]
 /// language was scanned by before [`Engine::union_raw`].
 fn one_automaton_of_every_pattern(engine: &Engine) -> LanguageAutomaton {
     let ids: Vec<u32> = (0..engine.texts.len() as u32).collect();
-    let texts = || ids.iter().map(|&i| engine.texts[i as usize].as_str());
+    let texts = || ids.iter().map(|&i| &engine.texts[i as usize]);
     let alphabet = Alphabet::for_patterns(texts()).expect("alphabet");
     let dfa = Dfa::new(texts().map(|t| alphabet.encode(t))).expect("automaton");
     LanguageAutomaton {
