@@ -1571,10 +1571,13 @@ impl Engine {
         // something daft." | "Knocked the whole box into the sink").
         let mut seam_parts = [SeamPart::default(); MAX_SEAM_PARTS];
         let mut seam_parts_len = 0;
-        let sentence_closed = stream.sentences.closes_at_end();
+        // Most fragments leave no part: the punctuation is not looked at.
+        let seam = match seam.is_empty() || stream.sentences.closes_at_end() {
+            true => &[][..],
+            false => seam,
+        };
         for p in seam
             .iter()
-            .filter(|_| !sentence_closed)
             .filter(|p| norm_len - p.start <= tail_len as i64)
             .take(MAX_SEAM_PARTS)
         {
