@@ -35,7 +35,13 @@ pub const TOO_MANY: &str = "write the independent pieces as proximity `parts` (t
 
 /// Forms a verb slot takes when neither the slot nor the term lists any:
 /// the ways a demand is said, from rough to polite.
-pub const DEFAULT_FORMS: &[Form] = &[Form::Imperative, Form::Request, Form::Nasai, Form::Want];
+pub const DEFAULT_FORMS: &[Form] = &[
+    Form::Imperative,
+    Form::Request,
+    Form::Nasai,
+    Form::Want,
+    Form::Regional,
+];
 
 /// A conjugated form (or a family of forms said the same way).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -77,6 +83,11 @@ pub enum Form {
     /// causative with いただく / もらう, the polite caller's way of announcing
     /// what they will do ("allow me to publish it")
     Humble,
+    /// Regional orders and requests, as standard as 見せろ where they are
+    /// spoken: Nagoya 払いやあ / 払ってちょう, Kansai 払わんかい / 払ってえな,
+    /// Hiroshima 払いんさい / 払ってつかあさい, Hakata 払いんしゃい, Tohoku
+    /// 払ってけろ / 払ってけれ
+    Regional,
 }
 
 impl Form {
@@ -97,6 +108,7 @@ impl Form {
         ("te_yaru", Form::TeYaru),
         ("te_oku", Form::TeOku),
         ("humble", Form::Humble),
+        ("regional", Form::Regional),
     ];
 
     /// Named families of forms, so a term says what it means.
@@ -243,6 +255,15 @@ const HUMBLE_ENDINGS: &[&str] = &[
     "もらおう",
 ];
 
+/// Regional request endings after the て-form (Nagoya ちょう, Tohoku けろ /
+/// けれ, Hiroshima つかあさい, Kansai えな). Kansai や is left out: 払ってや
+/// is also the start of 払ってやる, "I'll pay".
+const REGIONAL_TE_ENDINGS: &[&str] = &["ちょう", "けろ", "けれ", "つかあさい", "えな"];
+
+/// Regional orders after the masu-stem (Nagoya やあ, Hiroshima んさい,
+/// Hakata んしゃい).
+const REGIONAL_MASU_ENDINGS: &[&str] = &["やあ", "んさい", "んしゃい"];
+
 /// Endings after the て-form that make it a wish (〜てほしい).
 const WANT_ENDINGS: &[&str] = &["ほしい", "欲しい", "もらいたい", "いただきたい"];
 
@@ -366,6 +387,20 @@ fn conjugate(verb: &str, class: Class, form: Form) -> Vec<String> {
             .map(|e| format!("{}{e}", p.te))
             .collect(),
         Form::NegativeRequest => vec![format!("{}ないで", p.nai)],
+        Form::Regional => {
+            let mut v: Vec<String> = REGIONAL_MASU_ENDINGS
+                .iter()
+                .map(|e| format!("{}{e}", p.masu))
+                .collect();
+            v.extend(REGIONAL_TE_ENDINGS.iter().map(|e| format!("{}{e}", p.te)));
+            // Kansai 〜んかい on the negative stem: 払わんかい, 見せんかい;
+            // する says せんかい.
+            v.push(match class {
+                Class::Suru => format!("{}せんかい", p.nai.strip_suffix('し').unwrap_or(&p.nai)),
+                _ => format!("{}んかい", p.nai),
+            });
+            v
+        }
         Form::Negative => {
             let mut v = vec![
                 format!("{}ない", p.nai),
@@ -806,6 +841,29 @@ mod tests {
         ] {
             assert!(all.iter().any(|s| s == want), "{want} not in {all:?}");
         }
+    }
+
+    #[test]
+    fn regional_orders_are_demands_too() {
+        assert_eq!(
+            forms("{払う:godan}", "regional"),
+            [
+                "払いやあ",
+                "払いんさい",
+                "払いんしゃい",
+                "払ってちょう",
+                "払ってけろ",
+                "払ってけれ",
+                "払ってつかあさい",
+                "払ってえな",
+                "払わんかい",
+            ]
+        );
+        let suru = forms("{謝罪する:suru}", "regional");
+        assert!(suru.iter().any(|s| s == "謝罪せんかい"), "{suru:?}");
+        assert!(suru.iter().any(|s| s == "謝罪しんさい"), "{suru:?}");
+        let demand = forms("{見せる:ichidan}", "demand");
+        assert!(demand.iter().any(|s| s == "見せてけろ"), "{demand:?}");
     }
 
     #[test]
