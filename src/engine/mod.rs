@@ -1310,6 +1310,7 @@ impl Engine {
         let origin = joined.len() as i64 - stream.norm.len() as i64;
         for phrase in &self.not_near[range.start as usize..range.end as usize] {
             let (info, finder) = (&phrase.info, phrase.finder());
+            let question = phrase.text.ends_with('か');
             let mut from = 0;
             // Every occurrence, overlapping ones included, as the
             // automaton reports them.
@@ -1320,7 +1321,14 @@ impl Engine {
                     start,
                     end: start + i64::from(info.len),
                 };
+                let after = from + at + info.len as usize;
                 from += at + 1;
+                // ですか / ますか are listed as a question's end; followed by
+                // ら they are から, "because", the firm close of a demand
+                // (払ってもらいますから), which the question cue must not cancel.
+                if question && joined[after..].starts_with("ら".as_bytes()) {
+                    continue;
+                }
                 if found.end > 0 && on_word_boundaries(info, stream, &found) {
                     found_all.push(found.start..found.end);
                 }

@@ -609,6 +609,7 @@ id = "kingaku"
 category = "excessive_demand"
 parts = [["慰謝料", "百万"], ["百万", "払え"]]
 near = 10
+not_near = ["ますか"]
 "#,
     ),
 ];
@@ -675,6 +676,13 @@ fn proximity_terms_need_every_part_near_each_other() {
         ("ja", "ATMで二百万も振り込めたのは", &[]),
         ("ja", "慰謝料、百万", &[("kingaku", "慰謝料、百万")]),
         ("ja", "百万、百万だよ", &[("kingaku", "百万、百万")]),
+        // A question cancels it; ますから ("I tell you") is no question.
+        ("ja", "慰謝料、百万もらえますか", &[]),
+        (
+            "ja",
+            "慰謝料、百万もらいますから",
+            &[("kingaku", "慰謝料、百万")],
+        ),
     ];
     for (lang, text, want) in cases {
         let got = near_ids(&engine, text, lang);
