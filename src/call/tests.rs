@@ -990,6 +990,18 @@ fn dogeza_is_always_critical_even_if_policy_lowers_the_category() {
 }
 
 #[test]
+fn a_disclaimed_demand_to_kneel_weighs_as_its_category_one_level_down() {
+    // "Not that I'm asking you to kneel": the raise to critical is for the
+    // demand made; disclaimed, the words weigh as excessive_demand
+    // (warning), and the negation takes one level from that.
+    let mut call = Call::start(Policy::builtin());
+    let a = call.customer("u1", "土下座しろなんて言ってない", 1000);
+    assert_eq!(a[0].severity, Severity::Info, "{a:?}");
+    let b = call.customer("u2", "土下座しろ", 2000);
+    assert_eq!(b[0].severity, Severity::Critical);
+}
+
+#[test]
 fn insults_at_the_product_are_complaints_at_the_agent_abuse() {
     let mut call = Call::start(Policy::builtin());
     let product = call.customer("u1", "この商品ゴミだな", 1000);

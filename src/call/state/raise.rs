@@ -8,7 +8,7 @@ use super::counters::GROUP_DOGEZA;
 use super::{AlertSummary, CallSession};
 use crate::alert::{AlertEvent, AlertStatus, Evidence};
 use crate::category::{id, CategoryKind, Severity};
-use crate::engine::{Engine, Hit};
+use crate::engine::{Engine, Framing, Hit};
 use crate::lexicon::Term;
 use crate::policy::PolicySet;
 
@@ -55,6 +55,18 @@ impl CallSession {
         let mut severity = base_severity(term, policy);
         if term.group.as_deref() == Some(GROUP_DOGEZA) {
             severity = Severity::Critical; // a demand to kneel is always critical
+        }
+        if hit.framing == Framing::Negated {
+            // A term raised above its category's severity is raised for the
+            // demand made. Disclaimed (土下座しろとかそういう話じゃなくて, "not
+            // that I want you on your knees") its words weigh as the
+            // category's own, and the negation takes one level from that.
+            let own = policy
+                .category_severity(&term.category)
+                .or_else(|| crate::category::builtin(&term.category).map(|(_, s, _)| s));
+            if let Some(own) = own {
+                severity = severity.min(own);
+            }
         }
         severity = hit.framing.severity(severity, hit.addressed);
         if term.needs_target && !hit.targeted {
