@@ -170,7 +170,8 @@ impl RunningServer {
     }
 }
 
-/// The HTTP side (the console, its event streams, `/metrics`) on a runtime
+/// The HTTP side (the console, its event streams, `/metrics`, and the
+/// webhooks' deliveries) on a runtime
 /// of its own: one worker thread at a lower scheduling priority than
 /// ingest's ([`HTTP_NICE`]). Every alert is written to every open event
 /// stream; with hundreds of pages open that is hundreds of writes in a
@@ -198,15 +199,19 @@ impl HttpRuntime {
         Ok(HttpRuntime(Some(runtime)))
     }
 
+    fn handle(&self) -> tokio::runtime::Handle {
+        match &self.0 {
+            Some(runtime) => runtime.handle().clone(),
+            None => unreachable!("the HTTP runtime lives until the server is dropped"),
+        }
+    }
+
     fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: std::future::Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        match &self.0 {
-            Some(runtime) => runtime.spawn(future),
-            None => unreachable!("the HTTP runtime lives until the server is dropped"),
-        }
+        self.handle().spawn(future)
     }
 }
 
@@ -316,8 +321,10 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     let limits = config.limits.clone();
     metrics::prometheus(); // install the recorder before the service registers its metrics
     let service = Arc::new(Service::new(config, rules, log)?);
-    // One task each, following the log; they end with the service.
-    let webhooks = Arc::new(Webhooks::start(&service)?);
+    let http_runtime = HttpRuntime::start()?;
+    // One task each, following the log, beside the console; they end with
+    // the service.
+    let webhooks = Arc::new(Webhooks::start(&service, http_runtime.handle())?);
     let (shutdown, shutdown_rx) = watch::channel(false);
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -403,7 +410,6 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
 
     let router =
         http_router(service.clone()).merge(console::router(service.clone(), tokens.clone()));
-    let http_runtime = HttpRuntime::start()?;
     let http_listener = http_listener.into_std().map_err(ServeError::Http)?;
     let mut http_stop = shutdown_rx.clone();
     let http_task = http_runtime.spawn(async move {

@@ -160,6 +160,10 @@ pub struct Webhooks {
     /// A tokio mutex: a reload holds it while stopped tasks save their
     /// offsets, so two reloads (or a reload and the stop) never interleave.
     running: tokio::sync::Mutex<HashMap<String, Running>>,
+    /// Where the tasks run: the console's low-priority runtime in `serve`,
+    /// so a burst of deliveries (a slow endpoint back, thousands of
+    /// alerts to catch up) waits behind ingest instead of in front of it.
+    runtime: tokio::runtime::Handle,
 }
 
 /// One webhook's task and the means to stop it alone.
@@ -181,9 +185,13 @@ pub struct Reloaded {
 }
 
 impl Webhooks {
-    /// Starts one task per configured webhook; each ends when the service
-    /// stops (or a reload removes or changes it), after saving its offset.
-    pub fn start(service: &Arc<Service>) -> Result<Webhooks, WebhookStartError> {
+    /// Starts one task per configured webhook on `runtime`; each ends when
+    /// the service stops (or a reload removes or changes it), after saving
+    /// its offset.
+    pub fn start(
+        service: &Arc<Service>,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Webhooks, WebhookStartError> {
         let hooks = check(service, &service.config.webhooks)?;
         let mut running = HashMap::with_capacity(hooks.len());
         for hook in hooks {
@@ -191,12 +199,13 @@ impl Webhooks {
             let hook = Arc::new(hook);
             running.insert(
                 hook.name.clone(),
-                Running::spawn(service, hook, Arc::new(file), saved)?,
+                Running::spawn(service, &runtime, hook, Arc::new(file), saved)?,
             );
         }
         Ok(Webhooks {
             service: service.clone(),
             running: tokio::sync::Mutex::new(running),
+            runtime,
         })
     }
 
@@ -250,7 +259,13 @@ impl Webhooks {
             let file = old.file.clone();
             let position = old.end().await;
             let name = hook.name.clone();
-            match Running::spawn(&self.service, Arc::new(hook), file, Some(position)) {
+            match Running::spawn(
+                &self.service,
+                &self.runtime,
+                Arc::new(hook),
+                file,
+                Some(position),
+            ) {
                 Ok(new) => {
                     running.insert(name.clone(), new);
                     done.restarted.push(name);
@@ -262,7 +277,13 @@ impl Webhooks {
         }
         for (hook, file, saved) in fresh {
             let name = hook.name.clone();
-            match Running::spawn(&self.service, Arc::new(hook), Arc::new(file), saved) {
+            match Running::spawn(
+                &self.service,
+                &self.runtime,
+                Arc::new(hook),
+                Arc::new(file),
+                saved,
+            ) {
                 Ok(new) => {
                     running.insert(name.clone(), new);
                     done.started.push(name);
@@ -296,12 +317,20 @@ impl Webhooks {
 impl Running {
     fn spawn(
         service: &Arc<Service>,
+        runtime: &tokio::runtime::Handle,
         hook: Arc<Webhook>,
         file: Arc<offset::OffsetFile>,
         saved: Option<u64>,
     ) -> Result<Running, OffsetError> {
         let (stop, stopped) = oneshot::channel();
-        let task = worker::spawn(service.clone(), hook.clone(), file.clone(), saved, stopped)?;
+        let task = worker::spawn(
+            service.clone(),
+            runtime,
+            hook.clone(),
+            file.clone(),
+            saved,
+            stopped,
+        )?;
         Ok(Running {
             hook,
             file,

@@ -42,6 +42,7 @@ const TICK: Duration = Duration::from_secs(1);
 /// last event id it finished with.
 pub(super) fn spawn(
     service: Arc<Service>,
+    runtime: &tokio::runtime::Handle,
     hook: Arc<Webhook>,
     file: Arc<OffsetFile>,
     saved: Option<u64>,
@@ -65,7 +66,7 @@ pub(super) fn spawn(
         "webhook started"
     );
     let sink = Sink::new(hook, file, start);
-    Ok(tokio::spawn(async move {
+    Ok(runtime.spawn(async move {
         tokio::select! {
             _ = run(&service, live, &sink) => {}
             _ = tick(&service, &sink) => {}
