@@ -253,6 +253,9 @@ pub struct Endpoint {
     /// `https://`: the roots its certificate must chain to, and the name
     /// it must carry.
     pub tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    /// BLAKE3 of the `ca_file` as read: a reload restarts a webhook whose
+    /// CA file was replaced under the same path.
+    pub ca_digest: Option<[u8; 32]>,
 }
 
 impl Endpoint {
@@ -288,10 +291,13 @@ impl Endpoint {
         let path = uri
             .path_and_query()
             .map_or("/".to_owned(), |p| p.as_str().to_owned());
+        let mut ca_digest = None;
         let tls = if https {
             let name = ServerName::try_from(host.to_owned())
                 .map_err(|e| bad(&format!("host {host:?}: {e}")))?;
-            Some((tls_config(ca_file)?, name))
+            let (config, digest) = tls_config(ca_file)?;
+            ca_digest = digest;
+            Some((config, name))
         } else {
             if ca_file.is_some() {
                 return Err(Problem::CaFile(
@@ -306,6 +312,7 @@ impl Endpoint {
             host: host.to_owned(),
             port,
             tls,
+            ca_digest,
         })
     }
 
@@ -329,12 +336,19 @@ fn system_roots() -> &'static [CertificateDer<'static>] {
     })
 }
 
-fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Problem> {
+/// The client configuration, and the digest of the CA file it read.
+fn tls_config(
+    ca_file: Option<&Path>,
+) -> Result<(Arc<rustls::ClientConfig>, Option<[u8; 32]>), Problem> {
     let mut roots = RootCertStore::empty();
     let (added, _ignored) = roots.add_parsable_certificates(system_roots().iter().cloned());
+    let mut digest = None;
     if let Some(path) = ca_file {
-        let certs = CertificateDer::pem_file_iter(path)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        let bytes =
+            std::fs::read(path).map_err(|e| Problem::CaFile(format!("{}: {e}", path.display())))?;
+        digest = Some(*blake3::hash(&bytes).as_bytes());
+        let certs = CertificateDer::pem_slice_iter(&bytes)
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Problem::CaFile(format!("{}: {e}", path.display())))?;
         if certs.is_empty() {
             return Err(Problem::CaFile(format!(
@@ -358,7 +372,7 @@ fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Probl
         .map_err(|e| Problem::CaFile(format!("TLS setup: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), digest))
 }
 
 #[cfg(test)]

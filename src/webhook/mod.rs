@@ -60,9 +60,10 @@ use crate::live::Service;
 /// A checked webhook, ready to run.
 pub struct Webhook {
     pub name: String,
-    /// What it was built from: a reload leaves a webhook whose entry and
-    /// secret are the same running.
+    /// What it was built from: a reload leaves a webhook whose entry,
+    /// secret and CA file bytes are the same running.
     entry: WebhookEntry,
+    ca_digest: Option<[u8; 32]>,
     target: client::Target,
     body: BodyKind,
     secret: Vec<u8>,
@@ -100,6 +101,7 @@ impl From<CheckedEntry> for Webhook {
         } = checked;
         Webhook {
             name: entry.name.clone(),
+            ca_digest: endpoint.ca_digest,
             target: client::Target::from(endpoint),
             body: entry.body,
             secret,
@@ -214,8 +216,9 @@ impl Webhooks {
     /// left from an earlier run), stops the removed ones, restarts the
     /// changed ones after the event they had finished with, and leaves
     /// the unchanged ones running (their position, retries and offset
-    /// untouched). "Changed" is any key of the entry, or the secret a
-    /// `secret_file` or `secret_env` holds now.
+    /// untouched). "Changed" is any key of the entry, the secret a
+    /// `secret_file` or `secret_env` holds now, or the bytes of its
+    /// `ca_file` (a renewed private CA under the same path).
     ///
     /// Everything that can refuse is checked before anything stops: on an
     /// error the webhooks in force all stay.
@@ -229,7 +232,11 @@ impl Webhooks {
         for hook in hooks {
             wanted.insert(hook.name.clone(), ());
             match running.get(&hook.name) {
-                Some(old) if old.hook.entry == hook.entry && old.hook.secret == hook.secret => {
+                Some(old)
+                    if old.hook.entry == hook.entry
+                        && old.hook.secret == hook.secret
+                        && old.hook.ca_digest == hook.ca_digest =>
+                {
                     done.unchanged.push(hook.name.clone());
                 }
                 Some(_) => changed.push(hook),

@@ -675,14 +675,11 @@ async fn https_endpoints_are_verified_against_the_ca_file() {
         ..hook(name, addr)
     };
     let data = tmp.path().join("data");
-    let server = TestServer::spawn_with(with_hooks(
-        &data,
-        vec![
-            https("tls-trusted", &pki.ca),
-            https("tls-untrusted", &stranger.ca),
-        ],
-    ))
-    .await;
+    let entries = vec![
+        https("tls-trusted", &pki.ca),
+        https("tls-untrusted", &stranger.ca),
+    ];
+    let server = TestServer::spawn_with(with_hooks(&data, entries.clone())).await;
     let http = server.server.http_addr;
     let sent = ids(&call(&server, "tls-1", "acme", "ぶっ殺すぞ").await);
     let posts = receiver.wait_for("tls-trusted", &sent).await;
@@ -707,6 +704,13 @@ async fn https_endpoints_are_verified_against_the_ca_file() {
     })
     .await;
     assert!(receiver.posts("tls-untrusted").is_empty());
+    // The CA file renewed under the same path: a reload with the same
+    // entries restarts that webhook alone, and what it was retrying arrives.
+    std::fs::copy(&pki.ca, &stranger.ca).unwrap();
+    let done = server.server.webhooks.reload(&entries).await.unwrap();
+    assert_eq!(done.restarted, ["tls-untrusted"], "{done:?}");
+    assert_eq!(done.unchanged, ["tls-trusted"], "{done:?}");
+    receiver.wait_for("tls-untrusted", &sent).await;
     server.stop().await;
     task.abort();
 }
