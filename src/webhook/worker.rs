@@ -76,8 +76,11 @@ pub(super) fn spawn(
             _ = stop => {}
         }
         sink.save().await;
-        // A removed webhook must not read as still retrying.
+        // A removed webhook must not read as still retrying or behind. Its
+        // series stay until the process restarts: the Prometheus exporter
+        // has no way to drop one label set (metrics-rs/metrics#243).
         sink.retrying.set(0.0);
+        sink.lag.set(0.0);
         sink.position()
     }))
 }
