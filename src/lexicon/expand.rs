@@ -41,6 +41,7 @@ pub const DEFAULT_FORMS: &[Form] = &[
     Form::Nasai,
     Form::Want,
     Form::Regional,
+    Form::Honorific,
 ];
 
 /// A conjugated form (or a family of forms said the same way).
@@ -88,6 +89,13 @@ pub enum Form {
     /// Hiroshima 払いんさい / 払ってつかあさい, Hakata 払いんしゃい, Tohoku
     /// 払ってけろ / 払ってけれ
     Regional,
+    /// The honorific request, the politest caller's demand: お支払いください,
+    /// お支払いいただきたい, お見せいただけますか; する verbs with ご (ご説明
+    /// いただけますか, ご謝罪いただきたい). 来る has its own honorific word
+    /// (お越し) and no form here.
+    Honorific,
+    /// The honorific "don't": このお電話、お切りにならないでくださいね
+    HonorificNegativeRequest,
 }
 
 impl Form {
@@ -109,6 +117,8 @@ impl Form {
         ("te_oku", Form::TeOku),
         ("humble", Form::Humble),
         ("regional", Form::Regional),
+        ("honorific", Form::Honorific),
+        ("honorific_negative_request", Form::HonorificNegativeRequest),
     ];
 
     /// Named families of forms, so a term says what it means.
@@ -117,7 +127,12 @@ impl Form {
         (
             // "Don't hang up", in every register, and "if you hang up...".
             "prohibit",
-            &[Form::Prohibitive, Form::NegativeRequest, Form::Conditional],
+            &[
+                Form::Prohibitive,
+                Form::NegativeRequest,
+                Form::HonorificNegativeRequest,
+                Form::Conditional,
+            ],
         ),
         (
             // What the speaker says he will do.
@@ -264,6 +279,10 @@ const REGIONAL_TE_ENDINGS: &[&str] = &["ちょう", "けろ", "けれ", "つか�
 /// Hakata んしゃい).
 const REGIONAL_MASU_ENDINGS: &[&str] = &["やあ", "んさい", "んしゃい"];
 
+/// Endings after お + masu-stem (ご + noun for する verbs) that make the
+/// honorific request: お支払いください, お支払いいただきたい.
+const HONORIFIC_ENDINGS: &[&str] = &["ください", "いただけ", "いただきたい", "願え"];
+
 /// Endings after the て-form that make it a wish (〜てほしい).
 const WANT_ENDINGS: &[&str] = &["ほしい", "欲しい", "もらいたい", "いただきたい"];
 
@@ -387,6 +406,24 @@ fn conjugate(verb: &str, class: Class, form: Form) -> Vec<String> {
             .map(|e| format!("{}{e}", p.te))
             .collect(),
         Form::NegativeRequest => vec![format!("{}ないで", p.nai)],
+        Form::Honorific | Form::HonorificNegativeRequest => {
+            // お + masu-stem (お支払い); する: ご + the noun (ご説明).
+            let stem = match class {
+                Class::Kuru => return Vec::new(),
+                Class::Suru => {
+                    let noun = p.masu.strip_suffix('し').unwrap_or(&p.masu);
+                    format!("ご{noun}")
+                }
+                _ => format!("お{}", p.masu),
+            };
+            match form {
+                Form::Honorific => HONORIFIC_ENDINGS
+                    .iter()
+                    .map(|e| format!("{stem}{e}"))
+                    .collect(),
+                _ => vec![format!("{stem}にならないで")],
+            }
+        }
         Form::Regional => {
             let mut v: Vec<String> = REGIONAL_MASU_ENDINGS
                 .iter()
@@ -864,6 +901,28 @@ mod tests {
         assert!(suru.iter().any(|s| s == "謝罪しんさい"), "{suru:?}");
         let demand = forms("{見せる:ichidan}", "demand");
         assert!(demand.iter().any(|s| s == "見せてけろ"), "{demand:?}");
+    }
+
+    #[test]
+    fn honorific_requests_and_the_honorific_dont() {
+        assert_eq!(
+            forms("{払う:godan}", "honorific"),
+            [
+                "お払いください",
+                "お払いいただけ",
+                "お払いいただきたい",
+                "お払い願え"
+            ]
+        );
+        assert_eq!(
+            forms("電話を{切る:godan}", "honorific_negative_request"),
+            ["電話をお切りにならないで"]
+        );
+        let suru = forms("{説明する:suru}", "honorific");
+        assert!(suru.iter().any(|s| s == "ご説明いただけ"), "{suru:?}");
+        assert!(forms("{来る:kuru}", "honorific").is_empty());
+        let prohibit = forms("{切る:godan}", "prohibit");
+        assert!(prohibit.iter().any(|s| s == "お切りにならないで"));
     }
 
     #[test]
