@@ -193,6 +193,14 @@ impl PolicySet {
         self.categories.get(category).and_then(|c| c.severity)
     }
 
+    /// The category's full severity: its policy severity, else the
+    /// built-in one (`None` for a category of a tenant's own lexicon
+    /// without a policy severity).
+    pub fn full_severity(&self, category: &str) -> Option<Severity> {
+        self.category_severity(category)
+            .or_else(|| crate::category::builtin(category).map(|(_, s, _)| s))
+    }
+
     pub fn category_enabled(&self, category: &str) -> bool {
         self.categories.get(category).is_none_or(|c| c.enabled)
     }
@@ -202,10 +210,10 @@ impl PolicySet {
     /// one). A denied or quoted threat, downgraded, takes the action of its
     /// new severity: it is not `involve_police`.
     pub fn category_action(&self, category: &str, severity: Severity) -> Option<&str> {
-        let full = self
-            .category_severity(category)
-            .or_else(|| crate::category::builtin(category).map(|(_, s, _)| s));
-        if full.is_some_and(|full| severity < full) {
+        if self
+            .full_severity(category)
+            .is_some_and(|full| severity < full)
+        {
             return None;
         }
         self.categories

@@ -386,6 +386,8 @@ fn conjugate(verb: &str, class: Class, form: Form) -> Vec<String> {
         }
     };
     let p = &parts;
+    // する's noun (謝罪 of 謝罪する), for the forms built on it.
+    let suru_noun = || p.masu.strip_suffix('し').unwrap_or(&p.masu);
     match form {
         Form::Plain => vec![p.plain.clone(), format!("{}ます", p.masu)],
         Form::Past => vec![p.ta.clone(), format!("{}ました", p.masu)],
@@ -410,10 +412,7 @@ fn conjugate(verb: &str, class: Class, form: Form) -> Vec<String> {
             // お + masu-stem (お支払い); する: ご + the noun (ご説明).
             let stem = match class {
                 Class::Kuru => return Vec::new(),
-                Class::Suru => {
-                    let noun = p.masu.strip_suffix('し').unwrap_or(&p.masu);
-                    format!("ご{noun}")
-                }
+                Class::Suru => format!("ご{}", suru_noun()),
                 _ => format!("お{}", p.masu),
             };
             match form {
@@ -433,7 +432,7 @@ fn conjugate(verb: &str, class: Class, form: Form) -> Vec<String> {
             // Kansai 〜んかい on the negative stem: 払わんかい, 見せんかい;
             // する says せんかい.
             v.push(match class {
-                Class::Suru => format!("{}せんかい", p.nai.strip_suffix('し').unwrap_or(&p.nai)),
+                Class::Suru => format!("{}せんかい", suru_noun()),
                 _ => format!("{}んかい", p.nai),
             });
             v

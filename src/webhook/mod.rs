@@ -195,20 +195,18 @@ impl Webhooks {
         runtime: tokio::runtime::Handle,
     ) -> Result<Webhooks, WebhookStartError> {
         let hooks = check(service, &service.config.webhooks)?;
-        let mut running = HashMap::with_capacity(hooks.len());
+        let mut webhooks = Webhooks {
+            service: service.clone(),
+            running: tokio::sync::Mutex::new(HashMap::with_capacity(hooks.len())),
+            runtime,
+        };
         for hook in hooks {
             let (file, saved) = offset::OffsetFile::open(&service.config.data_dir, &hook.name)?;
-            let hook = Arc::new(hook);
-            running.insert(
-                hook.name.clone(),
-                Running::spawn(service, &runtime, hook, Arc::new(file), saved)?,
-            );
+            let name = hook.name.clone();
+            let running = webhooks.spawn(hook, Arc::new(file), saved)?;
+            webhooks.running.get_mut().insert(name, running);
         }
-        Ok(Webhooks {
-            service: service.clone(),
-            running: tokio::sync::Mutex::new(running),
-            runtime,
-        })
+        Ok(webhooks)
     }
 
     /// Replaces the webhooks in force by `entries`: starts the new ones
@@ -266,13 +264,7 @@ impl Webhooks {
             let file = old.file.clone();
             let position = old.end().await;
             let name = hook.name.clone();
-            match Running::spawn(
-                &self.service,
-                &self.runtime,
-                Arc::new(hook),
-                file,
-                Some(position),
-            ) {
+            match self.spawn(hook, file, Some(position)) {
                 Ok(new) => {
                     running.insert(name.clone(), new);
                     done.restarted.push(name);
@@ -284,13 +276,7 @@ impl Webhooks {
         }
         for (hook, file, saved) in fresh {
             let name = hook.name.clone();
-            match Running::spawn(
-                &self.service,
-                &self.runtime,
-                Arc::new(hook),
-                Arc::new(file),
-                saved,
-            ) {
+            match self.spawn(hook, Arc::new(file), saved) {
                 Ok(new) => {
                     running.insert(name.clone(), new);
                     done.started.push(name);
@@ -319,20 +305,20 @@ impl Webhooks {
             let _ = r.task.await;
         }
     }
-}
 
-impl Running {
+    /// Starts `hook`'s task on the webhooks' runtime, after `saved` (its
+    /// offset file's event) or at the log's end.
     fn spawn(
-        service: &Arc<Service>,
-        runtime: &tokio::runtime::Handle,
-        hook: Arc<Webhook>,
+        &self,
+        hook: Webhook,
         file: Arc<offset::OffsetFile>,
         saved: Option<u64>,
     ) -> Result<Running, OffsetError> {
+        let hook = Arc::new(hook);
         let (stop, stopped) = oneshot::channel();
         let task = worker::spawn(
-            service.clone(),
-            runtime,
+            self.service.clone(),
+            &self.runtime,
             hook.clone(),
             file.clone(),
             saved,
@@ -345,7 +331,9 @@ impl Running {
             task,
         })
     }
+}
 
+impl Running {
     /// Stops this webhook alone and waits until its offset is saved; the
     /// last event id it finished with.
     async fn end(self) -> u64 {

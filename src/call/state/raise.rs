@@ -61,10 +61,7 @@ impl CallSession {
             // demand made. Disclaimed (土下座しろとかそういう話じゃなくて, "not
             // that I want you on your knees") its words weigh as the
             // category's own, and the negation takes one level from that.
-            let own = policy
-                .category_severity(&term.category)
-                .or_else(|| crate::category::builtin(&term.category).map(|(_, s, _)| s));
-            if let Some(own) = own {
+            if let Some(own) = policy.full_severity(&term.category) {
                 severity = severity.min(own);
             }
         }
