@@ -53,7 +53,8 @@ pub enum Form {
     Past,
     /// 見せろ, 見せよ; 謝れ; しろ, せよ; 来い
     Imperative,
-    /// 見せるな, 見せんな (the contraction of る before な)
+    /// 見せるな, 見せんな (the contraction of る before な); the western
+    /// honorific "don't", Hiroshima 切りんさんな and 切りなさんな
     Prohibitive,
     /// 見せて: the bare て-form, the stem of every request and of てやる
     Te,
@@ -395,6 +396,9 @@ fn conjugate(verb: &str, class: Class, form: Form) -> Vec<String> {
         Form::Prohibitive => {
             let mut v = vec![format!("{}な", p.plain)];
             v.extend(p.contracted.iter().map(|c| format!("{c}な")));
+            // The negative of 〜んさい / 〜なさい, as firm as 切るな where it
+            // is said: こっちが納得するまで切りんさんなよ.
+            v.extend(["んさんな", "なさんな"].map(|e| format!("{}{e}", p.masu)));
             v
         }
         Form::Te => vec![p.te.clone()],
@@ -729,7 +733,11 @@ mod tests {
                 "te,conditional",
                 &["呼んで", "呼んだら", "呼べば", "呼ぶなら"],
             ),
-            ("{切る:godan}", "prohibitive", &["切るな", "切んな"]),
+            (
+                "{切る:godan}",
+                "prohibitive",
+                &["切るな", "切んな", "切りんさんな", "切りなさんな"],
+            ),
             ("{待つ:godan}", "te,imperative", &["待て", "待って"]),
             (
                 "{晒す:godan}",
@@ -818,7 +826,14 @@ mod tests {
     fn suru_and_kuru() {
         assert_eq!(
             forms("{謝罪する:suru}", "imperative,prohibitive"),
-            ["謝罪しろ", "謝罪せよ", "謝罪するな", "謝罪すんな"]
+            [
+                "謝罪しろ",
+                "謝罪せよ",
+                "謝罪するな",
+                "謝罪すんな",
+                "謝罪しんさんな",
+                "謝罪しなさんな"
+            ]
         );
         assert_eq!(forms("{来る:kuru}", "imperative,te"), ["来い", "来て"]);
         assert_eq!(
@@ -871,6 +886,7 @@ mod tests {
         for want in [
             "電話を切るな",
             "切んな",
+            "切りんさんな",
             "電話切らないで",
             "切ったら",
             "電話を切れば",
